@@ -1,0 +1,36 @@
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from buzon.core import config
+from buzon.core.supervisor import Child, Supervisor, buzon_argv, inherit_env
+
+
+class Command(BaseCommand):
+    help = "Migrate, then run the web UI, a task worker and the sync engine as one process tree."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=config.env_str("BUZON_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=config.env_int("BUZON_PORT", 8000))
+        parser.add_argument("--no-migrate", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        inherit_env()
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        host, port = options["host"], options["port"]
+        shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0"} else host  # noqa: S104
+        self.stdout.write(f"Buzón is running at http://{shown_host}:{port}/  (data in {settings.DATA_DIR})")
+        if not get_user_model().objects.filter(is_superuser=True).exists():
+            self.stdout.write("Create the first administrator with:  .venv/bin/buzon createsuperuser")
+        self.stdout.write("Stop with Ctrl-C.")
+        self.stdout.flush()
+        children = [
+            Child("web", buzon_argv("web", "--host", host, "--port", str(port), "--workers", "1")),
+            Child("worker", buzon_argv("worker")),
+            Child("sync", buzon_argv("sync")),
+        ]
+        Supervisor(children).run()

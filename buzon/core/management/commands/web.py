@@ -1,0 +1,43 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from gunicorn.app.base import BaseApplication
+
+from buzon.core import config
+from buzon.wsgi import application
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return application
+
+
+class Command(BaseCommand):
+    help = "Serve the web UI and the API (gunicorn, threaded workers)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=config.env_str("BUZON_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=config.env_int("BUZON_PORT", 8000))
+        parser.add_argument("--workers", type=int, default=config.env_int("BUZON_WEB_WORKERS", 2))
+        parser.add_argument("--threads", type=int, default=config.env_int("BUZON_WEB_THREADS", 4))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        _Gunicorn(
+            {
+                "bind": f"{options['host']}:{options['port']}",
+                "workers": options["workers"],
+                "threads": options["threads"],
+                "worker_class": "gthread",
+                "accesslog": "-" if options["verbosity"] > 1 else None,
+                "graceful_timeout": 10,
+                "timeout": 120,
+            }
+        ).run()

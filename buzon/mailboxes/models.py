@@ -1,0 +1,236 @@
+"""Email domains and email accounts: where mail comes from and leaves through."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from buzon.core import crypto
+from buzon.crm.models import AgentGroup, Store
+from buzon.mailboxes.presets import preset_choices
+
+
+class Security(models.TextChoices):
+    SSL = "ssl", _("SSL/TLS")
+    STARTTLS = "starttls", _("STARTTLS")
+    NONE = "none", _("None (plain text)")
+
+
+class IncomingProtocol(models.TextChoices):
+    IMAP = "imap", "IMAP"
+    POP3 = "pop3", "POP3"
+
+
+class EmailDomain(models.Model):
+    """Server settings shared by every account on one domain; accounts may override them."""
+
+    domain_name = models.CharField(_("domain"), max_length=253, unique=True)
+    preset = models.CharField(
+        _("hosted at"), max_length=32, blank=True, choices=preset_choices(),
+        help_text=_("Pick the provider if this domain's mail is hosted by one (e.g. Google Workspace)."),
+    )
+    incoming_protocol = models.CharField(
+        _("incoming protocol"), max_length=4, choices=IncomingProtocol.choices, default=IncomingProtocol.IMAP
+    )
+    incoming_host = models.CharField(_("incoming server"), max_length=253, blank=True)
+    incoming_port = models.PositiveIntegerField(_("incoming port"), null=True, blank=True)
+    incoming_security = models.CharField(
+        _("incoming security"), max_length=8, choices=Security.choices, default=Security.SSL
+    )
+    smtp_host = models.CharField(_("SMTP server"), max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField(_("SMTP port"), null=True, blank=True)
+    smtp_security = models.CharField(_("SMTP security"), max_length=8, choices=Security.choices, default=Security.SSL)
+    smtp_auth = models.BooleanField(
+        _("SMTP server requires authentication"), default=True,
+        help_text=_("Turn off only for a relay that accepts mail from this machine without a login."),
+    )
+    attachment_limit_mb = models.PositiveIntegerField(
+        _("attachment limit (MB)"), default=25,
+        help_text=_("Larger attachments are left out of stored mail, named in a note instead."),
+    )
+    tls_verify = models.BooleanField(
+        _("verify TLS certificates"), default=True,
+        help_text=_("Turn off only for a server with a self-signed certificate you trust."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["domain_name"]
+        verbose_name = _("email domain")
+        verbose_name_plural = _("email domains")
+
+    def __str__(self) -> str:
+        return self.domain_name
+
+
+class SyncOption(models.TextChoices):
+    ALL = "all", _("All mail")
+    UNSEEN = "unseen", _("Only unread mail")
+
+
+class AccountState(models.TextChoices):
+    IDLE = "idle", _("Idle")
+    SYNCING = "syncing", _("Syncing")
+    ERROR = "error", _("Error")
+    AWAITING_PASSWORD = "awaiting_password", _("Awaiting password")
+    DISABLED = "disabled", _("Disabled")
+
+
+class EmailAccount(models.Model):
+    # General
+    email_address = models.EmailField(_("email address"), unique=True)
+    display_name = models.CharField(_("display name"), max_length=200, blank=True)
+    domain = models.ForeignKey(
+        EmailDomain, verbose_name=_("email domain"), null=True, blank=True, on_delete=models.PROTECT,
+        related_name="accounts",
+    )
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), null=True, blank=True, on_delete=models.PROTECT, related_name="email_accounts"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="email_accounts",
+        help_text=_("The user this account belongs to; asked for the password when awaiting one."),
+    )
+    login = models.CharField(
+        _("different login ID"), max_length=320, blank=True,
+        help_text=_("Log in with this name and password instead of the email address. "
+                    "Recipients still see the email address as the sender."),
+    )
+    password_encrypted = models.TextField(blank=True, editable=False)
+    awaiting_password = models.BooleanField(
+        _("awaiting password"), default=False,
+        help_text=_("You are creating this account for someone else and do not know the password: "
+                    "they will be asked for it when they next sign in. Nothing syncs until then."),
+    )
+    ascii_password = models.BooleanField(
+        _("use ASCII encoding for the password"), default=False,
+        help_text=_("Send the password ASCII-encoded, for old servers that reject other characters."),
+    )
+    tls_verify = models.BooleanField(
+        _("verify TLS certificates"), default=True,
+        help_text=_("Turn off only for a server with a self-signed certificate you trust."),
+    )
+    template_role = models.CharField(max_length=32, blank=True, editable=False)
+    is_system = models.BooleanField(default=False, editable=False)
+
+    # Incoming
+    incoming_enabled = models.BooleanField(_("enable incoming"), default=False)
+    incoming_protocol = models.CharField(
+        _("incoming protocol"), max_length=4, choices=IncomingProtocol.choices, blank=True,
+        help_text=_("IMAP keeps folders and read state on the server; POP3 downloads the inbox only."),
+    )
+    incoming_host = models.CharField(_("incoming server"), max_length=253, blank=True)
+    incoming_port = models.PositiveIntegerField(_("incoming port"), null=True, blank=True)
+    incoming_security = models.CharField(_("incoming security"), max_length=8, choices=Security.choices, blank=True)
+    default_incoming = models.BooleanField(
+        _("default incoming"), default=False,
+        help_text=_("Replies to the company (e.g. to an address that does not receive) arrive in this account."),
+    )
+    attachment_limit_mb = models.PositiveIntegerField(_("attachment limit (MB)"), null=True, blank=True)
+    sync_option = models.CharField(
+        _("email sync option"), max_length=8, choices=SyncOption.choices, default=SyncOption.ALL,
+        help_text=_("Sync every message, or only those not yet read when Buzón first sees them."),
+    )
+    initial_sync_count = models.PositiveIntegerField(
+        _("initial sync count"), default=250,
+        help_text=_("How many of the newest messages to bring in the first time; 0 brings all of them."),
+    )
+    folders = models.JSONField(_("folders"), default=list, blank=True, help_text=_("IMAP folders to sync."))
+    delete_after_download = models.BooleanField(
+        _("delete downloaded messages"), default=False,
+        help_text=_("Delete each message from the mail server once it is safely stored in Buzón."),
+    )
+    append_to = models.CharField(
+        _("append to"), max_length=64, blank=True,
+        help_text=_("Create this kind of record for every new conversation received here."),
+    )
+    auto_link = models.BooleanField(
+        _("enable automatic linking in documents"), default=False,
+        help_text=_("Link replies to the record they answer (record token or plus address)."),
+    )
+    create_customer_if_not_found = models.BooleanField(
+        _("create customer if not found"), default=True,
+        help_text=_("Otherwise mail from senders who are not customers is not imported."),
+    )
+    agent_group = models.ForeignKey(
+        AgentGroup, verbose_name=_("agent group for new customers"), null=True, blank=True,
+        on_delete=models.SET_NULL,
+    )
+    notify_agent = models.BooleanField(
+        _("notify agent"), default=False, help_text=_("Tell the customer's agent about each incoming email.")
+    )
+    notify_unreplied_after_minutes = models.PositiveIntegerField(
+        _("notify if unreplied for (minutes)"), null=True, blank=True
+    )
+    notify_unreplied_to = models.TextField(
+        _("notify if unreplied to"), blank=True, help_text=_("Email addresses, separated by commas.")
+    )
+
+    # Outgoing
+    outgoing_enabled = models.BooleanField(_("enable outgoing"), default=False)
+    smtp_host = models.CharField(_("SMTP server"), max_length=253, blank=True)
+    smtp_port = models.PositiveIntegerField(_("SMTP port"), null=True, blank=True)
+    smtp_security = models.CharField(_("SMTP security"), max_length=8, choices=Security.choices, blank=True)
+    smtp_auth = models.BooleanField(
+        _("SMTP server requires authentication"), null=True, blank=True,
+        help_text=_("Leave unset to use the domain's setting."),
+    )
+    default_outgoing = models.BooleanField(
+        _("default outgoing"), default=False,
+        help_text=_("Notifications and bulk mail are sent from this account."),
+    )
+    add_signature = models.BooleanField(_("add signature"), default=False)
+    signature = models.TextField(_("signature"), blank=True)
+    always_use_account_address = models.BooleanField(
+        _("always use this account's address as sender"), default=False,
+        help_text=_("Mail is sent From this address; the user is named in the display name and Reply-To."),
+    )
+    unsubscribe_link = models.BooleanField(
+        _("include unsubscribe link"), default=False,
+        help_text=_("Add a link to unsubscribe from mail sent from this address."),
+    )
+    track_opens = models.BooleanField(
+        _("track email status"), default=False,
+        help_text=_("Track whether mail was read. With many recipients, one opening marks it opened."),
+    )
+    append_to_sent = models.BooleanField(
+        _("append emails to sent folder"), default=False,
+        help_text=_("Store a copy in the account's Sent folder (servers such as Zimbra or cPanel do not)."),
+    )
+    auto_reply_enabled = models.BooleanField(_("enable auto reply"), default=False)
+    auto_reply_message = models.TextField(_("auto reply message"), blank=True)
+
+    # State (written by the sync engine and the probe)
+    state = models.CharField(_("state"), max_length=20, choices=AccountState.choices, default=AccountState.DISABLED)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_error_code = models.CharField(max_length=32, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+    last_contact_at = models.DateTimeField(_("last talked to its server"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["email_address"]
+        verbose_name = _("email account")
+        verbose_name_plural = _("email accounts")
+
+    def __str__(self) -> str:
+        return self.email_address
+
+    # Secrets are write-only: set through here, read only where a connection is made.
+    def set_password(self, plain: str) -> None:
+        self.password_encrypted = crypto.encrypt(plain)
+
+    def get_password(self) -> str:
+        return crypto.decrypt(self.password_encrypted)
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    @property
+    def login_name(self) -> str:
+        return self.login or self.email_address

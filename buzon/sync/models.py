@@ -1,0 +1,60 @@
+"""What the sync engine keeps: the exact bytes of every message, and where it read them from."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from buzon.mailboxes.models import EmailAccount
+
+
+class RawMessage(models.Model):
+    """A message exactly as the server gave it, committed before anything else happens to it.
+
+    Its key on the server is (account, folder, uidvalidity, uid) for IMAP or (account, uidl) for
+    POP3; the unique constraints make storing it twice impossible. Deleting a message in Buzón
+    keeps the row as a tombstone (`deleted_at`) so a resync never brings it back.
+    """
+
+    class Status(models.TextChoices):
+        STORED = "stored", _("Stored")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    account = models.ForeignKey(EmailAccount, null=True, on_delete=models.SET_NULL, related_name="raw_messages")
+    account_address = models.CharField(max_length=320)
+    folder = models.CharField(max_length=512, blank=True)
+    uidvalidity = models.BigIntegerField(null=True)
+    uid = models.BigIntegerField(null=True)
+    uidl = models.CharField(max_length=512, null=True)  # noqa: DJ001 (NULL keeps IMAP rows out of the POP3 key)
+    data = models.BinaryField()
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    message_id = models.CharField(max_length=998, blank=True, db_index=True)
+    from_header = models.TextField(blank=True)
+    to_header = models.TextField(blank=True)
+    subject = models.TextField(blank=True)
+    date = models.DateTimeField(null=True)
+    flags = models.JSONField(default=list, blank=True)
+    truncated = models.BooleanField(default=False, help_text=_("Oversized attachments were left out."))
+    truncation_note = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STORED, db_index=True)
+    status_reason = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "folder", "uidvalidity", "uid"], name="raw_unique_imap_key",
+                condition=models.Q(uid__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["account", "uidl"], name="raw_unique_pop3_key", condition=models.Q(uidl__isnull=False)
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.account_address} {self.folder} {self.uid or self.uidl}: {self.subject[:60]}"

@@ -1,0 +1,84 @@
+"""Shared fixtures: real Dovecot and SMTP servers, a test CA, and the services switch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import dovecot as dovecot_support
+from tests.support.certs import TestCerts, make_certs
+from tests.support.services import require
+from tests.support.smtpd import SMTPServer
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def test_certs() -> Iterator[TestCerts]:
+    directory = Path(tempfile.mkdtemp(prefix="buzon-certs-"))
+    directory.chmod(0o755)
+    yield make_certs(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _trust_test_ca(test_certs: TestCerts) -> None:
+    """Buzón (and the processes tests start) trust the test CA, as a site trusts its own CA."""
+    from django.conf import settings
+
+    settings.TLS_CA_FILE = str(test_certs.ca_file)
+    os.environ["BUZON_CA_FILE"] = str(test_certs.ca_file)
+
+
+@pytest.fixture(scope="session")
+def dovecot(test_certs: TestCerts) -> Iterator[dovecot_support.Dovecot]:
+    require(dovecot_support.available(), "Dovecot (Debian packages dovecot-imapd, dovecot-pop3d)")
+    server = dovecot_support.Dovecot(certs=test_certs).start()
+    yield server
+    server.cleanup()
+
+
+def _smtp(test_certs: TestCerts, mode: str) -> Iterator[SMTPServer]:
+    server = SMTPServer(test_certs, mode=mode, users={"sender@example.test": "smtp-secret"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_starttls(test_certs: TestCerts) -> Iterator[SMTPServer]:
+    yield from _smtp(test_certs, "starttls")
+
+
+@pytest.fixture
+def smtp_ssl(test_certs: TestCerts) -> Iterator[SMTPServer]:
+    yield from _smtp(test_certs, "ssl")
+
+
+@pytest.fixture
+def smtp_plain(test_certs: TestCerts) -> Iterator[SMTPServer]:
+    yield from _smtp(test_certs, "plain")
+
+
+@pytest.fixture
+def corpus() -> Path:
+    require(CORPUS.is_dir(), f"the shared mail corpus at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    require(url.startswith(("postgres://", "postgresql://")), "PostgreSQL (DATABASE_URL)")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    require(bool(url), "Redis (REDIS_URL)")
+    return url
