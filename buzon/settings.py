@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "buzon.crm",
     "buzon.mailboxes",
     "buzon.sync",
+    "buzon.messages",
     "buzon.inbound",
     "buzon.outbound",
     "buzon.api",
@@ -118,7 +119,6 @@ LOGOUT_REDIRECT_URL = "web:login"
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("es", _("Spanish"))]
-LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = config.env_str("BUZON_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -173,4 +173,6 @@ SYSTEM_SMTP_URL = config.env_str("BUZON_SYSTEM_SMTP_URL")
 TLS_CA_FILE = config.env_str("BUZON_CA_FILE")
 PROBE_TIMEOUT_S = float(config.env_str("BUZON_PROBE_TIMEOUT", "10"))
 SYNC_POLL_INTERVAL_S = config.env_int("BUZON_SYNC_POLL_INTERVAL", 60)
+# The task the sync engine enqueues for each stored message (sync never imports the pipeline).
+INBOUND_TASK = "buzon.inbound.tasks.process_raw_message"
 SYNC_LEASE_S = config.env_int("BUZON_SYNC_LEASE", 60)

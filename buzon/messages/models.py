@@ -1,0 +1,77 @@
+"""Every email Buzón holds, received or sent, in one table with one id space.
+
+Received mail is parsed into a Message from its RawMessage by the inbound pipeline; sent mail is
+composed into a Message by outbound. Threading, records and the API all read from here.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from buzon.mailboxes.models import EmailAccount
+from buzon.sync.models import RawMessage
+
+
+class Direction(models.TextChoices):
+    INCOMING = "in", _("Received")
+    OUTGOING = "out", _("Sent")
+
+
+class MessageStatus(models.TextChoices):
+    # received mail
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    UNPARSEABLE = "unparseable", _("Could not be read")
+    FAILED = "failed", _("Failed")
+    # sent mail
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    SEND_FAILED = "send_failed", _("Sending failed")
+    OPENED = "opened", _("Opened")
+    BOUNCED = "bounced", _("Bounced")
+
+
+class Message(models.Model):
+    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
+    account = models.ForeignKey(
+        EmailAccount, verbose_name=_("email account"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="messages",
+    )
+    raw = models.OneToOneField(RawMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="message")
+    message_id = models.CharField(_("Message-ID"), max_length=998, blank=True, db_index=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.TextField(blank=True)
+    subject = models.TextField(_("subject"), blank=True)
+    from_address = models.CharField(_("from"), max_length=320, blank=True, db_index=True)
+    from_name = models.CharField(max_length=320, blank=True)
+    to = models.JSONField(_("to"), default=list, blank=True)
+    cc = models.JSONField(_("cc"), default=list, blank=True)
+    bcc = models.JSONField(_("bcc"), default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    date = models.DateTimeField(_("date"), null=True, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text=_("Already sanitised for display."))
+    status = models.CharField(_("status"), max_length=12, choices=MessageStatus.choices, db_index=True)
+    status_reason = models.TextField(_("reason"), blank=True)
+    # What the pipeline (or the sender) decided, step by step, in plain words.
+    decisions = models.JSONField(default=list, blank=True)
+    record_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
+    record_id = models.PositiveBigIntegerField(null=True, blank=True)
+    record = GenericForeignKey("record_type", "record_id")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["record_type", "record_id"]), models.Index(fields=["account", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.from_address}: {self.subject[:60]}"
