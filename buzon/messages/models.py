@@ -12,6 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from buzon.crm.models import Agent, Customer
 from buzon.mailboxes.models import EmailAccount
 from buzon.sync.models import RawMessage
 
@@ -34,6 +35,14 @@ class MessageStatus(models.TextChoices):
     SEND_FAILED = "send_failed", _("Sending failed")
     OPENED = "opened", _("Opened")
     BOUNCED = "bounced", _("Bounced")
+
+
+class Classification(models.TextChoices):
+    NORMAL = "normal", _("Normal")
+    BOUNCE = "bounce", _("Bounce")
+    AUTO_REPLY = "auto_reply", _("Auto-reply")
+    LIST = "list", _("Mailing list")
+    LOOP = "loop", _("Own address (loop)")
 
 
 class Message(models.Model):
@@ -63,6 +72,21 @@ class Message(models.Model):
     record_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
     record_id = models.PositiveBigIntegerField(null=True, blank=True)
     record = GenericForeignKey("record_type", "record_id")
+    # Written by the inbound pipeline.
+    classification = models.CharField(
+        _("classification"), max_length=12, choices=Classification.choices, default=Classification.NORMAL
+    )
+    # Message-ID + content hash: the same mail seen in two folders or accounts is stored once.
+    dedupe_key = models.CharField(max_length=64, null=True, blank=True, unique=True)  # noqa: DJ001
+    # The Message-ID a provider gave our sent mail when it replaced ours (found on the Sent copy).
+    provider_message_id = models.CharField(max_length=998, blank=True, db_index=True)
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    agent = models.ForeignKey(
+        Agent, verbose_name=_("agent"), null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    unreplied_notified_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -75,3 +99,38 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.from_address}: {self.subject[:60]}"
+
+
+class Attachment(models.Model):
+    """A file in a received message. The bytes stay in the raw message; ``part`` finds them again."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    part = models.PositiveIntegerField(help_text="Index of the MIME part in walk order.")
+    filename = models.CharField(_("file name"), max_length=500, blank=True)
+    content_type = models.CharField(_("content type"), max_length=200)
+    size = models.PositiveIntegerField(_("size"))
+    content_id = models.CharField(max_length=500, blank=True)
+    inline = models.BooleanField(_("inline"), default=False)
+
+    class Meta:
+        ordering = ["message", "part"]
+        constraints = [models.UniqueConstraint(fields=["message", "part"], name="attachment_part_once")]
+
+    def __str__(self) -> str:
+        return self.filename or self.content_type
+
+
+class UndeliverableAddress(models.Model):
+    """An address a bounce said cannot receive mail; outgoing mail can check it before sending."""
+
+    address = models.EmailField(_("email address"), max_length=320, unique=True)
+    reason = models.TextField(_("reason"), blank=True)
+    bounce = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("undeliverable address")
+        verbose_name_plural = _("undeliverable addresses")
+
+    def __str__(self) -> str:
+        return self.address

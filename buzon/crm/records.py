@@ -1,0 +1,103 @@
+"""Creating and finding the records mail feeds (customers, tickets, job applicants).
+
+The ``create_*`` functions are what the mail-target registry (buzon.messages.targets) calls for a new
+conversation; they take any object with the attributes of ``targets.NewConversation`` (crm sits
+below messages, so it names the shape instead of importing it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from django.db import IntegrityError, transaction
+
+from buzon.crm.models import Customer, CustomerEmail, JobApplicant, Store, Ticket
+
+
+class Conversation(Protocol):
+    @property
+    def subject(self) -> str: ...
+    @property
+    def from_address(self) -> str: ...
+    @property
+    def from_name(self) -> str: ...
+    @property
+    def customer(self) -> Any: ...
+    @property
+    def account(self) -> Any: ...
+
+
+def normalise_address(address: str) -> str:
+    return (address or "").strip().lower()
+
+
+def find_customer(address: str) -> Customer | None:
+    address = normalise_address(address)
+    if not address:
+        return None
+    row = CustomerEmail.objects.select_related("customer").filter(address=address).first()
+    return row.customer if row else None
+
+
+def get_or_create_customer(address: str, *, name: str = "", store: Store | None = None) -> tuple[Customer, bool]:
+    """The customer owning ``address``, or a new one with only the email filled in (seed 002).
+
+    Two workers seeing the same new sender at once race on CustomerEmail's unique address: the
+    loser's savepoint rolls back and it reads the winner's customer, so one customer is created.
+    """
+    address = normalise_address(address)
+    existing = find_customer(address)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            customer = Customer.objects.create(name=name[:200], store=store)
+            CustomerEmail.objects.create(customer=customer, address=address)
+    except IntegrityError:
+        winner = find_customer(address)
+        if winner is None:
+            raise
+        return winner, False
+    return customer, True
+
+
+def _store_of(conversation: Conversation) -> Store | None:
+    account = conversation.account
+    return getattr(account, "store", None) if account is not None else None
+
+
+def create_ticket(conversation: Conversation) -> Ticket:
+    customer = conversation.customer
+    return Ticket.objects.create(
+        subject=(conversation.subject or "")[:998],
+        customer=customer,
+        agent=getattr(customer, "agent", None),
+        store=_store_of(conversation),
+    )
+
+
+def create_job_applicant(conversation: Conversation) -> JobApplicant:
+    return JobApplicant.objects.create(
+        name=(conversation.from_name or "")[:200],
+        email=normalise_address(conversation.from_address)[:320],
+        subject=(conversation.subject or "")[:998],
+        store=_store_of(conversation),
+    )
+
+
+def create_customer(conversation: Conversation) -> Customer:
+    if conversation.customer is not None:
+        return conversation.customer  # type: ignore[no-any-return]
+    customer, _ = get_or_create_customer(
+        conversation.from_address, name=conversation.from_name, store=_store_of(conversation)
+    )
+    return customer
+
+
+def reopen_ticket(ticket: Ticket) -> bool:
+    """A customer's reply reopens a closed (or replied) ticket. Returns whether it changed."""
+    if ticket.status == Ticket.Status.OPEN:
+        return False
+    ticket.status = Ticket.Status.OPEN
+    ticket.save(update_fields=["status", "updated_at"])
+    return True
