@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import browser as browser_support
 from tests.support import dovecot as dovecot_support
 from tests.support.certs import TestCerts, make_certs
 from tests.support.services import require
@@ -82,3 +83,26 @@ def redis_url() -> str:
     url = os.environ.get("REDIS_URL", "")
     require(bool(url), "Redis (REDIS_URL)")
     return url
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (see tests/support/browser.py)."""
+    require(browser_support.available(), "Chromium (Debian package chromium) and playwright")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls tests make between
+    # page actions are still synchronous, so Django's async-safety check would be a false alarm.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = browser_support.launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium, live_server) -> Iterator[object]:
+    """A fresh page (own cookies, English Accept-Language) whose relative URLs go to live_server."""
+    page = browser_support.new_page(chromium, live_server.url)
+    yield page
+    page.context.close()
