@@ -1,39 +1,129 @@
-"""Turns a stored RawMessage into a Message. (First version: headers only; the steps come next.)"""
+"""Turns a stored RawMessage into a Message: the ordered steps, run in one transaction per message.
+
+The order is this one list (reordering is a one-line diff). Each step is a module in ``steps/`` with
+``NAME`` and ``run(ctx)``, records its decisions on the context, and is idempotent, so re-running a
+message (``buzon reprocess``) updates the same Message and record instead of adding new ones.
+
+A step ends processing on purpose by raising a StopPipeline subclass (Duplicate, Skip, Unreadable).
+Any other exception rolls the message's work back and quarantines it: the Message is kept with
+status ``failed`` and the failing step and error recorded; re-running it is safe.
+"""
 
 from __future__ import annotations
 
-import email.policy
-import email.utils
-from email.parser import BytesHeaderParser
+import logging
+import time
+from types import ModuleType
 
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
+from buzon.inbound.context import Context, Duplicate, Skip, Unreadable
+from buzon.inbound.steps import (
+    assign,
+    autoreply,
+    classify,
+    customer,
+    deduplicate,
+    notify,
+    parse,
+    route,
+    store,
+    thread,
+)
+from buzon.mailboxes.models import EmailAccount
 from buzon.messages.models import Direction, Message, MessageStatus
 from buzon.sync.models import RawMessage
 
+logger = logging.getLogger(__name__)
 
-def _addresses(value: str | None) -> list[str]:
-    return [addr for _, addr in email.utils.getaddresses([value or ""]) if addr]
+STEPS: list[ModuleType] = [parse, deduplicate, classify, thread, customer, route, store, assign, notify, autoreply]
+
+#: Seconds spent per step name since the process started (bench/bench_pipeline.py prints them).
+STEP_SECONDS: dict[str, float] = {}
+
+
+def _own_addresses() -> set[str]:
+    return {a.lower() for a in EmailAccount.objects.values_list("email_address", flat=True)}
+
+
+def _context(raw: RawMessage) -> Context:
+    message = Message.objects.filter(raw=raw).first() or Message(direction=Direction.INCOMING)
+    account = None
+    if raw.account_id is not None:
+        account = EmailAccount.objects.select_related("agent_group", "store").filter(pk=raw.account_id).first()
+    return Context(raw=raw, account=account, message=message, own_addresses=_own_addresses())
+
+
+def _finish_raw(raw: RawMessage, status: str, reason: str = "") -> None:
+    raw.status, raw.status_reason = status, reason[:2000]
+    raw.save(update_fields=["status", "status_reason"])
+
+
+def _run_steps(ctx: Context) -> None:
+    for step in STEPS:
+        started = time.perf_counter()
+        try:
+            step.run(ctx)
+        except Exception as error:
+            error.step = step.NAME  # type: ignore[attr-defined]
+            raise
+        finally:
+            STEP_SECONDS[step.NAME] = STEP_SECONDS.get(step.NAME, 0.0) + time.perf_counter() - started
+
+
+def _keep_unreadable(ctx: Context, reason: str) -> str:
+    message = ctx.message
+    message.direction, message.account, message.raw = Direction.INCOMING, ctx.account, ctx.raw
+    message.status, message.status_reason = MessageStatus.UNPARSEABLE, reason[:2000]
+    message.subject = message.subject or ctx.raw.subject
+    message.message_id = message.message_id or ctx.raw.message_id[:998]
+    ctx.decide(parse.NAME, "unparseable", gettext_noop("Could not be read: %(why)s."), why=reason)
+    message.decisions = ctx.decisions
+    message.save()
+    _finish_raw(ctx.raw, RawMessage.Status.PROCESSED, reason)
+    return "unparseable"
+
+
+def _quarantine(raw_id: int, error: BaseException) -> str:
+    step = getattr(error, "step", "?")
+    reason = f"{step}: {type(error).__name__}: {error}"[:2000]
+    logger.exception("inbound pipeline failed for raw message %s at step %s", raw_id, step)
+    with transaction.atomic():
+        raw = RawMessage.objects.select_for_update().get(pk=raw_id)
+        message = Message.objects.filter(raw=raw).first() or Message(
+            direction=Direction.INCOMING, raw=raw, account_id=raw.account_id, subject=raw.subject,
+            message_id=raw.message_id[:998], date=raw.date,
+        )
+        message.status, message.status_reason = MessageStatus.FAILED, reason
+        message.decisions = [*message.decisions, {"step": step, "decision": "failed", "error": reason}]
+        message.save()
+        _finish_raw(raw, RawMessage.Status.FAILED, reason)
+    return "failed"
 
 
 def run_pipeline(raw_id: int) -> str:
-    raw = RawMessage.objects.get(pk=raw_id)
-    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(bytes(raw.data))
-    name, sender = email.utils.parseaddr(headers.get("From", ""))
-    with transaction.atomic():
-        message, created = Message.objects.get_or_create(
-            raw=raw,
-            defaults={
-                "direction": Direction.INCOMING,
-                "account_id": raw.account_id,
-                "message_id": raw.message_id,
-                "subject": raw.subject,
-                "from_address": sender,
-                "from_name": name,
-                "to": _addresses(headers.get("To")),
-                "cc": _addresses(headers.get("Cc")),
-                "date": raw.date,
-                "status": MessageStatus.RECEIVED,
-            },
-        )
-    return "created" if created else "exists"
+    """Process one raw message; returns processed, duplicate, skipped, unparseable or failed."""
+    try:
+        with transaction.atomic():
+            raw = RawMessage.objects.select_for_update().get(pk=raw_id)
+            ctx = _context(raw)
+            try:
+                _run_steps(ctx)
+            except Unreadable as stop:
+                return _keep_unreadable(ctx, stop.reason)
+            except Duplicate as stop:
+                _finish_raw(raw, RawMessage.Status.PROCESSED, stop.reason)
+                return "duplicate"
+            except Skip as stop:
+                _finish_raw(raw, RawMessage.Status.SKIPPED, stop.reason)
+                return "skipped"
+            ctx.message.decisions = ctx.decisions
+            ctx.message.save(update_fields=["decisions", "updated_at"])
+            _finish_raw(raw, RawMessage.Status.PROCESSED)
+            return "processed"
+    except RawMessage.DoesNotExist:
+        logger.warning("raw message %s no longer exists", raw_id)
+        return "missing"
+    except Exception as error:  # quarantine: the message is kept, marked, and can be re-run
+        return _quarantine(raw_id, error)

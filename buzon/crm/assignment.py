@@ -1,0 +1,43 @@
+"""Spreading new customers over the agents of a group (seed 002).
+
+First evenly among agents whose status is ``free``; when none is free, evenly among those at lunch,
+busy, on break or offline (not logged in). "Evenly" counts the customers this group already gave
+each agent; ties go to the lowest agent id, so the choice is deterministic.
+
+Race-free with many workers: the group's row is locked (SELECT ... FOR UPDATE) for the rest of the
+caller's transaction, so two workers assigning into one group take turns and each sees the other's
+count. On SQLite the write transaction itself serialises them.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from buzon.crm.models import Agent, AgentGroup, Customer
+
+FALLBACK_STATUSES = (Agent.Status.LUNCH, Agent.Status.BUSY, Agent.Status.BREAK, Agent.Status.OFFLINE)
+
+
+def choose_agent(group: AgentGroup) -> Agent | None:
+    agents = group.agents.annotate(load=Count("customers", filter=Q(customers__agent_group=group)))
+    free = agents.filter(status=Agent.Status.FREE)
+    pool = free if free.exists() else agents.filter(Q(status__in=FALLBACK_STATUSES) | Q(online=False))
+    return pool.order_by("load", "id").first()
+
+
+def assign_agent(customer: Customer, group: AgentGroup) -> Agent | None:
+    """Give ``customer`` an agent of ``group`` unless it has one. Returns the agent newly assigned."""
+    with transaction.atomic():
+        AgentGroup.objects.select_for_update().filter(pk=group.pk).first()
+        current = Customer.objects.select_for_update().filter(pk=customer.pk).values_list("agent_id", flat=True).first()
+        if current is not None:
+            customer.refresh_from_db(fields=["agent", "agent_group", "assigned_at"])
+            return None
+        agent = choose_agent(group)
+        if agent is None:
+            return None
+        customer.agent, customer.agent_group, customer.assigned_at = agent, group, timezone.now()
+        customer.save(update_fields=["agent", "agent_group", "assigned_at"])
+        return agent

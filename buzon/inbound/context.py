@@ -1,0 +1,86 @@
+"""What flows through the pipeline: one typed context per message, and the exceptions that stop it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models
+
+from buzon.crm.models import Customer
+from buzon.inbound.mail.parse import ParsedMail
+from buzon.mailboxes.models import EmailAccount
+from buzon.messages.models import Classification, Message
+from buzon.sync.models import RawMessage
+
+
+class StopPipeline(Exception):
+    """Base of the typed exceptions a step raises to end processing on purpose (not a failure)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Duplicate(StopPipeline):
+    """The same message is already in Buzón (another folder, account or a resync)."""
+
+    def __init__(self, reason: str, existing: Message) -> None:
+        super().__init__(reason)
+        self.existing = existing
+
+
+class Skip(StopPipeline):
+    """Not imported (unknown sender and the account creates no customers): the raw stays, skipped."""
+
+
+class Unreadable(StopPipeline):
+    """The bytes are not a message: it is kept as ``unparseable`` with the reason."""
+
+
+@dataclass
+class Context:
+    raw: RawMessage
+    account: EmailAccount | None
+    message: Message
+    parsed: ParsedMail | None = None
+    parent: Message | None = None
+    record: models.Model | None = None
+    new_conversation: bool = False
+    customer: Customer | None = None
+    customer_created: bool = False
+    agent_assigned: bool = False
+    own_addresses: set[str] = field(default_factory=set)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def mail(self) -> ParsedMail:
+        assert self.parsed is not None, "the parse step runs first"
+        return self.parsed
+
+    @property
+    def automated(self) -> bool:
+        """Bounces, auto-replies, list mail and our own loops never create customers or get answered."""
+        return self.message.classification != Classification.NORMAL
+
+    def decide(self, step: str, decision: str, reason: str = "", **data: Any) -> None:
+        """Record a decision. ``reason`` is an untranslated msgid (marked with gettext_noop) whose
+        %(name)s placeholders are filled from ``data``; describe() translates it when shown."""
+        entry: dict[str, Any] = {"step": step, "decision": decision}
+        if reason:
+            entry["reason"] = reason
+        entry.update({k: v for k, v in data.items() if v is not None})
+        self.decisions.append(entry)
+
+
+def describe(entry: dict[str, Any]) -> str:
+    """A recorded decision in plain words, in the active language."""
+    from django.utils.translation import gettext
+
+    reason = entry.get("reason") or ""
+    if not reason:
+        return str(entry.get("decision", ""))
+    try:
+        return gettext(reason) % entry
+    except (KeyError, ValueError, TypeError):
+        return gettext(reason)

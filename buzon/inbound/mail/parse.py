@@ -1,0 +1,217 @@
+"""Raw bytes → ParsedMail: headers, bodies, attachments, the parts a bounce report carries.
+
+Bounded on purpose: at most MAX_PARTS MIME parts and MAX_DEPTH levels of nesting are looked at, so a
+hostile or broken message (an endlessly nested one, a torture test) costs bounded time and memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.parser
+import email.policy
+from dataclasses import dataclass, field
+from email.message import Message as EmailMessage
+
+from buzon.inbound.mail import headers as hdr
+from buzon.inbound.mail import htmltext
+
+MAX_PARTS = 400
+MAX_DEPTH = 25
+MAX_TEXT_CHARS = 1_000_000
+_MAIL_HEADERS = ("from", "to", "subject", "date", "message-id", "received", "content-type", "mime-version")
+
+
+class Unparseable(Exception):
+    """The bytes are not a mail message at all (empty, binary, no headers)."""
+
+
+@dataclass
+class ParsedAttachment:
+    part: int
+    filename: str
+    content_type: str
+    size: int
+    content_id: str = ""
+    inline: bool = False
+
+
+@dataclass
+class ParsedMail:
+    headers: dict[str, list[str]]
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    subject: str = ""
+    from_name: str = ""
+    from_address: str = ""
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    date: dt.datetime | None = None
+    content_type: str = "text/plain"
+    text: str = ""
+    html: str = ""
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    delivery_status: list[dict[str, str]] = field(default_factory=list)  # RFC 3464 per-recipient fields
+    returned_headers: dict[str, list[str]] = field(default_factory=dict)  # of the message a bounce returns
+    notes: list[str] = field(default_factory=list)  # what was odd about the message, in plain words
+
+    def header(self, name: str) -> str:
+        return hdr.first(self.headers, name)
+
+
+def _parser() -> email.parser.BytesParser:
+    # compat32 never raises on bad structure; it records defects and keeps going.
+    return email.parser.BytesParser(policy=email.policy.compat32)
+
+
+def parse_bytes(data: bytes) -> ParsedMail:
+    if not data or not data.strip():
+        raise Unparseable("the message is empty")
+    msg = _parser().parsebytes(data)
+    headers = hdr.raw_headers(msg)
+    if not headers:
+        raise Unparseable("the message has no headers")
+    if not any(name in headers for name in _MAIL_HEADERS):
+        raise Unparseable("it has none of the headers of an email (From, To, Subject, Date, Content-Type...)")
+    mail = _headers_to_mail(headers)
+    mail.content_type = _content_type(msg)
+    _walk(msg, mail)
+    if not mail.text and mail.html:
+        mail.text = htmltext.to_text(mail.html)[:MAX_TEXT_CHARS]
+    mail.html = htmltext.sanitise(mail.html)
+    return mail
+
+
+def _headers_to_mail(headers: dict[str, list[str]]) -> ParsedMail:
+    sender = hdr.addresses(headers.get("from")) or hdr.addresses(headers.get("sender"))
+    mail = ParsedMail(headers=headers)
+    mail.message_id = (hdr.message_ids(hdr.first(headers, "message-id")) or [""])[0][:998]
+    mail.in_reply_to = (hdr.message_ids(hdr.first(headers, "in-reply-to")) or [""])[0][:998]
+    mail.references = hdr.message_ids(" ".join(headers.get("references", [])))[-100:]
+    mail.subject = hdr.first(headers, "subject")
+    if sender:
+        mail.from_name, mail.from_address = sender[0]
+    mail.to = [a for _, a in hdr.addresses(headers.get("to"))]
+    mail.cc = [a for _, a in hdr.addresses(headers.get("cc"))]
+    mail.reply_to = [a for _, a in hdr.addresses(headers.get("reply-to"))]
+    mail.date = hdr.date(hdr.first(headers, "date"))
+    return mail
+
+
+def _content_type(part: EmailMessage) -> str:
+    try:
+        return part.get_content_type()
+    except (ValueError, IndexError, AttributeError):
+        return "application/octet-stream"
+
+
+def _payload_bytes(part: EmailMessage) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except (ValueError, TypeError, AssertionError):
+        payload = None
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    return raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _part_text(part: EmailMessage) -> str:
+    try:
+        charset = part.get_content_charset()
+    except (ValueError, LookupError):
+        charset = None
+    return hdr.decode_bytes(_payload_bytes(part), charset)[:MAX_TEXT_CHARS]
+
+
+def _filename(part: EmailMessage) -> str:
+    try:
+        name = part.get_filename()  # joins RFC 2231 continuations and charset
+    except (ValueError, LookupError, TypeError, IndexError):
+        name = None
+    return hdr.decode_header(name)[:500] if name else ""
+
+
+def _walk(root: EmailMessage, mail: ParsedMail) -> None:
+    stack: list[tuple[EmailMessage, int, bool]] = [(root, 0, False)]  # (part, depth, inside related)
+    index = -1
+    while stack:
+        part, depth, related = stack.pop()
+        index += 1
+        if index >= MAX_PARTS:
+            mail.notes.append(f"only the first {MAX_PARTS} parts were read")
+            return
+        ctype = _content_type(part)
+        if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
+            _returned_message(part, ctype, index, mail)
+            continue
+        if ctype == "message/delivery-status":
+            _delivery_status(part, mail)
+            continue
+        if part.is_multipart():
+            if depth >= MAX_DEPTH:
+                mail.notes.append(f"parts nested deeper than {MAX_DEPTH} levels were not read")
+                continue
+            children = part.get_payload()
+            if isinstance(children, list):
+                inner_related = related or ctype == "multipart/related"
+                stack.extend((child, depth + 1, inner_related) for child in reversed(children)
+                             if isinstance(child, EmailMessage))
+            continue
+        _leaf(part, ctype, index, related, mail)
+
+
+def _leaf(part: EmailMessage, ctype: str, index: int, related: bool, mail: ParsedMail) -> None:
+    disposition = (part.get_content_disposition() or "").lower()
+    filename = _filename(part)
+    is_body = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
+    if is_body:
+        text = _part_text(part)
+        if ctype == "text/plain":
+            mail.text = f"{mail.text}\n\n{text}" if mail.text else text
+        else:
+            mail.html = f"{mail.html}\n{text}" if mail.html else text
+        return
+    content_id = hdr.decode_header(part.get("Content-ID", "")).strip("<> ")[:500]
+    inline = disposition == "inline" or (related and bool(content_id) and disposition != "attachment")
+    mail.attachments.append(ParsedAttachment(
+        part=index, filename=filename, content_type=ctype[:200], size=len(_payload_bytes(part)),
+        content_id=content_id, inline=inline,
+    ))
+
+
+def _returned_message(part: EmailMessage, ctype: str, index: int, mail: ParsedMail) -> None:
+    inner = part.get_payload()
+    inner_msg = inner[0] if isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage) else None
+    if inner_msg is None and isinstance(inner, str):
+        inner_msg = email.parser.Parser(policy=email.policy.compat32).parsestr(inner[:200_000], headersonly=True)
+    if inner_msg is not None and not mail.returned_headers:
+        mail.returned_headers = hdr.raw_headers(inner_msg)
+    if ctype == "message/rfc822":
+        subject = hdr.first(mail.returned_headers, "subject") if mail.returned_headers else ""
+        mail.attachments.append(ParsedAttachment(
+            part=index, filename=_filename(part) or f"{subject or 'message'}.eml"[:500], content_type=ctype,
+            size=len(inner_msg.as_bytes()) if inner_msg is not None and _small(part) else 0,
+        ))
+
+
+def _small(part: EmailMessage) -> bool:
+    payload = part.get_payload()
+    if not isinstance(payload, list) or not payload:
+        return True
+    first = payload[0]
+    return not (isinstance(first, EmailMessage) and first.is_multipart())
+
+
+def _delivery_status(part: EmailMessage, mail: ParsedMail) -> None:
+    groups = part.get_payload()
+    if isinstance(groups, str):  # not split into field groups: parse the blocks ourselves
+        blocks = [b for b in groups.replace("\r\n", "\n").split("\n\n") if b.strip()]
+        parsed = [email.parser.Parser(policy=email.policy.compat32).parsestr(b, headersonly=True) for b in blocks]
+    else:
+        parsed = [g for g in groups if isinstance(g, EmailMessage)]
+    for group in parsed[:200]:
+        fields = {name.lower(): hdr.decode_header(value) for name, value in group.raw_items()}
+        if fields:
+            mail.delivery_status.append(fields)

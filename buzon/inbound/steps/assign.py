@@ -1,0 +1,34 @@
+"""assign: a customer without an agent gets one from the account's agent group (seed 002)."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_noop
+
+from buzon.crm.assignment import assign_agent
+from buzon.crm.models import Ticket
+from buzon.inbound.context import Context
+
+NAME = "assign"
+
+
+def run(ctx: Context) -> None:
+    customer = ctx.customer
+    if customer is None:
+        return
+    group = ctx.account.agent_group if ctx.account is not None else None
+    if customer.agent_id is None and group is not None:
+        agent = assign_agent(customer, group)
+        if agent is not None:
+            ctx.agent_assigned = True
+            ctx.decide(NAME, "assigned", gettext_noop("Customer assigned to agent %(agent)s of group %(group)s."),
+                       agent=agent.pk, group=group.name)
+    if customer.agent_id is None:
+        ctx.decide(NAME, "none", gettext_noop("The customer has no agent."))
+        return
+    message = ctx.message
+    if message.agent_id != customer.agent_id:
+        message.agent_id = customer.agent_id
+        message.save(update_fields=["agent", "updated_at"])
+    if isinstance(ctx.record, Ticket) and ctx.record.agent_id is None:
+        ctx.record.agent_id = customer.agent_id
+        ctx.record.save(update_fields=["agent", "updated_at"])

@@ -1,0 +1,81 @@
+"""classify: bounce (and what it bounced), auto-reply, mailing list / bulk, or our own address (loop)."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.utils.translation import gettext_noop
+
+from buzon.crm.models import Contact, CustomerEmail
+from buzon.inbound.context import Context
+from buzon.inbound.mail import automatic, bounce
+from buzon.messages import targets
+from buzon.messages.models import Classification, Direction, Message, MessageStatus, UndeliverableAddress
+
+NAME = "classify"
+
+
+def _bounced_message(found: bounce.Bounce) -> Message | None:
+    ref = targets.parse_ref_header(found.original_ref)
+    if ref is not None and ref.message_pk is not None:
+        sent = Message.objects.filter(pk=ref.message_pk, direction=Direction.OUTGOING).first()
+        if sent is not None:
+            return sent
+    if not found.original_message_id:
+        return None
+    mid = found.original_message_id
+    return Message.objects.filter(direction=Direction.OUTGOING).filter(
+        Q(message_id=mid) | Q(provider_message_id=mid)
+    ).first()
+
+
+def _mark_undeliverable(ctx: Context, found: bounce.Bounce) -> None:
+    reason = found.diagnostic or "bounced"
+    for address in found.recipients:
+        UndeliverableAddress.objects.update_or_create(
+            address=address[:320], defaults={"reason": reason[:1000], "bounce": ctx.message if ctx.message.pk else None}
+        )
+        CustomerEmail.objects.filter(address=address).update(undeliverable=True, undeliverable_reason=reason[:1000])
+        Contact.objects.filter(email__iexact=address).update(undeliverable=True)
+
+
+def _handle_bounce(ctx: Context, found: bounce.Bounce) -> None:
+    ctx.message.classification = Classification.BOUNCE
+    sent = _bounced_message(found)
+    if found.permanent:
+        _mark_undeliverable(ctx, found)
+    if sent is not None:
+        ctx.parent = sent
+        if found.permanent and sent.status != MessageStatus.BOUNCED:
+            sent.status = MessageStatus.BOUNCED
+            sent.status_reason = found.diagnostic[:1000] or ", ".join(found.recipients)
+            sent.save(update_fields=["status", "status_reason", "updated_at"])
+    ctx.decide(
+        NAME, "bounce", gettext_noop("Delivery failed for %(recipients)s (%(kind)s)."),
+        recipients=", ".join(found.recipients) or "?", kind="permanent" if found.permanent else "temporary",
+        diagnostic=found.diagnostic or None, bounced_message=sent.pk if sent else None,
+    )
+
+
+def run(ctx: Context) -> None:
+    mail = ctx.mail
+    found = bounce.detect(mail, ctx.own_addresses)
+    if found is not None:
+        _handle_bounce(ctx, found)
+        return
+    reason = automatic.auto_reply_reason(mail)
+    if reason:
+        ctx.message.classification = Classification.AUTO_REPLY
+        ctx.decide(NAME, "auto_reply", gettext_noop("Automatic reply (%(why)s)."), why=reason)
+        return
+    reason = automatic.list_reason(mail) or automatic.bulk_reason(mail)
+    if reason:
+        ctx.message.classification = Classification.LIST
+        ctx.decide(NAME, "list", gettext_noop("Mailing list or bulk mail (%(why)s)."), why=reason)
+        return
+    if mail.from_address.lower() in ctx.own_addresses:
+        ctx.message.classification = Classification.LOOP
+        ctx.decide(NAME, "loop", gettext_noop("Sent from one of our own addresses (%(address)s)."),
+                   address=mail.from_address.lower())
+        return
+    ctx.message.classification = Classification.NORMAL
+    ctx.decide(NAME, "normal", gettext_noop("Written by a person."))

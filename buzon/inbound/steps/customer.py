@@ -1,0 +1,47 @@
+"""customer: link the message to the customer whose address sent it, or create one (seed 002).
+
+With ``create_customer_if_not_found`` off, mail from an unknown sender is not imported: Skip leaves
+the raw message ``skipped`` (never deleted from the server), to be imported if the sender becomes a
+customer later. Automated mail (bounces, auto-replies, lists) never creates a customer; a bounce of
+mail Buzón sent is imported anyway, since it is about our own message.
+"""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_noop
+
+from buzon.crm import records
+from buzon.inbound.context import Context, Skip
+from buzon.messages.models import Classification
+
+NAME = "customer"
+
+
+def run(ctx: Context) -> None:
+    address = ctx.message.from_address
+    customer = records.find_customer(address) if address else None
+    if customer is None and isinstance(ctx.record, records.Customer):
+        customer = ctx.record
+    if customer is not None:
+        ctx.customer = customer
+        ctx.message.customer = customer
+        ctx.decide(NAME, "linked", gettext_noop("Sent by customer %(customer)s."), customer=customer.pk)
+        return
+    create = ctx.account is None or ctx.account.create_customer_if_not_found
+    if ctx.automated:
+        if not create and not (ctx.message.classification == Classification.BOUNCE and ctx.parent is not None):
+            raise Skip(f"{address or 'the sender'} is not a customer and this account imports only customers' mail")
+        ctx.decide(NAME, "none", gettext_noop("Automatic mail: no customer is created for it."))
+        return
+    if not address:
+        ctx.decide(NAME, "none", gettext_noop("The message names no sender."))
+        return
+    if not create:
+        raise Skip(f"{address} is not a customer and this account imports only customers' mail")
+    store = ctx.account.store if ctx.account is not None else None
+    customer, created = records.get_or_create_customer(address, store=store)
+    ctx.customer, ctx.customer_created = customer, created
+    ctx.message.customer = customer
+    ctx.decide(NAME, "created" if created else "linked",
+               gettext_noop("New customer %(customer)s created for %(address)s.") if created
+               else gettext_noop("Sent by customer %(customer)s."), customer=customer.pk, address=address)

@@ -1,0 +1,55 @@
+"""deduplicate: the same message seen twice (two folders, two accounts, a resync) is one Message.
+
+The key is the Message-ID plus a hash of what the reader sees (sender, recipients, date, subject,
+bodies, attachment sizes): the Received and delivery headers differ between two copies of one mail,
+so the raw bytes' hash cannot be the key. A message without Message-ID is keyed by content alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.utils.translation import gettext_noop
+
+from buzon.inbound.context import Context, Duplicate
+from buzon.messages import targets
+from buzon.messages.models import Direction, Message
+
+NAME = "deduplicate"
+
+
+def dedupe_key(ctx: Context) -> str:
+    mail = ctx.mail
+    digest = hashlib.sha256()
+    for value in (mail.message_id, mail.from_address.lower(), ",".join(sorted(mail.to)), mail.header("date"),
+                  mail.subject, mail.text, mail.html):
+        digest.update(value.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    for attachment in mail.attachments:
+        digest.update(f"{attachment.filename}:{attachment.content_type}:{attachment.size}\x00".encode())
+    return digest.hexdigest()
+
+
+def _own_sent_copy(ctx: Context) -> Message | None:
+    """Our own sent mail coming back (the Sent folder is synced too): matched by X-Buzon-Ref."""
+    ref = targets.parse_ref_header(ctx.mail.header(targets.REF_HEADER.lower()))
+    if ref is None or ref.message_pk is None:
+        return None
+    return Message.objects.filter(pk=ref.message_pk, direction=Direction.OUTGOING).first()
+
+
+def run(ctx: Context) -> None:
+    sent = _own_sent_copy(ctx)
+    if sent is not None:
+        # The provider may have replaced our Message-ID; remember theirs so replies still thread.
+        mail_id = ctx.mail.message_id
+        if mail_id and mail_id != sent.message_id and sent.provider_message_id != mail_id:
+            sent.provider_message_id = mail_id
+            sent.save(update_fields=["provider_message_id", "updated_at"])
+        raise Duplicate(f"this is the copy of message {sent.pk} that Buzón sent", sent)
+    key = dedupe_key(ctx)
+    ctx.message.dedupe_key = key
+    existing = Message.objects.filter(dedupe_key=key).exclude(pk=ctx.message.pk).first()
+    if existing is not None:
+        raise Duplicate(f"the same message is already stored as message {existing.pk}", existing)
+    ctx.decide(NAME, "new", gettext_noop("No earlier copy of this message."))

@@ -1,0 +1,51 @@
+"""route: a new conversation creates one record of the account's ``append_to`` type; a reply
+joins its record, and a customer's reply reopens a closed ticket."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_noop
+
+from buzon.crm import records
+from buzon.crm.models import Ticket
+from buzon.inbound.context import Context
+from buzon.messages import targets
+
+NAME = "route"
+
+
+def _link(ctx: Context) -> None:
+    record = ctx.record
+    if record is None:
+        return
+    ctx.message.record = record
+    token = targets.record_token(record) if targets.target_for(record) else str(record.pk)
+    ctx.decide(NAME, "linked", gettext_noop("Added to %(record)s."), record=token)
+    if isinstance(record, Ticket) and not ctx.automated and records.reopen_ticket(record):
+        ctx.decide(NAME, "reopened", gettext_noop("The customer answered, so %(record)s is open again."), record=token)
+
+
+def run(ctx: Context) -> None:
+    if ctx.message.record_id and ctx.record is None:
+        ctx.record = ctx.message.record  # reprocessing: keep the record made the first time
+    if ctx.record is not None:
+        _link(ctx)
+        return
+    append_to = ctx.account.append_to if ctx.account is not None else ""
+    if not append_to:
+        ctx.decide(NAME, "none", gettext_noop("The account creates no records."))
+        return
+    if not ctx.new_conversation or ctx.automated:
+        ctx.decide(NAME, "none", gettext_noop("Automatic mail or not a new conversation: no record created."))
+        return
+    target = targets.get_target(append_to)
+    if target is None or target.create is None:
+        ctx.decide(NAME, "none", gettext_noop("The account appends to %(key)s, which is not a known record type."),
+                   key=append_to)
+        return
+    ctx.record = target.create(targets.NewConversation(
+        subject=targets.strip_record_tokens(ctx.message.subject), from_address=ctx.message.from_address,
+        from_name=ctx.message.from_name, customer=ctx.customer, account=ctx.account,
+    ))
+    ctx.message.record = ctx.record
+    ctx.decide(NAME, "created", gettext_noop("New %(record)s created for this conversation."),
+               record=targets.record_token(ctx.record))

@@ -1,0 +1,70 @@
+"""thread: which conversation a message belongs to.
+
+In order: In-Reply-To/References against mail Buzón sent or received (incl. Message-IDs a provider
+gave our sent mail), then a record token in the subject ("[#T-123]", any case or spacing), then a
+plus address ("support+ticket-123@"). Tokens and plus addresses count when the account has
+automatic linking on (seed 000 §3.2).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.utils.translation import gettext_noop
+
+from buzon.inbound.context import Context
+from buzon.messages import targets
+from buzon.messages.models import Message
+
+NAME = "thread"
+
+
+def _by_headers(ctx: Context) -> Message | None:
+    ids = [ctx.mail.in_reply_to, *reversed(ctx.mail.references)]
+    ids = [i for i in dict.fromkeys(ids) if i][:50]
+    if not ids:
+        return None
+    candidates = Message.objects.filter(Q(message_id__in=ids) | Q(provider_message_id__in=ids))
+    if ctx.message.pk:
+        candidates = candidates.exclude(pk=ctx.message.pk)
+    by_id: dict[str, Message] = {}
+    for found in candidates.order_by("id")[:200]:
+        by_id.setdefault(found.message_id, found)
+        if found.provider_message_id:
+            by_id.setdefault(found.provider_message_id, found)
+    # The nearest reference first: In-Reply-To, then References from the newest.
+    for message_id in ids:
+        if message_id in by_id:
+            return by_id[message_id]
+    return None
+
+
+def _auto_link(ctx: Context) -> bool:
+    return ctx.account is None or ctx.account.auto_link
+
+
+def run(ctx: Context) -> None:
+    parent = _by_headers(ctx) or ctx.parent
+    if parent is not None:
+        ctx.parent = parent
+        if parent.record_type_id and parent.record_id:
+            ctx.record = parent.record
+        ctx.decide(NAME, "reply", gettext_noop("Answers message %(parent)s."), parent=parent.pk)
+        if ctx.record is not None:
+            return
+    if _auto_link(ctx):
+        for target, record_id in targets.find_record_tokens(ctx.mail.subject):
+            record = target.get(record_id)
+            if record is not None:
+                ctx.record = record
+                ctx.decide(NAME, "token", gettext_noop("Subject names %(token)s."), token=target.token(record_id))
+                return
+        for address in [*ctx.mail.to, *ctx.mail.cc, *ctx.mail.headers.get("delivered-to", [])]:
+            named = targets.parse_plus_address(address)
+            record = named[0].get(named[1]) if named else None
+            if named and record is not None:
+                ctx.record = record
+                ctx.decide(NAME, "plus_address", gettext_noop("Sent to %(address)s."), address=address)
+                return
+    if parent is None:
+        ctx.new_conversation = True
+        ctx.decide(NAME, "new", gettext_noop("Starts a new conversation."))

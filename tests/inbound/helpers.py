@@ -1,0 +1,39 @@
+"""Storing raw mail the way the sync engine does, for pipeline tests."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from email.utils import formatdate, make_msgid
+
+from buzon.mailboxes.models import EmailAccount
+from buzon.sync.models import RawMessage
+
+_uids = itertools.count(1)
+
+
+def store_raw(data: bytes, account: EmailAccount | None = None, folder: str = "INBOX") -> RawMessage:
+    return RawMessage.objects.create(
+        account=account, account_address=account.email_address if account else "", folder=folder, uidvalidity=1,
+        uid=next(_uids), data=data, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def mail(
+    *, sender: str = "Ana Pérez <ana@customer.test>", to: str = "support@shop.test", subject: str = "Hola",
+    body: str = "Quiero cambiar mi pedido.", message_id: str | None = None, headers: dict[str, str] | None = None,
+) -> bytes:
+    lines = [
+        f"From: {sender}", f"To: {to}", f"Subject: {subject}", f"Date: {formatdate()}",
+        f"Message-ID: {message_id or make_msgid(domain='customer.test')}",
+        "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit",
+    ]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode("utf-8")
+
+
+def support_account(**options: object) -> EmailAccount:
+    defaults: dict[str, object] = {"email_address": "support@shop.test", "incoming_enabled": True,
+                                   "append_to": "ticket", "auto_link": True}
+    defaults.update(options)
+    return EmailAccount.objects.create(**defaults)
