@@ -44,11 +44,11 @@ default_client_limit = 4000
 pop3_uidl_format = %08Xu%08Xv
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN {dir}/users
+  args = scheme=PLAIN {dir}/users.d/%u
 }}
 userdb {{
   driver = passwd-file
-  args = {dir}/users
+  args = {dir}/users.d/%u
 }}
 namespace inbox {{
   inbox = yes
@@ -115,6 +115,7 @@ class Dovecot:
         self.conf = self.dir / "dovecot.conf"
         self.conf.write_text(CONFIG.format(dir=self.dir, **self.ports))
         (self.dir / "users").write_text("")
+        (self.dir / "users.d").mkdir(exist_ok=True)
         (self.dir / "mail").mkdir(exist_ok=True)
         self.uid = pwd.getpwnam("dovecot").pw_uid
         self.gid = grp.getgrnam("dovecot").gr_gid
@@ -168,8 +169,12 @@ class Dovecot:
         address = name or f"user-{uuid.uuid4().hex[:10]}@example.test"
         home = self.dir / "mail" / address
         self.users[address] = password
+        line = f"{address}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}\n"
         with (self.dir / "users").open("a") as users:
-            users.write(f"{address}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}\n")
+            users.write(line)
+        # One file per user: Dovecot re-reads a passwd-file at most once a second, so a user added
+        # to a shared file right after another login could not log in until the next second.
+        (self.dir / "users.d" / address).write_text(line)
         for sub in ("cur", "new", "tmp"):
             (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
         for path in [home, *home.rglob("*")]:
