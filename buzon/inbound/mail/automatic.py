@@ -23,6 +23,8 @@ def auto_reply_reason(mail: ParsedMail) -> str:
     auto_submitted = mail.header("auto-submitted").lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return f"Auto-Submitted: {auto_submitted}"
+    if "feedback-report" in " ".join(mail.headers.get("content-type", [])).lower():
+        return "abuse feedback report (RFC 5965)"
     for name in ("x-autoreply", "x-autorespond", "x-autoresponder"):
         if mail.header(name):
             return f"{name} header"

@@ -14,12 +14,15 @@ from buzon.inbound.mail.parse import ParsedMail
 _ADDRESS_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Senders that only ever send bounces (Postfix, Exim, qmail, Exchange, Gmail).
 _DAEMON_RE = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|bounce[s]?|mdaemon)@", re.I)
+_DAEMON_NAME_RE = re.compile(r"mail delivery|mailer.?daemon|postmaster|ndr administrator|mail administrator", re.I)
 # Subjects of non-standard bounces, one family per alternative.
 _SUBJECT_RE = re.compile(
     r"undeliver|undelivered mail|delivery status notification \((failure|delay)|failure notice|"
     r"returned mail|mail delivery (failed|failure|system|subsystem)|delivery failure|could not be delivered|"
     r"non.?remis|no se pudo entregar|message not delivered|delivery has failed|mail system error|"
-    r"nondeliverable|rejected:|unzustellbar|notificaci[oó]n de estado de entrega",
+    r"nondeliverable|rejected:|unzustellbar|notificaci[oó]n de estado de entrega|delivery status notification|"
+    r"delayed mail|delivery (report|notification)|returned to sender|mail could not|permanent error|"
+    r"エラー|not be delivered|warning: could not send",
     re.I,
 )
 # qmail: "<user@example.com>:" at the start of a line.
@@ -87,11 +90,14 @@ def _from_text(mail: ParsedMail, own: set[str]) -> list[str]:
 def is_bounce_like(mail: ParsedMail) -> bool:
     if mail.delivery_status:
         return True
-    report = mail.content_type == "multipart/report" and "delivery-status" in " ".join(
-        mail.headers.get("content-type", [])).lower()
-    if report or mail.header("x-failed-recipients"):
+    content_type = " ".join(mail.headers.get("content-type", [])).lower()
+    if mail.content_type == "multipart/report" and "feedback-report" not in content_type:
         return True
-    from_daemon = bool(_DAEMON_RE.match(mail.from_address or "")) or not mail.from_address
+    if mail.header("x-failed-recipients"):
+        return True
+    null_sender = mail.header("return-path").replace(" ", "") in ("<>", "")  and "return-path" in mail.headers
+    from_daemon = (bool(_DAEMON_RE.match(mail.from_address or "")) or not mail.from_address
+                   or bool(_DAEMON_NAME_RE.search(mail.from_name)) or null_sender)
     return from_daemon and bool(_SUBJECT_RE.search(mail.subject))
 
 
