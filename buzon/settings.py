@@ -176,3 +176,13 @@ SYNC_POLL_INTERVAL_S = config.env_int("BUZON_SYNC_POLL_INTERVAL", 60)
 # The task the sync engine enqueues for each stored message (sync never imports the pipeline).
 INBOUND_TASK = "buzon.inbound.tasks.process_raw_message"
 SYNC_LEASE_S = config.env_int("BUZON_SYNC_LEASE", 60)
+# Sync engine (buzon.sync): retries, IDLE re-arm, batch sizes, timeouts.
+SYNC_TIMEOUT_S = float(config.env_str("BUZON_SYNC_TIMEOUT", "60"))  # a server silent this long is stalled
+SYNC_BACKOFF_BASE_S = float(config.env_str("BUZON_SYNC_BACKOFF_BASE", "5"))
+SYNC_BACKOFF_MAX_S = float(config.env_str("BUZON_SYNC_BACKOFF_MAX", "600"))
+SYNC_AUTH_BACKOFF_S = float(config.env_str("BUZON_SYNC_AUTH_BACKOFF", "300"))
+SYNC_AUTH_BACKOFF_MAX_S = float(config.env_str("BUZON_SYNC_AUTH_BACKOFF_MAX", "21600"))
+SYNC_IDLE_REARM_S = float(config.env_str("BUZON_SYNC_IDLE_REARM", "1500"))  # < the 29-minute server limit
+SYNC_FETCH_CHUNK = config.env_int("BUZON_SYNC_FETCH_CHUNK", 250)
+SYNC_FETCH_CHUNK_BYTES = config.env_int("BUZON_SYNC_FETCH_CHUNK_BYTES", 16 * 1024 * 1024)
+SYNC_REFRESH_S = float(config.env_str("BUZON_SYNC_REFRESH", "1"))  # how often accounts and requests are re-read

@@ -58,3 +58,57 @@ class RawMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_address} {self.folder} {self.uid or self.uidl}: {self.subject[:60]}"
+
+
+class FolderCursor(models.Model):
+    """How far one IMAP folder has been read: the UID, never the \\Seen flag, is the cursor.
+
+    `last_uid` only moves forward, in the same transaction that stores the messages it covers,
+    so a crash resumes exactly after the last committed message.
+    """
+
+    account = models.ForeignKey(EmailAccount, on_delete=models.CASCADE, related_name="folder_cursors")
+    folder = models.CharField(max_length=512)
+    uidvalidity = models.BigIntegerField(null=True)
+    last_uid = models.BigIntegerField(default=0)
+    highest_modseq = models.BigIntegerField(null=True)
+    initial_done = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "folder"], name="cursor_unique_folder")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.folder} {self.uidvalidity}:{self.last_uid}"
+
+
+class SyncLease(models.Model):
+    """One account is synced by one worker at a time: whoever holds an unexpired lease.
+
+    The holder renews `expires_at` on a heartbeat; a worker that dies stops renewing and any
+    other worker takes the account over once the lease has expired.
+    """
+
+    account = models.OneToOneField(EmailAccount, on_delete=models.CASCADE, related_name="sync_lease")
+    owner = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, db_index=True)
+    taken_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.account_id} held by {self.owner or '-'} until {self.expires_at}"
+
+
+class SyncState(models.Model):
+    """The engine's bookkeeping for one account: retries, requests and first-download progress."""
+
+    account = models.OneToOneField(EmailAccount, on_delete=models.CASCADE, related_name="sync_state")
+    failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True)
+    sync_requested_at = models.DateTimeField(null=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    progress_started_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.progress_done}/{self.progress_total}, {self.failures} failures"
