@@ -186,3 +186,16 @@ SYNC_IDLE_REARM_S = float(config.env_str("BUZON_SYNC_IDLE_REARM", "1500"))  # < 
 SYNC_FETCH_CHUNK = config.env_int("BUZON_SYNC_FETCH_CHUNK", 250)
 SYNC_FETCH_CHUNK_BYTES = config.env_int("BUZON_SYNC_FETCH_CHUNK_BYTES", 16 * 1024 * 1024)
 SYNC_REFRESH_S = float(config.env_str("BUZON_SYNC_REFRESH", "1"))  # how often accounts and requests are re-read
+
+# Outgoing mail (buzon.outbound). messages.outbox reaches the queue and the task by dotted path.
+OUTBOUND_TASK = "buzon.outbound.tasks.deliver_outgoing"
+OUTBOUND_ADMIT = "buzon.outbound.queue.admit"
+OUTBOUND_APPEND_TASK = "buzon.outbound.tasks.append_to_sent"
+OUTBOUND_MAX_ATTEMPTS = config.env_int("BUZON_OUTBOUND_MAX_ATTEMPTS", 8)
+OUTBOUND_RETRY_BASE_S = config.env_int("BUZON_OUTBOUND_RETRY_BASE", 60)
+OUTBOUND_RETRY_MAX_S = config.env_int("BUZON_OUTBOUND_RETRY_MAX", 6 * 3600)
+OUTBOUND_CLAIM_LEASE_S = config.env_int("BUZON_OUTBOUND_CLAIM_LEASE", 300)
+OUTBOUND_BATCH = config.env_int("BUZON_OUTBOUND_BATCH", 200)
+OUTBOUND_CONNECTIONS_PER_ACCOUNT = config.env_int("BUZON_OUTBOUND_CONNECTIONS", 16)
+OUTBOUND_SMTP_TIMEOUT_S = float(config.env_str("BUZON_OUTBOUND_SMTP_TIMEOUT", "30"))
+OUTBOUND_CONFIRM_SENDERS = config.env_bool("BUZON_OUTBOUND_CONFIRM_SENDERS", True)

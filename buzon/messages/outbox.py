@@ -1,0 +1,183 @@
+"""The one way to send mail: `queue_outgoing()` records a Message (direction out, status queued).
+
+Anything that sends (the API, the compose form, notifications, the inbound auto-reply step) calls
+this. It decides which account the mail leaves through, stores the Message, hands the rest of the
+request (attachments, extra headers, send time, priority) to the outgoing queue, and — only once
+the transaction commits — enqueues the delivery task. `messages` never imports `outbound`: the queue
+is reached through `settings.OUTBOUND_ADMIT` and the task through `settings.OUTBOUND_TASK`, both
+dotted paths, so the layers stay one-way.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import make_msgid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+
+from buzon.mailboxes.models import EmailAccount
+from buzon.messages import targets
+from buzon.messages.models import Direction, Message, MessageStatus
+
+KINDS = ("normal", "notification", "bulk", "auto_reply")
+# Kinds the seed sends "always from the default outgoing account".
+SYSTEM_KINDS = ("notification", "bulk")
+# Higher is sent first: a person waiting on a reply beats a newsletter.
+DEFAULT_PRIORITY = {"normal": 100, "auto_reply": 100, "notification": 50, "bulk": 10}
+
+
+class SendRefused(Exception):
+    """The mail cannot be queued; `str(exc)` says why in plain words (shown in the UI and API)."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mimetype: str = "application/octet-stream"
+
+
+@dataclass
+class ComposeRequest:
+    """What the Message row has no column for; the outgoing queue keeps it next to the Message."""
+
+    kind: str = "normal"
+    priority: int = 100
+    attachments: Sequence[Attachment] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    send_at: datetime.datetime | None = None
+
+
+def default_outgoing_account() -> EmailAccount | None:
+    return EmailAccount.objects.filter(outgoing_enabled=True, default_outgoing=True).order_by("id").first()
+
+
+def conversation_account(record: models.Model | None, parent: Message | None) -> EmailAccount | None:
+    """The account the conversation runs through: the replied-to message's, else the record's latest."""
+    if parent is not None and parent.account is not None:
+        return parent.account
+    if record is None or record.pk is None:
+        return None
+    latest = (
+        Message.objects.filter(record_type=ContentType.objects.get_for_model(record), record_id=record.pk)
+        .exclude(account=None).select_related("account").order_by("-created_at", "-id").first()
+    )
+    return latest.account if latest else None
+
+
+def choose_account(*, account: EmailAccount | None, kind: str, record: models.Model | None = None,
+                   parent: Message | None = None, user: Any = None) -> EmailAccount:
+    """Seed 000 §3.4: the given account; else the conversation's; else the user's own; else the default.
+
+    Notifications and bulk mail always leave through the default outgoing account.
+    """
+    if kind in SYSTEM_KINDS:
+        chosen = default_outgoing_account()
+        if chosen is None:
+            raise SendRefused(_("No default outgoing email account is set up, so notifications cannot be sent."))
+        return chosen
+    if account is not None:
+        if not account.outgoing_enabled:
+            raise SendRefused(_("The account %(address)s does not send mail (outgoing is not enabled).")
+                              % {"address": account.email_address})
+        return account
+    candidates: list[EmailAccount | None] = [conversation_account(record, parent)]
+    if user is not None and getattr(user, "pk", None):
+        candidates.append(EmailAccount.objects.filter(owner=user, outgoing_enabled=True).order_by("id").first())
+    for candidate in candidates:
+        if candidate is not None and candidate.outgoing_enabled:
+            return candidate
+    chosen = default_outgoing_account()
+    if chosen is None:
+        raise SendRefused(_("There is no outgoing email account to send this from. "
+                            "Set one up and mark it as default outgoing."))
+    return chosen
+
+
+def _addresses(values: Iterable[str] | str) -> list[str]:
+    if isinstance(values, str):
+        values = values.split(",")
+    return [v.strip() for v in values if v and v.strip()]
+
+
+def _parent(in_reply_to: Message | int | str | None) -> Message | None:
+    """`in_reply_to` may be a Message, its id in Buzón, or a Message-ID header."""
+    if in_reply_to is None or in_reply_to == "":
+        return None
+    if isinstance(in_reply_to, Message):
+        return in_reply_to
+    if isinstance(in_reply_to, int) or str(in_reply_to).isdigit():
+        found = Message.objects.filter(pk=int(in_reply_to)).first()
+        if found is None:
+            raise SendRefused(_("The message being replied to (%(id)s) does not exist.") % {"id": in_reply_to})
+        return found
+    return Message.objects.filter(message_id=str(in_reply_to).strip()).order_by("-id").first()
+
+
+def _subject_with_token(subject: str, record: models.Model | None) -> str:
+    """Mail about a record names it in the subject ("[#T-12]") so answers find it even without headers."""
+    if record is None or targets.target_for(record) is None:
+        return subject
+    token = targets.record_token(record)
+    if any(t.model is type(record) and pk == record.pk for t, pk in targets.find_record_tokens(subject)):
+        return subject
+    return f"{subject} {token}".strip()
+
+
+def _message_id_domain(account: EmailAccount) -> str:
+    return account.email_address.rpartition("@")[2] or "buzon.invalid"
+
+
+def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", html: str = "",
+                   cc: Iterable[str] | str = (), bcc: Iterable[str] | str = (), account: EmailAccount | None = None,
+                   kind: str = "normal", in_reply_to: Message | int | str | None = None,
+                   record: models.Model | None = None, user: Any = None, attachments: Sequence[Attachment] = (),
+                   headers: Mapping[str, str] | None = None, send_at: datetime.datetime | None = None,
+                   priority: int | None = None) -> Message:
+    """Queue one email and return its Message (status queued). Raises SendRefused with the reason."""
+    if kind not in KINDS:
+        raise SendRefused(_("Unknown kind of mail: %(kind)s.") % {"kind": kind})
+    to_list, cc_list, bcc_list = _addresses(to), _addresses(cc), _addresses(bcc)
+    if not (to_list or cc_list or bcc_list):
+        raise SendRefused(_("Add at least one recipient."))
+    if not (text or html):
+        raise SendRefused(_("The message has no text."))
+    parent = _parent(in_reply_to)
+    if record is None and parent is not None:
+        record = parent.record
+    chosen = choose_account(account=account, kind=kind, record=record, parent=parent, user=user)
+    request = ComposeRequest(kind=kind, priority=DEFAULT_PRIORITY[kind] if priority is None else priority,
+                             attachments=tuple(attachments), headers=dict(headers or {}), send_at=send_at)
+    subject = _subject_with_token(subject, record)
+    references = ""
+    if parent is not None and parent.message_id:
+        references = " ".join(part for part in (parent.references.strip(), parent.message_id) if part)
+    with transaction.atomic():
+        message = Message.objects.create(
+            direction=Direction.OUTGOING, account=chosen, status=MessageStatus.QUEUED,
+            message_id=make_msgid(domain=_message_id_domain(chosen)),
+            in_reply_to=parent.message_id if parent is not None else "", references=references,
+            subject=subject, from_address=chosen.email_address, to=to_list, cc=cc_list, bcc=bcc_list,
+            text=text, html=html, created_by=user if getattr(user, "pk", None) else None,
+            record_type=ContentType.objects.get_for_model(record) if record is not None else None,
+            record_id=record.pk if record is not None else None,
+        )
+        # The queue may refuse (e.g. sender not confirmed); that rolls the Message back too.
+        import_string(settings.OUTBOUND_ADMIT)(message, request)
+        transaction.on_commit(lambda: enqueue_delivery(message.pk, send_at))
+    return message
+
+
+def enqueue_delivery(message_id: int, run_after: datetime.datetime | None = None) -> None:
+    """Ask the task worker to deliver; a backend that cannot defer runs it now (the queue re-checks time)."""
+    task = import_string(settings.OUTBOUND_TASK)
+    if run_after is not None and task.get_backend().supports_defer:
+        task = task.using(run_after=run_after)
+    task.enqueue(message_id)

@@ -1,0 +1,170 @@
+"""Turn a queued Message into the exact bytes to send, applying the account's options (seed 000 §3.4).
+
+From rules: with `always_use_account_address` the From is the account and the user is named in the
+display name ("Ana Pérez via Soporte") and in Reply-To. Otherwise the user's own address is the From
+and the account is the Sender (RFC 5322 3.6.2: the mailbox that actually sent it). Notifications,
+bulk mail and auto-replies are the organisation speaking: always From the account.
+Replies come home: when the account does not receive mail, Reply-To is the default incoming account.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
+
+import nh3
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from buzon.mailboxes.models import EmailAccount
+from buzon.messages import targets
+from buzon.messages.models import Message
+from buzon.outbound import tokens
+from buzon.outbound.models import OutgoingEmail
+from buzon.outbound.signing import Signer
+
+AUTO_SUBMITTED = {"auto_reply": "auto-replied", "notification": "auto-generated"}
+
+
+@dataclass(frozen=True)
+class Composed:
+    envelope_from: str
+    recipients: list[str]
+    data: bytes
+
+
+def _home_address() -> str:
+    home = EmailAccount.objects.filter(default_incoming=True, incoming_enabled=True).order_by("id").first()
+    return home.email_address if home else ""
+
+
+def sender_headers(message: Message, account: EmailAccount, kind: str, home: str | None = None) -> dict[str, str]:
+    """From / Sender / Reply-To for this message, by the rules in the module docstring."""
+    user = message.created_by
+    user_name = (user.get_full_name() or user.get_username()) if user else ""
+    user_email = user.email if user else ""
+    account_name = account.display_name or ""
+    headers: dict[str, str] = {}
+    reply_to: list[str] = []
+    if kind == "normal" and user_email and not account.always_use_account_address \
+            and user_email.lower() != account.email_address.lower():
+        headers["From"] = formataddr((user_name, user_email))
+        headers["Sender"] = formataddr((account_name, account.email_address))
+    elif kind == "normal" and user:
+        shown = _("%(user)s via %(account)s") % {"user": user_name, "account": account_name} \
+            if account_name else user_name
+        headers["From"] = formataddr((shown, account.email_address))
+        if user_email:
+            reply_to.append(formataddr((user_name, user_email)))
+    else:
+        headers["From"] = formataddr((account_name, account.email_address))
+    if not account.incoming_enabled:
+        home = _home_address() if home is None else home
+        if home and home.lower() != account.email_address.lower():
+            # Every answer to the company must land in Buzón, not in a mailbox nobody reads.
+            reply_to = [home]
+    if reply_to:
+        headers["Reply-To"] = ", ".join(reply_to)
+    return headers
+
+
+def _text_from_html(html: str) -> str:
+    return html_lib.unescape(nh3.clean(html, tags=set())).strip()
+
+
+def _html_from_text(text: str) -> str:
+    return "<div>" + html_lib.escape(text).replace("\n", "<br>\n") + "</div>"
+
+
+def _single_recipient(message: Message) -> str:
+    everyone = {parseaddr(a)[1].lower() for a in [*message.to, *message.cc, *message.bcc]}
+    return everyone.pop() if len(everyone) == 1 else ""
+
+
+def unsubscribe_url(message: Message, account: EmailAccount) -> str:
+    # One recipient: the link names them. Several: the link names the message, and the page asks
+    # which recipient wants out (a one-click POST cannot tell who clicked).
+    address = _single_recipient(message)
+    token = tokens.unsubscribe_token(account.pk, address) if address else tokens.make(
+        tokens.UNSUBSCRIBE, [account.pk, "", message.pk])
+    return settings.BASE_URL + reverse("outbound:unsubscribe", args=[token])
+
+
+def pixel_url(message: Message) -> str:
+    return settings.BASE_URL + reverse("outbound:pixel", args=[tokens.pixel_token(message.pk)])
+
+
+def _bodies(outgoing: OutgoingEmail, message: Message, account: EmailAccount) -> tuple[str, str, str]:
+    """(text, html, unsubscribe url) with signature, unsubscribe link and pixel applied."""
+    text, html = message.text, outgoing.html_source
+    if not text and html:
+        text = _text_from_html(html)
+    if account.add_signature and account.signature.strip():
+        text = f"{text.rstrip()}\n\n-- \n{account.signature.strip()}\n"
+        if html:
+            html += f"<br><br>-- <br>{_html_from_text(account.signature.strip())}"
+    unsubscribe = unsubscribe_url(message, account) if account.unsubscribe_link else ""
+    if unsubscribe:
+        text += "\n\n" + _("To stop receiving these emails, open: %(url)s") % {"url": unsubscribe} + "\n"
+        if html:
+            link, label = html_lib.escape(unsubscribe), html_lib.escape(_("Unsubscribe"))
+            html += f'<p style="font-size:small"><a href="{link}">{label}</a></p>'
+    if account.track_opens:
+        html = html or _html_from_text(text)
+        html += f'<img src="{html_lib.escape(pixel_url(message))}" width="1" height="1" alt="">'
+    return text, html, unsubscribe
+
+
+def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | None = None) -> Composed:
+    """Build (and DKIM-sign) the message. Also fills in the Message's From/Reply-To as sent."""
+    message = outgoing.message
+    account = message.account
+    assert account is not None
+    mail = EmailMessage(policy=SMTP)
+    for name, value in sender_headers(message, account, outgoing.kind, home).items():
+        mail[name] = value
+    if message.to:
+        mail["To"] = ", ".join(message.to)
+    if message.cc:
+        mail["Cc"] = ", ".join(message.cc)
+    mail["Subject"] = message.subject
+    mail["Date"] = format_datetime(message.created_at or timezone.now())
+    mail["Message-ID"] = message.message_id
+    if message.in_reply_to:
+        mail["In-Reply-To"] = message.in_reply_to
+    if message.references:
+        mail["References"] = message.references
+    record = message.record
+    has_target = record is not None and targets.target_for(record) is not None
+    mail[targets.REF_HEADER] = targets.ref_header(message.pk, record if has_target else None)
+    if outgoing.kind in AUTO_SUBMITTED:
+        mail["Auto-Submitted"] = AUTO_SUBMITTED[outgoing.kind]
+    if outgoing.kind == "bulk":
+        mail["Precedence"] = "bulk"
+    for name, value in (outgoing.headers or {}).items():
+        if name.lower() not in {"from", "to", "cc", "bcc", "message-id", "subject", "date"}:
+            mail[name] = value
+    text, html, unsubscribe = _bodies(outgoing, message, account)
+    if unsubscribe:
+        mail["List-Unsubscribe"] = f"<{unsubscribe}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+    mail.set_content(text)
+    if html:
+        mail.add_alternative(html, subtype="html")
+    for attachment in outgoing.attachments.all():
+        maintype, _slash, subtype = attachment.mimetype.partition("/")
+        mail.add_attachment(bytes(attachment.content), maintype=maintype or "application",
+                            subtype=subtype or "octet-stream", filename=attachment.filename)
+    data = mail.as_bytes()
+    from_address = parseaddr(mail["From"])[1]
+    if signer is not None:
+        data = signer.sign(data, from_address)
+    message.from_address, message.from_name = from_address, parseaddr(mail["From"])[0]
+    message.reply_to = [mail["Reply-To"]] if mail["Reply-To"] else []
+    recipients = [parseaddr(a)[1] for a in [*message.to, *message.cc, *message.bcc] if parseaddr(a)[1]]
+    return Composed(envelope_from=account.email_address, recipients=recipients, data=data)

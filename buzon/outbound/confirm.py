@@ -1,0 +1,110 @@
+"""Sender confirmation (seed 002): an account outside the known providers proves it owns its address.
+
+Buzón mails a link and a six-digit code to the account's own address, through the account's own
+SMTP server. Either one confirms it. Until then normal mail from the account is refused with a
+reason the UI and API show; notifications and auto-replies are not held back (they are the system's
+own mail). Accounts on a provider preset (Gmail, Outlook…) need no confirmation: the provider
+already refuses a From it does not own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from buzon.mailboxes.endpoints import provider_preset
+from buzon.mailboxes.models import EmailAccount
+from buzon.messages.outbox import SendRefused
+from buzon.outbound import tokens
+from buzon.outbound.models import SenderConfirmation
+
+MAX_CODE_TRIES = 5
+
+
+def needs_confirmation(account: EmailAccount) -> bool:
+    return bool(settings.OUTBOUND_CONFIRM_SENDERS) and not account.is_system and provider_preset(account) is None
+
+
+def is_confirmed(account: EmailAccount) -> bool:
+    if not needs_confirmation(account):
+        return True
+    return SenderConfirmation.objects.filter(account=account, confirmed_at__isnull=False).exists()
+
+
+def require_confirmed(account: EmailAccount) -> None:
+    if not is_confirmed(account):
+        raise SendRefused(_("%(address)s has not been confirmed as a sender yet. Open the link or enter the "
+                            "code Buzón sent to that address, then send again.") % {"address": account.email_address})
+
+
+def _hash(code: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+def confirmation_email(account: EmailAccount, code: str) -> EmailMessage:
+    link = settings.BASE_URL + reverse("outbound:confirm-sender",
+                                       args=[tokens.confirm_token(account.pk, account.email_address)])
+    mail = EmailMessage()
+    mail["From"] = account.email_address
+    mail["To"] = account.email_address
+    mail["Subject"] = _("Confirm %(address)s as a sender in Buzón") % {"address": account.email_address}
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = make_msgid(domain=account.email_address.rpartition("@")[2] or "buzon.invalid")
+    mail["Auto-Submitted"] = "auto-generated"
+    mail.set_content(_("Buzón was asked to send mail as %(address)s.\n\nTo confirm, open this link:\n%(link)s\n\n"
+                       "or enter this code in Buzón: %(code)s\n\nIf you did not ask for this, ignore this message.")
+                     % {"address": account.email_address, "link": link, "code": code})
+    return mail
+
+
+def start(account: EmailAccount) -> None:
+    """Mail a fresh link and code to the account's address. Raises MailServerError if SMTP fails."""
+    from buzon.outbound.smtp import send_now
+
+    code = f"{secrets.randbelow(10**6):06d}"
+    mail = confirmation_email(account, code)
+    send_now(account, account.email_address, [account.email_address], mail.as_bytes())
+    SenderConfirmation.objects.update_or_create(
+        account=account, defaults={"code_hash": _hash(code), "sent_at": timezone.now(), "failed_tries": 0},
+    )
+
+
+def confirm_code(account: EmailAccount, code: str) -> bool:
+    """True when `code` is the one last mailed; five wrong tries void it (ask for a new one)."""
+    with transaction.atomic():
+        pending = SenderConfirmation.objects.select_for_update().filter(account=account).first()
+        if pending is None or not pending.code_hash or pending.failed_tries >= MAX_CODE_TRIES:
+            return False
+        if not hmac.compare_digest(pending.code_hash, _hash(code.strip())):
+            pending.failed_tries += 1
+            pending.save(update_fields=["failed_tries"])
+            return False
+        pending.confirmed_at = timezone.now()
+        pending.code_hash = ""
+        pending.save(update_fields=["confirmed_at", "code_hash"])
+    return True
+
+
+def confirm_token(token: str) -> EmailAccount:
+    """The account a confirmation link names; raises tokens.BadToken if forged, altered or stale."""
+    account_id, address = tokens.read(tokens.CONFIRM, token, max_age=7 * 24 * 3600)
+    account = EmailAccount.objects.filter(pk=account_id).first()
+    if account is None or account.email_address.lower() != address:
+        raise tokens.BadToken("the account or its address changed")
+    SenderConfirmation.objects.update_or_create(
+        account=account, defaults={"confirmed_at": timezone.now(), "code_hash": ""})
+    return account
+
+
+def mark_confirmed(account: EmailAccount) -> None:
+    """For an administrator who verified the address another way (and for tests of other features)."""
+    SenderConfirmation.objects.update_or_create(account=account, defaults={"confirmed_at": timezone.now()})

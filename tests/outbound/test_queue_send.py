@@ -1,0 +1,168 @@
+"""The queue end to end against real aiosmtpd servers: STARTTLS, implicit TLS, plain, faults."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from buzon.messages.models import MessageStatus
+from buzon.messages.outbox import SendRefused, queue_outgoing
+from buzon.outbound import queue
+from buzon.outbound.models import DeliveryAttempt, OutgoingEmail, QueueState
+from buzon.outbound.sender import deliver_due
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl", "plain"])
+def test_sends_through_each_security_mode(request: Any, make_account: Any, pool: Any, mode: str) -> None:
+    server = request.getfixturevalue(f"smtp_{mode}")
+    account = make_account(server, smtp_security="none" if mode == "plain" else mode)
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="Cuerpo", account=account)
+    assert message.status == MessageStatus.QUEUED
+    stats = deliver_due(pool=pool)
+    assert stats.sent == 1
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    received = server.messages[0]
+    assert received.rcpt_tos == ["ana@example.org"]
+    assert received.message["Message-ID"] == message.message_id
+    assert received.login == "sender@example.test"
+
+
+def test_auth_off_for_a_relay_without_login(test_certs: Any, make_account: Any, pool: Any) -> None:
+    from tests.support.smtpd import SMTPServer
+
+    relay = SMTPServer(test_certs, mode="plain", require_auth=False).start()
+    try:
+        account = make_account(relay, smtp_security="none", smtp_auth=False)
+        queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+        assert deliver_due(pool=pool).sent == 1
+        assert relay.messages[0].login is None
+    finally:
+        relay.stop()
+
+
+def test_connections_are_reused_across_messages(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    account = make_account(smtp_starttls)
+    for n in range(12):
+        queue_outgoing(to=[f"c{n}@example.org"], subject=f"n{n}", text="x", account=account)
+    assert deliver_due(pool=pool).sent == 12
+    assert len(smtp_starttls.messages) == 12
+    assert pool.opened <= pool.per_account
+    queue_outgoing(to=["again@example.org"], subject="later", text="x", account=account)
+    deliver_due(pool=pool)
+    assert pool.opened <= pool.per_account  # the second run used the idle connections
+
+
+def test_4xx_is_retried_with_backoff_then_sent(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    account = make_account(smtp_starttls)
+    smtp_starttls.handler.fail_data.append("451 4.3.0 Try again later")
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    stats = deliver_due(pool=pool)
+    assert stats.retrying == 1
+    outgoing = OutgoingEmail.objects.get(pk=message.pk)
+    assert outgoing.state == QueueState.PENDING and outgoing.attempts == 1
+    assert outgoing.next_attempt_at > timezone.now() + datetime.timedelta(seconds=30)
+    message.refresh_from_db()
+    assert message.status == MessageStatus.QUEUED and "451" in message.status_reason
+    assert deliver_due(pool=pool).sent == 0  # not due yet
+    OutgoingEmail.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    assert deliver_due(pool=pool).sent == 1
+    log = list(DeliveryAttempt.objects.filter(outgoing=message.pk).values_list("outcome", "code"))
+    assert log == [("retry", 451), ("sent", 250)]
+    # The retry resent the very bytes composed the first time.
+    assert smtp_starttls.messages[0].message["Message-ID"] == message.message_id
+
+
+def test_backoff_grows_exponentially(settings: Any) -> None:
+    settings.OUTBOUND_RETRY_BASE_S, settings.OUTBOUND_RETRY_MAX_S = 60, 3600
+    assert [queue.backoff(n).total_seconds() for n in (1, 2, 3, 4, 10)] == [60, 120, 240, 480, 3600]
+
+
+def test_5xx_fails_at_once_keeping_the_reply(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    account = make_account(smtp_starttls)
+    smtp_starttls.handler.fail_rcpt["nobody@example.org"] = "550 5.1.1 No such user here"
+    message = queue_outgoing(to=["nobody@example.org"], subject="Hola", text="x", account=account)
+    assert deliver_due(pool=pool).failed == 1
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SEND_FAILED
+    assert "550 5.1.1 No such user here" in message.status_reason
+    assert OutgoingEmail.objects.get(pk=message.pk).last_code == 550
+
+
+def test_421_closes_and_retries(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    account = make_account(smtp_starttls)
+    smtp_starttls.handler.fail_data.append("421 4.3.2 Service shutting down")
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    assert deliver_due(pool=pool).retrying == 1
+    assert OutgoingEmail.objects.get(pk=message.pk).last_code == 421
+
+
+def test_partial_recipient_refusal_is_sent_and_noted(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    account = make_account(smtp_starttls)
+    smtp_starttls.handler.fail_rcpt["gone@example.org"] = "550 5.1.1 Gone"
+    message = queue_outgoing(to=["ana@example.org", "gone@example.org"], subject="Hola", text="x", account=account)
+    assert deliver_due(pool=pool).sent == 1
+    assert smtp_starttls.messages[0].rcpt_tos == ["ana@example.org"]
+    assert "gone@example.org" in DeliveryAttempt.objects.get(outgoing=message.pk).reply
+
+
+def test_connection_refused_is_retried_in_plain_words(make_account: Any, pool: Any) -> None:
+    from tests.support.ports import free_port
+
+    account = make_account(None, smtp_port=free_port(), smtp_security="none", smtp_auth=False)
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    assert deliver_due(pool=pool).retrying == 1
+    message.refresh_from_db()
+    assert "refused the connection" in message.status_reason
+
+
+def test_wrong_password_is_reported(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    account = make_account(smtp_starttls, password="wrong")
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    deliver_due(pool=pool)
+    message.refresh_from_db()
+    assert "rejected the login" in message.status_reason
+
+
+def test_priority_and_scheduled_time(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    account = make_account(smtp_starttls, default_outgoing=True)
+    later = queue_outgoing(to=["a@example.org"], subject="later", text="x", account=account,
+                           send_at=timezone.now() + datetime.timedelta(hours=1))
+    queue_outgoing(to=["b@example.org"], subject="bulk", text="x", kind="bulk")
+    queue_outgoing(to=["c@example.org"], subject="normal", text="x", account=account)
+    assert deliver_due(pool=pool, batch=1).sent == 2
+    assert [m.message["Subject"] for m in smtp_starttls.messages] == ["normal", "bulk"]
+    assert OutgoingEmail.objects.get(pk=later.pk).state == QueueState.PENDING
+
+
+def test_a_crashed_claim_is_resumed_after_the_lease(smtp_starttls: Any, make_account: Any, pool: Any,
+                                                    settings: Any) -> None:
+    account = make_account(smtp_starttls)
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    assert queue.claim_due("dead-worker", 10) == [message.pk]  # ...and that worker died here
+    assert deliver_due(pool=pool).sent == 0  # still leased to the dead worker
+    past = timezone.now() - datetime.timedelta(seconds=settings.OUTBOUND_CLAIM_LEASE_S + 1)
+    OutgoingEmail.objects.filter(pk=message.pk).update(claimed_at=past)
+    assert deliver_due(pool=pool).sent == 1
+    assert len(smtp_starttls.messages) == 1
+
+
+def test_a_late_worker_cannot_overwrite_a_resumed_message(smtp_starttls: Any, make_account: Any) -> None:
+    account = make_account(smtp_starttls)
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    queue.claim_due("slow", 10)
+    OutgoingEmail.objects.filter(pk=message.pk).update(claimed_by="other")
+    assert queue.record_outcome(message.pk, sent=False, permanent=True, code=550, reply="x", server="",
+                                worker="slow") == ""
+
+
+def test_unconfirmed_sender_is_refused_in_plain_words(smtp_starttls: Any, make_account: Any) -> None:
+    account = make_account(smtp_starttls, confirmed=False)
+    with pytest.raises(SendRefused, match="has not been confirmed"):
+        queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    assert not OutgoingEmail.objects.exists()
