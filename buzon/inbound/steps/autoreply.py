@@ -44,13 +44,15 @@ def run(ctx: Context) -> None:
         ctx.decide(NAME, "not_sent", gettext_noop("%(address)s already had an auto-reply today."), address=address)
         return
     subject = ctx.message.subject
-    queued = outbox_glue.queue(
+    queued, why_not = outbox_glue.queue(
         to=[address], subject=subject if subject.lower().startswith("re:") else f"Re: {subject}".strip(),
         text=account.auto_reply_message, kind="auto_reply", account=account, in_reply_to=ctx.message,
         record=ctx.record,
     )
-    log.message_id = getattr(queued, "pk", None)
+    if queued is None:
+        log.delete()  # nothing went out: a later message from this sender may still get one today
+        ctx.decide(NAME, "not_sent", gettext_noop("No auto-reply queued: %(why)s"), why=why_not)
+        return
+    log.message_id = queued.pk
     log.save(update_fields=["message_id"])
-    ctx.decide(NAME, "sent" if queued else "not_sent",
-               gettext_noop("Auto-reply queued to %(address)s.") if queued
-               else gettext_noop("Outgoing mail is not available: no auto-reply queued."), address=address)
+    ctx.decide(NAME, "sent", gettext_noop("Auto-reply queued to %(address)s."), address=address)

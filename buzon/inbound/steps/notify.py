@@ -15,10 +15,13 @@ from buzon.inbound.context import Context
 NAME = "notify"
 
 
-def _email(user: object, subject: str, text: str) -> None:
+def _email(ctx: Context, user: object, subject: str, text: str) -> None:
     address = getattr(user, "email", "")
-    if address:
-        outbox_glue.queue(to=[address], subject=subject, text=text, kind="notification")
+    if not address:
+        return
+    _, why_not = outbox_glue.queue(to=[address], subject=subject, text=text, kind="notification")
+    if why_not:
+        ctx.decide(NAME, "email_not_sent", gettext_noop("Notification email not sent: %(why)s"), why=why_not)
 
 
 def run(ctx: Context) -> None:
@@ -32,11 +35,11 @@ def run(ctx: Context) -> None:
     if ctx.agent_assigned:
         text = _("Customer %(customer)s has been assigned to you.") % {"customer": who}
         if notify(user, Notification.Kind.CUSTOMER_ASSIGNED, f"customer:{customer.pk}", text, url):
-            _email(user, text, text + "\n\n" + url)
+            _email(ctx, user, text, text + "\n\n" + url)
             sent.append(Notification.Kind.CUSTOMER_ASSIGNED)
     text = _("New email from %(sender)s: %(subject)s") % {"sender": who, "subject": message.subject[:200]}
     if notify(user, Notification.Kind.NEW_EMAIL, f"message:{message.pk}", text, url):
-        _email(user, text, f"{text}\n\n{message.text[:2000]}\n\n{url}")
+        _email(ctx, user, text, f"{text}\n\n{message.text[:2000]}\n\n{url}")
         sent.append(Notification.Kind.NEW_EMAIL)
     ctx.decide(NAME, "notified" if sent else "already", gettext_noop("Agent %(agent)s notified."),
                agent=customer.agent.pk, kinds=sent or None)
