@@ -1,0 +1,264 @@
+"""One error hierarchy for everything that talks to a mail server, each with a plain-words message.
+
+`classify()` turns whatever socket, ssl, asyncio, aioimaplib, poplib or smtplib raised into one of
+these, so the probe, the sync engine and the sender all report failures the same way. `detail` is
+technical text for logs and support; it is scrubbed of the password before it is stored.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from buzon.mailboxes.endpoints import ServerSettings
+
+STAGES: dict[str, Promise] = {
+    "connect": _("while connecting"),
+    "tls": _("while setting up encryption"),
+    "starttls": _("while switching to encryption (STARTTLS)"),
+    "greeting": _("while waiting for the server's greeting"),
+    "login": _("while logging in"),
+    "folder": _("while opening a folder"),
+    "stat": _("while counting messages"),
+    "send": _("while sending"),
+    "config": _("before connecting"),
+}
+
+PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}
+
+
+class MailServerError(Exception):
+    """A mail server could not be used. Subclasses fix `code` and `help_slug`."""
+
+    code = "protocol"
+    help_slug = "unexpected-answer"
+
+    def __init__(
+        self, host: str = "", port: int | None = None, stage: str = "", detail: str = "", *,
+        protocol: str = "", reason: str = "", folder: str = "", timeout: float | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.stage = stage
+        self.detail = detail
+        self.protocol = protocol  # imap | pop3 | smtp, for the message
+        self.reason = reason  # a finer cause within the code, e.g. "wrong_host" for a certificate
+        self.folder = folder
+        self.timeout = timeout
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        """Technical one-liner for logs: never translated, never holds a password."""
+        where = f"{self.host}:{self.port}" if self.port else self.host
+        parts = [self.code, where or "?", self.stage or "-"]
+        if self.reason:
+            parts.append(self.reason)
+        return " ".join(parts) + (f": {self.detail}" if self.detail else "")
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.summary()!r})"
+
+    @property
+    def where(self) -> str:
+        if self.port:
+            return gettext("%(host)s (port %(port)s)") % {"host": self.host, "port": self.port}
+        return self.host
+
+    @property
+    def protocol_name(self) -> str:
+        return PROTOCOL_NAMES.get(self.protocol, gettext("mail"))
+
+    @property
+    def stage_text(self) -> str:
+        stage = STAGES.get(self.stage)
+        return str(stage) if stage is not None else ""
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "host": self.host, "port": self.port, "where": self.where, "protocol": self.protocol_name,
+            "stage": self.stage_text, "folder": self.folder, "detail": self.detail,
+            "seconds": f"{self.timeout:g}" if self.timeout else "",
+        }
+
+    def message(self) -> str:
+        """What failed, in plain words and the active language, naming the server."""
+        return gettext("The %(protocol)s server %(where)s could not be used.") % self.params()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "message": self.message(), "help_slug": self.help_slug, "host": self.host,
+            "port": self.port, "stage": self.stage, "reason": self.reason, "detail": self.detail,
+        }
+
+
+class DNSError(MailServerError):
+    code = "dns"
+    help_slug = "unknown-host"
+
+    def message(self) -> str:
+        return gettext(
+            "The server name “%(host)s” could not be found. Check it for typos; it must be a name "
+            "that exists in DNS, such as imap.example.com."
+        ) % self.params()
+
+
+class ConnectionRefused(MailServerError):
+    code = "refused"
+    help_slug = "connection-refused"
+
+    def message(self) -> str:
+        return gettext(
+            "%(host)s refused the connection on port %(port)s: nothing accepts connections there. "
+            "Check the port number and that the server is running."
+        ) % self.params()
+
+
+class ConnectTimeout(MailServerError):
+    code = "timeout"
+    help_slug = "no-answer"
+
+    def message(self) -> str:
+        if self.reason == "unreachable":
+            return gettext(
+                "%(where)s could not be reached: the network has no route to it. A firewall or a network "
+                "problem is in the way."
+            ) % self.params()
+        if self.params()["seconds"]:
+            return gettext(
+                "%(where)s did not answer within %(seconds)s seconds %(stage)s. A firewall may be blocking "
+                "the port, or the server is down or overloaded."
+            ) % self.params()
+        return gettext(
+            "%(where)s did not answer in time %(stage)s. A firewall may be blocking the port, or the "
+            "server is down or overloaded."
+        ) % self.params()
+
+
+class TLSHandshakeError(MailServerError):
+    code = "tls"
+    help_slug = "tls-handshake"
+
+    def message(self) -> str:
+        if self.reason == "starttls_unsupported":
+            return gettext(
+                "%(where)s does not offer STARTTLS. Choose SSL/TLS if the port expects encryption from "
+                "the start (993, 995, 465), or check the port."
+            ) % self.params()
+        if self.reason == "tls_required":
+            return gettext(
+                "%(where)s refuses to log in without encryption. Choose SSL/TLS or STARTTLS as security."
+            ) % self.params()
+        return gettext(
+            "A secure (TLS) connection to %(where)s could not be set up %(stage)s. The security setting "
+            "probably does not match the port: SSL/TLS for 993, 995 and 465; STARTTLS for 143, 110 and 587."
+        ) % self.params()
+
+
+CERTIFICATE_REASONS: dict[str, Promise] = {
+    "wrong_host": _("it was issued for a different server name"),
+    "expired": _("it has expired or is not valid yet"),
+    "self_signed": _("it is self-signed"),
+    "unknown_issuer": _("it was issued by an authority this machine does not trust"),
+    "revoked": _("it has been revoked"),
+}
+
+
+class CertificateError(MailServerError):
+    code = "certificate"
+    help_slug = "certificate"
+
+    def message(self) -> str:
+        why = CERTIFICATE_REASONS.get(self.reason)
+        if why is not None:
+            return gettext(
+                "The certificate of %(where)s cannot be trusted: %(why)s. Use the server name the "
+                "certificate was issued for, or turn off certificate checks only if you trust this server."
+            ) % {**self.params(), "why": why}
+        return gettext(
+            "The certificate of %(where)s could not be verified. Use the server name the certificate was "
+            "issued for, or turn off certificate checks only if you trust this server."
+        ) % self.params()
+
+
+class AuthenticationFailed(MailServerError):
+    code = "auth"
+    help_slug = "login-rejected"
+
+    def message(self) -> str:
+        return gettext(
+            "%(where)s rejected the login name or password. Check both; many providers need an app "
+            "password, or IMAP/POP access switched on in the mailbox's settings."
+        ) % self.params()
+
+
+class ProtocolError(MailServerError):
+    code = "protocol"
+    help_slug = "unexpected-answer"
+
+    def message(self) -> str:
+        if self.reason == "closed":
+            return gettext(
+                "%(where)s closed the connection %(stage)s. Check the port and the security setting."
+            ) % self.params()
+        return gettext(
+            "%(where)s did not answer like a %(protocol)s server %(stage)s. Check that the port belongs to "
+            "the %(protocol)s service and the protocol is right."
+        ) % self.params()
+
+
+class FolderMissing(MailServerError):
+    code = "folder"
+    help_slug = "missing-folder"
+
+    def message(self) -> str:
+        return gettext(
+            "The folder “%(folder)s” does not exist on %(host)s, or this account may not open it. "
+            "Check its exact name and letter case (for example INBOX or Sent)."
+        ) % self.params()
+
+
+class ConfigurationError(MailServerError):
+    """The account's settings themselves are wrong; `text` says how (already translatable)."""
+
+    code = "config"
+    help_slug = "configuration"
+
+    def __init__(self, text: str | Promise, **kwargs: Any) -> None:
+        self.text = text
+        kwargs.setdefault("stage", "config")
+        super().__init__(**kwargs)
+
+    def summary(self) -> str:
+        base = super().summary()
+        return base if self.detail else f"{base}: {self.text}"
+
+    def message(self) -> str:
+        return str(self.text)
+
+
+ERRORS_BY_CODE: dict[str, type[MailServerError]] = {
+    cls.code: cls
+    for cls in (DNSError, ConnectionRefused, ConnectTimeout, TLSHandshakeError, CertificateError,
+                AuthenticationFailed, ProtocolError, FolderMissing, ConfigurationError)
+}
+
+
+def classify(exc: BaseException, settings: ServerSettings | None, stage: str) -> MailServerError:
+    """Map what a socket, ssl, asyncio or mail library raised to one MailServerError (see classify.py)."""
+    from buzon.mailboxes.classify import classify_exception
+
+    return classify_exception(exc, settings, stage)
+
+
+__all__ = [
+    "MailServerError", "DNSError", "ConnectionRefused", "ConnectTimeout", "TLSHandshakeError",
+    "CertificateError", "AuthenticationFailed", "ProtocolError", "FolderMissing", "ConfigurationError",
+    "ERRORS_BY_CODE", "classify",
+]
