@@ -1,0 +1,54 @@
+"""The database side of the engine, run off the event loop in one thread (Django's ORM is sync).
+
+Every function here is short and commits on its own; the event loop awaits them through `run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from buzon.sync.models import FolderCursor, RawMessage
+from buzon.sync.store import Incoming, Mailbox, store_batch
+
+T = TypeVar("T")
+
+
+async def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
+
+
+def open_cursor(account_id: int, folder: str, uidvalidity: int | None) -> FolderCursor:
+    """The folder's cursor; a new UIDVALIDITY starts it over (duplicates are caught by content)."""
+    with transaction.atomic():
+        cursor, _ = FolderCursor.objects.select_for_update().get_or_create(
+            account_id=account_id, folder=folder, defaults={"uidvalidity": uidvalidity})
+        if cursor.uidvalidity != uidvalidity:
+            cursor.uidvalidity, cursor.last_uid, cursor.highest_modseq = uidvalidity, 0, None
+            cursor.initial_done = False
+            cursor.save()
+    return cursor
+
+
+def close_cursor(account_id: int, folder: str, last_uid: int, highest_modseq: int | None) -> None:
+    FolderCursor.objects.filter(account_id=account_id, folder=folder, last_uid__lte=last_uid).update(
+        last_uid=last_uid, highest_modseq=highest_modseq, initial_done=True)
+
+
+def store(box: Mailbox, items: Sequence[Incoming], cursor_uid: int | None) -> int:
+    from buzon.sync import progress
+
+    result = store_batch(box, items, cursor_uid=cursor_uid)
+    progress.add_done(box.account_id, len(items))
+    return len(result.stored)
+
+
+def update_flags(account_id: int, folder: str, uidvalidity: int | None, flags: dict[int, list[str]]) -> None:
+    rows = list(RawMessage.objects.filter(account_id=account_id, folder=folder, uidvalidity=uidvalidity,
+                                          uid__in=list(flags)).only("id", "uid", "flags"))
+    for row in rows:
+        row.flags = flags[row.uid] if row.uid is not None else row.flags
+    RawMessage.objects.bulk_update(rows, ["flags"], batch_size=500)

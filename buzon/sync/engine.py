@@ -1,0 +1,137 @@
+"""The sync engine: one asyncio process watching every account it holds a lease on.
+
+Every `SYNC_REFRESH_S` it re-reads which accounts should be synced (picking up accounts added,
+changed or removed while it runs), claims free leases, starts a runner per new account,
+restarts runners whose settings changed, wakes runners asked to sync now, renews its leases
+(stopping any account whose lease it lost), and drops connections that stalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from buzon.mailboxes.errors import MailServerError
+from buzon.sync import dbs, lease, status
+from buzon.sync.account import eligible_accounts, load_config
+from buzon.sync.runner import AccountRunner
+
+log = logging.getLogger("buzon.sync")
+
+
+@dataclass
+class Running:
+    runner: AccountRunner
+    task: asyncio.Task[None]
+    fingerprint: str
+
+
+@dataclass
+class Engine:
+    owner: str = field(default_factory=lease.new_owner)
+    only: set[int] | None = None  # restrict to these accounts (tests, `buzon sync ACCOUNT`)
+    max_accounts: int = 10_000
+    claim_batch: int = 25  # claim a few at a time, so processes starting together share the work
+    running: dict[int, Running] = field(default_factory=dict)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        log.info("sync engine %s started", self.owner)
+        last_renew = 0.0
+        requests_since = timezone.now()
+        try:
+            while not self.stopping.is_set():
+                desired = await dbs.run(eligible_accounts)
+                if self.only is not None:
+                    desired = {pk: fp for pk, fp in desired.items() if pk in self.only}
+                await self._drop_unwanted(desired)
+                if time.monotonic() - last_renew > settings.SYNC_LEASE_S / 3:
+                    await self._renew()
+                    last_renew = time.monotonic()
+                await self._claim_and_start(desired)
+                now = timezone.now()
+                for account_id in await dbs.run(status.requested_since, list(self.running), requests_since):
+                    self.running[account_id].runner.wake()
+                requests_since = now
+                self._watchdog()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), settings.SYNC_REFRESH_S)
+        finally:
+            await self._stop_all()
+            log.info("sync engine %s stopped", self.owner)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _drop_unwanted(self, desired: dict[int, str]) -> None:
+        for account_id, item in list(self.running.items()):
+            if item.task.done():
+                self._reap(account_id, item)
+            elif desired.get(account_id) != item.fingerprint:
+                log.info("account %s removed or changed: restarting its sync", account_id)
+                await self._stop(account_id)
+                if account_id not in desired:
+                    await dbs.run(lease.release, self.owner, [account_id])
+
+    def _reap(self, account_id: int, item: Running) -> None:
+        exc = item.task.exception() if not item.task.cancelled() else None
+        if exc is not None:
+            log.error("sync of account %s crashed", account_id, exc_info=exc)
+        del self.running[account_id]  # restarted on the next round, after its backoff
+
+    async def _renew(self) -> None:
+        held = await dbs.run(lease.renew, self.owner, list(self.running))
+        for account_id in set(self.running) - held:
+            log.warning("lease on account %s lost: stopping its sync", account_id)
+            await self._stop(account_id)
+
+    async def _claim_and_start(self, desired: dict[int, str]) -> None:
+        waiting = [pk for pk in desired if pk not in self.running]
+        room = min(self.claim_batch, self.max_accounts - len(self.running))
+        if not waiting or room <= 0:
+            return
+        for account_id in await dbs.run(lease.claim, self.owner, waiting, limit=room):
+            log.info("lease taken account=%s owner=%s", account_id, self.owner)
+            try:
+                config = await dbs.run(load_config, account_id)
+            except MailServerError as error:
+                await dbs.run(status.record_failure, account_id, error)
+                await dbs.run(lease.release, self.owner, [account_id])
+                continue
+            runner = AccountRunner(config)
+            task = asyncio.create_task(runner.run(), name=f"sync-{account_id}")
+            self.running[account_id] = Running(runner, task, desired[account_id])
+
+    def _watchdog(self) -> None:
+        """A command silent for longer than its timeout should have failed already; if the
+        library missed it, drop the connections so the runner retries."""
+        limit = settings.SYNC_TIMEOUT_S * 2 + 5
+        for account_id, item in self.running.items():
+            busy = item.runner.busy_since
+            if busy is not None and time.monotonic() - busy > limit:
+                quiet = [c for c in item.runner.connections if time.monotonic() - c.last_data_at > limit]
+                for conn in quiet:
+                    log.warning("account %s: connection stalled; dropping it", account_id)
+                    conn.close()
+
+    async def _stop(self, account_id: int) -> None:
+        item = self.running.pop(account_id, None)
+        if item is None:
+            return
+        item.task.cancel()
+        for conn in list(item.runner.connections):
+            conn.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await item.task
+
+    async def _stop_all(self) -> None:
+        ids = list(self.running)
+        await asyncio.gather(*(self._stop(pk) for pk in ids), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await dbs.run(lease.release, self.owner, ids)

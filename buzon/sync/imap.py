@@ -1,0 +1,166 @@
+"""One pass over one IMAP folder: from the cursor to the newest message, in chunks.
+
+The cursor is (UIDVALIDITY, last UID), never the \\Seen flag, so mail another client read is
+still brought in. Bodies are fetched with BODY.PEEK[] on a folder opened with EXAMINE: syncing
+never changes anything on the server. Each chunk is committed with the cursor that covers it;
+the next chunk is already on the wire while one is being stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.utils.translation import gettext as _
+
+from buzon.sync import dbs
+from buzon.sync.imap_conn import CommandFailed, ImapConnection
+from buzon.sync.imap_parse import FetchItem, uid_set
+from buzon.sync.store import Incoming, Mailbox
+from buzon.sync.truncate import Plan, build, leaves_from_bodystructure, note_text, plan
+
+log = logging.getLogger("buzon.sync")
+BODY_ITEMS = "(UID FLAGS RFC822.SIZE BODY.PEEK[])"
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    account_id: int
+    address: str
+    folder: str
+    unseen_only: bool
+    initial_count: int  # 0: everything
+    limit_bytes: int  # attachment limit
+    chunk: int
+    chunk_bytes: int
+
+
+def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int) -> list[list[int]]:
+    out: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if current and (len(current) >= count or used + size > max_bytes):
+            out.append(current)
+            current, used = [], 0
+        current.append(uid)
+        used += size
+    if current:
+        out.append(current)
+    return out
+
+
+async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callable[[int], None] | None = None) -> int:
+    """Bring in every new message of `opts.folder`; returns how many were stored."""
+    status = await conn.examine(opts.folder)
+    cursor = await dbs.run(dbs.open_cursor, opts.account_id, opts.folder, status.uidvalidity)
+    if conn.condstore and cursor.highest_modseq and status.highest_modseq != cursor.highest_modseq:
+        await _refresh_flags(conn, opts, cursor.last_uid, cursor.highest_modseq, status.uidvalidity)
+    if cursor.initial_done and status.uidnext is not None and status.uidnext <= cursor.last_uid + 1:
+        await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, cursor.last_uid, status.highest_modseq)
+        return 0
+    criteria = [f"UID {cursor.last_uid + 1}:*"] + (["UNSEEN"] if opts.unseen_only else [])
+    uids = [uid for uid in await conn.uid_search(*criteria) if uid > cursor.last_uid]
+    if not cursor.initial_done and opts.initial_count and len(uids) > opts.initial_count:
+        uids = uids[-opts.initial_count:]  # the newest N; the cursor then starts above the rest
+    top = max([cursor.last_uid, *uids, (status.uidnext or 1) - 1])
+    stored = 0
+    if uids:
+        if on_work:
+            on_work(len(uids))
+        stored = await _download(conn, opts, uids, status.uidvalidity)
+    await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, top, status.highest_modseq)
+    return stored
+
+
+async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], uidvalidity: int | None) -> int:
+    sized = await conn.uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
+    sizes = {item.uid: item.size or 0 for item in sized}
+    uids = [uid for uid in uids if uid in sizes]  # gone since the search (expunged): nothing to keep
+    box = Mailbox(opts.account_id, opts.address, opts.folder, uidvalidity)
+    stored = 0
+    batches = chunks(uids, sizes, opts.chunk, opts.chunk_bytes)
+    pending = asyncio.ensure_future(_fetch_chunk(conn, opts, batches[0], sizes)) if batches else None
+    for index, batch in enumerate(batches):
+        assert pending is not None
+        items = await pending
+        if index + 1 < len(batches):
+            pending = asyncio.ensure_future(_fetch_chunk(conn, opts, batches[index + 1], sizes))
+        try:
+            stored += await dbs.run(dbs.store, box, items, max(batch))
+        except BaseException:
+            if index + 1 < len(batches):
+                pending.cancel()
+            raise
+    return stored
+
+
+async def _fetch_chunk(conn: ImapConnection, opts: FolderOptions, batch: list[int],
+                       sizes: dict[int, int]) -> list[Incoming]:
+    small = [uid for uid in batch if sizes.get(uid, 0) <= opts.limit_bytes]
+    got: dict[int, Incoming] = {}
+    if small:
+        for item in await conn.uid_fetch(uid_set(small), BODY_ITEMS):
+            body = item.sections.get("BODY[]")
+            if body is not None and item.uid in sizes:
+                got[item.uid] = Incoming(data=body, uid=item.uid, size=item.size, flags=item.flags)
+    for uid in batch:
+        if uid in got:
+            continue
+        if sizes.get(uid, 0) > opts.limit_bytes:
+            got[uid] = await _fetch_truncated(conn, opts, uid, sizes[uid])
+        else:
+            got[uid] = await _fetch_one(conn, uid)
+    return [got[uid] for uid in batch if uid in got]
+
+
+async def _fetch_one(conn: ImapConnection, uid: int) -> Incoming:
+    """A message missing from a chunk's answer: ask for it alone, and keep it marked if it fails."""
+    try:
+        items = await conn.uid_fetch(str(uid), BODY_ITEMS)
+    except CommandFailed as exc:
+        items, reason = [], exc.text
+    else:
+        reason = _("The server did not return this message.")
+    for item in items:
+        body = item.sections.get("BODY[]")
+        if item.uid == uid and body is not None:
+            return Incoming(data=body, uid=uid, size=item.size, flags=item.flags)
+    log.warning("uid %s could not be fetched: %s", uid, reason)
+    return Incoming(data=b"", uid=uid, failed_reason=_("The mail server could not deliver this message: %(reason)s")
+                    % {"reason": reason})
+
+
+async def _fetch_truncated(conn: ImapConnection, opts: FolderOptions, uid: int, size: int) -> Incoming:
+    """Headers and text only, planned from BODYSTRUCTURE: the big parts never cross the wire."""
+    head = await conn.uid_fetch(str(uid), "(UID FLAGS BODYSTRUCTURE BODY.PEEK[HEADER])")
+    if not head:
+        return await _fetch_one(conn, uid)
+    item: FetchItem = head[0]
+    leaves = leaves_from_bodystructure(item.bodystructure)
+    multipart = isinstance(item.bodystructure, list) and bool(item.bodystructure) and isinstance(
+        item.bodystructure[0], list)
+    # A single-part message this big is all attachment (or all text): only the headers fit.
+    chosen = plan(leaves, opts.limit_bytes) if multipart else Plan(keep=[], left_out=leaves)
+    parts: list[tuple[bytes, bytes]] = []
+    if chosen.keep:
+        wanted = " ".join(f"BODY.PEEK[{leaf.part}.MIME] BODY.PEEK[{leaf.part}]" for leaf in chosen.keep)
+        fetched = await conn.uid_fetch(str(uid), f"(UID {wanted})")
+        sections = fetched[0].sections if fetched else {}
+        parts = [(sections.get(f"BODY[{leaf.part}.MIME]", b""), sections.get(f"BODY[{leaf.part}]", b""))
+                 for leaf in chosen.keep]
+    data = build(item.sections.get("BODY[HEADER]", b""), parts, chosen.left_out)
+    return Incoming(data=data, uid=uid, size=size, flags=item.flags, truncation_note=note_text(chosen.left_out))
+
+
+async def _refresh_flags(conn: ImapConnection, opts: FolderOptions, last_uid: int, modseq: int,
+                         uidvalidity: int | None) -> None:
+    """CONDSTORE: only the flags that changed since we last looked, in one command."""
+    if last_uid <= 0:
+        return
+    items = await conn.uid_fetch(f"1:{last_uid}", "(UID FLAGS)", f"(CHANGEDSINCE {modseq})")
+    if items:
+        await dbs.run(dbs.update_flags, opts.account_id, opts.folder, uidvalidity, {i.uid: i.flags for i in items})

@@ -1,0 +1,162 @@
+"""A thin, typed facade over one logged-in aioimaplib connection (opened by mailboxes.connections).
+
+aioimaplib does not fail a pending command when the socket drops; it waits for its timer. Here
+a lost connection fails every pending command at once, and every command carries an
+inactivity timeout (reset by each chunk received), which is the watchdog against stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import aioimaplib
+
+from buzon.sync.imap_parse import FetchItem, FolderStatus, parse_fetch, parse_search, parse_select
+
+
+class ConnectionLost(ConnectionResetError):
+    """The server closed the connection, or the network dropped it."""
+
+
+class CommandFailed(Exception):
+    """The server answered NO or BAD."""
+
+    def __init__(self, command: str, result: str, text: str) -> None:
+        self.command, self.result, self.text = command, result, text
+        super().__init__(f"{command} answered {result}: {text}"[:300])
+
+
+def _text(lines: list[Any]) -> str:
+    return b" ".join(line for line in lines[-2:] if isinstance(line, bytes)).decode("utf-8", "replace")
+
+
+class ImapConnection:
+    def __init__(self, client: aioimaplib.IMAP4, *, timeout: float) -> None:
+        self.client = client
+        self.protocol = client.protocol
+        self.timeout = timeout
+        self.lost = asyncio.Event()
+        self.last_data_at = time.monotonic()
+        self.protocol.conn_lost_cb = self._on_lost
+        receive = self.protocol.data_received
+
+        def data_received(data: bytes) -> None:
+            self.last_data_at = time.monotonic()
+            receive(data)
+
+        self.protocol.data_received = data_received  # type: ignore[method-assign]
+        if self.protocol.transport is None or self.protocol.transport.is_closing():
+            self.lost.set()
+
+    @property
+    def capabilities(self) -> set[str]:
+        return {str(cap).upper() for cap in self.protocol.capabilities}
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.capabilities or "QRESYNC" in self.capabilities
+
+    @property
+    def can_idle(self) -> bool:
+        return "IDLE" in self.capabilities
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self.lost.set()
+        error = ConnectionLost(str(exc) if exc else "the server closed the connection")
+        pending = [self.protocol.pending_sync_command, *self.protocol.pending_async_commands.values()]
+        for command in pending:
+            if command is not None and not command._event.is_set():
+                command._exception = error
+                command.close(b"connection lost", "KO")
+
+    async def _run(self, command: aioimaplib.Command) -> aioimaplib.Response:
+        if self.lost.is_set():
+            raise ConnectionLost("the connection is closed")
+        response = await self.protocol.execute(command)
+        if response.result != "OK":
+            raise CommandFailed(command.name, response.result, _text(response.lines))
+        return response
+
+    def _command(self, name: str, *args: str, prefix: str | None = None) -> aioimaplib.Command:
+        return aioimaplib.Command(name, self.protocol.new_tag(), *args, prefix=prefix, loop=self.protocol.loop,
+                                  timeout=self.timeout)
+
+    async def examine(self, folder: str) -> FolderStatus:
+        """Open `folder` read-only: nothing the engine does can change a flag on the server."""
+        args = [aioimaplib.quoted(folder)]
+        if self.condstore:
+            args.append("(CONDSTORE)")
+        response = await self._run(self._command("EXAMINE", *args))
+        self.protocol.state = aioimaplib.SELECTED
+        return parse_select(response.lines)
+
+    async def uid_search(self, *criteria: str) -> list[int]:
+        response = await self._run(self._command("SEARCH", *criteria, prefix="UID"))
+        return parse_search(response.lines)
+
+    async def uid_fetch(self, uids: str, items: str, modifier: str = "") -> list[FetchItem]:
+        args = [uids, items] + ([modifier] if modifier else [])
+        command = aioimaplib.FetchCommand(self.protocol.new_tag(), *args, prefix="UID", loop=self.protocol.loop,
+                                          timeout=self.timeout)
+        response = await self._run(command)
+        return parse_fetch(response.lines)
+
+    async def noop(self) -> None:
+        await self._run(self._command("NOOP"))
+
+    async def idle(self, wake: asyncio.Event, max_s: float) -> str:
+        """IDLE until new mail ("mail"), a wake-up ("wake") or `max_s` has passed ("rearm")."""
+        if self.lost.is_set():
+            raise ConnectionLost("the connection is closed")
+        idle_task = await asyncio.wait_for(self.client.idle_start(timeout=max_s), self.timeout)
+        reason = "rearm"
+        try:
+            deadline = time.monotonic() + max_s
+            while reason == "rearm" and time.monotonic() < deadline:
+                reason = await self._wait_push(wake, deadline - time.monotonic())
+        finally:
+            if not self.lost.is_set() and self.client.has_pending_idle():
+                self.client.idle_done()
+                done, _ = await asyncio.wait({idle_task}, timeout=self.timeout)
+                if not done:
+                    idle_task.cancel()
+                    raise ConnectionLost("the server did not end IDLE in time")
+            else:
+                idle_task.cancel()
+        if self.lost.is_set():
+            raise ConnectionLost("the connection dropped while idling")
+        return reason
+
+    async def _wait_push(self, wake: asyncio.Event, remaining: float) -> str:
+        push = asyncio.ensure_future(self.client.wait_server_push(timeout=max(0.1, remaining)))
+        waits = {push, asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self.lost.wait())}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if self.lost.is_set():
+            return "lost"
+        if wake.is_set():
+            return "wake"
+        if push in done and push.exception() is None:
+            lines = push.result()
+            if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                return "rearm-now"
+            if any(isinstance(line, bytes) and (b"EXISTS" in line or b"RECENT" in line) for line in lines):
+                return "mail"
+            return "rearm"
+        return "rearm-now"
+
+    async def logout(self) -> None:
+        if self.lost.is_set():
+            return
+        with contextlib.suppress(Exception):  # leaving anyway: a failed LOGOUT changes nothing
+            await asyncio.wait_for(self.client.logout(), 5)
+        self.close()
+
+    def close(self) -> None:
+        transport = self.protocol.transport
+        if transport is not None:
+            transport.close()

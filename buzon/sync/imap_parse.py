@@ -1,0 +1,189 @@
+"""Pure parsers for the IMAP responses the engine reads: bytes in, typed values out.
+
+aioimaplib hands a command's response over as a list in which text lines are `bytes` and each
+literal (a message body) is a `bytearray`. Everything here works on that list, without sockets,
+so it is tested directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+FETCH_START = re.compile(rb"^(\d+) FETCH \(")
+LITERAL_END = re.compile(rb"\{(\d+)\}$")
+_TOKEN = re.compile(rb'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"\[]+(?:\[[^\]]*\][^\s()]*)?))')
+
+Value = bytes | int | None | list["Value"]
+
+
+@dataclass
+class FetchItem:
+    uid: int
+    flags: list[str] = field(default_factory=list)
+    size: int | None = None
+    modseq: int | None = None
+    sections: dict[str, bytes] = field(default_factory=dict)  # "BODY[]", "BODY[HEADER]", "BODY[1]"...
+    bodystructure: Value = None
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    uidvalidity: int | None
+    uidnext: int | None
+    exists: int
+    highest_modseq: int | None
+
+
+def _tokens(segments: Sequence[bytes | bytearray]) -> Iterator[tuple[str, bytes]]:
+    """Yield (kind, value): kind is "(", ")", "str" (quoted or literal) or "atom"."""
+    for segment in segments:
+        if isinstance(segment, bytearray):
+            yield "str", bytes(segment)
+            continue
+        text = LITERAL_END.sub(b"", segment)
+        pos = 0
+        while pos < len(text):
+            match = _TOKEN.match(text, pos)
+            if match is None or match.end() == pos:
+                break
+            pos = match.end()
+            if match.group(1):
+                yield "(", b"("
+            elif match.group(2):
+                yield ")", b")"
+            elif match.group(3) is not None:
+                yield "str", re.sub(rb"\\(.)", rb"\1", match.group(3))
+            elif match.group(4):
+                yield "atom", match.group(4)
+
+
+def parse_list(segments: Sequence[bytes | bytearray]) -> list[Value]:
+    """Parse the first parenthesised list found in `segments` (nested lists become lists)."""
+    stack: list[list[Value]] = []
+    for kind, value in _tokens(segments):
+        if kind == "(":
+            stack.append([])
+        elif kind == ")":
+            if not stack:
+                continue
+            done = stack.pop()
+            if not stack:
+                return done
+            stack[-1].append(done)
+        elif stack:
+            stack[-1].append(_atom(value) if kind == "atom" else value)
+    return stack[0] if stack else []
+
+
+def _atom(value: bytes) -> Value:
+    if value.upper() == b"NIL":
+        return None
+    if value.isdigit():
+        return int(value)
+    return value
+
+
+def _records(lines: Iterable[bytes | bytearray]) -> Iterator[list[bytes | bytearray]]:
+    current: list[bytes | bytearray] | None = None
+    for line in lines:
+        if isinstance(line, bytes) and FETCH_START.match(line):
+            if current is not None:
+                yield current
+            current = [line[line.index(b"(") :]]
+        elif current is not None:
+            current.append(line)
+    if current is not None:
+        yield current
+
+
+def parse_fetch(lines: Iterable[bytes | bytearray]) -> list[FetchItem]:
+    """FETCH responses that carry a UID (unsolicited flag updates without one are skipped)."""
+    items = []
+    for record in _records(lines):
+        values = parse_list(record)
+        pairs = dict(zip(values[::2], values[1::2], strict=False))
+        uid = pairs.get(b"UID")
+        if not isinstance(uid, int):
+            continue
+        item = FetchItem(uid=uid)
+        for key, value in pairs.items():
+            if not isinstance(key, bytes):
+                continue
+            name = key.upper()
+            if name == b"FLAGS" and isinstance(value, list):
+                item.flags = [v.decode("utf-8", "replace") for v in value if isinstance(v, bytes)]
+            elif name == b"RFC822.SIZE" and isinstance(value, int):
+                item.size = value
+            elif name == b"MODSEQ" and isinstance(value, list) and value and isinstance(value[0], int):
+                item.modseq = value[0]
+            elif name == b"BODYSTRUCTURE":
+                item.bodystructure = value
+            elif name.startswith(b"BODY[") and isinstance(value, bytes):
+                # BODY[]<0> answers a partial BODY[]<0.N>: the origin is not part of the section name
+                item.sections[name.decode().split("<")[0]] = value
+            elif name.startswith(b"BODY[") and value is None:
+                item.sections[name.decode().split("<")[0]] = b""
+        items.append(item)
+    return items
+
+
+_CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNORECASE)
+_EXISTS = re.compile(rb"^(\d+) EXISTS", re.IGNORECASE)
+
+
+def parse_select(lines: Iterable[bytes | bytearray]) -> FolderStatus:
+    codes: dict[bytes, int] = {}
+    exists = 0
+    for line in lines:
+        if not isinstance(line, bytes):
+            continue
+        for name, number in _CODE.findall(line):
+            codes[name.upper()] = int(number)
+        match = _EXISTS.match(line)
+        if match:
+            exists = int(match.group(1))
+    return FolderStatus(
+        uidvalidity=codes.get(b"UIDVALIDITY"), uidnext=codes.get(b"UIDNEXT"), exists=exists,
+        highest_modseq=codes.get(b"HIGHESTMODSEQ"),
+    )
+
+
+def parse_search(lines: Sequence[bytes | bytearray]) -> list[int]:
+    """UIDs from a SEARCH answer. aioimaplib passes "SEARCH 1 2 3" on as "1 2 3"; the last line
+    is the tagged completion text. With CONDSTORE a "(MODSEQ n)" may follow the numbers."""
+    uids: list[int] = []
+    for line in lines[:-1]:
+        if not isinstance(line, bytes):
+            continue
+        tokens = line.split(b"(")[0].split()
+        if tokens and tokens[0].upper() == b"SEARCH":
+            tokens = tokens[1:]
+        uids.extend(int(tok) for tok in tokens if tok.isdigit())
+    return sorted(set(uids))
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """Compress sorted UIDs into an IMAP sequence set: [1,2,3,7,9,10] -> "1:3,7,9:10"."""
+    ranges: list[str] = []
+    start = prev = None
+    for uid in sorted(uids):
+        if start is None:
+            start = prev = uid
+        elif uid == prev + 1:  # type: ignore[operator]
+            prev = uid
+        else:
+            ranges.append(f"{start}:{prev}" if start != prev else str(start))
+            start = prev = uid
+    if start is not None:
+        ranges.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(ranges)
+
+
+def has_new_mail(lines: Iterable[bytes | bytearray]) -> bool:
+    """Whether pushed untagged responses (during IDLE) announce a change worth a sync."""
+    for line in lines:
+        if isinstance(line, bytes) and (b"EXISTS" in line.upper() or b"RECENT" in line.upper()):
+            return True
+    return False

@@ -1,0 +1,47 @@
+"""`buzon sync`: run the sync engine forever; `buzon sync ACCOUNT --once`: one pass, with a bar."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
+
+from buzon.mailboxes.errors import MailServerError
+from buzon.sync.once import find_accounts, sync_once
+
+
+class Command(BaseCommand):
+    help = _("Bring incoming mail in: every enabled account, forever (IDLE), or one pass with --once.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("accounts", nargs="*", help=_("account id or email address (default: all)"))
+        parser.add_argument("--once", action="store_true", help=_("one pass in the foreground, then exit"))
+        parser.add_argument("--max-accounts", type=int, default=10_000,
+                            help=_("hold at most this many accounts in this process"))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.getLogger("buzon.sync").setLevel(logging.INFO)
+        try:
+            ids = find_accounts(options["accounts"]) if options["accounts"] else None
+        except LookupError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["once"]:
+            try:
+                asyncio.run(sync_once(ids, self.stderr))
+            except MailServerError as exc:
+                raise CommandError(exc.message()) from exc
+            return
+        asyncio.run(self._forever(ids, options["max_accounts"]))
+
+    async def _forever(self, ids: list[int] | None, max_accounts: int) -> None:
+        from buzon.sync.engine import Engine
+
+        engine = Engine(only=set(ids) if ids is not None else None, max_accounts=max_accounts)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, engine.stop)
+        await engine.run()

@@ -1,0 +1,141 @@
+"""Committing raw mail: keyed, idempotent, and before anything else happens to a message.
+
+One call stores one batch in one transaction, together with the folder cursor that covers it
+and the tasks that will process it, so a crash at any point leaves either all of it or none.
+The unique keys (account, folder, UIDVALIDITY, UID) and (account, UIDL) make a duplicate
+impossible; a copy of a message already held in the folder (same Message-ID and sha256, e.g.
+after a UIDVALIDITY reset, or one deleted in Buzón) is recorded as skipped, never shown twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from buzon.sync.enqueue import enqueue_processing
+from buzon.sync.headers import parse_header_fields, sha256
+from buzon.sync.models import FolderCursor, RawMessage
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """Where a batch was read: an IMAP folder at one UIDVALIDITY, or a POP3 maildrop (folder "")."""
+
+    account_id: int
+    address: str
+    folder: str = ""
+    uidvalidity: int | None = None
+
+
+@dataclass
+class Incoming:
+    data: bytes
+    uid: int | None = None
+    uidl: str | None = None
+    size: int | None = None  # the size on the server (differs from len(data) once truncated)
+    flags: list[str] = field(default_factory=list)
+    truncation_note: str = ""
+    failed_reason: str = ""  # the server would not give this one: kept, marked, skipped
+
+
+@dataclass
+class StoreResult:
+    stored: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    already: int = 0
+
+
+def _existing_keys(box: Mailbox, items: Sequence[Incoming]) -> set[object]:
+    uids = [item.uid for item in items if item.uid is not None]
+    uidls = [item.uidl for item in items if item.uidl is not None]
+    keys: set[object] = set()
+    if uids:
+        keys |= set(RawMessage.objects.filter(
+            account_id=box.account_id, folder=box.folder, uidvalidity=box.uidvalidity, uid__in=uids,
+        ).values_list("uid", flat=True))
+    if uidls:
+        keys |= set(RawMessage.objects.filter(account_id=box.account_id, uidl__in=uidls)
+                    .values_list("uidl", flat=True))
+    return keys
+
+
+def _row(box: Mailbox, item: Incoming, digest: str, original: dict[tuple[str, str], int]) -> RawMessage:
+    fields = parse_header_fields(item.data)
+    row = RawMessage(
+        account_id=box.account_id, account_address=box.address, folder=box.folder,
+        uidvalidity=box.uidvalidity if item.uid is not None else None, uid=item.uid, uidl=item.uidl,
+        data=item.data, size=item.size if item.size is not None else len(item.data), sha256=digest,
+        message_id=fields.message_id, from_header=fields.from_header, to_header=fields.to_header,
+        subject=fields.subject, date=fields.date, flags=item.flags,
+        truncated=bool(item.truncation_note), truncation_note=item.truncation_note,
+    )
+    if item.failed_reason:
+        row.status, row.status_reason = RawMessage.Status.FAILED, item.failed_reason
+        return row
+    duplicate_of = original.get((digest, fields.message_id))
+    if duplicate_of is not None:
+        # Keep the server key (so it is never fetched again) but not a second copy of the bytes.
+        row.status = RawMessage.Status.SKIPPED
+        row.status_reason = (
+            _("Same message as #%(id)s, already stored from this folder.") % {"id": duplicate_of}
+            if duplicate_of > 0 else _("Same message as another one stored from this folder.")
+        )
+        row.data = b""
+    return row
+
+
+def _content_index(box: Mailbox, digests: set[str]) -> dict[tuple[str, str], int]:
+    rows = RawMessage.objects.filter(
+        account_id=box.account_id, folder=box.folder, sha256__in=digests,
+    ).filter(~Q(status=RawMessage.Status.SKIPPED)).values_list("sha256", "message_id", "id")
+    return {(digest, message_id): raw_id for digest, message_id, raw_id in rows}
+
+
+def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor_uid: int | None = None) -> StoreResult:
+    """Store `items` and move the folder cursor to `cursor_uid`, atomically."""
+    result = StoreResult()
+    with transaction.atomic():
+        known = _existing_keys(box, items)
+        fresh = [item for item in items if (item.uid if item.uid is not None else item.uidl) not in known]
+        result.already = len(items) - len(fresh)
+        digests = {id(item): sha256(item.data) for item in fresh}
+        original = _content_index(box, set(digests.values()))
+        rows: list[RawMessage] = []
+        for item in fresh:
+            row = _row(box, item, digests[id(item)], original)
+            if row.status == RawMessage.Status.SKIPPED:
+                result.duplicates += 1
+            rows.append(row)
+            if row.status == RawMessage.Status.STORED:
+                original.setdefault((row.sha256, row.message_id), -1)  # a copy within this batch
+        created = _insert(rows)
+        result.stored = [row.pk for row in created if row.status != RawMessage.Status.SKIPPED]
+        if cursor_uid is not None:
+            FolderCursor.objects.filter(account_id=box.account_id, folder=box.folder).update(
+                last_uid=cursor_uid, uidvalidity=box.uidvalidity)
+        enqueue_processing(result.stored)
+    return result
+
+
+def _insert(rows: list[RawMessage]) -> list[RawMessage]:
+    if not rows:
+        return []
+    try:
+        with transaction.atomic():
+            return RawMessage.objects.bulk_create(rows)
+    except IntegrityError:
+        pass
+    # Someone else stored part of this batch (only possible without a lease): keep what is new.
+    created = []
+    for row in rows:
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+            created.append(row)
+        except IntegrityError:
+            continue
+    return created

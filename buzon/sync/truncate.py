@@ -1,0 +1,154 @@
+"""`attachment_limit_mb`: an oversized message keeps its headers and text; big attachments go.
+
+What is left out is named in a text note appended to the message, so a reader knows what the
+sender attached. IMAP servers let us plan from BODYSTRUCTURE and fetch only the parts we keep
+(memory stays bounded by the limit); POP3 can only give the whole message, which is cut here.
+"""
+
+from __future__ import annotations
+
+import email
+import secrets
+from dataclasses import dataclass
+from email.message import Message
+from email.policy import compat32
+
+from django.utils.translation import gettext as _
+
+from buzon.sync.headers import header_block
+from buzon.sync.imap_parse import Value
+
+
+@dataclass(frozen=True)
+class Leaf:
+    part: str  # IMAP part number ("1", "2.1") or, for a parsed message, its index in walk()
+    content_type: str
+    size: int
+    name: str
+    is_text: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    keep: list[Leaf]
+    left_out: list[Leaf]
+
+
+def plan(leaves: list[Leaf], limit: int) -> Plan:
+    """Keep every text body (up to the limit), then the smallest attachments that still fit."""
+    keep: list[Leaf] = []
+    left_out: list[Leaf] = []
+    used = 0
+    for leaf in [leaf for leaf in leaves if leaf.is_text] + sorted(
+        (leaf for leaf in leaves if not leaf.is_text), key=lambda leaf: leaf.size
+    ):
+        if used + leaf.size <= limit:
+            keep.append(leaf)
+            used += leaf.size
+        else:
+            left_out.append(leaf)
+    keep.sort(key=lambda leaf: leaves.index(leaf))
+    return Plan(keep=keep, left_out=left_out)
+
+
+def _text(value: Value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
+
+
+def _find_name(value: Value) -> str:
+    """Look through a part's parameter lists for a FILENAME or NAME."""
+    if not isinstance(value, list):
+        return ""
+    for key, item in zip(value, value[1:], strict=False):
+        if isinstance(key, bytes) and key.upper() in (b"FILENAME", b"NAME") and isinstance(item, bytes):
+            return _text(item)
+    for item in value:
+        found = _find_name(item) if isinstance(item, list) else ""
+        if found:
+            return found
+    return ""
+
+
+def leaves_from_bodystructure(structure: Value, prefix: str = "") -> list[Leaf]:
+    if not isinstance(structure, list) or not structure:
+        return []
+    if isinstance(structure[0], list):  # multipart: children first, then the subtype
+        leaves: list[Leaf] = []
+        children: list[list[Value]] = []
+        for item in structure:
+            if not isinstance(item, list):
+                break  # the subtype, then the multipart's parameters
+            children.append(item)
+        for index, child in enumerate(children):
+            leaves.extend(leaves_from_bodystructure(child, f"{prefix}{index + 1}."))
+        return leaves
+    ctype = f"{_text(structure[0])}/{_text(structure[1])}".lower()
+    size = structure[6] if len(structure) > 6 and isinstance(structure[6], int) else 0
+    name = _find_name(structure[2:])
+    is_text = ctype in ("text/plain", "text/html") and not name
+    return [Leaf(part=prefix.rstrip(".") or "1", content_type=ctype, size=size, name=name, is_text=is_text)]
+
+
+def _without_content_headers(headers: bytes) -> bytes:
+    kept: list[bytes] = []
+    skipping = False
+    for line in headers.splitlines(keepends=True):
+        if line.strip() == b"":
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                kept.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        skipping = name in (b"content-type", b"content-transfer-encoding")
+        if not skipping:
+            kept.append(line)
+    return b"".join(line if line.endswith(b"\n") else line + b"\r\n" for line in kept)
+
+
+def note_text(left_out: list[Leaf]) -> str:
+    lines = [_("Attachments left out because the message is larger than the account's attachment limit:")]
+    for leaf in left_out:
+        lines.append(f"- {leaf.name or _('(no name)')} ({leaf.content_type}, {leaf.size // 1024} KB)")
+    return "\n".join(lines)
+
+
+def build(headers: bytes, parts: list[tuple[bytes, bytes]], left_out: list[Leaf]) -> bytes:
+    """A multipart/mixed message: the original headers, the kept parts, then the note."""
+    boundary = f"buzon-truncated-{secrets.token_hex(8)}".encode()
+    out = [_without_content_headers(headers)]
+    out.append(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n')
+    for mime_headers, body in parts:
+        out += [b"--", boundary, b"\r\n", mime_headers.rstrip(b"\r\n"), b"\r\n\r\n", body, b"\r\n"]
+    note = note_text(left_out).encode("utf-8")
+    out += [b"--", boundary, b'\r\nContent-Type: text/plain; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: 8bit\r\nContent-Disposition: inline\r\n\r\n", note, b"\r\n"]
+    out += [b"--", boundary, b"--\r\n"]
+    return b"".join(out)
+
+
+def _leaf_bytes(part: Message) -> tuple[bytes, bytes]:
+    headers = "".join(f"{key}: {value}\r\n" for key, value in part.items())
+    payload = part.get_payload(decode=False)
+    body = payload if isinstance(payload, str) else ""
+    return headers.encode("utf-8", "surrogateescape"), body.encode("ascii", "surrogateescape")
+
+
+def truncate_bytes(data: bytes, limit: int) -> tuple[bytes, str] | None:
+    """Cut an already downloaded message (POP3). None when nothing needs leaving out."""
+    try:
+        message = email.message_from_bytes(data, policy=compat32)
+        parts = [part for part in message.walk() if not part.is_multipart()]
+    except Exception:  # noqa: BLE001 - a message we cannot split is stored whole rather than lost
+        return None
+    leaves = []
+    for index, part in enumerate(parts):
+        name = part.get_filename() or ""
+        ctype = part.get_content_type()
+        body = _leaf_bytes(part)[1]
+        leaves.append(Leaf(str(index), ctype, len(body), str(name), ctype in ("text/plain", "text/html") and not name))
+    chosen = plan(leaves, limit)
+    if not chosen.left_out:
+        return None
+    kept = [_leaf_bytes(parts[int(leaf.part)]) for leaf in chosen.keep]
+    return build(header_block(data), kept, chosen.left_out), note_text(chosen.left_out)

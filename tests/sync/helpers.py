@@ -1,0 +1,58 @@
+"""Accounts pointed at the Dovecot fixture, generated mail, and one-pass syncs for the sync tests."""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from asgiref.sync import async_to_sync
+
+from buzon.mailboxes.models import AccountState, EmailAccount
+from buzon.sync.once import sync_once
+
+PORTS = {
+    ("imap", "ssl"): "imaps_port", ("imap", "starttls"): "imap_port",
+    ("pop3", "ssl"): "pop3s_port", ("pop3", "starttls"): "pop3_port",
+}
+
+
+def make_account(dovecot, *, protocol: str = "imap", security: str = "ssl", port: int | None = None,
+                 password: str = "secret", address: str | None = None, **fields) -> EmailAccount:
+    address = address or dovecot.add_user()
+    fields.setdefault("initial_sync_count", 0)
+    account = EmailAccount(
+        email_address=address, incoming_enabled=True, incoming_protocol=protocol, incoming_host="localhost",
+        incoming_port=port or getattr(dovecot, PORTS[(protocol, security)]), incoming_security=security,
+        state=AccountState.IDLE, **fields,
+    )
+    account.set_password(password)
+    account.save()
+    return account
+
+
+def make_mail(index: int = 0, *, subject: str | None = None, size_kb: int = 0, html: bool = False,
+              attachment_kb: int = 0, message_id: str | None = None, body: str | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Sender {index} <sender{index}@example.test>"
+    msg["To"] = "inbox@example.test"
+    msg["Subject"] = subject if subject is not None else f"Message {index}"
+    msg["Date"] = format_datetime(datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    msg["Message-ID"] = message_id or make_msgid(domain="example.test")
+    text = body if body is not None else f"Hello number {index}.\n" + ("lorem ipsum " * 80 + "\n") * size_kb
+    msg.set_content(text)
+    if html:
+        msg.add_alternative(f"<html><body><p>Hello <b>number {index}</b></p></body></html>", subtype="html")
+    if attachment_kb:
+        blob = random.Random(index).randbytes(attachment_kb * 1024)
+        msg.add_attachment(blob, maintype="application", subtype="pdf", filename=f"report-{index}.pdf")
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def sync(*accounts: EmailAccount) -> str:
+    """One foreground pass, as `buzon sync ACCOUNT --once` runs it; returns what it printed."""
+    out = io.StringIO()
+    async_to_sync(sync_once)([account.pk for account in accounts], out)
+    return out.getvalue()
