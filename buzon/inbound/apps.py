@@ -1,6 +1,22 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_save
+
+
+def _customer_address_saved(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
+    # Mail skipped because its sender was unknown is imported once the sender becomes a customer.
+    if created:
+        from buzon.inbound.reprocess import import_skipped_from
+
+        import_skipped_from(instance.address)
 
 
 class InboundConfig(AppConfig):
     name = "buzon.inbound"
     label = "inbound"
+
+    def ready(self) -> None:
+        from buzon.crm.models import CustomerEmail
+
+        post_save.connect(_customer_address_saved, sender=CustomerEmail, dispatch_uid="inbound-import-skipped")

@@ -1,0 +1,53 @@
+"""Running the pipeline again: one message, an account, or the skipped ones (idempotent)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from buzon.inbound.pipeline import run_pipeline
+from buzon.messages.models import Message
+from buzon.sync.models import RawMessage
+
+
+def raw_ids(*, message_id: int | None = None, account_id: int | None = None, skipped: bool = False,
+            failed: bool = False) -> list[int]:
+    rows: QuerySet[RawMessage] = RawMessage.objects.filter(deleted_at__isnull=True)
+    if message_id is not None:
+        raw_id = Message.objects.filter(pk=message_id).values_list("raw_id", flat=True).first()
+        return [raw_id] if raw_id else []
+    if account_id is not None:
+        rows = rows.filter(account_id=account_id)
+    statuses = [s for s, wanted in ((RawMessage.Status.SKIPPED, skipped), (RawMessage.Status.FAILED, failed)) if wanted]
+    if statuses:
+        rows = rows.filter(status__in=statuses)
+    return list(rows.order_by("received_at", "id").values_list("id", flat=True))
+
+
+def reprocess(ids: list[int]) -> Counter[str]:
+    return Counter(run_pipeline(raw_id) for raw_id in ids)
+
+
+def skipped_count(account_id: int) -> int:
+    """How many messages of the account were not imported (unknown senders): the account log shows it."""
+    return RawMessage.objects.filter(account_id=account_id, status=RawMessage.Status.SKIPPED).count()
+
+
+def import_skipped_from(address: str) -> None:
+    """A sender became a customer: import what was skipped from them (after the commit, as a task)."""
+    address = address.strip().lower()
+    if not address:
+        return
+    ids = list(RawMessage.objects.filter(status=RawMessage.Status.SKIPPED, from_header__icontains=address)
+               .values_list("id", flat=True)[:1000])
+    if not ids:
+        return
+    from buzon.inbound.tasks import process_raw_message
+
+    def enqueue() -> None:
+        for raw_id in ids:
+            process_raw_message.enqueue(raw_id)
+
+    transaction.on_commit(enqueue)
