@@ -12,7 +12,7 @@ import nh3
 # sanitising it costs time per message.
 MAX_HTML_CHARS = 2_000_000
 _URL_SCHEMES = {"http", "https", "mailto", "cid", "tel"}
-_BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "hr"}
+_BLOCK = {"p", "div", "br", "tr", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre", "hr"}
 _SKIP = {"script", "style", "head", "title"}
 
 
