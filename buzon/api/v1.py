@@ -1,7 +1,22 @@
 """Routes of /api/v1/: each context's viewsets register on the one router here."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
+
+from buzon.api import outbound as api_outbound
 
 router = DefaultRouter()
 
+# Outgoing mail (buzon/api/outbound.py).
+router.register("email-templates", api_outbound.EmailTemplateViewSet, basename="email-template")
+
 urlpatterns = router.urls
+
+# Listed before the router's routes, so "messages/send/" is never read as a message id.
+urlpatterns = [
+    path("messages/send/", api_outbound.SendView.as_view(), name="message-send"),
+    path("messages/<int:pk>/delivery/", api_outbound.DeliveryView.as_view(), name="message-delivery"),
+    path("sender-confirmations/<int:account_id>/<str:step>/", api_outbound.SenderConfirmationView.as_view(),
+         name="sender-confirmation"),
+    path("dkim/<int:domain_id>/", api_outbound.DkimView.as_view(), name="dkim"),
+] + urlpatterns

@@ -83,6 +83,8 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
         if chosen is None:
             raise SendRefused(_("No default outgoing email account is set up, so notifications cannot be sent."))
         return chosen
+    if account is not None and kind == "auto_reply" and not account.outgoing_enabled:
+        account = None  # an account that only receives still answers, through the default outgoing one
     if account is not None:
         if not account.outgoing_enabled:
             raise SendRefused(_("The account %(address)s does not send mail (outgoing is not enabled).")

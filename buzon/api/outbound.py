@@ -1,0 +1,210 @@
+"""Outgoing mail over the API.
+
+- `POST /api/v1/messages/send/` queues an email and answers 202 with its id; `GET /api/v1/messages/{id}/`
+  (messages API) then shows its status. `GET /api/v1/messages/{id}/delivery/` lists every attempt.
+- `/api/v1/email-templates/` (+ `{id}/preview/`), `POST /api/v1/sender-confirmations/{account}/send/` and
+  `.../code/`, `/api/v1/dkim/{domain}/` (GET records and DNS check, POST generate a key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from buzon.api.permissions import IsStaffOrReadOnly
+from buzon.mailboxes.errors import MailServerError
+from buzon.mailboxes.models import EmailAccount, EmailDomain
+from buzon.messages import targets
+from buzon.messages.models import Direction, Message
+from buzon.messages.outbox import KINDS, Attachment, SendRefused, queue_outgoing
+from buzon.outbound import confirm, deliverability, mail_templates
+from buzon.outbound.models import DeliveryAttempt, EmailTemplate
+from buzon.outbound.smtp import SendFailed
+
+
+class AttachmentSerializer(serializers.Serializer[Any]):
+    filename = serializers.CharField(max_length=255)
+    content_base64 = serializers.CharField()
+    mimetype = serializers.CharField(max_length=255, default="application/octet-stream")
+
+
+class RecordRefSerializer(serializers.Serializer[Any]):
+    type = serializers.CharField(help_text="Mail target key, e.g. ticket")
+    id = serializers.IntegerField()
+
+
+class SendSerializer(serializers.Serializer[Any]):
+    to = serializers.ListField(child=serializers.CharField(max_length=320), default=list)
+    cc = serializers.ListField(child=serializers.CharField(max_length=320), default=list)
+    bcc = serializers.ListField(child=serializers.CharField(max_length=320), default=list)
+    subject = serializers.CharField(allow_blank=True, default="")
+    text = serializers.CharField(allow_blank=True, default="")
+    html = serializers.CharField(allow_blank=True, default="")
+    attachments = AttachmentSerializer(many=True, default=list)
+    account = serializers.PrimaryKeyRelatedField(queryset=EmailAccount.objects.all(), required=False,
+                                                 allow_null=True)
+    record = RecordRefSerializer(required=False, allow_null=True)
+    in_reply_to = serializers.CharField(required=False, allow_blank=True,
+                                        help_text="Buzón message id, or a Message-ID header")
+    kind = serializers.ChoiceField(choices=[k for k in KINDS if k != "auto_reply"], default="normal")
+    send_at = serializers.DateTimeField(required=False, allow_null=True)
+    template = serializers.CharField(required=False, allow_blank=True, help_text="Email template key")
+    language = serializers.CharField(required=False, allow_blank=True, max_length=5)
+
+    def validate_record(self, value: dict[str, Any] | None) -> Any:
+        if not value:
+            return None
+        target = targets.get_target(value["type"])
+        record = target.get(value["id"]) if target else None
+        if record is None:
+            raise ValidationError(_("There is no %(type)s with id %(id)s.") % value)
+        return record
+
+    def validate_attachments(self, value: list[dict[str, str]]) -> list[Attachment]:
+        try:
+            return [Attachment(a["filename"], base64.b64decode(a["content_base64"], validate=True), a["mimetype"])
+                    for a in value]
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationError(_("An attachment is not valid base64.")) from exc
+
+
+class SentSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    message_id = serializers.CharField()
+    account = serializers.CharField()
+
+
+class SendView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=SendSerializer, responses={202: SentSerializer})
+    def post(self, request: Request) -> Response:
+        """Queue an email; it is sent by the task worker. 400 says in plain words why it cannot be sent."""
+        form = SendSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        template_key = data.pop("template", "")
+        language = data.pop("language", "") or None
+        if template_key:
+            template = mail_templates.find(template_key, language)
+            if template is None:
+                raise ValidationError({"template": [_("There is no template %(key)s.") % {"key": template_key}]})
+            rendered = mail_templates.render(template, mail_templates.context_for(
+                data.get("record"), request.user, data.get("account")))
+            data["subject"] = data["subject"] or rendered.subject
+            data["text"] = data["text"] or rendered.text
+            data["html"] = data["html"] or rendered.html
+        try:
+            message = queue_outgoing(user=request.user, **data)
+        except SendRefused as refused:
+            raise ValidationError({"detail": [str(refused)]}) from refused
+        body = {"id": message.pk, "status": message.status, "message_id": message.message_id,
+                "account": str(message.account)}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class AttemptSerializer(serializers.ModelSerializer[DeliveryAttempt]):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["number", "at", "outcome", "code", "reply", "server"]
+
+
+class DeliveryView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: AttemptSerializer(many=True)})
+    def get(self, request: Request, pk: int) -> Response:
+        """Every delivery attempt of an outgoing message, oldest first, with the server's reply."""
+        message = get_object_or_404(Message, pk=pk, direction=Direction.OUTGOING)
+        attempts = DeliveryAttempt.objects.filter(outgoing_id=message.pk)
+        return Response(AttemptSerializer(attempts, many=True).data)
+
+
+class EmailTemplateSerializer(serializers.ModelSerializer[EmailTemplate]):
+    class Meta:
+        model = EmailTemplate
+        fields = ["id", "key", "language", "name", "subject", "body", "body_html", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for field in ("subject", "body", "body_html"):
+            try:
+                mail_templates.render_text(attrs.get(field, ""), {}, html=field == "body_html")
+            except mail_templates.TemplateError as exc:
+                raise ValidationError({field: [str(exc)]}) from exc
+        return attrs
+
+
+class EmailTemplateViewSet(viewsets.ModelViewSet[EmailTemplate]):
+    """Email templates (per key and language), used by compose and by notifications."""
+
+    queryset = EmailTemplate.objects.all()
+    serializer_class = EmailTemplateSerializer
+    permission_classes = [IsStaffOrReadOnly]
+
+    @extend_schema(request=RecordRefSerializer, responses={200: None})
+    @action(detail=True, methods=["post"])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        """Render with a real record: body `{"type": "ticket", "id": 12}`."""
+        template = self.get_object()
+        ref = RecordRefSerializer(data=request.data)
+        ref.is_valid(raise_exception=True)
+        target = targets.get_target(ref.validated_data["type"])
+        record = target.get(ref.validated_data["id"]) if target else None
+        if record is None:
+            raise ValidationError({"id": [_("No such record.")]})
+        rendered = mail_templates.render(template, mail_templates.context_for(record, request.user))
+        return Response({"subject": rendered.subject, "text": rendered.text, "html": rendered.html})
+
+
+class SenderConfirmationView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request, account_id: int, step: str) -> Response:
+        """`send`: mail a link and code to the account's address. `code`: confirm with `{"code": "123456"}`."""
+        if step not in ("send", "code"):
+            raise NotFound()
+        account = get_object_or_404(EmailAccount, pk=account_id)
+        if step == "send":
+            try:
+                confirm.start(account)
+            except MailServerError as exc:
+                raise ValidationError({"detail": [exc.message()]}) from exc
+            except SendFailed as exc:
+                raise ValidationError({"detail": [str(exc)]}) from exc
+            return Response({"sent_to": account.email_address}, status=status.HTTP_202_ACCEPTED)
+        code = request.data.get("code", "") if isinstance(request.data, dict) else ""
+        if not confirm.confirm_code(account, str(code)):
+            raise ValidationError({"code": [_("That code is not right, or has been tried too often. "
+                                              "Ask for a new one.")]})
+        return Response({"confirmed": True})
+
+
+class DkimView(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+
+    def get(self, request: Request, domain_id: int) -> Response:
+        """The SPF, DKIM and DMARC records to publish; `?check=1` also looks them up in DNS."""
+        domain = get_object_or_404(EmailDomain, pk=domain_id)
+        records = deliverability.expected_records(domain)
+        if request.query_params.get("check"):
+            return Response([r.as_dict() for r in deliverability.check(records)])
+        return Response([r.as_dict() for r in records])
+
+    def post(self, request: Request, domain_id: int) -> Response:
+        """Generate (or replace) the domain's DKIM key pair."""
+        domain = get_object_or_404(EmailDomain, pk=domain_id)
+        deliverability.generate_key(domain)
+        return Response([r.as_dict() for r in deliverability.expected_records(domain)], status=201)
