@@ -33,6 +33,11 @@ def _text(lines: list[Any]) -> str:
     return b" ".join(line for line in lines[-2:] if isinstance(line, bytes)).decode("utf-8", "replace")
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class ImapConnection:
     def __init__(self, client: aioimaplib.IMAP4, *, timeout: float) -> None:
         self.client = client
@@ -112,6 +117,7 @@ class ImapConnection:
         if self.lost.is_set():
             raise ConnectionLost("the connection is closed")
         idle_task = await asyncio.wait_for(self.client.idle_start(timeout=max_s), self.timeout)
+        idle_task.add_done_callback(_retrieve)  # its failure is reported through `lost`
         reason = "rearm"
         try:
             deadline = time.monotonic() + max_s
@@ -133,14 +139,17 @@ class ImapConnection:
     async def _wait_push(self, wake: asyncio.Event, remaining: float) -> str:
         push = asyncio.ensure_future(self.client.wait_server_push(timeout=max(0.1, remaining)))
         waits = {push, asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self.lost.wait())}
-        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                if not task.done():
+                    task.cancel()
         if self.lost.is_set():
             return "lost"
         if wake.is_set():
             return "wake"
-        if push in done and push.exception() is None:
+        if push in done and not push.cancelled() and push.exception() is None:
             lines = push.result()
             if lines == aioimaplib.STOP_WAIT_SERVER_PUSH:
                 return "rearm-now"
@@ -157,6 +166,10 @@ class ImapConnection:
         self.close()
 
     def close(self) -> None:
+        # aioimaplib keeps helper tasks (IDLE, its acknowledgement) that outlive a dropped socket.
+        for task in [*self.client.tasks, *self.protocol.tasks]:
+            task.add_done_callback(_retrieve)
+            task.cancel()
         transport = self.protocol.transport
         if transport is not None:
             transport.close()

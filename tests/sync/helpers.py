@@ -56,3 +56,70 @@ def sync(*accounts: EmailAccount) -> str:
     out = io.StringIO()
     async_to_sync(sync_once)([account.pk for account in accounts], out)
     return out.getvalue()
+
+
+class EngineThread:
+    """The sync engine (`buzon sync`) running in this process, on its own loop and thread."""
+
+    def __init__(self, only: set[int] | None = None) -> None:
+        import asyncio
+        import threading
+
+        from buzon.sync.engine import Engine
+
+        self.loop = asyncio.new_event_loop()
+        self.engine: Engine | None = None
+        self.only = only
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from django.db import connections
+
+        from buzon.sync.engine import Engine
+
+        asyncio.set_event_loop(self.loop)
+
+        async def main() -> None:
+            self.engine = Engine(only=self.only)
+            await self.engine.run()
+
+        try:
+            self.loop.run_until_complete(main())
+        finally:
+            connections.close_all()
+
+    def __enter__(self) -> EngineThread:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 5
+        while self.engine is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.engine is not None:
+            self.loop.call_soon_threadsafe(self.engine.stop)
+        self.thread.join(30)
+
+
+def on_db(func, *args):
+    """Run `func` on the engine's database thread. SQLite's shared in-memory test database locks
+    whole tables between connections, so while an engine runs, tests read through its thread."""
+    from asgiref.sync import SyncToAsync
+
+    return SyncToAsync.single_thread_executor.submit(func, *args).result()
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
