@@ -70,6 +70,11 @@ class SyncOption(models.TextChoices):
     UNSEEN = "unseen", _("Only unread mail")
 
 
+#: Template accounts (seed 3.1) carry a placeholder address on this reserved domain until an admin
+#: gives them real details; the rules that need a real address skip them meanwhile.
+TEMPLATE_DOMAIN = "example.invalid"
+
+
 class AccountState(models.TextChoices):
     IDLE = "idle", _("Idle")
     SYNCING = "syncing", _("Syncing")
@@ -216,6 +221,13 @@ class EmailAccount(models.Model):
         ordering = ["email_address"]
         verbose_name = _("email account")
         verbose_name_plural = _("email accounts")
+        constraints = [
+            # The services keep exactly one default per direction; the database refuses a second.
+            models.UniqueConstraint(fields=["default_incoming"], condition=models.Q(default_incoming=True),
+                                    name="mailboxes_one_default_incoming"),
+            models.UniqueConstraint(fields=["default_outgoing"], condition=models.Q(default_outgoing=True),
+                                    name="mailboxes_one_default_outgoing"),
+        ]
 
     def __str__(self) -> str:
         return self.email_address
@@ -234,3 +246,18 @@ class EmailAccount(models.Model):
     @property
     def login_name(self) -> str:
         return self.login or self.email_address
+
+    @property
+    def address_domain(self) -> str:
+        return self.email_address.rpartition("@")[2].strip().lower()
+
+    @property
+    def is_template(self) -> bool:
+        """A predefined account not yet given a real address (see TEMPLATE_DOMAIN)."""
+        return bool(self.template_role) and self.address_domain == TEMPLATE_DOMAIN
+
+    def enabled_for(self, direction: str) -> bool:
+        return self.incoming_enabled if direction == "incoming" else self.outgoing_enabled
+
+    def is_default_for(self, direction: str) -> bool:
+        return self.default_incoming if direction == "incoming" else self.default_outgoing
