@@ -112,6 +112,8 @@ class AccountRunner:
                     wake.clear()
                     stored = await sync_folder(conn, opts, self._work_found)
                     self.busy_since = None
+                    if stored:
+                        log.info("stored account=%s folder=%s count=%s", self.config.account_id, folder, stored)
                     await self._pass_done(stored)
                     if self.once:
                         return
@@ -150,6 +152,8 @@ class AccountRunner:
                 client = await asyncio.to_thread(open_pop3, self.config.server, timeout=settings.SYNC_TIMEOUT_S)
                 stage = ""
                 stored = await sync_pop3(client, self.config.pop3_options(), self._work_found)
+                if stored:
+                    log.info("stored account=%s folder= count=%s", self.config.account_id, stored)
                 await asyncio.to_thread(client.quit)  # DELE takes effect only here
                 client = None
                 self.busy_since = None

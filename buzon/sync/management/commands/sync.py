@@ -15,6 +15,8 @@ from buzon.sync.once import find_accounts, sync_once
 
 
 class Command(BaseCommand):
+    # The engine needs models, not templates or URLs: a check elsewhere must not stop mail coming in.
+    requires_system_checks: list[str] = []
     help = _("Bring incoming mail in: every enabled account, forever (IDLE), or one pass with --once.")
 
     def add_arguments(self, parser: CommandParser) -> None:
