@@ -44,3 +44,47 @@ def fresh_dovecot(test_certs):
     server = dovecot_support.Dovecot(certs=test_certs).start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _short_probe_timeout(settings):
+    settings.PROBE_TIMEOUT_S = TIMEOUT
+
+
+@pytest.fixture
+def ticket_target():
+    """Register "ticket" as a mail target for the test, as the inbound app will."""
+    from buzon.crm.models import Ticket
+    from buzon.messages import targets
+
+    registered = targets.get_target("ticket") is None
+    if registered:
+        targets.register(Ticket, key="ticket", prefix="T", label="Ticket")
+    yield "ticket"
+    if registered:
+        targets.unregister("ticket")
+
+
+@pytest.fixture
+def example_domain(db, dovecot, smtp_starttls):
+    """example.test: IMAP on the shared Dovecot (SSL), SMTP on aiosmtpd (STARTTLS)."""
+    from buzon.mailboxes.models import EmailDomain
+
+    return EmailDomain.objects.create(
+        domain_name="example.test", incoming_protocol="imap", incoming_host="localhost",
+        incoming_port=dovecot.imaps_port, incoming_security="ssl", smtp_host="localhost",
+        smtp_port=smtp_starttls.port, smtp_security="starttls",
+    )
+
+
+@pytest.fixture
+def new_account(dovecot, smtp_starttls, example_domain):
+    """Make an unsaved account on example.test whose IMAP and SMTP logins both work (password "secret")."""
+    from buzon.mailboxes.models import EmailAccount
+
+    def make(incoming=True, outgoing=False, **fields):
+        address = dovecot.add_user()
+        smtp_starttls.users[address] = "secret"
+        return EmailAccount(email_address=address, incoming_enabled=incoming, outgoing_enabled=outgoing, **fields)
+
+    return make
