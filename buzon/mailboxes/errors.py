@@ -208,8 +208,8 @@ class ProtocolError(MailServerError):
                 "%(where)s closed the connection %(stage)s. Check the port and the security setting."
             ) % self.params()
         return gettext(
-            "%(where)s did not answer like a %(protocol)s server %(stage)s. Check that the port belongs to "
-            "the %(protocol)s service and the protocol is right."
+            "%(where)s did not answer the way a %(protocol)s mail server should %(stage)s. Check that the "
+            "port belongs to the %(protocol)s service and that the protocol is right."
         ) % self.params()
 
 
