@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django import db
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from buzon.mailboxes.errors import MailServerError
@@ -23,6 +27,34 @@ from buzon.sync.account import eligible_accounts, load_config
 from buzon.sync.runner import AccountRunner
 
 log = logging.getLogger("buzon.sync")
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, owner: str, held: Callable[[], list[int]], lost: Callable[[set[int]], None],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name="sync-heartbeat", daemon=True)
+        self.owner, self.held, self.lost, self.loop = owner, held, lost, loop
+        self.halted = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.halted.wait(settings.SYNC_LEASE_S / 3):
+                ids = self.held()
+                try:
+                    gone = set(ids) - lease.renew(self.owner, ids)
+                except DatabaseError:
+                    log.exception("could not renew sync leases")
+                    db.close_old_connections()
+                    continue
+                if gone:
+                    self.loop.call_soon_threadsafe(self.lost, gone)
+        finally:
+            db.connections.close_all()
+
+    def halt(self) -> None:
+        self.halted.set()
+        if self.is_alive():
+            self.join(10)
 
 
 @dataclass
@@ -38,21 +70,27 @@ class Engine:
     only: set[int] | None = None  # restrict to these accounts (tests, `buzon sync ACCOUNT`)
     max_accounts: int = 10_000
     claim_batch: int = 25  # claim a few at a time, so processes starting together share the work
+    # Renew leases from a thread of its own, with its own database connection, so a busy event
+    # loop or a long queue of inserts can never delay the heartbeat past the lease's expiry.
+    heartbeat_thread: bool = True
     running: dict[int, Running] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
         log.info("sync engine %s started", self.owner)
-        last_renew = 0.0
+        last_renew = time.monotonic()
         requests_since = timezone.now()
+        heartbeat = Heartbeat(self.owner, lambda: list(self.running), self._lost, asyncio.get_running_loop())
+        if self.heartbeat_thread:
+            heartbeat.start()
         try:
             while not self.stopping.is_set():
                 desired = await dbs.run(eligible_accounts)
                 if self.only is not None:
                     desired = {pk: fp for pk, fp in desired.items() if pk in self.only}
                 await self._drop_unwanted(desired)
-                if time.monotonic() - last_renew > settings.SYNC_LEASE_S / 3:
-                    await self._renew()
+                if not self.heartbeat_thread and time.monotonic() - last_renew > settings.SYNC_LEASE_S / 3:
+                    self._lost(set(self.running) - await dbs.run(lease.renew, self.owner, list(self.running)))
                     last_renew = time.monotonic()
                 await self._claim_and_start(desired)
                 now = timezone.now()
@@ -63,6 +101,7 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), settings.SYNC_REFRESH_S)
         finally:
+            heartbeat.halt()
             await self._stop_all()
             log.info("sync engine %s stopped", self.owner)
 
@@ -85,11 +124,11 @@ class Engine:
             log.error("sync of account %s crashed", account_id, exc_info=exc)
         del self.running[account_id]  # restarted on the next round, after its backoff
 
-    async def _renew(self) -> None:
-        held = await dbs.run(lease.renew, self.owner, list(self.running))
-        for account_id in set(self.running) - held:
-            log.warning("lease on account %s lost: stopping its sync", account_id)
-            await self._stop(account_id)
+    def _lost(self, account_ids: set[int]) -> None:
+        for account_id in account_ids:
+            if account_id in self.running:
+                log.warning("lease on account %s lost: stopping its sync", account_id)
+                asyncio.ensure_future(self._stop(account_id))
 
     async def _claim_and_start(self, desired: dict[int, str]) -> None:
         waiting = [pk for pk in desired if pk not in self.running]
@@ -101,6 +140,7 @@ class Engine:
             try:
                 config = await dbs.run(load_config, account_id)
             except MailServerError as error:
+                log.warning("account %s cannot be synced as set up: %s", account_id, error.summary())
                 await dbs.run(status.record_failure, account_id, error)
                 await dbs.run(lease.release, self.owner, [account_id])
                 continue

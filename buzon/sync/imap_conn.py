@@ -159,7 +159,8 @@ class ImapConnection:
         return "rearm-now"
 
     async def logout(self) -> None:
-        if self.lost.is_set():
+        if self.lost.is_set() or self.client.has_pending_idle():
+            self.close()  # LOGOUT would queue behind the IDLE; a closed socket ends it as well
             return
         with contextlib.suppress(Exception):  # leaving anyway: a failed LOGOUT changes nothing
             await asyncio.wait_for(self.client.logout(), 5)

@@ -82,7 +82,7 @@ class EngineThread:
         asyncio.set_event_loop(self.loop)
 
         async def main() -> None:
-            self.engine = Engine(only=self.only)
+            self.engine = Engine(only=self.only, heartbeat_thread=False)
             await self.engine.run()
 
         try:

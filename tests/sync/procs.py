@@ -18,6 +18,10 @@ def buzon_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]
         "BUZON_SYNC_LEASE": "4", "BUZON_SYNC_REFRESH": "0.3", "BUZON_SYNC_BACKOFF_BASE": "0.3",
         "BUZON_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
     })
+    from django.conf import settings
+
+    # the same keys as this test process, so the passwords it stored can be read there
+    env["BUZON_FERNET_KEYS"] = ",".join(settings.FERNET_KEYS)
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(extra)
     return env
