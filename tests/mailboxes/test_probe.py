@@ -57,7 +57,7 @@ def test_missing_folder_is_named(dovecot):
     assert error.folder == "Facturas"
     assert "“Facturas”" in error.message()
     with translation.override("es"):
-        assert "“Facturas”" in error.message() and "carpeta" in error.message()
+        assert "«Facturas»" in error.message() and "carpeta" in error.message()
 
 
 def test_pop3_probe_counts_messages(dovecot):
