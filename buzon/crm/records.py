@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from buzon.crm.models import Customer, CustomerEmail, JobApplicant, Store, Ticket
+from buzon.crm.savepoints import savepoint
 
 
 class Conversation(Protocol):
@@ -49,11 +50,12 @@ def get_or_create_customer(address: str, *, name: str = "", store: Store | None 
     existing = find_customer(address)
     if existing is not None:
         return existing, False
+    customer = Customer.objects.create(name=name[:200], store=store)
     try:
-        with transaction.atomic():
-            customer = Customer.objects.create(name=name[:200], store=store)
+        with savepoint():
             CustomerEmail.objects.create(customer=customer, address=address)
     except IntegrityError:
+        customer.delete()  # lost the race: no customer without an address is left behind
         winner = find_customer(address)
         if winner is None:
             raise

@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 
 
 def _customer_address_saved(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
@@ -17,6 +17,11 @@ class InboundConfig(AppConfig):
     label = "inbound"
 
     def ready(self) -> None:
-        from buzon.crm.models import CustomerEmail
+        from buzon.crm.models import AgentGroup, CustomerEmail, Store
+        from buzon.inbound import cache
+        from buzon.mailboxes.models import EmailAccount
 
         post_save.connect(_customer_address_saved, sender=CustomerEmail, dispatch_uid="inbound-import-skipped")
+        for model in (EmailAccount, AgentGroup, Store):
+            post_save.connect(cache.clear, sender=model, dispatch_uid=f"inbound-cache-{model.__name__}")
+            post_delete.connect(cache.clear, sender=model, dispatch_uid=f"inbound-cache-del-{model.__name__}")

@@ -25,7 +25,7 @@ class StopPipeline(Exception):
 class Duplicate(StopPipeline):
     """The same message is already in Buzón (another folder, account or a resync)."""
 
-    def __init__(self, reason: str, existing: Message) -> None:
+    def __init__(self, reason: str, existing: int) -> None:
         super().__init__(reason)
         self.existing = existing
 
@@ -52,6 +52,7 @@ class Context:
     agent_assigned: bool = False
     own_addresses: set[str] = field(default_factory=set)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    decisions_saved: int = 0
 
     @property
     def mail(self) -> ParsedMail:

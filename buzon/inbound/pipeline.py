@@ -18,6 +18,7 @@ from types import ModuleType
 from django.db import transaction
 from django.utils.translation import gettext_noop
 
+from buzon.inbound import cache
 from buzon.inbound.context import Context, Duplicate, Skip, Unreadable
 from buzon.inbound.steps import (
     assign,
@@ -31,7 +32,6 @@ from buzon.inbound.steps import (
     store,
     thread,
 )
-from buzon.mailboxes.models import EmailAccount
 from buzon.messages.models import Direction, Message, MessageStatus
 from buzon.sync.models import RawMessage
 
@@ -43,21 +43,18 @@ STEPS: list[ModuleType] = [parse, deduplicate, classify, thread, customer, route
 STEP_SECONDS: dict[str, float] = {}
 
 
-def _own_addresses() -> set[str]:
-    return {a.lower() for a in EmailAccount.objects.values_list("email_address", flat=True)}
-
-
 def _context(raw: RawMessage) -> Context:
-    message = Message.objects.filter(raw=raw).first() or Message(direction=Direction.INCOMING)
-    account = None
-    if raw.account_id is not None:
-        account = EmailAccount.objects.select_related("agent_group", "store").filter(pk=raw.account_id).first()
-    return Context(raw=raw, account=account, message=message, own_addresses=_own_addresses())
+    try:
+        message = raw.message  # fetched with the raw row (select_related) when it was processed before
+    except Message.DoesNotExist:
+        message = Message(direction=Direction.INCOMING)
+    return Context(raw=raw, account=cache.account(raw.account_id), message=message,
+                   own_addresses=cache.own_addresses())
 
 
 def _finish_raw(raw: RawMessage, status: str, reason: str = "") -> None:
     raw.status, raw.status_reason = status, reason[:2000]
-    raw.save(update_fields=["status", "status_reason"])
+    RawMessage.objects.filter(pk=raw.pk).update(status=status, status_reason=raw.status_reason)
 
 
 def _run_steps(ctx: Context) -> None:
@@ -106,7 +103,8 @@ def run_pipeline(raw_id: int) -> str:
     """Process one raw message; returns processed, duplicate, skipped, unparseable or failed."""
     try:
         with transaction.atomic():
-            raw = RawMessage.objects.select_for_update().get(pk=raw_id)
+            raw = (RawMessage.objects.select_for_update(of=("self",)).select_related("message")
+                   .defer("from_header", "to_header", "flags").get(pk=raw_id))
             ctx = _context(raw)
             try:
                 _run_steps(ctx)
@@ -118,8 +116,9 @@ def run_pipeline(raw_id: int) -> str:
             except Skip as stop:
                 _finish_raw(raw, RawMessage.Status.SKIPPED, stop.reason)
                 return "skipped"
-            ctx.message.decisions = ctx.decisions
-            ctx.message.save(update_fields=["decisions", "updated_at"])
+            if ctx.decisions_saved != len(ctx.decisions):  # steps after store decided more
+                ctx.message.decisions = list(ctx.decisions)
+                ctx.message.save(update_fields=["decisions", "updated_at"])
             _finish_raw(raw, RawMessage.Status.PROCESSED)
             return "processed"
     except RawMessage.DoesNotExist:

@@ -46,10 +46,13 @@ def run(ctx: Context) -> None:
         if mail_id and mail_id != sent.message_id and sent.provider_message_id != mail_id:
             sent.provider_message_id = mail_id
             sent.save(update_fields=["provider_message_id", "updated_at"])
-        raise Duplicate(f"this is the copy of message {sent.pk} that Buzón sent", sent)
+        raise Duplicate(f"this is the copy of message {sent.pk} that Buzón sent", sent.pk)
     key = dedupe_key(ctx)
     ctx.message.dedupe_key = key
-    existing = Message.objects.filter(dedupe_key=key).exclude(pk=ctx.message.pk).first()
+    same = Message.objects.filter(dedupe_key=key).order_by()
+    if ctx.message.pk is not None:
+        same = same.exclude(pk=ctx.message.pk)
+    existing = next(iter(same.values_list("pk", flat=True)[:1]), None)
     if existing is not None:
-        raise Duplicate(f"the same message is already stored as message {existing.pk}", existing)
+        raise Duplicate(f"the same message is already stored as message {existing}", existing)
     ctx.decide(NAME, "new", gettext_noop("No earlier copy of this message."))

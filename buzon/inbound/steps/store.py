@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils.translation import gettext_noop
 
+from buzon.crm.savepoints import savepoint
 from buzon.inbound.context import Context, Duplicate
 from buzon.messages.models import Attachment, Message, MessageStatus
 
@@ -16,19 +17,24 @@ def run(ctx: Context) -> None:
     message.raw = ctx.raw
     message.status = MessageStatus.PROCESSED
     message.status_reason = ""
+    ctx.decide(NAME, "stored", gettext_noop("Stored."))
+    message.decisions = list(ctx.decisions)
+    ctx.decisions_saved = len(ctx.decisions)  # later steps' decisions are saved by the pipeline
+    is_new = message.pk is None
     try:
-        with transaction.atomic():
+        with savepoint():
             message.save()
     except IntegrityError as error:
         # Another worker stored the same mail (same dedupe key) a moment ago.
-        existing = Message.objects.filter(dedupe_key=message.dedupe_key).first()
+        existing = Message.objects.filter(dedupe_key=message.dedupe_key).values_list("pk", flat=True).first()
         if existing is None:
             raise
-        raise Duplicate(f"the same message is already stored as message {existing.pk}", existing) from error
-    message.attachments.all().delete()
-    Attachment.objects.bulk_create([
-        Attachment(message=message, part=a.part, filename=a.filename, content_type=a.content_type, size=a.size,
-                   content_id=a.content_id, inline=a.inline)
-        for a in ctx.mail.attachments
-    ])
-    ctx.decide(NAME, "stored", gettext_noop("Stored as message %(message)s."), message=message.pk)
+        raise Duplicate(f"the same message is already stored as message {existing}", existing) from error
+    if not is_new:
+        message.attachments.all().delete()
+    if ctx.mail.attachments:
+        Attachment.objects.bulk_create([
+            Attachment(message=message, part=a.part, filename=a.filename, content_type=a.content_type,
+                       size=a.size, content_id=a.content_id, inline=a.inline)
+            for a in ctx.mail.attachments
+        ])

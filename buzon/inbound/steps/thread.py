@@ -23,18 +23,18 @@ def _by_headers(ctx: Context) -> Message | None:
     ids = [i for i in dict.fromkeys(ids) if i][:50]
     if not ids:
         return None
-    candidates = Message.objects.filter(Q(message_id__in=ids) | Q(provider_message_id__in=ids))
+    candidates = Message.objects.filter(Q(message_id__in=ids) | Q(provider_message_id__in=ids)).order_by("id")
     if ctx.message.pk:
         candidates = candidates.exclude(pk=ctx.message.pk)
-    by_id: dict[str, Message] = {}
-    for found in candidates.order_by("id")[:200]:
-        by_id.setdefault(found.message_id, found)
-        if found.provider_message_id:
-            by_id.setdefault(found.provider_message_id, found)
+    by_id: dict[str, int] = {}
+    for pk, message_id, provider_id in candidates.values_list("pk", "message_id", "provider_message_id")[:200]:
+        by_id.setdefault(message_id, pk)
+        if provider_id:
+            by_id.setdefault(provider_id, pk)
     # The nearest reference first: In-Reply-To, then References from the newest.
     for message_id in ids:
         if message_id in by_id:
-            return by_id[message_id]
+            return Message.objects.select_related("record_type").get(pk=by_id[message_id])
     return None
 
 
