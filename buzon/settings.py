@@ -156,6 +156,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name per shared choice set (incoming_security and smtp_security use the same one).
+    "ENUM_NAME_OVERRIDES": {
+        "SecurityEnum": "buzon.mailboxes.models.Security",
+        "IncomingProtocolEnum": "buzon.mailboxes.models.IncomingProtocol",
+    },
 }
 
 LOGGING = {

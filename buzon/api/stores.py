@@ -1,0 +1,37 @@
+"""/api/v1/stores/: the online shops or branches that own email accounts."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from django.utils.translation import gettext as _
+from rest_framework import serializers, viewsets
+
+from buzon.api.errors import service_error
+from buzon.api.permissions import IsStaffOrReadOnly
+from buzon.crm.models import Store
+
+
+class StoreSerializer(serializers.ModelSerializer[Store]):
+    class Meta:
+        model = Store
+        fields = ("id", "name", "email", "created_at")
+        read_only_fields = ("created_at",)
+
+
+class StoreViewSet(viewsets.ModelViewSet[Store]):
+    """Stores: an online shop or branch; it owns email accounts (at most 10 incoming ones)."""
+
+    queryset = Store.objects.all()
+    serializer_class = StoreSerializer
+    permission_classes = [IsStaffOrReadOnly]
+
+    def perform_destroy(self, instance: Store) -> None:
+        try:
+            instance.delete()
+        except ProtectedError as error:
+            refused = DjangoValidationError(
+                _("Store %(name)s still owns email accounts: move or delete them first.") % {"name": instance.name},
+                code="protected",
+            )
+            raise service_error(refused, self.request) from error

@@ -1,0 +1,76 @@
+"""The sidebar: one list of entries, so adding a page to the menu is a one-line diff.
+
+Other contexts add their pages here (Inbox, Customers, Tickets, Compose...) by URL name. An entry
+whose URL is not registered yet is simply not shown, so a line can land before its page does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class NavItem:
+    url_name: str
+    label: str | Promise
+    icon: str  # a Bootstrap Icons name, e.g. "inbox"
+    section: str  # key of SECTIONS
+    staff_only: bool = False
+
+
+#: Sidebar sections in display order: key -> heading (None: no heading).
+SECTIONS: list[tuple[str, str | Promise | None]] = [
+    ("main", None),
+    ("records", _("Records")),
+    ("settings", _("Settings")),
+]
+
+NAV: list[NavItem] = [
+    NavItem("web:home", _("Home"), "house", "main"),
+    NavItem("web:inbox", _("Inbox"), "inbox", "main"),
+    NavItem("web:compose", _("Compose"), "pencil-square", "main"),
+    NavItem("web:customers", _("Customers"), "people", "records"),
+    NavItem("web:tickets", _("Tickets"), "ticket-perforated", "records"),
+    NavItem("web:job-applicants", _("Job applicants"), "person-badge", "records"),
+    NavItem("web:settings", _("Email / Notifications"), "envelope-at", "settings"),
+    NavItem("web:account-list", _("Email Account"), "person-lines-fill", "settings"),
+    NavItem("web:domain-list", _("Email Domain"), "globe2", "settings"),
+    NavItem("web:troubleshooting", _("Troubleshooting"), "life-preserver", "settings"),
+]
+
+
+@dataclass(frozen=True)
+class ShownItem:
+    url: str
+    label: str | Promise
+    icon: str
+    active: bool
+
+
+def sidebar(path: str, *, is_staff: bool) -> list[tuple[str | Promise | None, list[ShownItem]]]:
+    """The sections and entries to show for this request; the entry owning the page is active.
+
+    "Owning" is the longest URL that prefixes the path, so /settings/email/accounts/3/ marks
+    Email Account, not Email / Notifications.
+    """
+    resolved: list[tuple[NavItem, str]] = []
+    for item in NAV:
+        if item.staff_only and not is_staff:
+            continue
+        try:
+            resolved.append((item, reverse(item.url_name)))
+        except NoReverseMatch:
+            continue
+    owners = [url for _item, url in resolved if path == url or (url != "/" and path.startswith(url))]
+    active_url = max(owners, key=len, default=None)
+    shown: list[tuple[str | Promise | None, list[ShownItem]]] = []
+    for key, heading in SECTIONS:
+        items = [ShownItem(url, item.label, item.icon, url == active_url) for item, url in resolved
+                 if item.section == key]
+        if items:
+            shown.append((heading, items))
+    return shown

@@ -1,0 +1,39 @@
+"""Sync progress for the account list's live bar (polled with htmx while an account downloads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from buzon.mailboxes.models import EmailAccount
+from buzon.sync.progress import account_progress
+
+
+def eta_text(seconds: float) -> str:
+    if seconds < 60:
+        return ngettext("%(n)d second", "%(n)d seconds", int(seconds)) % {"n": int(seconds)}
+    if seconds < 3600:
+        minutes = round(seconds / 60)
+        return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+    hours = seconds / 3600
+    return _("%(n).1f hours") % {"n": hours}
+
+
+def progress_display(account: EmailAccount) -> dict[str, Any] | None:
+    """account_progress() plus what the template shows: a percentage and the time left in words."""
+    progress = account_progress(account)
+    if progress is None:
+        return None
+    total = max(progress["total"], 1)
+    eta = progress.get("eta_s")
+    return {**progress, "percent": min(100, round(100 * progress["done"] / total)),
+            "eta_text": eta_text(eta) if eta else ""}
+
+
+def with_progress(accounts: list[EmailAccount]) -> list[EmailAccount]:
+    """Attach `sync_progress` to each account for web/accounts/_status.html."""
+    for account in accounts:
+        account.sync_progress = progress_display(account)  # type: ignore[attr-defined]
+    return accounts

@@ -1,0 +1,151 @@
+"""Email Account pages. Forms collect input; buzon.mailboxes.services validates, probes and saves."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+import buzon.mailboxes.services as services
+from buzon.mailboxes.models import TEMPLATE_DOMAIN, EmailAccount
+from buzon.mailboxes.presets import preset_for_address
+from buzon.sync.control import request_sync
+from buzon.web import crumbs
+from buzon.web.access import staff_required
+from buzon.web.forms import AccountForm
+from buzon.web.probe_view import probe_results
+from buzon.web.progress_view import with_progress
+
+DIRECTIONS = ("incoming", "outgoing")
+
+
+def _templates_q() -> Q:
+    """Predefined accounts (seed 3.1) not yet given details: offered to be filled in."""
+    return Q(template_role__gt="", email_address__iendswith=f"@{TEMPLATE_DOMAIN}")
+
+
+@login_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    accounts = EmailAccount.objects.select_related("domain", "store")
+    return render(request, "web/accounts/list.html", {
+        "accounts": with_progress(list(accounts.exclude(_templates_q()))),
+        "templates": accounts.filter(_templates_q()),
+        "breadcrumbs": crumbs.accounts(),
+    })
+
+
+@login_required
+def account_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The state cell of one row; the list polls it with htmx while the account syncs."""
+    account = with_progress([get_object_or_404(EmailAccount, pk=pk)])[0]
+    return render(request, "web/accounts/_status.html", {"account": account})
+
+
+@staff_required
+@require_POST
+def account_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask the sync engine to sync this account now; answers with the refreshed state cell."""
+    account = with_progress([get_object_or_404(EmailAccount, pk=pk)])[0]
+    requested = account.incoming_enabled and not account.awaiting_password
+    if requested:
+        request_sync(account)
+    return render(request, "web/accounts/_status.html", {"account": account, "sync_requested": requested})
+
+
+@login_required
+def account_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read-only view: the system account (configured by the implementer) and non-staff users."""
+    account = get_object_or_404(EmailAccount, pk=pk)
+    if request.user.is_staff and not account.is_system:
+        return redirect("web:account-edit", pk=pk)
+    with_progress([account])
+    form = AccountForm(instance=account)
+    for field in form.fields.values():
+        field.disabled = True
+    return render(request, "web/accounts/view.html", {
+        "form": form, "account": account, "breadcrumbs": crumbs.accounts((account.email_address, None)),
+    })
+
+
+@staff_required
+def account_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    account = get_object_or_404(EmailAccount, pk=pk) if pk else EmailAccount()
+    if account.is_system:
+        return redirect("web:account-view", pk=account.pk)
+    form = AccountForm(request.POST or None, instance=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_account(form.instance, password=form.cleaned_data["password"] or None)
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, _("Email account %(address)s saved.") % {"address": form.instance.email_address})
+            return redirect("web:account-list")
+    title = account.email_address if pk else _("New email account")
+    return render(request, "web/accounts/form.html", {
+        "form": form, "account": account, "title": title, "breadcrumbs": crumbs.accounts((title, None)),
+        "preset": preset_for_address(account.email_address or ""),
+    })
+
+
+@staff_required
+@require_POST
+def account_test(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Probe the settings in the form as they are, without saving anything."""
+    account = get_object_or_404(EmailAccount, pk=pk) if pk else EmailAccount()
+    form = AccountForm(request.POST, instance=account)
+    form.is_valid()  # fills form.instance with every value that parsed; the rest keep their defaults
+    password = form.cleaned_data.get("password") or None
+    context = {"form": form, "results": probe_results(services.test_account(form.instance, password))}
+    return render(request, "web/accounts/_test_result.html", context)
+
+
+@staff_required
+def preset_hint(request: HttpRequest) -> HttpResponse:
+    """The provider hint under the address field, refreshed as the address is typed."""
+    preset = preset_for_address(request.GET.get("email_address", ""))
+    return render(request, "web/accounts/_preset_hint.html", {"preset": preset})
+
+
+@staff_required
+@require_POST
+def account_make_default(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
+    account = get_object_or_404(EmailAccount, pk=pk)
+    if direction not in DIRECTIONS:
+        return redirect("web:account-list")
+    try:
+        services.set_default(account, direction)
+    except ValidationError as error:
+        for text in error.messages:
+            messages.error(request, text)
+    else:
+        messages.success(request, _("%(address)s is now the default account for this direction.")
+                         % {"address": account.email_address})
+    return redirect("web:account-list")
+
+
+@staff_required
+def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(EmailAccount, pk=pk)
+    if request.method == "POST":
+        try:
+            services.delete_account(account)
+        except ValidationError as error:
+            for text in error.messages:
+                messages.error(request, text)
+            return redirect("web:account-list")
+        messages.success(request, _("Email account %(address)s deleted.") % {"address": account.email_address})
+        return redirect("web:account-list")
+    title = _("Delete %(name)s") % {"name": account.email_address}
+    return render(request, "web/confirm_delete.html", {
+        "object": account, "title": title, "cancel_url": "web:account-list",
+        "warning": _("Mail already brought into Buzón stays; nothing more is received or sent through this account."),
+        "blocked": account.is_system,
+        "blocked_reason": _("This account is provided by the installation and cannot be deleted here."),
+        "breadcrumbs": crumbs.accounts((title, None)),
+    })
