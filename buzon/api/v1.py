@@ -3,16 +3,13 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from buzon.api import mailboxes as api_mailboxes
+from buzon.api import messages as api_messages
 from buzon.api import outbound as api_outbound
-from buzon.api import stores as api_stores
 
 router = DefaultRouter()
 
-# Email configuration (buzon/api/mailboxes.py, buzon/api/stores.py).
-router.register("email-domains", api_mailboxes.EmailDomainViewSet, basename="email-domain")
-router.register("email-accounts", api_mailboxes.EmailAccountViewSet, basename="email-account")
-router.register("stores", api_stores.StoreViewSet, basename="store")
+# Mail brought in and sent (buzon/api/messages.py).
+router.register("messages", api_messages.MessageViewSet, basename="message")
 
 # Outgoing mail (buzon/api/outbound.py).
 router.register("email-templates", api_outbound.EmailTemplateViewSet, basename="email-template")
