@@ -1,0 +1,291 @@
+"""/api/v1/ for the records mail feeds: customers, contacts, tickets, job applicants, agents, agent
+groups and the signed-in user's notifications; plus what the pipeline decided for a message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from rest_framework import permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from buzon.crm import notifications
+from buzon.crm.models import Agent, AgentGroup, Contact, Customer, CustomerEmail, JobApplicant, Notification, Ticket
+from buzon.inbound.context import describe
+from buzon.messages import targets
+from buzon.messages.models import Message
+
+
+class IsStaffOrReadOnly(permissions.BasePermission):
+    """Agents and groups are read by every signed-in user and managed by staff."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return request.method in permissions.SAFE_METHODS or bool(user.is_staff)
+
+
+class EmailsField(serializers.ListField):
+    """Written as a list of addresses; read from the customer's CustomerEmail rows."""
+
+    def to_representation(self, data: Any) -> list[str]:
+        rows = data.all() if hasattr(data, "all") else data
+        return [row.address if hasattr(row, "address") else str(row) for row in rows]
+
+
+class CustomerSerializer(serializers.ModelSerializer[Customer]):
+    emails = EmailsField(child=serializers.EmailField(), required=False,
+                                   help_text="The customer's addresses; mail from any of them links to the customer.")
+    undeliverable = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Customer
+        fields = ("id", "name", "emails", "undeliverable", "store", "agent", "agent_group", "assigned_at", "created_at")
+        read_only_fields = ("agent_group", "assigned_at", "created_at")
+
+    def get_undeliverable(self, customer: Customer) -> list[str]:
+        return [e.address for e in customer.emails.all() if e.undeliverable]
+
+    def validate_emails(self, value: list[str]) -> list[str]:
+        addresses = list(dict.fromkeys(v.strip().lower() for v in value))
+        taken = CustomerEmail.objects.filter(address__in=addresses)
+        if self.instance is not None:
+            taken = taken.exclude(customer=self.instance)
+        if taken.exists():
+            raise serializers.ValidationError(
+                _("%(address)s already belongs to another customer.") % {"address": taken.first().address})  # type: ignore[union-attr]
+        return addresses
+
+    @transaction.atomic
+    def create(self, validated_data: dict[str, Any]) -> Customer:
+        emails = validated_data.pop("emails", [])
+        customer = super().create(validated_data)
+        for address in emails:
+            CustomerEmail.objects.create(customer=customer, address=address)
+        return customer
+
+    @transaction.atomic
+    def update(self, instance: Customer, validated_data: dict[str, Any]) -> Customer:
+        emails = validated_data.pop("emails", None)
+        customer = super().update(instance, validated_data)
+        if emails is not None:
+            customer.emails.exclude(address__in=emails).delete()
+            for address in emails:
+                CustomerEmail.objects.get_or_create(customer=customer, address=address)
+        return customer
+
+
+def _filter_mine(queryset: QuerySet[Any], request: Request) -> QuerySet[Any]:
+    """?assigned=me | unassigned | <agent id>, ?store=<id>: the inbox filters."""
+    assigned = request.query_params.get("assigned")
+    if assigned == "me":
+        queryset = queryset.filter(agent__user=request.user)
+    elif assigned == "unassigned":
+        queryset = queryset.filter(agent__isnull=True)
+    elif assigned and assigned.isdigit():
+        queryset = queryset.filter(agent_id=int(assigned))
+    store = request.query_params.get("store")
+    if store and store.isdigit():
+        queryset = queryset.filter(store_id=int(store))
+    return queryset
+
+
+class RecordMessagesMixin:
+    """GET …/{id}/messages/: the conversation of a record, oldest first."""
+
+    @action(detail=True, methods=["get"])
+    def messages(self, request: Request, pk: str | None = None) -> Response:
+        record: Model = self.get_object()  # type: ignore[attr-defined]
+        rows = Message.objects.filter(record_type=ContentType.objects.get_for_model(record), record_id=record.pk)
+        return Response(MessageBriefSerializer(rows.order_by("created_at", "id")[:500], many=True).data)
+
+
+class MessageBriefSerializer(serializers.ModelSerializer[Message]):
+    class Meta:
+        model = Message
+        fields = ("id", "direction", "status", "classification", "from_address", "from_name", "to", "subject",
+                  "date", "created_at")
+
+
+class CustomerViewSet(RecordMessagesMixin, viewsets.ModelViewSet[Customer]):
+    """Customers; filter with ?assigned=me|unassigned|<agent>, ?store=<id>, ?email=<address>."""
+
+    serializer_class = CustomerSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        queryset = _filter_mine(Customer.objects.prefetch_related("emails"), self.request)
+        email = self.request.query_params.get("email")
+        if email:
+            queryset = queryset.filter(emails__address=email.strip().lower())
+        return queryset
+
+
+class ContactSerializer(serializers.ModelSerializer[Contact]):
+    class Meta:
+        model = Contact
+        fields = ("id", "customer", "name", "email", "phone", "undeliverable", "created_at")
+        read_only_fields = ("undeliverable", "created_at")
+
+
+class ContactViewSet(viewsets.ModelViewSet[Contact]):
+    queryset = Contact.objects.all()
+    serializer_class = ContactSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+
+class TicketSerializer(serializers.ModelSerializer[Ticket]):
+    token = serializers.SerializerMethodField(help_text="Put this in a subject to file mail under the ticket.")
+
+    class Meta:
+        model = Ticket
+        fields = ("id", "token", "subject", "status", "customer", "agent", "store", "created_at", "updated_at")
+        read_only_fields = ("created_at", "updated_at")
+
+    def get_token(self, ticket: Ticket) -> str:
+        return targets.record_token(ticket)
+
+
+class TicketViewSet(RecordMessagesMixin, viewsets.ModelViewSet[Ticket]):
+    """Tickets; filter with ?status=open|replied|closed, ?assigned=me|unassigned|<agent>, ?store=<id>."""
+
+    serializer_class = TicketSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self) -> QuerySet[Ticket]:
+        queryset = _filter_mine(Ticket.objects.all(), self.request)
+        status_filter = self.request.query_params.get("status")
+        return queryset.filter(status=status_filter) if status_filter else queryset
+
+
+class JobApplicantSerializer(serializers.ModelSerializer[JobApplicant]):
+    class Meta:
+        model = JobApplicant
+        fields = ("id", "name", "email", "subject", "store", "created_at")
+        read_only_fields = ("created_at",)
+
+
+class JobApplicantViewSet(RecordMessagesMixin, viewsets.ModelViewSet[JobApplicant]):
+    queryset = JobApplicant.objects.all()
+    serializer_class = JobApplicantSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+
+class AgentSerializer(serializers.ModelSerializer[Agent]):
+    username = serializers.CharField(source="user.username", read_only=True)
+    name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Agent
+        fields = ("id", "user", "username", "name", "status", "online", "stores", "groups")
+        read_only_fields = ("online",)
+
+    def get_name(self, agent: Agent) -> str:
+        return str(agent)
+
+
+class AgentStatusSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=Agent.Status.choices)
+
+
+class AgentViewSet(viewsets.ModelViewSet[Agent]):
+    """Agents (staff manage them); every agent reads and sets their own status at agents/me/."""
+
+    queryset = Agent.objects.select_related("user").prefetch_related("stores", "groups")
+    serializer_class = AgentSerializer
+    permission_classes = [IsStaffOrReadOnly]
+
+    @action(detail=False, methods=["get", "post"], url_path="me", permission_classes=[permissions.IsAuthenticated])
+    def me(self, request: Request) -> Response:
+        agent = Agent.objects.filter(user_id=request.user.pk).first()
+        if agent is None:
+            return Response({"detail": _("You are not an agent.")}, status=status.HTTP_404_NOT_FOUND)
+        if request.method == "POST":
+            given = AgentStatusSerializer(data=request.data)
+            given.is_valid(raise_exception=True)
+            agent.status = given.validated_data["status"]
+            agent.save(update_fields=["status"])
+        return Response(AgentSerializer(agent).data)
+
+
+class AgentGroupSerializer(serializers.ModelSerializer[AgentGroup]):
+    agents = serializers.PrimaryKeyRelatedField(many=True, queryset=Agent.objects.all(), required=False)
+
+    class Meta:
+        model = AgentGroup
+        fields = ("id", "name", "store", "agents")
+
+
+class AgentGroupViewSet(viewsets.ModelViewSet[AgentGroup]):
+    queryset = AgentGroup.objects.prefetch_related("agents")
+    serializer_class = AgentGroupSerializer
+    permission_classes = [IsStaffOrReadOnly]
+
+
+class NotificationSerializer(serializers.ModelSerializer[Notification]):
+    class Meta:
+        model = Notification
+        fields = ("id", "kind", "text", "url", "read_at", "created_at")
+        read_only_fields = fields
+
+
+class NotificationViewSet(viewsets.ReadOnlyModelViewSet[Notification]):
+    """The signed-in user's notifications (the bell); ?unread=1 for unread ones only."""
+
+    serializer_class = NotificationSerializer
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_queryset(self) -> QuerySet[Notification]:
+        queryset = Notification.objects.filter(user_id=self.request.user.pk)
+        if self.request.query_params.get("unread"):
+            queryset = queryset.filter(read_at__isnull=True)
+        return queryset
+
+    @action(detail=False, methods=["get"], url_path="unread-count")
+    def unread_count(self, request: Request) -> Response:
+        return Response({"unread": notifications.unread_count(request.user)})
+
+    @action(detail=False, methods=["post"], url_path="read")
+    def mark_read(self, request: Request) -> Response:
+        """Mark read: {"ids": [1, 2]} or {} for all."""
+        ids = request.data.get("ids") if hasattr(request.data, "get") else None
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+            return Response({"ids": [_("A list of notification ids.")]}, status=status.HTTP_400_BAD_REQUEST)
+        changed = notifications.mark_read(request.user, ids)
+        return Response({"marked": changed, "unread": notifications.unread_count(request.user)})
+
+
+def pipeline_summary(message: Message) -> dict[str, Any]:
+    """What the pipeline decided for ``message``: steps, record, customer, agent, classification.
+
+    Also usable as a SerializerMethodField in the message detail (buzon/api/messages.py).
+    """
+    record = message.record if message.record_type_id and message.record_id else None
+    target = targets.target_for(record) if record is not None else None
+    return {
+        "classification": message.classification,
+        "status": message.status,
+        "status_reason": message.status_reason,
+        "record": {"type": target.key, "id": record.pk, "token": target.token(record.pk)}
+        if record is not None and target is not None else None,
+        "customer": message.customer_id,
+        "agent": message.agent_id,
+        "steps": [{**entry, "text": describe(entry)} for entry in message.decisions if isinstance(entry, dict)],
+    }
+
+
+class MessagePipelineView(APIView):
+    """GET /api/v1/messages/{id}/pipeline/: why the pipeline did what it did with a message."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(pipeline_summary(get_object_or_404(Message, pk=pk)))
