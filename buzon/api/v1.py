@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from buzon.api import crm as api_crm
 from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
 from buzon.api import outbound as api_outbound
@@ -21,11 +22,21 @@ router.register("messages", api_messages.MessageViewSet, basename="message")
 # Outgoing mail (buzon/api/outbound.py).
 router.register("email-templates", api_outbound.EmailTemplateViewSet, basename="email-template")
 
+# Records mail feeds (buzon/api/crm.py).
+router.register("customers", api_crm.CustomerViewSet, basename="customer")
+router.register("contacts", api_crm.ContactViewSet, basename="contact")
+router.register("tickets", api_crm.TicketViewSet, basename="ticket")
+router.register("job-applicants", api_crm.JobApplicantViewSet, basename="job-applicant")
+router.register("agents", api_crm.AgentViewSet, basename="agent")
+router.register("agent-groups", api_crm.AgentGroupViewSet, basename="agent-group")
+router.register("notifications", api_crm.NotificationViewSet, basename="notification")
+
 urlpatterns = router.urls
 
 # Listed before the router's routes, so "messages/send/" is never read as a message id.
 urlpatterns = [
     path("messages/send/", api_outbound.SendView.as_view(), name="message-send"),
+    path("messages/<int:pk>/pipeline/", api_crm.MessagePipelineView.as_view(), name="message-pipeline"),
     path("messages/<int:pk>/delivery/", api_outbound.DeliveryView.as_view(), name="message-delivery"),
     path("sender-confirmations/<int:account_id>/<str:step>/", api_outbound.SenderConfirmationView.as_view(),
          name="sender-confirmation"),
