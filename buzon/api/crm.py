@@ -205,7 +205,7 @@ class AgentViewSet(viewsets.ModelViewSet[Agent]):
 
     @action(detail=False, methods=["get", "post"], url_path="me", permission_classes=[permissions.IsAuthenticated])
     def me(self, request: Request) -> Response:
-        agent = Agent.objects.filter(user_id=request.user.pk).first()
+        agent = Agent.objects.filter(user_id=request.user.pk or 0).first()
         if agent is None:
             return Response({"detail": _("You are not an agent.")}, status=status.HTTP_404_NOT_FOUND)
         if request.method == "POST":
@@ -244,7 +244,7 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet[Notification]):
     permission_classes = [permissions.IsAuthenticated]
 
     def get_queryset(self) -> QuerySet[Notification]:
-        queryset = Notification.objects.filter(user_id=self.request.user.pk)
+        queryset = Notification.objects.filter(user_id=self.request.user.pk or 0)
         if self.request.query_params.get("unread"):
             queryset = queryset.filter(read_at__isnull=True)
         return queryset
