@@ -10,3 +10,23 @@
   document.addEventListener("DOMContentLoaded", function () { showToasts(document); });
   document.addEventListener("htmx:afterSwap", function (event) { showToasts(event.target); });
 })();
+
+// Options of a direction (incoming / outgoing) show only while that direction is enabled; hidden
+// fields are still submitted, so nothing typed is lost by switching a direction off and on.
+(function () {
+  function sync(toggle) {
+    document.querySelectorAll('[data-bz-depends="' + toggle.id + '"]').forEach(function (el) {
+      el.hidden = !toggle.checked;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var ids = new Set();
+    document.querySelectorAll("[data-bz-depends]").forEach(function (el) { ids.add(el.dataset.bzDepends); });
+    ids.forEach(function (id) {
+      var toggle = document.getElementById(id);
+      if (!toggle) return;
+      sync(toggle);
+      toggle.addEventListener("change", function () { sync(toggle); });
+    });
+  });
+})();
