@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -43,7 +44,9 @@ def fresh_dovecot(test_certs):
     require(dovecot_support.available(), "Dovecot (Debian packages dovecot-imapd, dovecot-pop3d)")
     server = dovecot_support.Dovecot(certs=test_certs).start()
     yield server
-    server.cleanup()
+    # Stopping Dovecot waits ~3 s for its master to exit; nothing needs that to finish before the
+    # next test, and the interpreter still waits for this (non-daemon) thread at exit.
+    threading.Thread(target=server.cleanup, name="dovecot-cleanup").start()
 
 
 @pytest.fixture(autouse=True)
