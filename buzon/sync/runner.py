@@ -36,7 +36,7 @@ class AccountRunner:
         self._wakes: list[asyncio.Event] = []
         self.busy_since: float | None = None  # set while talking to the server (the watchdog reads it)
         self.connections: list[ImapConnection] = []
-        self.last_error: MailServerError | None = None
+        self.folder_errors: dict[str, MailServerError] = {}  # the account is in error while any is
         self.stored = 0
 
     def wake(self) -> None:
@@ -50,7 +50,12 @@ class AccountRunner:
 
     async def run(self) -> None:
         if self.config.is_imap:
-            await asyncio.gather(*(self._watch_folder(folder) for folder in self.config.folders))
+            # One folder's failure must not stop the others (in a one-off pass, it is raised after).
+            results = await asyncio.gather(*(self._watch_folder(folder) for folder in self.config.folders),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         else:
             await self._watch_pop3()
 
@@ -66,7 +71,7 @@ class AccountRunner:
 
     async def _failed(self, exc: BaseException, stage: str, folder: str = "") -> None:
         error = self._error(exc, stage, folder)
-        self.last_error = error
+        self.folder_errors[folder] = error
         log.warning("account %s %s: %s", self.config.address, folder, error.summary())
         await dbs.run(status.record_failure, self.config.account_id, error)
         if self.once:
@@ -86,12 +91,17 @@ class AccountRunner:
 
     def _work_found(self, count: int) -> None:
         asyncio.ensure_future(dbs.run(progress.add_work, self.config.account_id, count))
-        asyncio.ensure_future(dbs.run(status.record_state, self.config.account_id, AccountState.SYNCING))
+        if not self.folder_errors:
+            asyncio.ensure_future(dbs.run(status.record_state, self.config.account_id, AccountState.SYNCING))
 
-    async def _pass_done(self, stored: int) -> None:
+    async def _pass_done(self, stored: int, folder: str = "") -> None:
         self.stored += stored
+        self.folder_errors.pop(folder, None)
         await dbs.run(progress.finish, self.config.account_id)
-        await dbs.run(status.record_state, self.config.account_id, AccountState.IDLE, synced=True)
+        if self.folder_errors:  # another folder still fails: keep showing its error
+            await dbs.run(status.record_synced, self.config.account_id)
+        else:
+            await dbs.run(status.record_state, self.config.account_id, AccountState.IDLE, synced=True)
 
     # ------------------------------------------------------------------ IMAP
     async def _watch_folder(self, folder: str) -> None:
@@ -114,7 +124,7 @@ class AccountRunner:
                     self.busy_since = None
                     if stored:
                         log.info("stored account=%s folder=%s count=%s", self.config.account_id, folder, stored)
-                    await self._pass_done(stored)
+                    await self._pass_done(stored, folder)
                     if self.once:
                         return
                     await self._wait_for_change(conn, wake)

@@ -50,6 +50,11 @@ def record_contact(account_id: int) -> None:
     EmailAccount.objects.filter(pk=account_id).update(last_contact_at=timezone.now())
 
 
+def record_synced(account_id: int) -> None:
+    now = timezone.now()
+    EmailAccount.objects.filter(pk=account_id).update(last_synced_at=now, last_contact_at=now)
+
+
 def record_state(account_id: int, state: str, *, synced: bool = False) -> None:
     """A successful step: clear the error and the backoff."""
     now = timezone.now()

@@ -1,0 +1,61 @@
+"""The pure parts: IMAP response parsing, UID sets, header fields, chunking, attachment plans."""
+
+from __future__ import annotations
+
+from buzon.sync.headers import parse_header_fields
+from buzon.sync.imap import chunks
+from buzon.sync.imap_parse import parse_fetch, parse_search, parse_select, uid_set
+from buzon.sync.truncate import Leaf, leaves_from_bodystructure, plan
+
+
+def test_fetch_with_literals_flags_and_unsolicited_lines():
+    lines = [
+        b'1 FETCH (UID 7 RFC822.SIZE 5 FLAGS (\\Seen $Label) BODY[] {5}', bytearray(b"hello"), b")",
+        b"3 EXISTS",
+        b"2 FETCH (FLAGS (\\Deleted))",  # unsolicited, no UID: not ours
+        b'3 FETCH (UID 9 MODSEQ (12) BODY[HEADER] {4}', bytearray(b"a\r\n\r"), b' BODY[1] {2}', bytearray(b"ok"),
+        b")", b"Fetch completed.",
+    ]
+    items = parse_fetch(lines)
+    assert [item.uid for item in items] == [7, 9]
+    assert items[0].sections["BODY[]"] == b"hello" and items[0].flags == ["\\Seen", "$Label"]
+    assert items[0].size == 5 and items[1].modseq == 12
+    assert items[1].sections == {"BODY[HEADER]": b"a\r\n\r", "BODY[1]": b"ok"}
+
+
+def test_select_search_and_uid_sets():
+    status = parse_select([b"5 EXISTS", b"OK [UIDVALIDITY 42] ok", b"OK [UIDNEXT 9] n",
+                           b"OK [HIGHESTMODSEQ 77] h", b"[READ-ONLY] done"])
+    assert (status.exists, status.uidvalidity, status.uidnext, status.highest_modseq) == (5, 42, 9, 77)
+    assert parse_search([b"1 2 5 (MODSEQ 3)", b"SEARCH 7", b"Search completed 8"]) == [1, 2, 5, 7]
+    assert uid_set([1, 2, 3, 7, 9, 10]) == "1:3,7,9:10" and uid_set([]) == ""
+
+
+def test_chunks_respect_count_and_bytes():
+    sizes = {1: 10, 2: 10, 3: 100, 4: 10}
+    assert chunks([1, 2, 3, 4], sizes, 3, 1000) == [[1, 2, 3], [4]]
+    assert chunks([1, 2, 3, 4], sizes, 10, 50) == [[1, 2], [3], [4]]
+
+
+def test_unreadable_headers_never_block():
+    assert parse_header_fields(b"").subject == ""
+    fields = parse_header_fields(b"Subject: =?utf-8?b?w7FhbmTDug==?=\r\nDate: not a date\r\nFrom: \xff\xfe\r\n\r\nx")
+    assert fields.subject == "ñandú" and fields.date is None
+
+
+def test_bodystructure_plan_keeps_text_and_small_files():
+    structure = [
+        [[b"TEXT", b"PLAIN", [b"CHARSET", b"utf-8"], None, None, b"7BIT", 100, 3],
+         [b"TEXT", b"HTML", [b"CHARSET", b"utf-8"], None, None, b"7BIT", 200, 5], b"ALTERNATIVE"],
+        [b"APPLICATION", b"PDF", [b"NAME", b"big.pdf"], None, None, b"BASE64", 5_000_000, None,
+         [b"ATTACHMENT", [b"FILENAME", b"big.pdf"]], None],
+        [b"IMAGE", b"PNG", None, None, None, b"BASE64", 1000, None, [b"ATTACHMENT", [b"FILENAME", b"logo.png"]], None],
+        b"MIXED", [b"BOUNDARY", b"x"], None, None,
+    ]
+    leaves = leaves_from_bodystructure(structure)
+    assert [(leaf.part, leaf.name) for leaf in leaves] == [("1.1", ""), ("1.2", ""), ("2", "big.pdf"),
+                                                            ("3", "logo.png")]
+    chosen = plan(leaves, 1024 * 1024)
+    assert [leaf.part for leaf in chosen.keep] == ["1.1", "1.2", "3"]
+    assert [leaf.name for leaf in chosen.left_out] == ["big.pdf"]
+    assert plan([Leaf("1", "text/plain", 10, "", True)], 5).left_out[0].part == "1"
