@@ -60,8 +60,8 @@ async def sync_once(ids: list[int] | None, out: Writer) -> None:
     for account_id in ids if ids is not None else await dbs.run(_all_enabled):
         if not await dbs.run(lease.claim, owner, [account_id], limit=1):
             holder = await dbs.run(lease.holder, account_id)
-            out.write(_("Account %(id)s is being synced by %(holder)s; skipped.\n") % {"id": account_id,
-                                                                                      "holder": holder})
+            out.write(_("Account %(id)s is being synced by %(holder)s; skipped.") % {
+                "id": account_id, "holder": holder} + "\n")
             continue
         try:
             runner = AccountRunner(await dbs.run(load_config, account_id), once=True)
@@ -72,7 +72,7 @@ async def sync_once(ids: list[int] | None, out: Writer) -> None:
                 bar.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await bar
-            out.write(_("\r%(address)s: %(count)s new messages stored.%(pad)s\n") % {
-                "address": runner.config.address, "count": runner.stored, "pad": " " * 40})
+            out.write("\r" + _("%(address)s: %(count)s new messages stored.") % {
+                "address": runner.config.address, "count": runner.stored} + " " * 40 + "\n")
         finally:
             await dbs.run(lease.release, owner, [account_id])

@@ -108,8 +108,9 @@ def _without_content_headers(headers: bytes) -> bytes:
 
 def note_text(left_out: list[Leaf]) -> str:
     lines = [_("Attachments left out because the message is larger than the account's attachment limit:")]
+    unnamed = _("(no name)")
     for leaf in left_out:
-        lines.append(f"- {leaf.name or _('(no name)')} ({leaf.content_type}, {leaf.size // 1024} KB)")
+        lines.append(f"- {leaf.name or unnamed} ({leaf.content_type}, {leaf.size // 1024} KB)")
     return "\n".join(lines)
 
 
