@@ -41,15 +41,20 @@ def find_customer(address: str) -> Customer | None:
 
 
 def get_or_create_customer(address: str, *, name: str = "", store: Store | None = None) -> tuple[Customer, bool]:
-    """The customer owning ``address``, or a new one with only the email filled in (seed 002).
-
-    Two workers seeing the same new sender at once race on CustomerEmail's unique address: the
-    loser's savepoint rolls back and it reads the winner's customer, so one customer is created.
-    """
-    address = normalise_address(address)
+    """The customer owning ``address``, or a new one with only the email filled in (seed 002)."""
     existing = find_customer(address)
     if existing is not None:
         return existing, False
+    return create_customer_for(address, name=name, store=store)
+
+
+def create_customer_for(address: str, *, name: str = "", store: Store | None = None) -> tuple[Customer, bool]:
+    """Create the customer of an address not found a moment ago.
+
+    Two workers seeing the same new sender at once race on CustomerEmail's unique address: the
+    loser drops its customer row and returns the winner's, so one customer is created.
+    """
+    address = normalise_address(address)
     customer = Customer.objects.create(name=name[:200], store=store)
     try:
         with savepoint():

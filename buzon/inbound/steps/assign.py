@@ -23,7 +23,8 @@ def run(ctx: Context) -> None:
             ctx.decide(NAME, "assigned", gettext_noop("Customer assigned to agent %(agent)s of group %(group)s."),
                        agent=agent.pk, group=group.name)
     if customer.agent_id is None:
-        ctx.decide(NAME, "none", gettext_noop("The customer has no agent."))
+        if group is not None:
+            ctx.decide(NAME, "none", gettext_noop("The customer has no agent."))
         return
     message = ctx.message
     if message.agent_id != customer.agent_id:

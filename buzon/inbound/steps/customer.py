@@ -39,7 +39,7 @@ def run(ctx: Context) -> None:
     if not create:
         raise Skip(f"{address} is not a customer and this account imports only customers' mail")
     store = ctx.account.store if ctx.account is not None else None
-    customer, created = records.get_or_create_customer(address, store=store)
+    customer, created = records.create_customer_for(address, store=store)
     ctx.customer, ctx.customer_created = customer, created
     ctx.message.customer = customer
     ctx.decide(NAME, "created" if created else "linked",
