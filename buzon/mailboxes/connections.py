@@ -210,7 +210,9 @@ def _smtp_login(client: smtplib.SMTP, s: ServerSettings) -> None:
     username, password = credentials(s)
     client.ehlo_or_helo_if_needed()
     if not client.has_extn("auth"):
-        raise ProtocolError(reason="no_auth", detail="the server does not offer AUTH (it may need STARTTLS first)")
+        if s.security == "none" and client.has_extn("starttls"):
+            raise TLSHandshakeError(reason="tls_required", detail="AUTH is only offered after STARTTLS")
+        raise ProtocolError(reason="no_auth", detail="the server does not offer AUTH")
     mechanisms = client.esmtp_features["auth"].upper().split()
 
     def b64(data: bytes) -> str:

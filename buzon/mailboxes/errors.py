@@ -203,6 +203,11 @@ class ProtocolError(MailServerError):
     help_slug = "unexpected-answer"
 
     def message(self) -> str:
+        if self.reason == "no_auth":
+            return gettext(
+                "%(where)s does not offer a login (SMTP AUTH). If it is a relay that accepts mail from this "
+                "machine without one, turn off “SMTP server requires authentication”."
+            ) % self.params()
         if self.reason == "closed":
             return gettext(
                 "%(where)s closed the connection %(stage)s. Check the port and the security setting."

@@ -215,9 +215,28 @@ def test_wrong_protocol_is_a_protocol_error(dovecot, mail_user, smtp_plain):
         assert s.protocol.upper() in error.message()
 
 
-def test_smtp_plain_without_auth_offered(smtp_starttls):
+def test_smtp_login_offered_only_after_starttls(smtp_starttls):
     # The STARTTLS server only offers AUTH after TLS: logging in in the clear cannot work.
     error = fail(settings_for("smtp", smtp_starttls.port, security="none", username="sender@example.test",
                               password="smtp-secret"))
-    assert isinstance(error, errors.MailServerError)
-    assert error.code in ("protocol", "tls")
+    assert isinstance(error, errors.TLSHandshakeError) and error.reason == "tls_required"
+    assert "STARTTLS" in error.message()
+
+
+def test_smtp_server_without_auth():
+    from aiosmtpd.controller import Controller
+
+    from tests.support.smtpd import SinkHandler
+
+    port = free_port()
+    relay = Controller(SinkHandler(), hostname="127.0.0.1", port=port)
+    relay.start()
+    try:
+        error = fail(settings_for("smtp", port, host="127.0.0.1", security="none", username="u", password="p"))
+        assert isinstance(error, errors.ProtocolError) and error.reason == "no_auth"
+        assert "SMTP AUTH" in error.message()
+        # Without a login it is usable, which is what the message advises.
+        assert smtp(settings_for("smtp", port, host="127.0.0.1", security="none", username="", password="",
+                                 auth=False)) == 250
+    finally:
+        relay.stop()
