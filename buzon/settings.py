@@ -191,6 +191,7 @@ SYNC_IDLE_REARM_S = float(config.env_str("BUZON_SYNC_IDLE_REARM", "1500"))  # < 
 SYNC_FETCH_CHUNK = config.env_int("BUZON_SYNC_FETCH_CHUNK", 250)
 SYNC_FETCH_CHUNK_BYTES = config.env_int("BUZON_SYNC_FETCH_CHUNK_BYTES", 16 * 1024 * 1024)
 SYNC_REFRESH_S = float(config.env_str("BUZON_SYNC_REFRESH", "1"))  # how often accounts and requests are re-read
+SYNC_CLAIM_BATCH = config.env_int("BUZON_SYNC_CLAIM_BATCH", 100)  # leases taken per round (fair start-up)
 
 # Outgoing mail (buzon.outbound). messages.outbox reaches the queue and the task by dotted path.
 OUTBOUND_TASK = "buzon.outbound.tasks.deliver_outgoing"

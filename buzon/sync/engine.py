@@ -69,7 +69,8 @@ class Engine:
     owner: str = field(default_factory=lease.new_owner)
     only: set[int] | None = None  # restrict to these accounts (tests, `buzon sync ACCOUNT`)
     max_accounts: int = 10_000
-    claim_batch: int = 25  # claim a few at a time, so processes starting together share the work
+    # claim a batch at a time, so processes starting together share the work
+    claim_batch: int = field(default_factory=lambda: settings.SYNC_CLAIM_BATCH)
     # Renew leases from a thread of its own, with its own database connection, so a busy event
     # loop or a long queue of inserts can never delay the heartbeat past the lease's expiry.
     heartbeat_thread: bool = True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import resource
 import signal
 from typing import Any
 
@@ -12,6 +14,14 @@ from django.utils.translation import gettext as _
 
 from buzon.mailboxes.errors import MailServerError
 from buzon.sync.once import find_accounts, sync_once
+
+
+def _raise_open_files_limit() -> None:
+    """One socket per watched folder: 1,000 accounts need more than the usual 1,024 descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
 class Command(BaseCommand):
@@ -27,6 +37,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("buzon.sync").setLevel(logging.INFO)
+        _raise_open_files_limit()
         try:
             ids = find_accounts(options["accounts"]) if options["accounts"] else None
         except LookupError as exc:
