@@ -39,6 +39,7 @@ NAV: list[NavItem] = [
     NavItem("web:settings", _("Email / Notifications"), "envelope-at", "settings"),
     NavItem("web:account-list", _("Email Account"), "person-lines-fill", "settings"),
     NavItem("web:domain-list", _("Email Domain"), "globe2", "settings"),
+    NavItem("web:store-list", _("Stores"), "shop", "settings"),
     NavItem("web:troubleshooting", _("Troubleshooting"), "life-preserver", "settings"),
 ]
 

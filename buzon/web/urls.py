@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from buzon.web import views, views_accounts, views_domains, views_help, views_password
+from buzon.web import views, views_accounts, views_domains, views_help, views_password, views_stores
 
 app_name = "web"
 
@@ -27,6 +27,10 @@ urlpatterns = [
     path("settings/email/domains/new/", views_domains.domain_form, name="domain-new"),
     path("settings/email/domains/<int:pk>/edit/", views_domains.domain_form, name="domain-edit"),
     path("settings/email/domains/<int:pk>/delete/", views_domains.domain_delete, name="domain-delete"),
+    path("settings/stores/", views_stores.store_list, name="store-list"),
+    path("settings/stores/new/", views_stores.store_form, name="store-new"),
+    path("settings/stores/<int:pk>/edit/", views_stores.store_form, name="store-edit"),
+    path("settings/stores/<int:pk>/delete/", views_stores.store_delete, name="store-delete"),
     path("help/troubleshooting/", views_help.troubleshooting, name="troubleshooting"),
     path("help/troubleshooting/<slug:slug>/", views_help.troubleshooting_topic_page, name="troubleshooting-topic"),
 ]

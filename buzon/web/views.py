@@ -23,7 +23,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "domains": EmailDomain.objects.count(),
     }
     failing = accounts.filter(state=AccountState.ERROR)[:5]
-    return render(request, "web/home.html", {"stats": stats, "failing": failing})
+    waiting = accounts.filter(owner_id=request.user.pk, awaiting_password=True).count()
+    return render(request, "web/home.html", {"stats": stats, "failing": failing, "waiting": waiting})
 
 
 @login_required

@@ -200,3 +200,26 @@ def test_progress_is_read_only_and_follows_the_engine(staff_api, db):
     progress.add_done(account.pk, 4)
     shown = staff_api.get(f"{URL}{account.pk}/").json()["progress"]
     assert shown["done"] == 4 and shown["total"] == 10
+
+
+def test_system_account_is_read_only_through_the_api(staff_api, db):
+    account = EmailAccount(email_address="relay@hosting.test", outgoing_enabled=True, smtp_host="smtp.hosting.test",
+                           is_system=True, default_outgoing=True)
+    account.set_password("implementer-secret")
+    account.save()
+    shown = staff_api.get(f"{URL}{account.pk}/")
+    assert shown.json()["is_system"] is True
+    _assert_no_password(shown, "implementer-secret")
+    changed = staff_api.patch(f"{URL}{account.pk}/", {"display_name": "Mine now"}, format="json")
+    assert changed.status_code == 400 and changed.json()["code"] == "system_account"
+    assert staff_api.delete(f"{URL}{account.pk}/").status_code == 400
+    assert EmailAccount.objects.get(pk=account.pk).display_name == ""
+
+
+def test_store_incoming_limit_is_a_clear_400(staff_api, dovecot, dovecot_domain, settings):
+    settings.MAX_INCOMING_ACCOUNTS_PER_STORE = 1
+    store = staff_api.post("/api/v1/stores/", {"name": "Madrid"}, format="json").json()["id"]
+    assert staff_api.post(URL, _incoming(dovecot.add_user(), store=store), format="json").status_code == 201
+    refused = staff_api.post(URL, _incoming(dovecot.add_user(), store=store), format="json")
+    assert refused.status_code == 400
+    assert "store" in refused.json() and "1" in refused.json()["store"][0]

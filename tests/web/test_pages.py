@@ -12,7 +12,8 @@ pytestmark = pytest.mark.django_db
 
 PAGES = [
     "/", "/settings/email/", "/settings/email/accounts/", "/settings/email/accounts/new/",
-    "/settings/email/domains/", "/settings/email/domains/new/", "/help/troubleshooting/",
+    "/settings/email/domains/", "/settings/email/domains/new/", "/help/troubleshooting/", "/settings/stores/",
+    "/settings/stores/new/",
 ]
 
 
@@ -127,3 +128,27 @@ def test_owner_is_asked_for_a_password_awaited_at_sign_in(db):
     assert response.status_code == 302 and response["Location"] == "/passwords/"
     page = client.get("/passwords/").content.decode()
     assert "ana@gmail.com" in page and 'type="password"' in page
+
+
+def test_stores_pages(staff_client, user_client):
+    assert staff_client.post("/settings/stores/new/", {"name": "Madrid", "email": "madrid@shop.test"}).status_code == 302
+    from buzon.crm.models import Store
+
+    store = Store.objects.get(name="Madrid")
+    listing = user_client.get("/settings/stores/").content.decode()
+    assert "Madrid" in listing and f"/settings/stores/{store.pk}/edit/" not in listing
+    assert user_client.post(f"/settings/stores/{store.pk}/delete/").status_code == 403
+    EmailAccount.objects.create(email_address="shop@gmail.com", store=store)
+    staff_client.post(f"/settings/stores/{store.pk}/delete/")
+    assert Store.objects.filter(pk=store.pk).exists()
+    EmailAccount.objects.filter(store=store).delete()
+    staff_client.post(f"/settings/stores/{store.pk}/delete/")
+    assert not Store.objects.filter(pk=store.pk).exists()
+
+
+def test_home_reminds_the_owner_of_awaited_passwords(db):
+    owner = get_user_model().objects.create_user("ana", password="ana-pass")
+    EmailAccount.objects.create(email_address="ana@gmail.com", owner=owner, awaiting_password=True)
+    client = Client()
+    client.force_login(owner)
+    assert 'id="passwords-needed"' in client.get("/").content.decode()
