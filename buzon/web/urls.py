@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from buzon.web import views, views_accounts, views_domains, views_help, views_password, views_stores
+from buzon.web import views, views_accounts, views_domains, views_help, views_inbox, views_password, views_stores
 
 app_name = "web"
 
@@ -9,6 +9,15 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
+    path("inbox/", views_inbox.inbox, name="inbox"),
+    path("inbox/<int:pk>/", views_inbox.message_detail, name="inbox-message"),
+    path("inbox/attachments/<int:pk>/", views_inbox.attachment_download, name="attachment"),
+    path("customers/", views_inbox.customers, name="customers"),
+    path("tickets/", views_inbox.tickets, name="tickets"),
+    path("job-applicants/", views_inbox.job_applicants, name="job-applicants"),
+    path("notifications/", views_inbox.notification_list, name="notifications"),
+    path("notifications/read/", views_inbox.notifications_read, name="notifications-read"),
+    path("agent/status/", views_inbox.agent_status, name="agent-status"),
     path("passwords/", views_password.pending_passwords, name="pending-passwords"),
     path("settings/email/", views.settings_index, name="settings"),
     path("settings/email/accounts/", views_accounts.account_list, name="account-list"),

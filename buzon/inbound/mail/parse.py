@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import email.parser
 import email.policy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message as EmailMessage
 
@@ -18,6 +19,7 @@ from buzon.inbound.mail import htmltext
 MAX_PARTS = 400
 MAX_DEPTH = 25
 MAX_TEXT_CHARS = 1_000_000
+_NOT_DESCENDED = ("message/rfc822", "text/rfc822-headers", "message/delivery-status")
 _MAIL_HEADERS = ("from", "to", "subject", "date", "message-id", "received", "content-type", "mime-version")
 
 
@@ -133,33 +135,54 @@ def _filename(part: EmailMessage) -> str:
     return hdr.decode_header(name)[:500] if name else ""
 
 
-def _walk(root: EmailMessage, mail: ParsedMail) -> None:
+def _parts(root: EmailMessage, notes: list[str]) -> Iterator[tuple[int, EmailMessage, str, bool]]:
+    """(index, part, content type, inside multipart/related) in a fixed order, within the limits.
+
+    Attachment rows store the index, and downloads find the bytes again by walking the same way.
+    """
     stack: list[tuple[EmailMessage, int, bool]] = [(root, 0, False)]  # (part, depth, inside related)
     index = -1
     while stack:
         part, depth, related = stack.pop()
         index += 1
         if index >= MAX_PARTS:
-            mail.notes.append(f"only the first {MAX_PARTS} parts were read")
+            notes.append(f"only the first {MAX_PARTS} parts were read")
             return
         ctype = _content_type(part)
-        if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
+        if ctype in _NOT_DESCENDED or not part.is_multipart():
+            yield index, part, ctype, related
+            continue
+        if depth >= MAX_DEPTH:
+            notes.append(f"parts nested deeper than {MAX_DEPTH} levels were not read")
+            continue
+        children = part.get_payload()
+        if isinstance(children, list):
+            inner_related = related or ctype == "multipart/related"
+            stack.extend((child, depth + 1, inner_related) for child in reversed(children)
+                         if isinstance(child, EmailMessage))
+
+
+def _walk(root: EmailMessage, mail: ParsedMail) -> None:
+    for index, part, ctype, related in _parts(root, mail.notes):
+        if ctype in ("message/rfc822", "text/rfc822-headers"):
             _returned_message(part, ctype, index, mail)
-            continue
-        if ctype == "message/delivery-status":
+        elif ctype == "message/delivery-status":
             _delivery_status(part, mail)
-            continue
-        if part.is_multipart():
-            if depth >= MAX_DEPTH:
-                mail.notes.append(f"parts nested deeper than {MAX_DEPTH} levels were not read")
-                continue
-            children = part.get_payload()
-            if isinstance(children, list):
-                inner_related = related or ctype == "multipart/related"
-                stack.extend((child, depth + 1, inner_related) for child in reversed(children)
-                             if isinstance(child, EmailMessage))
-            continue
-        _leaf(part, ctype, index, related, mail)
+        else:
+            _leaf(part, ctype, index, related, mail)
+
+
+def part_bytes(data: bytes, index: int) -> tuple[bytes, str] | None:
+    """The decoded bytes and content type of the part an Attachment row names, or None."""
+    root = _parser().parsebytes(data)
+    for found, part, ctype, _related in _parts(root, []):
+        if found == index:
+            if ctype == "message/rfc822":
+                inner = part.get_payload()
+                if isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage):
+                    return inner[0].as_bytes(), ctype
+            return _payload_bytes(part), ctype
+    return None
 
 
 def _leaf(part: EmailMessage, ctype: str, index: int, related: bool, mail: ParsedMail) -> None:

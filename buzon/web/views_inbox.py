@@ -1,0 +1,152 @@
+"""The agent's inbox: conversations with the customer beside them, records, notifications, status.
+
+Sender HTML is shown only as the pipeline sanitised it (nh3), inside a sandboxed frame, with remote
+images blocked until the reader asks for them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import get_valid_filename
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from buzon.crm import notifications
+from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Store, Ticket
+from buzon.inbound.context import describe
+from buzon.inbound.mail.parse import part_bytes
+from buzon.messages import targets
+from buzon.messages.models import Attachment, Direction, Message
+
+_REMOTE_SRC_RE = re.compile(r"""(<img\b[^>]*?\s)src=(["'])(https?:)?//""", re.I)
+
+
+def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
+    rows = Message.objects.filter(direction=Direction.INCOMING).select_related("customer", "agent__user", "account")
+    chosen = {k: request.GET.get(k, "") for k in ("show", "store", "status", "q")}
+    if chosen["show"] == "mine":
+        rows = rows.filter(agent__user=request.user)
+    elif chosen["show"] == "unassigned":
+        rows = rows.filter(agent__isnull=True)
+    if chosen["store"].isdigit():
+        rows = rows.filter(account__store_id=int(chosen["store"]))
+    if chosen["status"]:
+        rows = rows.filter(status=chosen["status"])
+    if chosen["q"]:
+        rows = rows.filter(Q(subject__icontains=chosen["q"]) | Q(from_address__icontains=chosen["q"]))
+    return rows, chosen
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    rows, chosen = _filtered(request)
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(request, "web/inbox/list.html", {
+        "page": page, "chosen": chosen, "stores": Store.objects.all(),
+        "bell_unread": notifications.unread_count(request.user),
+        "statuses": Message._meta.get_field("status").choices,
+        "breadcrumbs": [(_("Inbox"), None)],
+    })
+
+
+def _safe_html(message: Message, show_images: bool) -> str:
+    if show_images:
+        return message.html
+    return _REMOTE_SRC_RE.sub(r"\1data-blocked-src=\2\3//", message.html)
+
+
+@login_required
+def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(Message.objects.select_related("customer", "agent__user", "account"), pk=pk)
+    record = message.record if message.record_type_id and message.record_id else None
+    target = targets.target_for(record) if record is not None else None
+    conversation = (Message.objects.filter(record_type_id=message.record_type_id, record_id=message.record_id)
+                    .order_by("created_at", "id") if record is not None else Message.objects.none())
+    show_images = request.GET.get("images") == "1"
+    html = _safe_html(message, show_images) if message.html else ""
+    return render(request, "web/inbox/message.html", {
+        "message": message, "record": record, "record_token": target.token(record.pk) if target and record else "",
+        "conversation": conversation[:100], "html": html, "show_images": show_images,
+        "images_blocked": bool(message.html) and html != message.html,
+        "decisions": [describe(d) for d in message.decisions if isinstance(d, dict)],
+        "attachments": message.attachments.all(), "customer": message.customer,
+        "breadcrumbs": [(_("Inbox"), "/inbox/"), (message.subject or _("(no subject)"), None)],
+    })
+
+
+@login_required
+def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
+    attachment = get_object_or_404(Attachment.objects.select_related("message__raw"), pk=pk)
+    raw = attachment.message.raw
+    found = part_bytes(bytes(raw.data), attachment.part) if raw is not None else None
+    if found is None:
+        raise Http404(_("The attachment is no longer available."))
+    data, _ctype = found
+    name = get_valid_filename(attachment.filename or f"attachment-{attachment.pk}") or "attachment"
+    response = HttpResponse(data, content_type="application/octet-stream")  # never rendered by the browser
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+def customers(request: HttpRequest) -> HttpResponse:
+    rows = Customer.objects.select_related("agent__user", "store").prefetch_related("emails")
+    return render(request, "web/inbox/records.html", {
+        "kind": "customers", "title": _("Customers"), "page": Paginator(rows, 50).get_page(request.GET.get("page")),
+        "breadcrumbs": [(_("Customers"), None)],
+    })
+
+
+@login_required
+def tickets(request: HttpRequest) -> HttpResponse:
+    rows = Ticket.objects.select_related("customer", "agent__user")
+    status = request.GET.get("status", "")
+    if status:
+        rows = rows.filter(status=status)
+    return render(request, "web/inbox/records.html", {
+        "kind": "tickets", "title": _("Tickets"), "page": Paginator(rows, 50).get_page(request.GET.get("page")),
+        "statuses": Ticket.Status.choices, "status": status, "breadcrumbs": [(_("Tickets"), None)],
+    })
+
+
+@login_required
+def job_applicants(request: HttpRequest) -> HttpResponse:
+    rows = JobApplicant.objects.all()
+    return render(request, "web/inbox/records.html", {
+        "kind": "job_applicants", "title": _("Job applicants"),
+        "page": Paginator(rows, 50).get_page(request.GET.get("page")), "breadcrumbs": [(_("Job applicants"), None)],
+    })
+
+
+@login_required
+def notification_list(request: HttpRequest) -> HttpResponse:
+    rows = Notification.objects.filter(user_id=request.user.pk or 0)
+    return render(request, "web/inbox/notifications.html", {
+        "page": Paginator(rows, 50).get_page(request.GET.get("page")),
+        "unread": notifications.unread_count(request.user), "breadcrumbs": [(_("Notifications"), None)],
+    })
+
+
+@login_required
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    notifications.mark_read(request.user)
+    return redirect("web:notifications")
+
+
+@login_required
+@require_POST
+def agent_status(request: HttpRequest) -> HttpResponse:
+    agent = Agent.objects.filter(user_id=request.user.pk or 0).first()
+    status = request.POST.get("status", "")
+    if agent is not None and status in Agent.Status.values:
+        agent.status = status
+        agent.save(update_fields=["status"])
+    return redirect(request.POST.get("next") or "web:inbox")

@@ -1,0 +1,88 @@
+"""The agent's inbox pages: filters, safe rendering with remote images blocked, attachments,
+records, notifications and the agent's own status; one pass in headless Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from buzon.crm.models import Agent, AgentGroup, Notification
+from buzon.inbound import pipeline
+from buzon.messages.models import Attachment, Message
+from tests.inbound.helpers import mail, store_raw, support_account
+from tests.support.browser import screenshot, sign_in
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "parse"
+
+HOSTILE = (b"From: promo@example.test\r\nTo: support@shop.test\r\nSubject: Oferta\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<p onclick=\"x()\">Hola</p><script>alert(1)</script><img src=\"https://tracker.test/p.gif\">\r\n")
+
+
+@pytest.fixture
+def agent_user(db):
+    user = User.objects.create_user("lucia", email="lucia@shop.test", password="pw-lucia-123")
+    agent = Agent.objects.create(user=user, status=Agent.Status.FREE)
+    group = AgentGroup.objects.create(name="Soporte")
+    agent.groups.add(group)
+    return user, agent, group
+
+
+@pytest.mark.django_db
+def test_inbox_filters_message_rendering_and_attachment(client, agent_user):
+    user, agent, group = agent_user
+    account = support_account(agent_group=group, notify_agent=True)
+    pipeline.run_pipeline(store_raw(mail(subject="Pedido roto"), account).pk)
+    pipeline.run_pipeline(store_raw(HOSTILE, support_account(email_address="ventas@shop.test")).pk)
+    pipeline.run_pipeline(store_raw((DATA / "rfc2231-inline-winmail.eml").read_bytes(), account).pk)
+    client.force_login(user)
+    mine = client.get("/inbox/?show=mine").content.decode()
+    assert "Pedido roto" in mine and "Oferta" not in mine
+    assert "Oferta" in client.get("/inbox/?show=unassigned").content.decode()
+    hostile = Message.objects.get(subject="Oferta")
+    page = client.get(f"/inbox/{hostile.pk}/").content.decode()
+    assert "alert(1)" not in page and "onclick" not in page
+    assert "data-blocked-src" in page and 'id="show-images"' in page and 'sandbox=""' in page
+    assert "data-blocked-src" not in client.get(f"/inbox/{hostile.pk}/?images=1").content.decode()
+    pdf = Attachment.objects.get(filename="Factura año 2026.pdf")
+    download = client.get(f"/inbox/attachments/{pdf.pk}/")
+    assert download.status_code == 200 and download.content == b"%PDF-1.4\n"
+    assert download["Content-Type"] == "application/octet-stream" and "attachment;" in download["Content-Disposition"]
+
+
+@pytest.mark.django_db
+def test_records_notifications_and_status_pages(client, agent_user):
+    user, agent, group = agent_user
+    pipeline.run_pipeline(store_raw(mail(subject="Ayuda"), support_account(agent_group=group, notify_agent=True)).pk)
+    client.force_login(user)
+    assert "Ayuda" in client.get("/tickets/").content.decode()
+    assert "ana@customer.test" in client.get("/customers/").content.decode()
+    assert client.get("/job-applicants/").status_code == 200
+    assert Notification.objects.filter(user=user, read_at__isnull=True).count() == 2
+    assert "Ayuda" in client.get("/notifications/").content.decode()
+    client.post("/notifications/read/")
+    assert not Notification.objects.filter(user=user, read_at__isnull=True).exists()
+    client.post("/agent/status/", {"status": "lunch", "next": "/inbox/"})
+    agent.refresh_from_db()
+    assert agent.status == "lunch"
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_inbox_in_a_real_browser(browser_page, agent_user):
+    user, agent, group = agent_user
+    account = support_account(agent_group=group, notify_agent=True)
+    pipeline.run_pipeline(store_raw(mail(subject="¿Dónde está mi pedido?"), account).pk)
+    pipeline.run_pipeline(store_raw(HOSTILE, account).pk)
+    page = browser_page
+    sign_in(page, "lucia", "pw-lucia-123")
+    page.goto("/inbox/")
+    assert page.locator("#inbox-list a").count() == 2
+    screenshot(page, "inbox-list")
+    page.click("text=Oferta")
+    assert page.locator("#images-blocked").is_visible()
+    assert page.locator("#customer-card").is_visible() and page.locator("#decisions li").count() >= 5
+    screenshot(page, "inbox-message")
+    page.select_option("#status-select", "busy") if page.locator("#status-select").count() else None
