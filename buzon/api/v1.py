@@ -1,6 +1,6 @@
 """Routes of /api/v1/: each context's viewsets register on the one router here."""
 
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import DefaultRouter
 
 from buzon.api import crm as api_crm
@@ -31,14 +31,13 @@ router.register("agents", api_crm.AgentViewSet, basename="agent")
 router.register("agent-groups", api_crm.AgentGroupViewSet, basename="agent-group")
 router.register("notifications", api_crm.NotificationViewSet, basename="notification")
 
-urlpatterns = router.urls
-
 # Listed before the router's routes, so "messages/send/" is never read as a message id.
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("messages/send/", api_outbound.SendView.as_view(), name="message-send"),
     path("messages/<int:pk>/pipeline/", api_crm.MessagePipelineView.as_view(), name="message-pipeline"),
     path("messages/<int:pk>/delivery/", api_outbound.DeliveryView.as_view(), name="message-delivery"),
     path("sender-confirmations/<int:account_id>/<str:step>/", api_outbound.SenderConfirmationView.as_view(),
          name="sender-confirmation"),
     path("dkim/<int:domain_id>/", api_outbound.DkimView.as_view(), name="dkim"),
-] + urlpatterns
+]
+urlpatterns += router.urls

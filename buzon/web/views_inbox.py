@@ -31,7 +31,7 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
     rows = Message.objects.filter(direction=Direction.INCOMING).select_related("customer", "agent__user", "account")
     chosen = {k: request.GET.get(k, "") for k in ("show", "store", "status", "q")}
     if chosen["show"] == "mine":
-        rows = rows.filter(agent__user=request.user)
+        rows = rows.filter(agent__user_id=request.user.pk or 0)
     elif chosen["show"] == "unassigned":
         rows = rows.filter(agent__isnull=True)
     if chosen["store"].isdigit():
