@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import html as html_lib
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 
 import nh3
 from django.conf import settings
@@ -73,6 +74,30 @@ def sender_headers(message: Message, account: EmailAccount, kind: str, home: str
     return headers
 
 
+ADDRESS_HEADERS = {"from", "sender", "reply-to", "to", "cc"}
+
+
+def _encoded(name: str, value: str) -> str:
+    """The header value as it goes on the wire: RFC 2047 words for non-ASCII text, addresses kept intact.
+
+    Setting pre-encoded values with `set_raw` skips the email package's header parser, which costs
+    more than the rest of composing; the policy still folds any line that is too long.
+    """
+    if value.isascii():
+        return value
+    if name.lower() in ADDRESS_HEADERS:
+        return ", ".join(formataddr(parseaddr(part), charset="utf-8") for part in _split_addresses(value))
+    return Header(value, "utf-8").encode()
+
+
+def _split_addresses(value: str) -> list[str]:
+    return [formataddr(pair) for pair in getaddresses([value]) if pair[1]]
+
+
+def _set(mail: EmailMessage, name: str, value: str) -> None:
+    mail.set_raw(name, _encoded(name, value))
+
+
 def _text_from_html(html: str) -> str:
     return html_lib.unescape(nh3.clean(html, tags=set())).strip()
 
@@ -126,33 +151,34 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
     account = message.account
     assert account is not None
     mail = EmailMessage(policy=SMTP)
-    for name, value in sender_headers(message, account, outgoing.kind, home).items():
-        mail[name] = value
+    headers = sender_headers(message, account, outgoing.kind, home)
     if message.to:
-        mail["To"] = ", ".join(message.to)
+        headers["To"] = ", ".join(message.to)
     if message.cc:
-        mail["Cc"] = ", ".join(message.cc)
-    mail["Subject"] = message.subject
-    mail["Date"] = format_datetime(message.created_at or timezone.now())
-    mail["Message-ID"] = message.message_id
+        headers["Cc"] = ", ".join(message.cc)
+    headers["Subject"] = message.subject
+    headers["Date"] = format_datetime(message.created_at or timezone.now())
+    headers["Message-ID"] = message.message_id
     if message.in_reply_to:
-        mail["In-Reply-To"] = message.in_reply_to
+        headers["In-Reply-To"] = message.in_reply_to
     if message.references:
-        mail["References"] = message.references
-    record = message.record
+        headers["References"] = message.references
+    record = message.record if message.record_type_id else None
     has_target = record is not None and targets.target_for(record) is not None
-    mail[targets.REF_HEADER] = targets.ref_header(message.pk, record if has_target else None)
+    headers[targets.REF_HEADER] = targets.ref_header(message.pk, record if has_target else None)
     if outgoing.kind in AUTO_SUBMITTED:
-        mail["Auto-Submitted"] = AUTO_SUBMITTED[outgoing.kind]
+        headers["Auto-Submitted"] = AUTO_SUBMITTED[outgoing.kind]
     if outgoing.kind == "bulk":
-        mail["Precedence"] = "bulk"
+        headers["Precedence"] = "bulk"
     for name, value in (outgoing.headers or {}).items():
-        if name.lower() not in {"from", "to", "cc", "bcc", "message-id", "subject", "date"}:
-            mail[name] = value
+        if name.lower() not in {"from", "to", "cc", "bcc", "message-id", "subject", "date", "sender"}:
+            headers[name] = value
+    for name, value in headers.items():
+        _set(mail, name, value)
     text, html, unsubscribe = _bodies(outgoing, message, account)
     if unsubscribe:
-        mail["List-Unsubscribe"] = f"<{unsubscribe}>"
-        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+        _set(mail, "List-Unsubscribe", f"<{unsubscribe}>")
+        _set(mail, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click")  # RFC 8058
     mail.set_content(text)
     if html:
         mail.add_alternative(html, subtype="html")
@@ -161,10 +187,10 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
         mail.add_attachment(bytes(attachment.content), maintype=maintype or "application",
                             subtype=subtype or "octet-stream", filename=attachment.filename)
     data = mail.as_bytes()
-    from_address = parseaddr(mail["From"])[1]
+    from_name, from_address = parseaddr(headers["From"])
     if signer is not None:
         data = signer.sign(data, from_address)
-    message.from_address, message.from_name = from_address, parseaddr(mail["From"])[0]
-    message.reply_to = [mail["Reply-To"]] if mail["Reply-To"] else []
+    message.from_address, message.from_name = from_address, from_name
+    message.reply_to = [headers["Reply-To"]] if headers.get("Reply-To") else []
     recipients = [parseaddr(a)[1] for a in [*message.to, *message.cc, *message.bcc] if parseaddr(a)[1]]
     return Composed(envelope_from=account.email_address, recipients=recipients, data=data)

@@ -50,7 +50,7 @@ def render_text(source: str, context: dict[str, Any], html: bool = False) -> str
         template = (_html if html else _plain).from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(_("The template has an error: %(error)s") % {"error": exc}) from exc
-    return template.render(Context(context))
+    return template.render(Context(context, autoescape=html))
 
 
 def render(template: EmailTemplate, context: dict[str, Any]) -> Rendered:

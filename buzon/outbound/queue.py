@@ -9,21 +9,23 @@ Why a crash never loses a message and sends at most the in-flight ones twice:
 - A queued message is a committed `OutgoingEmail` row (state pending) before any task runs.
 - A claim (state claimed, `claimed_at`) is a lease. A worker that dies leaves its claims behind; once
   the lease (`OUTBOUND_CLAIM_LEASE_S`) runs out, any worker claims them again, so a restart resumes.
-- Each message's outcome is committed right after the server answers its DATA, one message at a time
-  per connection. The only message that can be sent twice is one the server accepted but whose
-  outcome was not yet committed when the process died: at most one per open SMTP connection
-  (`OUTBOUND_CONNECTIONS_PER_ACCOUNT`), and each is resent with the same Message-ID, so receivers
-  that deduplicate on it show it once.
+- A worker keeps at most `OUTBOUND_CONNECTIONS_PER_ACCOUNT` messages handed to SMTP but not yet
+  committed (the sender's window; outcomes that arrive together are committed together). The only
+  messages that can be sent twice are ones the server accepted whose outcome was not committed when
+  the process died, so at most that window per worker, each with its Message-ID unchanged (receivers
+  that deduplicate on Message-ID show it once).
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import nh3
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -109,37 +111,105 @@ def backoff(attempt: int) -> datetime.timedelta:
     return datetime.timedelta(seconds=min(seconds, settings.OUTBOUND_RETRY_MAX_S))
 
 
-def record_outcome(outgoing_id: int, *, sent: bool, permanent: bool, code: int | None, reply: str,
-                   server: str, worker: str) -> str:
-    """Commit one attempt. Returns the resulting queue state. Ignores a claim another worker took over."""
+@dataclass
+class Outcome:
+    """One attempt's result, for `record_outcomes`. `mime` is stored with it (the bytes that were sent)."""
+
+    outgoing: OutgoingEmail
+    sent: bool
+    permanent: bool = False
+    code: int | None = None
+    reply: str = ""
+    server: str = ""
+    mime: bytes | None = None
+
+
+def _apply(outcome: Outcome, now: datetime.datetime) -> str:
+    outgoing, message = outcome.outgoing, outcome.outgoing.message
+    outgoing.attempts += 1
+    if outcome.sent:
+        outgoing.state, message.status, result = QueueState.SENT, MessageStatus.SENT, AttemptOutcome.SENT
+        outgoing.sent_at = message.date = now
+        message.status_reason = ""
+    elif outcome.permanent or outgoing.attempts >= outgoing.max_attempts:
+        outgoing.state, message.status = QueueState.FAILED, MessageStatus.SEND_FAILED
+        result = AttemptOutcome.FAILED
+        message.status_reason = outcome.reply
+    else:
+        outgoing.state, message.status, result = QueueState.PENDING, MessageStatus.QUEUED, AttemptOutcome.RETRY
+        outgoing.next_attempt_at = now + backoff(outgoing.attempts)
+        message.status_reason = outcome.reply
+    if outcome.mime is not None:
+        outgoing.mime = outcome.mime
+    outgoing.last_code, outgoing.last_reply = outcome.code, outcome.reply
+    outgoing.claimed_by, outgoing.claimed_at = "", None
+    message.updated_at = now
+    return str(result)
+
+
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
+def _column_sql(model: type[models.Model], fields: list[str], key: str) -> str:
+    """UPDATE … SET col = %s … WHERE key = %s; names come from the models, never from input."""
+    q = connection.ops.quote_name
+    sets = ", ".join(f"{q(str(_field(model, f).column))} = %s" for f in fields)
+    return f"UPDATE {q(model._meta.db_table)} SET {sets} WHERE {q(str(_field(model, key).column))} = %s"  # noqa: S608
+
+
+def _row(obj: models.Model, fields: list[str], key: str) -> list[Any]:
+    model = type(obj)
+    return [_field(model, f).get_db_prep_save(getattr(obj, _field(model, f).attname), connection)
+            for f in [*fields, key]]
+
+
+_QUEUE_FIELDS = ["attempts", "state", "sent_at", "next_attempt_at", "last_code", "last_reply", "claimed_by",
+                 "claimed_at"]
+_MESSAGE_FIELDS = ["status", "status_reason", "date", "updated_at", "from_address", "from_name", "reply_to"]
+
+
+def record_outcomes(outcomes: Sequence[Outcome], worker: str) -> dict[int, str]:
+    """Commit a group of attempts in one transaction; returns {id: new queue state}.
+
+    A message whose claim this worker no longer holds (its lease ran out and another worker took it
+    over) is left alone, so a slow worker never overwrites the newer attempt. Rows are written with
+    one prepared statement per table (executemany): Django's bulk_update builds a CASE per field and
+    row, which cost more than sending the mail.
+    """
+    if not outcomes:
+        return {}
     now = timezone.now()
     with transaction.atomic():
-        outgoing = OutgoingEmail.objects.select_related("message").filter(
-            pk=outgoing_id, state=QueueState.CLAIMED, claimed_by=worker).first()
-        if outgoing is None:
-            return ""
-        outgoing.attempts += 1
-        message = outgoing.message
-        if sent:
-            outgoing.state, message.status, outcome = QueueState.SENT, MessageStatus.SENT, AttemptOutcome.SENT
-            outgoing.sent_at = message.date = now
-            message.status_reason = ""
-        elif permanent or outgoing.attempts >= outgoing.max_attempts:
-            outgoing.state, message.status = QueueState.FAILED, MessageStatus.SEND_FAILED
-            outcome = AttemptOutcome.FAILED
-            message.status_reason = reply
-        else:
-            outgoing.state, message.status, outcome = QueueState.PENDING, MessageStatus.QUEUED, AttemptOutcome.RETRY
-            outgoing.next_attempt_at = now + backoff(outgoing.attempts)
-            message.status_reason = reply
-        outgoing.last_code, outgoing.last_reply = code, reply
-        outgoing.claimed_by, outgoing.claimed_at = "", None
-        outgoing.save(update_fields=["attempts", "state", "sent_at", "next_attempt_at", "last_code", "last_reply",
-                                     "claimed_by", "claimed_at"])
-        message.save(update_fields=["status", "status_reason", "date", "updated_at"])
-        DeliveryAttempt.objects.create(outgoing=outgoing, number=outgoing.attempts, outcome=outcome, code=code,
-                                       reply=reply, server=server)
-    return str(outgoing.state)
+        owned_qs = OutgoingEmail.objects.filter(pk__in=[o.outgoing.pk for o in outcomes], state=QueueState.CLAIMED,
+                                                claimed_by=worker)
+        if connection.features.has_select_for_update:
+            owned_qs = owned_qs.select_for_update()
+        owned = set(owned_qs.values_list("pk", flat=True))
+        mine = [o for o in outcomes if o.outgoing.pk in owned]
+        attempts = [DeliveryAttempt(outgoing=o.outgoing, number=o.outgoing.attempts + 1, code=o.code, reply=o.reply,
+                                    server=o.server, outcome=_apply(o, now)) for o in mine]
+        with connection.cursor() as cursor:
+            cursor.executemany(_column_sql(OutgoingEmail, _QUEUE_FIELDS, "message"),
+                               [_row(o.outgoing, _QUEUE_FIELDS, "message") for o in mine])
+            with_mime = [o.outgoing for o in mine if o.mime is not None]
+            if with_mime:
+                cursor.executemany(_column_sql(OutgoingEmail, ["mime"], "message"),
+                                   [_row(o, ["mime"], "message") for o in with_mime])
+            cursor.executemany(_column_sql(Message, _MESSAGE_FIELDS, "id"),
+                               [_row(o.outgoing.message, _MESSAGE_FIELDS, "id") for o in mine])
+        DeliveryAttempt.objects.bulk_create(attempts)
+    return {o.outgoing.pk: str(o.outgoing.state) for o in mine}
+
+
+def record_outcome(outgoing_id: int, *, sent: bool, permanent: bool, code: int | None, reply: str,
+                   server: str, worker: str) -> str:
+    """Commit one attempt (see record_outcomes). Returns the new queue state, or "" if not ours."""
+    outgoing = OutgoingEmail.objects.select_related("message").get(pk=outgoing_id)
+    states = record_outcomes([Outcome(outgoing, sent, permanent, code, reply, server)], worker)
+    return states.get(outgoing_id, "")
 
 
 def release(outgoing_ids: Sequence[int], worker: str) -> None:

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import uuid
-from concurrent.futures import Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -23,7 +23,6 @@ from django.utils.translation import gettext as _
 
 from buzon.core.crypto import SecretUnreadable
 from buzon.mailboxes.endpoints import MissingServer
-from buzon.messages.models import Message
 from buzon.messages.outbox import enqueue_delivery
 from buzon.outbound import compose, queue
 from buzon.outbound.models import OutgoingEmail, QueueState
@@ -46,28 +45,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _prepare(batch: list[OutgoingEmail], signer: Signer, home: str) -> dict[int, compose.Composed | str]:
-    """Compose what is not composed yet; store the bytes before sending. Errors are plain words."""
-    prepared: dict[int, compose.Composed | str] = {}
-    fresh: list[OutgoingEmail] = []
-    for outgoing in batch:
-        try:
-            composed = compose.compose(outgoing, signer, home)
-        except (MissingServer, SecretUnreadable) as exc:
-            prepared[outgoing.pk] = _("The account %(address)s cannot send: %(why)s") % {
-                "address": outgoing.message.account, "why": exc}
-            continue
-        if outgoing.mime is not None:  # a retry: send the stored bytes, not a re-composed message
-            composed = compose.Composed(composed.envelope_from, composed.recipients, bytes(outgoing.mime))
-        else:
-            outgoing.mime = composed.data
-            fresh.append(outgoing)
-        prepared[outgoing.pk] = composed
-    if fresh:
-        with transaction.atomic():
-            OutgoingEmail.objects.bulk_update(fresh, ["mime"])
-            Message.objects.bulk_update([o.message for o in fresh], ["from_address", "from_name", "reply_to"])
-    return prepared
+def _prepare(outgoing: OutgoingEmail, signer: Signer, home: str) -> compose.Composed | str:
+    """Compose (or, for a retry, reuse the stored bytes). Errors come back as plain words."""
+    try:
+        composed = compose.compose(outgoing, signer if outgoing.mime is None else None, home)
+    except (MissingServer, SecretUnreadable) as exc:
+        return _("The account %(address)s cannot send: %(why)s") % {"address": outgoing.message.account, "why": exc}
+    if outgoing.mime is not None:  # a retry resends the very bytes of the first attempt
+        return compose.Composed(composed.envelope_from, composed.recipients, bytes(outgoing.mime))
+    return composed
 
 
 def _after_sent(outgoing: OutgoingEmail) -> None:
@@ -77,21 +63,58 @@ def _after_sent(outgoing: OutgoingEmail) -> None:
         transaction.on_commit(lambda: import_string(settings.OUTBOUND_APPEND_TASK).enqueue(pk))
 
 
-def _record(outgoing: OutgoingEmail, outcome: SendOutcome, server: str, worker: str, stats: DeliveryStats) -> None:
-    reply = outcome.reply
-    if outcome.sent and outcome.refused:
+def _outcome(outgoing: OutgoingEmail, result: SendOutcome, data: bytes | None) -> queue.Outcome:
+    reply = result.reply
+    if result.sent and result.refused:
         reply += "\n" + _("Refused recipients: %(list)s") % {"list": "; ".join(
-            f"{k}: {v}" for k, v in outcome.refused.items())}
-    state = queue.record_outcome(outgoing.pk, sent=outcome.sent, permanent=outcome.permanent, code=outcome.code,
-                                 reply=reply, server=server, worker=worker)
-    stats.states[outgoing.pk] = state
-    if state == QueueState.SENT:
-        stats.sent += 1
-        _after_sent(outgoing)
-    elif state == QueueState.FAILED:
-        stats.failed += 1
-    elif state == QueueState.PENDING:
-        stats.retrying += 1
+            f"{k}: {v}" for k, v in result.refused.items())}
+    mime = data if outgoing.mime is None else None
+    return queue.Outcome(outgoing, result.sent, result.permanent, result.code, reply,
+                         str(outgoing.message.account or ""), mime)
+
+
+def _commit(outcomes: list[queue.Outcome], stats: DeliveryStats) -> None:
+    states = queue.record_outcomes(outcomes, stats.worker)
+    for outcome in outcomes:
+        state = states.get(outcome.outgoing.pk)
+        if state is None:
+            continue
+        stats.states[outcome.outgoing.pk] = state
+        if state == QueueState.SENT:
+            stats.sent += 1
+            _after_sent(outcome.outgoing)
+        elif state == QueueState.FAILED:
+            stats.failed += 1
+        elif state == QueueState.PENDING:
+            stats.retrying += 1
+
+
+class _Window:
+    """Messages handed to the pool whose outcome is not committed yet; never more than `size`.
+
+    The size is what bounds duplicates after a crash (queue.py), and it keeps every pooled
+    connection busy while this thread composes the next messages.
+    """
+
+    def __init__(self, size: int, stats: DeliveryStats) -> None:
+        self.size = size
+        self.stats = stats
+        self.inflight: dict[Future[SendOutcome], tuple[OutgoingEmail, bytes]] = {}
+
+    def full(self) -> bool:
+        return len(self.inflight) >= self.size
+
+    def settle(self, block: bool) -> None:
+        """Commit every finished send (waiting for one first when `block`)."""
+        if not self.inflight:
+            return
+        done, _pending = wait(self.inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        if done:
+            _commit([self._outcome_of(f) for f in done], self.stats)
+
+    def _outcome_of(self, future: Future[SendOutcome]) -> queue.Outcome:
+        outgoing, data = self.inflight.pop(future)
+        return _outcome(outgoing, future.result(), data)
 
 
 def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: int | None = None,
@@ -99,6 +122,7 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
     """Send every due message (or `limit` of them). Safe to run in many processes at once."""
     stats = DeliveryStats(worker=worker or worker_name())
     pool = pool or shared_pool()
+    window = _Window(pool.per_account, stats)
     signer = Signer()
     home = compose._home_address()
     done = 0
@@ -110,20 +134,21 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
         done += len(ids)
         outgoings = list(OutgoingEmail.objects.filter(pk__in=ids).select_related(
             "message", "message__account", "message__account__domain", "message__created_by",
-            "message__record_type").prefetch_related("attachments"))
-        prepared = _prepare(outgoings, signer, home)
-        futures: dict[Future[SendOutcome], OutgoingEmail] = {}
+            "message__record_type").prefetch_related("attachments").order_by("-priority", "next_attempt_at", "pk"))
         for outgoing in outgoings:
-            item = prepared[outgoing.pk]
+            item = _prepare(outgoing, signer, home)  # composing the next one while the window sends
             if isinstance(item, str):
-                _record(outgoing, SendOutcome(sent=False, reply=item), "", stats.worker, stats)
+                _commit([queue.Outcome(outgoing, sent=False, reply=item)], stats)
                 continue
+            window.settle(block=False)
+            while window.full():
+                window.settle(block=True)
             account = outgoing.message.account
             assert account is not None
-            futures[pool.submit(account, item.envelope_from, item.recipients, item.data)] = outgoing
-        for future in as_completed(futures):
-            outgoing = futures[future]
-            _record(outgoing, future.result(), str(outgoing.message.account), stats.worker, stats)
+            future = pool.submit(account, item.envelope_from, item.recipients, item.data)
+            window.inflight[future] = (outgoing, item.data)
+        while window.inflight:
+            window.settle(block=True)
     schedule_next()
     return stats
 

@@ -2,7 +2,8 @@
 
 dkimpy builds and canonicalises the signature; its RSA step is pure Python (about 9 ms for a
 2048-bit key, which alone would cap a worker near 100 messages/s). For keys Buzón holds, that one
-step is done by OpenSSL through `cryptography` instead (well under 1 ms). PKCS#1 v1.5 signatures are
+step is done by OpenSSL through `cryptography` instead (well under 1 ms), and the parsed key is
+cached instead of being parsed again for every message. PKCS#1 v1.5 signatures are
 deterministic, so the bytes are exactly those dkimpy would produce, and the tests verify every
 signature with dkimpy against the published key.
 """
@@ -10,6 +11,7 @@ signature with dkimpy against the published key.
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,8 @@ def _rsa_sign(hash_: Any, private_key: dict[str, int]) -> bytes:
 
 
 dkim.RSASSA_PKCS1_v1_5_sign = _rsa_sign  # only keys registered in _openssl_keys take the fast path
+# dkimpy parses the PEM key (in pure Python) on every signature; the parsed key never changes.
+dkim.parse_pem_private_key = functools.lru_cache(maxsize=64)(dkim.crypto.parse_pem_private_key)
 
 
 def generate(domain: EmailDomain, selector: str = "buzon") -> DkimKey:

@@ -70,7 +70,7 @@ def test_without_the_option_the_user_is_from_and_the_account_is_sender(smtp_star
 
 def test_replies_come_home_when_the_account_does_not_receive(smtp_starttls: Any, make_account: Any,
                                                             pool: Any) -> None:
-    make_account(smtp_starttls)
+    make_account(smtp_starttls, default_outgoing=True)
     EmailAccount.objects.create(email_address="buzon@example.test", incoming_enabled=True, default_incoming=True)
     queue_outgoing(to="c@example.org", subject="s", text="x")
     deliver_due(pool=pool)

@@ -1,0 +1,97 @@
+"""POST /api/v1/messages/send/ and friends, through DRF with token authentication."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from buzon.crm.models import Ticket
+from buzon.messages.models import Message, MessageStatus
+from buzon.outbound.models import EmailTemplate, OutgoingEmail
+from buzon.outbound.sender import deliver_due
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(db: Any) -> APIClient:
+    user = get_user_model().objects.create_user("agent", "agent@example.org", "pw", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_send_returns_202_and_status_follows_delivery(api: APIClient, smtp_starttls: Any, make_account: Any,
+                                                      pool: Any) -> None:
+    account = make_account(smtp_starttls)
+    payload = {"to": ["c@example.org"], "subject": "Hola", "text": "Cuerpo", "account": account.pk,
+               "attachments": [{"filename": "a.txt", "content_base64": base64.b64encode(b"hi").decode(),
+                                "mimetype": "text/plain"}]}
+    response = api.post("/api/v1/messages/send/", payload, format="json")
+    assert response.status_code == 202, response.content
+    pk = response.json()["id"]
+    assert response.json()["status"] == "queued"
+    deliver_due(pool=pool)
+    assert Message.objects.get(pk=pk).status == MessageStatus.SENT
+    log = api.get(f"/api/v1/messages/{pk}/delivery/").json()
+    assert [(a["outcome"], a["code"]) for a in log] == [("sent", 250)]
+    assert smtp_starttls.messages[0].message["Subject"] == "Hola"
+
+
+def test_refusal_is_a_400_in_plain_words(api: APIClient, make_account: Any) -> None:
+    account = make_account(confirmed=False)
+    response = api.post("/api/v1/messages/send/", {"to": ["c@example.org"], "subject": "s", "text": "x",
+                                                   "account": account.pk}, format="json")
+    assert response.status_code == 400
+    assert "has not been confirmed as a sender" in response.json()["detail"][0]
+    assert not OutgoingEmail.objects.exists()
+
+
+def test_send_with_template_and_record(api: APIClient, make_account: Any) -> None:
+    make_account(default_outgoing=True)
+    ticket = Ticket.objects.create(subject="Pedido 77")
+    EmailTemplate.objects.create(key="ticket-reply", language="es", name="Respuesta",
+                                 subject="Sobre {{ record.subject }}", body="Hola, sobre {{ record.subject }}.")
+    response = api.post("/api/v1/messages/send/", {"to": ["c@example.org"], "template": "ticket-reply",
+                                                   "language": "es", "record": {"type": "ticket", "id": ticket.pk}},
+                        format="json")
+    assert response.status_code == 202, response.content
+    message = Message.objects.get(pk=response.json()["id"])
+    assert message.subject == f"Sobre Pedido 77 [#T-{ticket.pk}]"
+    assert message.text == "Hola, sobre Pedido 77."
+    assert message.record == ticket
+
+
+def test_template_preview_with_a_real_record(api: APIClient) -> None:
+    ticket = Ticket.objects.create(subject="<b>Roto</b>")
+    template = EmailTemplate.objects.create(key="k", language="en", name="n", subject="Re {{ record.subject }}",
+                                            body="T: {{ record.subject }}", body_html="<p>{{ record.subject }}</p>")
+    response = api.post(f"/api/v1/email-templates/{template.pk}/preview/", {"type": "ticket", "id": ticket.pk},
+                        format="json")
+    assert response.json() == {"subject": "Re <b>Roto</b>", "text": "T: <b>Roto</b>",
+                               "html": "<p>&lt;b&gt;Roto&lt;/b&gt;</p>"}
+
+
+def test_broken_template_is_refused(api: APIClient) -> None:
+    response = api.post("/api/v1/email-templates/", {"key": "k", "language": "es", "name": "n",
+                                                     "subject": "{% if %}", "body": "x"}, format="json")
+    assert response.status_code == 400 and "subject" in response.json()
+
+
+def test_sender_confirmation_over_the_api(api: APIClient, smtp_starttls: Any, make_account: Any) -> None:
+    import re
+
+    account = make_account(smtp_starttls, confirmed=False)
+    assert api.post(f"/api/v1/sender-confirmations/{account.pk}/send/").status_code == 202
+    body = smtp_starttls.messages[0].message.get_payload(decode=True)
+    code = re.search(rb"\b(\d{6})\b", body)
+    assert code is not None
+    bad = api.post(f"/api/v1/sender-confirmations/{account.pk}/code/", {"code": "x"}, format="json")
+    assert bad.status_code == 400
+    ok = api.post(f"/api/v1/sender-confirmations/{account.pk}/code/", {"code": code.group(1).decode()},
+                  format="json")
+    assert ok.json() == {"confirmed": True}
