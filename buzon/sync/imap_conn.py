@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import types
 from typing import Any
 
 import aioimaplib
@@ -33,6 +34,56 @@ def _text(lines: list[Any]) -> str:
     return b" ".join(line for line in lines[-2:] if isinstance(line, bytes)).decode("utf-8", "replace")
 
 
+class _FetchCommand(aioimaplib.FetchCommand):
+    """aioimaplib's FETCH rescans every line received so far after each new one (quadratic: a
+    250-message chunk costs ~500,000 regex matches). This one remembers where the last FETCH
+    record began, so each line costs the same however long the answer grows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._record_start = 0
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        if isinstance(line, bytes) and self.FETCH_MESSAGE_DATA_RE.match(line):
+            self._record_start = len(self._resp_lines)
+        super().append_to_resp(line, result)
+
+    def wait_data(self) -> bool:
+        text = b"".join(line for line in self._resp_lines[self._record_start:] if isinstance(line, bytes))
+        return text.count(b"(") != text.count(b")")
+
+
+def _handle_responses(self: aioimaplib.IMAP4ClientProtocol, data: bytes, line_handler: Any,
+                      current_cmd: aioimaplib.Command | None = None) -> None:
+    """aioimaplib's response loop, unchanged but iterative: the original recurses once per line
+    and overflows the stack on a long answer (10,000 "UID n RFC822.SIZE m" lines)."""
+    while True:
+        if not data:
+            if self.pending_sync_command is not None:
+                self.pending_sync_command.flush()
+            if current_cmd is not None and current_cmd.wait_data():
+                raise aioimaplib.IncompleteRead(current_cmd)
+            return
+        if current_cmd is not None and current_cmd.wait_literal_data():
+            data = current_cmd.append_literal_data(data)
+            if current_cmd.wait_literal_data():
+                raise aioimaplib.IncompleteRead(current_cmd)
+        line, separator, tail = data.partition(aioimaplib.CRLF)
+        if not separator:
+            raise aioimaplib.IncompleteRead(current_cmd, data)
+        cmd = line_handler(line, current_cmd)
+        begin_literal = aioimaplib.literal_data_re.match(line)
+        if begin_literal:
+            if cmd is None:
+                cmd = aioimaplib.Command("NIL", "unused")
+            cmd.begin_literal_data(int(begin_literal.group("size")))
+            data, current_cmd = tail, cmd
+        elif cmd is not None and cmd.wait_data():
+            data, current_cmd = tail, cmd
+        else:
+            data, current_cmd = tail, None
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -53,6 +104,7 @@ class ImapConnection:
             receive(data)
 
         self.protocol.data_received = data_received  # type: ignore[method-assign]
+        self.protocol._handle_responses = types.MethodType(_handle_responses, self.protocol)  # type: ignore[method-assign]
         if self.protocol.transport is None or self.protocol.transport.is_closing():
             self.lost.set()
 
@@ -104,7 +156,7 @@ class ImapConnection:
 
     async def uid_fetch(self, uids: str, items: str, modifier: str = "") -> list[FetchItem]:
         args = [uids, items] + ([modifier] if modifier else [])
-        command = aioimaplib.FetchCommand(self.protocol.new_tag(), *args, prefix="UID", loop=self.protocol.loop,
+        command = _FetchCommand(self.protocol.new_tag(), *args, prefix="UID", loop=self.protocol.loop,
                                           timeout=self.timeout)
         response = await self._run(command)
         return parse_fetch(response.lines)
