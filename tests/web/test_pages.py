@@ -131,8 +131,10 @@ def test_owner_is_asked_for_a_password_awaited_at_sign_in(db):
 
 
 def test_stores_pages(staff_client, user_client):
-    assert staff_client.post("/settings/stores/new/", {"name": "Madrid", "email": "madrid@shop.test"}).status_code == 302
     from buzon.crm.models import Store
+
+    created = staff_client.post("/settings/stores/new/", {"name": "Madrid", "email": "madrid@shop.test"})
+    assert created.status_code == 302
 
     store = Store.objects.get(name="Madrid")
     listing = user_client.get("/settings/stores/").content.decode()
