@@ -206,3 +206,17 @@ OUTBOUND_CONNECTIONS_PER_ACCOUNT = config.env_int("BUZON_OUTBOUND_CONNECTIONS", 
 OUTBOUND_SMTP_TIMEOUT_S = float(config.env_str("BUZON_OUTBOUND_SMTP_TIMEOUT", "30"))
 OUTBOUND_CONFIRM_SENDERS = config.env_bool("BUZON_OUTBOUND_CONFIRM_SENDERS", True)
 OUTBOUND_DNS_SERVERS = config.env_list("BUZON_DNS_SERVERS")  # resolvers for the deliverability check
+
+# Operations (buzon.core): heartbeats, periodic jobs shared by the workers, per-process counters.
+HEARTBEAT_S = config.env_int("BUZON_HEARTBEAT", 10)  # a process silent for 3 beats is shown dead
+# name -> (dotted task path, interval in seconds, *task args); one worker runs each per interval.
+PERIODIC_TASKS = {
+    "notify-unreplied": ("buzon.inbound.tasks.notify_unreplied_task", 60),
+    "outbound-due": (OUTBOUND_TASK, config.env_int("BUZON_OUTBOUND_SWEEP", 30), 0),  # retries, lost tasks
+    "inbound-requeue": ("buzon.inbound.tasks.requeue_stored_task", config.env_int("BUZON_INBOUND_SWEEP", 60)),
+}
+# A stored message still unprocessed this long after arrival lost its task (worker killed, Redis restarted).
+INBOUND_REQUEUE_AFTER_S = config.env_int("BUZON_INBOUND_REQUEUE_AFTER", 300)
+# In-process counters each process's heartbeat publishes (summed by /metrics): name -> dotted path.
+PROCESS_STATS = {"pipeline_step_seconds": "buzon.inbound.pipeline.STEP_SECONDS"}
+METRICS_TOKEN = config.env_str("BUZON_METRICS_TOKEN")  # if set, /metrics wants "Authorization: Bearer <token>"

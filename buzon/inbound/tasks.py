@@ -17,3 +17,22 @@ def notify_unreplied_task() -> int:
     from buzon.inbound.unreplied import notify_unreplied
 
     return notify_unreplied()
+
+
+@task()
+def requeue_stored_task() -> int:
+    """Periodic (settings.PERIODIC_TASKS): re-enqueue stored messages whose task was lost (a worker
+    killed, Redis restarted). Safe because run_pipeline locks the raw row and is idempotent."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from buzon.sync.models import RawMessage
+
+    cutoff = timezone.now() - timedelta(seconds=settings.INBOUND_REQUEUE_AFTER_S)
+    stalled = list(RawMessage.objects.filter(status=RawMessage.Status.STORED, received_at__lt=cutoff)
+                   .order_by("id").values_list("id", flat=True)[:5000])
+    for raw_id in stalled:
+        process_raw_message.enqueue(raw_id)
+    return len(stalled)

@@ -40,6 +40,7 @@ NAV: list[NavItem] = [
     NavItem("web:account-list", _("Email Account"), "person-lines-fill", "settings"),
     NavItem("web:domain-list", _("Email Domain"), "globe2", "settings"),
     NavItem("web:store-list", _("Stores"), "shop", "settings"),
+    NavItem("web:processes", _("Processes"), "cpu", "settings", staff_only=True),
     NavItem("web:troubleshooting", _("Troubleshooting"), "life-preserver", "settings"),
 ]
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from buzon.web import views, views_accounts, views_domains, views_help, views_inbox, views_password, views_stores
+from buzon.web import ops, views, views_accounts, views_domains, views_help, views_inbox, views_password, views_stores
 
 app_name = "web"
 
@@ -40,6 +40,10 @@ urlpatterns = [
     path("settings/stores/new/", views_stores.store_form, name="store-new"),
     path("settings/stores/<int:pk>/edit/", views_stores.store_form, name="store-edit"),
     path("settings/stores/<int:pk>/delete/", views_stores.store_delete, name="store-delete"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="metrics"),
+    path("settings/processes/", ops.processes, name="processes"),
     path("help/troubleshooting/", views_help.troubleshooting, name="troubleshooting"),
     path("help/troubleshooting/<slug:slug>/", views_help.troubleshooting_topic_page, name="troubleshooting-topic"),
 ]

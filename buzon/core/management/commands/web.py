@@ -3,7 +3,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from gunicorn.app.base import BaseApplication
 
-from buzon.core import config
+from buzon.core import config, heartbeat
+from buzon.core.models import ProcessKind
 from buzon.wsgi import application
 
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=config.env_int("BUZON_WEB_THREADS", 4))
 
     def handle(self, *args: Any, **options: Any) -> None:
+        heartbeat.start(ProcessKind.WEB)  # the master's; gunicorn restarts its own workers
         _Gunicorn(
             {
                 "bind": f"{options['host']}:{options['port']}",

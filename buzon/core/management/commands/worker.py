@@ -4,6 +4,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from buzon.core import heartbeat
+from buzon.core.models import ProcessKind
+from buzon.core.periodic import Scheduler
+
 
 class Command(BaseCommand):
     help = "Run a task worker: RQ on Redis when BUZON_TASKS=rq, the database queue otherwise."
@@ -11,10 +15,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--queue", default="*", help="queue name, or * for every queue")
         parser.add_argument("--interval", type=float, default=0.2, help="database poll interval (s)")
+        parser.add_argument("--no-periodic", action="store_true",
+                            help="do not take part in periodic jobs (another worker runs them)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        beat = heartbeat.start(ProcessKind.WORKER)
+        if not options["no_periodic"]:
+            Scheduler(beat.id).start()
         if settings.TASK_BACKEND_NAME == "rq":
             queues = ["default"] if options["queue"] == "*" else [options["queue"]]
-            call_command("rqworker", *queues, with_scheduler=True)
+            # SimpleWorker runs jobs in this process: no fork per message (a fork per job costs more
+            # than the job), database connections stay this process's own, and the heartbeat counts them.
+            call_command("rqworker", *queues, worker_class="rq.worker.SimpleWorker", name=beat.id,
+                         with_scheduler=True)
             return
-        call_command("db_worker", queue_name=options["queue"], interval=options["interval"], no_startup_delay=True)
+        call_command("db_worker", queue_name=options["queue"], interval=options["interval"],
+                     startup_delay=False, worker_id=beat.id)
