@@ -8,7 +8,7 @@ probe failure carries its troubleshooting page in `params["help_slug"]`.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -119,9 +119,18 @@ def _apply_defaults(account: EmailAccount) -> None:
 
 
 def _lock_accounts() -> None:
-    """Serialise concurrent account saves (PostgreSQL row locks; SQLite already has one writer)."""
-    list(EmailAccount.objects.select_for_update().filter(incoming_enabled=True).values_list("pk", flat=True))
-    list(EmailAccount.objects.select_for_update().filter(outgoing_enabled=True).values_list("pk", flat=True))
+    """Serialise account writes so the default and store-limit checks see every committed account.
+
+    Row locks would miss the accounts being created concurrently (two "first" accounts, two 10th
+    accounts of a store), so PostgreSQL locks the table against other writers for this short
+    transaction (reads go on; no network I/O happens inside it). SQLite already has one writer at a
+    time (the settings open transactions IMMEDIATE).
+    """
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(EmailAccount._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 
 
 def save_account(account: EmailAccount, *, password: str | None = None, probe: bool = True) -> EmailAccount:

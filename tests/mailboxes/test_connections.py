@@ -1,14 +1,18 @@
-"""Opening IMAP, POP3 and SMTP connections against real servers, and every way it can fail."""
+"""Opening IMAP, POP3 and SMTP connections against real servers, and every way it can fail.
+
+Coroutines run through probe.run_async, not asyncio.run: another test's fixture (Playwright's
+sync API) can leave an event loop marked as running on this worker's main thread.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 
 from buzon.mailboxes import errors
 from buzon.mailboxes.connections import open_imap, open_pop3, open_smtp
+from buzon.mailboxes.probe import run_async
 from tests.mailboxes.conftest import TIMEOUT, settings_for
 from tests.support.ports import free_port
 
@@ -20,7 +24,7 @@ def imap(s):
         await client.logout()
         return response.result
 
-    return asyncio.run(run())
+    return run_async(run)
 
 
 def pop3(s):
@@ -127,7 +131,7 @@ def test_silent_server_is_a_timeout(silent_server, protocol, security):
     started = time.monotonic()
     with pytest.raises(errors.ConnectTimeout) as caught:
         if protocol == "imap":
-            asyncio.run(open_imap(s, timeout=1.5))
+            run_async(lambda: open_imap(s, timeout=1.5))
         elif protocol == "pop3":
             open_pop3(s, timeout=1.5)
         else:

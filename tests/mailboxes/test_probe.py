@@ -143,10 +143,16 @@ def test_refused_and_messages_in_both_languages():
 
 def test_probe_works_inside_a_running_event_loop(dovecot):
     import asyncio
+    import threading
 
     account = incoming_account(dovecot)
 
     async def from_async_code():
+        asyncio.get_running_loop()  # a loop is running here, as in the sync engine
         return probe_account(account, outgoing=False, timeout=TIMEOUT)
 
-    assert asyncio.run(from_async_code()).ok
+    results = []
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(from_async_code())))
+    thread.start()
+    thread.join()
+    assert results[0].ok
