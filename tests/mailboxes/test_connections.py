@@ -180,16 +180,62 @@ def test_smtp_certificate_for_another_host(smtp_ssl, smtp_starttls, security):
     assert isinstance(error, errors.CertificateError) and error.reason == "wrong_host"
 
 
-def test_untrusted_ca(dovecot, mail_user, settings, tmp_path):
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
+def test_untrusted_ca(dovecot, mail_user, smtp_ssl, settings, tmp_path, protocol):
     from tests.support.certs import make_certs
 
     other = make_certs(tmp_path / "other")
-    settings.TLS_CA_FILE = str(other.ca_file)  # a CA that did not sign Dovecot's certificate
-    s = settings_for("imap", dovecot.imaps_port, username=mail_user)
-    error = fail(s)
+    settings.TLS_CA_FILE = str(other.ca_file)  # a CA that did not sign the servers' certificate
+    port = {"imap": dovecot.imaps_port, "pop3": dovecot.pop3s_port, "smtp": smtp_ssl.port}[protocol]
+    user, password = (mail_user, "secret") if protocol != "smtp" else ("sender@example.test", "smtp-secret")
+    error = fail(settings_for(protocol, port, username=user, password=password))
     assert isinstance(error, errors.CertificateError)
     assert error.reason in ("unknown_issuer", "self_signed")
-    assert imap(settings_for("imap", dovecot.imaps_port, username=mail_user, tls_verify=False)) == "OK"
+    # Verification explicitly off: the same server is usable (the opt-out for self-signed servers).
+    assert OPENERS[protocol](settings_for(protocol, port, username=user, password=password, tls_verify=False))
+
+
+def test_imap_without_starttls(tmp_path):
+    from tests.mailboxes.scripted_imap import ScriptedIMAP
+
+    with ScriptedIMAP(b"* OK fake IMAP ready") as server:
+        error = fail(settings_for("imap", server.port, host="127.0.0.1", security="starttls", username="u"))
+    assert isinstance(error, errors.TLSHandshakeError) and error.reason == "starttls_unsupported"
+    assert not any(b"LOGIN" in command for command in server.commands)  # no password in the clear
+
+
+def test_imap_login_disabled_without_tls():
+    from tests.mailboxes.scripted_imap import ScriptedIMAP
+
+    with ScriptedIMAP(b"* OK ready", capabilities=b"IMAP4rev1 LOGINDISABLED") as server:
+        error = fail(settings_for("imap", server.port, host="127.0.0.1", security="none", username="u"))
+    assert isinstance(error, errors.TLSHandshakeError) and error.reason == "tls_required"
+    assert not any(b"LOGIN" in command for command in server.commands)
+
+
+def test_imap_bye_greeting_is_a_protocol_error():
+    from tests.mailboxes.scripted_imap import ScriptedIMAP
+
+    with ScriptedIMAP(b"* BYE too many connections from your IP") as server:
+        error = fail(settings_for("imap", server.port, host="127.0.0.1", security="none", username="u"))
+    assert isinstance(error, errors.ProtocolError) and "too many connections" in error.detail
+
+
+def test_imap_preauth_needs_no_login():
+    from tests.mailboxes.scripted_imap import ScriptedIMAP
+
+    with ScriptedIMAP(b"* PREAUTH welcome back") as server:
+        assert imap_open_only(settings_for("imap", server.port, host="127.0.0.1", security="none", username="u"))
+    assert not any(b"LOGIN" in command for command in server.commands)
+
+
+def imap_open_only(s):
+    async def run():
+        client = await open_imap(s, timeout=TIMEOUT)
+        await client.logout()
+        return True
+
+    return run_async(run)
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])

@@ -46,6 +46,7 @@ CASES = [
     (poplib.error_proto(b"-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."),
      "login", errors.TLSHandshakeError),
     (poplib.error_proto(b"* OK IMAP ready"), "connect", errors.ProtocolError),
+    (poplib.error_proto("-ERR STLS not supported by server"), "starttls", errors.TLSHandshakeError),
     (aioimaplib.Abort("unexpected tagged response"), "folder", errors.ProtocolError),
     (UnicodeEncodeError("ascii", "ñ", 0, 1, "ordinal not in range"), "login", errors.ConfigurationError),
     (RuntimeError("something odd"), "login", errors.ProtocolError),
@@ -58,6 +59,11 @@ def test_classify(exc, stage, expected):
     assert type(error) is expected
     assert (error.host, error.port, error.stage, error.protocol) == ("mail.example.test", 993, stage, "imap")
     assert error.message()
+
+
+def test_pop3_without_stls_says_so():
+    error = errors.classify(poplib.error_proto("-ERR STLS not supported by server"), S, "starttls")
+    assert error.reason == "starttls_unsupported" and "STARTTLS" in error.message()
 
 
 def test_certificate_reasons():
