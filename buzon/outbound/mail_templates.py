@@ -50,7 +50,9 @@ def render_text(source: str, context: dict[str, Any], html: bool = False) -> str
         template = (_html if html else _plain).from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(_("The template has an error: %(error)s") % {"error": exc}) from exc
-    return template.render(Context(context, autoescape=html))
+    # Template.render marks its output safe; this output is data (a record's fields may hold markup),
+    # so it goes back as a plain str and is escaped wherever a page shows it.
+    return str.__str__(template.render(Context(context, autoescape=html)))
 
 
 def render(template: EmailTemplate, context: dict[str, Any]) -> Rendered:

@@ -39,6 +39,8 @@ NAV: list[NavItem] = [
     NavItem("web:settings", _("Email / Notifications"), "envelope-at", "settings"),
     NavItem("web:account-list", _("Email Account"), "person-lines-fill", "settings"),
     NavItem("web:domain-list", _("Email Domain"), "globe2", "settings"),
+    NavItem("web:template-list", _("Email templates"), "file-earmark-text", "settings"),
+    NavItem("web:deliverability", _("Deliverability"), "shield-check", "settings"),
     NavItem("web:store-list", _("Stores"), "shop", "settings"),
     NavItem("web:processes", _("Processes"), "cpu", "settings", staff_only=True),
     NavItem("web:troubleshooting", _("Troubleshooting"), "life-preserver", "settings"),

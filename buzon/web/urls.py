@@ -1,7 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from buzon.web import ops, views, views_accounts, views_domains, views_help, views_inbox, views_password, views_stores
+from buzon.web import (
+    ops,
+    views,
+    views_accounts,
+    views_domains,
+    views_help,
+    views_inbox,
+    views_outbound,
+    views_password,
+    views_stores,
+)
 
 app_name = "web"
 
@@ -40,6 +50,19 @@ urlpatterns = [
     path("settings/stores/new/", views_stores.store_form, name="store-new"),
     path("settings/stores/<int:pk>/edit/", views_stores.store_form, name="store-edit"),
     path("settings/stores/<int:pk>/delete/", views_stores.store_delete, name="store-delete"),
+    # Outgoing mail (buzon/web/views_outbound.py)
+    path("compose/", views_outbound.compose, name="compose"),
+    path("compose/template/", views_outbound.compose_template, name="compose-template"),
+    path("sent/<int:pk>/", views_outbound.outgoing_detail, name="outgoing"),
+    path("settings/email/templates/", views_outbound.template_list, name="template-list"),
+    path("settings/email/templates/new/", views_outbound.template_form, name="template-new"),
+    path("settings/email/templates/<int:pk>/", views_outbound.template_form, name="template-edit"),
+    path("settings/email/templates/<int:pk>/preview/", views_outbound.template_preview, name="template-preview"),
+    path("settings/email/accounts/<int:pk>/confirm-sender/", views_outbound.sender_confirmation,
+         name="sender-confirmation"),
+    path("settings/email/deliverability/", views_outbound.deliverability_list, name="deliverability"),
+    path("settings/email/deliverability/<int:pk>/", views_outbound.deliverability_domain,
+         name="deliverability-domain"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),

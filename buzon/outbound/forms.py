@@ -1,0 +1,137 @@
+"""Forms for composing mail, editing email templates and confirming a sender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
+
+from buzon.mailboxes.models import EmailAccount
+from buzon.messages import targets
+from buzon.messages.outbox import Attachment
+from buzon.outbound import mail_templates
+from buzon.outbound.models import EmailTemplate
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)] if data else []
+
+
+class BootstrapMixin:
+    """Bootstrap classes on every widget, so the web layout's field partial renders them as it expects."""
+
+    fields: dict[str, forms.Field]
+
+    def _style(self) -> None:
+        for field in self.fields.values():
+            widget = field.widget
+            css = "form-check-input" if isinstance(widget, forms.CheckboxInput) else (
+                "form-select" if isinstance(widget, forms.Select) else "form-control")
+            widget.attrs["class"] = (widget.attrs.get("class", "") + " " + css).strip()
+
+
+def _addresses(value: str) -> list[str]:
+    found = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    for address in found:
+        bare = address.rsplit("<", 1)[-1].rstrip(">").strip()
+        validate_email(bare)
+    return found
+
+
+class ComposeForm(BootstrapMixin, forms.Form):
+    account = forms.ModelChoiceField(
+        EmailAccount.objects.filter(outgoing_enabled=True), required=False, label=_("Send from"),
+        empty_label=_("Automatic (conversation, your account, or the default)"))
+    to = forms.CharField(label=_("To"), help_text=_("Addresses separated by commas."))
+    cc = forms.CharField(label=_("Cc"), required=False)
+    bcc = forms.CharField(label=_("Bcc"), required=False)
+    template = forms.ModelChoiceField(EmailTemplate.objects.all(), required=False, label=_("Template"),
+                                      empty_label=_("No template"))
+    subject = forms.CharField(label=_("Subject"), max_length=998, required=False)
+    text = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 10}))
+    attachments = MultipleFileField(label=_("Attachments"), required=False)
+    record_type = forms.CharField(required=False, widget=forms.HiddenInput)
+    record_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    in_reply_to = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._style()
+
+    def clean_to(self) -> list[str]:
+        return self._clean_list("to")
+
+    def clean_cc(self) -> list[str]:
+        return self._clean_list("cc")
+
+    def clean_bcc(self) -> list[str]:
+        return self._clean_list("bcc")
+
+    def _clean_list(self, name: str) -> list[str]:
+        try:
+            return _addresses(self.cleaned_data.get(name) or "")
+        except forms.ValidationError as exc:
+            raise forms.ValidationError(_("Check the addresses: one of them is not a valid email address.")) from exc
+
+    def record(self) -> Any:
+        target = targets.get_target(self.cleaned_data.get("record_type") or "")
+        record_id = self.cleaned_data.get("record_id")
+        return target.get(record_id) if target and record_id else None
+
+    def attachment_list(self) -> list[Attachment]:
+        return [Attachment(f.name, f.read(), f.content_type or "application/octet-stream")
+                for f in self.cleaned_data.get("attachments") or []]
+
+
+class EmailTemplateForm(BootstrapMixin, forms.ModelForm[EmailTemplate]):
+    class Meta:
+        model = EmailTemplate
+        fields = ["name", "key", "language", "subject", "body", "body_html"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 8}), "body_html": forms.Textarea(attrs={"rows": 6})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._style()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for field in ("subject", "body", "body_html"):
+            try:
+                mail_templates.render_text(data.get(field) or "", {}, html=field == "body_html")
+            except mail_templates.TemplateError as exc:
+                self.add_error(field, str(exc))
+        return data
+
+
+class PreviewForm(BootstrapMixin, forms.Form):
+    record_type = forms.ChoiceField(label=_("Record type"), choices=())
+    record_id = forms.IntegerField(label=_("Record number"), min_value=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        record_type = self.fields["record_type"]
+        assert isinstance(record_type, forms.ChoiceField)
+        record_type.choices = [(key, str(label)) for key, label in targets.targets()]
+        self._style()
+
+
+class ConfirmCodeForm(BootstrapMixin, forms.Form):
+    code = forms.CharField(label=_("Code"), max_length=6, min_length=6)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._style()
