@@ -74,7 +74,7 @@ class DeliveryAttempt(models.Model):
 
     outgoing = models.ForeignKey(OutgoingEmail, on_delete=models.CASCADE, related_name="log")
     number = models.PositiveIntegerField(_("attempt"))
-    at = models.DateTimeField(_("at"), auto_now_add=True)
+    at = models.DateTimeField(_("attempted at"), auto_now_add=True)
     outcome = models.CharField(_("outcome"), max_length=8, choices=AttemptOutcome.choices)
     code = models.IntegerField(_("reply code"), null=True, blank=True)
     reply = models.TextField(_("server reply"), blank=True)

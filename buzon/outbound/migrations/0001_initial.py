@@ -92,7 +92,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('number', models.PositiveIntegerField(verbose_name='attempt')),
-                ('at', models.DateTimeField(auto_now_add=True, verbose_name='at')),
+                ('at', models.DateTimeField(auto_now_add=True, verbose_name='attempted at')),
                 ('outcome', models.CharField(choices=[('sent', 'Sent'), ('retry', 'Will retry'), ('failed', 'Failed')], max_length=8, verbose_name='outcome')),
                 ('code', models.IntegerField(blank=True, null=True, verbose_name='reply code')),
                 ('reply', models.TextField(blank=True, verbose_name='server reply')),
