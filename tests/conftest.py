@@ -85,13 +85,18 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[object]:
-    """Headless Debian Chromium driven by Playwright (see tests/support/browser.py)."""
+@pytest.fixture
+def chromium(monkeypatch) -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (see tests/support/browser.py).
+
+    One per test, not per session: Playwright's sync API marks an asyncio loop as running in this
+    thread until it stops, and code under test that calls asyncio.run() (the IMAP probe) would
+    then fail in every later test of the same process.
+    """
     require(browser_support.available(), "Chromium (Debian package chromium) and playwright")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls tests make between
-    # page actions are still synchronous, so Django's async-safety check would be a false alarm.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The ORM calls a test makes between page actions are synchronous; Django's async-safety
+    # check would see Playwright's loop and refuse them.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

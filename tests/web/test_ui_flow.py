@@ -117,3 +117,17 @@ def test_browser_language_is_the_default(chromium, live_server, admin):
         screenshot(page, "00-login-es")
     finally:
         page.context.close()
+
+
+def test_provider_hint_follows_the_typed_address(browser_page, admin):
+    page = browser_page
+    sign_in(page, "admin", "admin-pass")
+    page.goto("/settings/email/accounts/new/")
+    assert page.locator("#preset-hint-text").count() == 0
+    assert not page.locator("#id_incoming_host").is_visible()  # incoming options wait for "Enable incoming"
+    page.check("#id_incoming_enabled")
+    assert page.locator("#id_incoming_host").is_visible()
+    page.type("#id_email_address", "ventas@gmail.com")
+    page.wait_for_selector("#preset-hint-text")
+    assert "imap.gmail.com" in page.inner_text("#preset-hint-text")
+    screenshot(page, "12-account-provider-hint")
