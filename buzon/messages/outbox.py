@@ -142,10 +142,21 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
                    kind: str = "normal", in_reply_to: Message | int | str | None = None,
                    record: models.Model | None = None, user: Any = None, attachments: Sequence[Attachment] = (),
                    headers: Mapping[str, str] | None = None, send_at: datetime.datetime | None = None,
-                   priority: int | None = None) -> Message:
-    """Queue one email and return its Message (status queued). Raises SendRefused with the reason."""
+                   priority: int | None = None, template: str = "", language: str | None = None,
+                   context: Mapping[str, Any] | None = None) -> Message:
+    """Queue one email and return its Message (status queued). Raises SendRefused with the reason.
+
+    `template` names an email template (by key): when one exists, its subject and bodies (rendered
+    with the record, its customer, the user and `context`) replace the `subject`/`text`/`html`
+    given, which remain the fallback. This is how notifications use the templates admins edit.
+    """
     if kind not in KINDS:
         raise SendRefused(_("Unknown kind of mail: %(kind)s.") % {"kind": kind})
+    if template:
+        rendered = import_string(settings.OUTBOUND_RENDER_TEMPLATE)(
+            template, language=language, record=record, user=user, account=account, extra=dict(context or {}))
+        if rendered is not None:
+            subject, text, html = rendered.subject, rendered.text, rendered.html or html
     to_list, cc_list, bcc_list = _addresses(to), _addresses(cc), _addresses(bcc)
     if not (to_list or cc_list or bcc_list):
         raise SendRefused(_("Add at least one recipient."))

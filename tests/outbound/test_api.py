@@ -95,3 +95,18 @@ def test_sender_confirmation_over_the_api(api: APIClient, smtp_starttls: Any, ma
     ok = api.post(f"/api/v1/sender-confirmations/{account.pk}/code/", {"code": code.group(1).decode()},
                   format="json")
     assert ok.json() == {"confirmed": True}
+
+
+def test_notifications_use_the_edited_template_with_fallback(make_account: Any) -> None:
+    from buzon.messages.outbox import queue_outgoing
+
+    make_account(default_outgoing=True)
+    ticket = Ticket.objects.create(subject="Caja")
+    fallback = queue_outgoing(to="agent@example.org", subject="New ticket", text="built-in", kind="notification",
+                              template="ticket-assigned", record=ticket)
+    assert fallback.text == "built-in"
+    EmailTemplate.objects.create(key="ticket-assigned", language="es", name="n", subject="Nuevo: {{ record.subject }}",
+                                 body="Te asignaron {{ record.subject }} ({{ agent }}).")
+    templated = queue_outgoing(to="agent@example.org", subject="New ticket", text="built-in", kind="notification",
+                               template="ticket-assigned", language="es", record=ticket, context={"agent": "Ana"})
+    assert templated.subject.startswith("Nuevo: Caja") and templated.text == "Te asignaron Caja (Ana)."
