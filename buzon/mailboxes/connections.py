@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import poplib
 import smtplib
 import ssl
 from collections.abc import Callable
 
 import aioimaplib
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from buzon.core.tls import client_context
@@ -38,6 +40,18 @@ from buzon.mailboxes.errors import (
 )
 
 SECURITY_MODES = ("ssl", "starttls", "none")
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_context(verify: bool, ca_file: str) -> ssl.SSLContext:
+    return client_context(verify)
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    """One shared context per (verify, CA file): building one loads the whole CA bundle, ~120 ms and
+    ~0.8 MB here, which 1,000 idling accounts would otherwise pay 1,000 times. Contexts are safe to
+    share between connections and threads."""
+    return _shared_context(verify, str(getattr(settings, "TLS_CA_FILE", "") or ""))
 
 
 def credentials(s: ServerSettings) -> tuple[bytes, bytes]:
@@ -130,7 +144,7 @@ async def _starttls(client: _IMAP4, s: ServerSettings) -> None:
     if response.result != "OK":
         raise TLSHandshakeError(detail=f"STARTTLS answered {response.result}")
     transport = await protocol.loop.start_tls(
-        protocol.transport, protocol, client_context(s.tls_verify), server_hostname=s.host  # type: ignore[arg-type]
+        protocol.transport, protocol, tls_context(s.tls_verify), server_hostname=s.host  # type: ignore[arg-type]
     )
     protocol.transport = transport  # type: ignore[assignment]
     await protocol.capability()  # capabilities learned before TLS must be forgotten
@@ -153,7 +167,7 @@ async def open_imap(s: ServerSettings, *, timeout: float) -> aioimaplib.IMAP4:
     """A connected, TLS-secured (per `s.security`), logged-in aioimaplib client; the caller logs out."""
     _check(s, "imap")
     credentials(s)
-    context = client_context(s.tls_verify) if s.security == "ssl" else None
+    context = tls_context(s.tls_verify) if s.security == "ssl" else None
     stage = "connect"
     client: _IMAP4 | None = None
     try:
@@ -186,12 +200,12 @@ def open_pop3(s: ServerSettings, *, timeout: float) -> poplib.POP3:
     client: poplib.POP3 | None = None
     try:
         if s.security == "ssl":
-            client = poplib.POP3_SSL(s.host, s.port, timeout=timeout, context=client_context(s.tls_verify))
+            client = poplib.POP3_SSL(s.host, s.port, timeout=timeout, context=tls_context(s.tls_verify))
         else:
             client = poplib.POP3(s.host, s.port, timeout=timeout)
             if s.security == "starttls":
                 stage = "starttls"
-                client.stls(context=client_context(s.tls_verify))
+                client.stls(context=tls_context(s.tls_verify))
         stage = "login"
         # poplib encodes commands as UTF-8; passing latin-1-decoded bytes sends them unchanged.
         client.encoding = "latin-1"
@@ -238,7 +252,7 @@ def open_smtp(s: ServerSettings, *, timeout: float) -> smtplib.SMTP:
     client: smtplib.SMTP | None = None
     try:
         if s.security == "ssl":
-            client = smtplib.SMTP_SSL(s.host, s.port, timeout=timeout, context=client_context(s.tls_verify))
+            client = smtplib.SMTP_SSL(s.host, s.port, timeout=timeout, context=tls_context(s.tls_verify))
         else:
             client = smtplib.SMTP(s.host, s.port, timeout=timeout)
         client.ehlo()
@@ -246,7 +260,7 @@ def open_smtp(s: ServerSettings, *, timeout: float) -> smtplib.SMTP:
             stage = "starttls"
             if not client.has_extn("starttls"):
                 raise TLSHandshakeError(reason="starttls_unsupported", detail="no STARTTLS in EHLO")
-            client.starttls(context=client_context(s.tls_verify))
+            client.starttls(context=tls_context(s.tls_verify))
             client.ehlo()
         if s.auth:
             stage = "login"

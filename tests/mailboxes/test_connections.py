@@ -6,6 +6,7 @@ sync API) can leave an event loop marked as running on this worker's main thread
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import pytest
@@ -290,3 +291,15 @@ def test_smtp_server_without_auth():
                                  auth=False)) == 250
     finally:
         relay.stop()
+
+
+def test_tls_contexts_are_shared(settings, tmp_path):
+    from buzon.mailboxes.connections import tls_context
+    from tests.support.certs import make_certs
+
+    assert tls_context(True) is tls_context(True)
+    assert tls_context(False) is not tls_context(True)
+    assert tls_context(False).verify_mode == ssl.CERT_NONE
+    before = tls_context(True)
+    settings.TLS_CA_FILE = str(make_certs(tmp_path / "other").ca_file)
+    assert tls_context(True) is not before  # a new CA file is picked up
