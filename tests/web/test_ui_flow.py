@@ -103,10 +103,13 @@ def test_language_switch_to_spanish_and_back(browser_page, admin):
     page.goto("/settings/email/accounts/new/")
     assert "Habilitar correos entrantes" in page.content() or "entrante" in page.content().lower()
     screenshot(page, "11-account-form-es")
+    page.goto("/settings/stores/")
+    assert page.locator("h1").inner_text() == "Tiendas"
+    screenshot(page, "13-stores-es")
     page.click("#bz-language")
     page.click("button[name=language][value=en]")
     page.wait_for_load_state()
-    assert "Email address" in page.content()
+    assert page.locator("h1").inner_text() == "Stores"
 
 
 def test_browser_language_is_the_default(chromium, live_server, admin):
