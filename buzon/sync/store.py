@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from buzon.sync.enqueue import enqueue_processing
+from buzon.sync.fastinsert import insert_rows
 from buzon.sync.headers import parse_header_fields, sha256
 from buzon.sync.models import FolderCursor, RawMessage
 
@@ -112,7 +113,7 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor_uid: int | No
             rows.append(row)
             if row.status == RawMessage.Status.STORED:
                 original.setdefault((row.sha256, row.message_id), -1)  # a copy within this batch
-        created = _insert(rows)
+        created = _insert(box, rows)
         result.stored = [row.pk for row in created if row.status != RawMessage.Status.SKIPPED]
         if cursor_uid is not None:
             FolderCursor.objects.filter(account_id=box.account_id, folder=box.folder).update(
@@ -121,15 +122,31 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor_uid: int | No
     return result
 
 
-def _insert(rows: list[RawMessage]) -> list[RawMessage]:
+def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
     if not rows:
         return []
     try:
         with transaction.atomic():
-            return RawMessage.objects.bulk_create(rows)
+            insert_rows(rows)
     except IntegrityError:
-        pass
-    # Someone else stored part of this batch (only possible without a lease): keep what is new.
+        return _insert_one_by_one(rows)
+    # Read the new ids back by their server keys (one indexed query).
+    if rows[0].uid is not None:
+        ids = dict(RawMessage.objects.filter(
+            account_id=box.account_id, folder=box.folder, uidvalidity=box.uidvalidity,
+            uid__in=[row.uid for row in rows]).values_list("uid", "id"))
+        for row in rows:
+            row.pk = ids[row.uid]
+    else:
+        ids = dict(RawMessage.objects.filter(account_id=box.account_id, uidl__in=[row.uidl for row in rows])
+                   .values_list("uidl", "id"))
+        for row in rows:
+            row.pk = ids[row.uidl]
+    return rows
+
+
+def _insert_one_by_one(rows: list[RawMessage]) -> list[RawMessage]:
+    """Someone else stored part of this batch (only possible without a lease): keep what is new."""
     created = []
     for row in rows:
         try:

@@ -130,3 +130,11 @@ def test_each_stored_message_gets_one_processing_task(dovecot):
     ids = set(stored(account).values_list("id", flat=True))
     tasks = DBTaskResult.objects.filter(task_path="buzon.inbound.tasks.process_raw_message")
     assert {task.args_kwargs["args"][0] for task in tasks} == ids
+    # bulk-enqueued rows are what the backend's own enqueue() writes, and the worker runs them
+    from buzon.inbound.tasks import process_raw_message
+
+    reference = DBTaskResult.objects.get(id=process_raw_message.enqueue(min(ids)).id)
+    for task in tasks:
+        assert (task.run_after, task.priority, task.queue_name, task.backend_name, task.status) == (
+            reference.run_after, reference.priority, reference.queue_name, reference.backend_name, reference.status)
+    assert set(DBTaskResult.objects.ready().values_list("id", flat=True)) >= set(tasks.values_list("id", flat=True))

@@ -1,0 +1,28 @@
+"""Insert many rows with one prepared statement (executemany), values prepared by Django's fields.
+
+bulk_create() compiles SQL per object and, on SQLite, splits a batch into statements of ~40 rows;
+for a first download that compile step costs more than writing the mail. Values here go through
+each field's own pre_save()/get_db_prep_save(), exactly as bulk_create prepares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection, models
+
+
+def insert_rows(objs: Sequence[models.Model]) -> None:
+    if not objs:
+        return
+    model = type(objs[0])
+    fields = [f for f in model._meta.concrete_fields
+              if not (f.primary_key and isinstance(f, models.AutoField | models.BigAutoField))]
+    quote = connection.ops.quote_name
+    # Names come from the model's metadata; every value is a query parameter.
+    columns = ", ".join(quote(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+    params = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in objs]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
