@@ -20,7 +20,7 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
               if not (f.primary_key and isinstance(f, models.AutoField | models.BigAutoField))]
     quote = connection.ops.quote_name
     # Names come from the model's metadata; every value is a query parameter.
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(str(f.column)) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
     params = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in objs]

@@ -131,6 +131,7 @@ def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
     except IntegrityError:
         return _insert_one_by_one(rows)
     # Read the new ids back by their server keys (one indexed query).
+    ids: dict[object, int]
     if rows[0].uid is not None:
         ids = dict(RawMessage.objects.filter(
             account_id=box.account_id, folder=box.folder, uidvalidity=box.uidvalidity,
