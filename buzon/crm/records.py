@@ -73,9 +73,10 @@ def _store_of(conversation: Conversation) -> Store | None:
     return getattr(account, "store", None) if account is not None else None
 
 
-def create_ticket(conversation: Conversation) -> Ticket:
+def new_ticket(conversation: Conversation) -> Ticket:
+    """An unsaved ticket for a new conversation (saved one by one, or in bulk by the batch runner)."""
     customer = conversation.customer
-    return Ticket.objects.create(
+    return Ticket(
         subject=(conversation.subject or "")[:998],
         customer=customer,
         agent=getattr(customer, "agent", None),
@@ -83,13 +84,29 @@ def create_ticket(conversation: Conversation) -> Ticket:
     )
 
 
-def create_job_applicant(conversation: Conversation) -> JobApplicant:
-    return JobApplicant.objects.create(
+def create_ticket(conversation: Conversation) -> Ticket:
+    ticket = new_ticket(conversation)
+    ticket.save()
+    return ticket
+
+
+def new_job_applicant(conversation: Conversation) -> JobApplicant:
+    return JobApplicant(
         name=(conversation.from_name or "")[:200],
         email=normalise_address(conversation.from_address)[:320],
         subject=(conversation.subject or "")[:998],
         store=_store_of(conversation),
     )
+
+
+def create_job_applicant(conversation: Conversation) -> JobApplicant:
+    applicant = new_job_applicant(conversation)
+    applicant.save()
+    return applicant
+
+
+#: Unsaved-record builders of the built-in targets, keyed by their create callables, for bulk inserts.
+BUILDERS = {create_ticket: new_ticket, create_job_applicant: new_job_applicant}
 
 
 def create_customer(conversation: Conversation) -> Customer:

@@ -27,6 +27,10 @@ def raw_ids(*, message_id: int | None = None, account_id: int | None = None, ski
 
 
 def reprocess(ids: list[int]) -> Counter[str]:
+    if len(ids) > 1:
+        from buzon.inbound.batch import run_batch  # batch imports this module
+
+        return run_batch(ids)
     return Counter(run_pipeline(raw_id) for raw_id in ids)
 
 

@@ -36,3 +36,11 @@ def requeue_stored_task() -> int:
     for raw_id in stalled:
         process_raw_message.enqueue(raw_id)
     return len(stalled)
+
+
+@task()
+def process_raw_messages(raw_ids: list[int]) -> dict[str, int]:
+    """A sync chunk at once: plain mail in bulk, the rest one by one (buzon.inbound.batch)."""
+    from buzon.inbound.batch import run_batch
+
+    return dict(run_batch(raw_ids))

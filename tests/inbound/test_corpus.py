@@ -19,6 +19,9 @@ from tests.inbound.helpers import store_raw, support_account
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 PER_MESSAGE_LIMIT_S = 5.0
+# Budgets are in this process's CPU seconds: on a shared 2-core machine running other tests, the wall
+# clock measures the neighbours; CPU time measures the pipeline.
+TOTAL_LIMIT_S = 60.0
 
 
 def _files(corpus: Path) -> list[Path]:
@@ -29,22 +32,23 @@ def test_every_corpus_file_is_processed_or_kept_with_a_reason(corpus):
     account = support_account(create_customer_if_not_found=True)
     outcomes: Counter[str] = Counter()
     slowest = (0.0, "")
-    started = time.perf_counter()
+    started, wall_started = time.process_time(), time.perf_counter()
     for path in _files(corpus):
         raw = store_raw(path.read_bytes(), account, folder=str(path.relative_to(corpus)))
-        began = time.perf_counter()
+        began = time.process_time()
         outcome = pipeline.run_pipeline(raw.pk)
-        spent = time.perf_counter() - began
+        spent = time.process_time() - began
         slowest = max(slowest, (spent, path.name))
         outcomes[outcome] += 1
         assert outcome in {"processed", "duplicate", "unparseable", "skipped"}, (path, outcome)
         raw.refresh_from_db()
         if outcome != "processed":
             assert raw.status_reason or Message.objects.filter(raw=raw, status_reason__gt="").exists(), path
-    total = time.perf_counter() - started
-    print(f"corpus: {dict(outcomes)} in {total:.1f}s; slowest {slowest[1]} {slowest[0]:.2f}s")
+    total = time.process_time() - started
+    print(f"corpus: {dict(outcomes)} in {total:.1f}s CPU ({time.perf_counter() - wall_started:.1f}s wall); "
+          f"slowest {slowest[1]} {slowest[0]:.2f}s CPU")
     assert slowest[0] < PER_MESSAGE_LIMIT_S
-    assert total < 60
+    assert total < TOTAL_LIMIT_S
     assert not RawMessage.objects.filter(status=RawMessage.Status.STORED).exists()
     assert outcomes["processed"] > 800
 
@@ -63,9 +67,9 @@ def test_the_biggest_messages_stay_within_memory_and_time(corpus):
     for name in ("enclosed-endless.eml", "torture.eml", "long-header.eml"):
         data = (corpus / "flanker" / name).read_bytes()
         tracemalloc.start()
-        began = time.perf_counter()
+        began = time.process_time()
         mail = parse_bytes(data)
-        spent = time.perf_counter() - began
+        spent = time.process_time() - began
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert spent < PER_MESSAGE_LIMIT_S, name

@@ -23,9 +23,7 @@ def run(ctx: Context) -> None:
     if customer is None and isinstance(ctx.record, records.Customer):
         customer = ctx.record
     if customer is not None:
-        ctx.customer = customer
-        ctx.message.customer = customer
-        ctx.decide(NAME, "linked", gettext_noop("Sent by customer %(customer)s."), customer=customer.pk)
+        linked(ctx, customer, created=False)
         return
     create = ctx.account is None or ctx.account.create_customer_if_not_found
     if ctx.automated:
@@ -40,8 +38,15 @@ def run(ctx: Context) -> None:
         raise Skip(f"{address} is not a customer and this account imports only customers' mail")
     store = ctx.account.store if ctx.account is not None else None
     customer, created = records.create_customer_for(address, store=store)
+    linked(ctx, customer, created=created)
+
+
+def linked(ctx: Context, customer: records.Customer, *, created: bool) -> None:
+    """Link the message to its customer and record it (also used by the batch runner)."""
     ctx.customer, ctx.customer_created = customer, created
     ctx.message.customer = customer
-    ctx.decide(NAME, "created" if created else "linked",
-               gettext_noop("New customer %(customer)s created for %(address)s.") if created
-               else gettext_noop("Sent by customer %(customer)s."), customer=customer.pk, address=address)
+    if created:
+        ctx.decide(NAME, "created", gettext_noop("New customer %(customer)s created for %(address)s."),
+                   customer=customer.pk, address=ctx.message.from_address)
+    else:
+        ctx.decide(NAME, "linked", gettext_noop("Sent by customer %(customer)s."), customer=customer.pk)

@@ -55,4 +55,8 @@ def run(ctx: Context) -> None:
     existing = next(iter(same.values_list("pk", flat=True)[:1]), None)
     if existing is not None:
         raise Duplicate(f"the same message is already stored as message {existing}", existing)
+    decide_new(ctx)
+
+
+def decide_new(ctx: Context) -> None:
     ctx.decide(NAME, "new", gettext_noop("No earlier copy of this message."))

@@ -3,6 +3,7 @@ joins its record, and a customer's reply reopens a closed ticket."""
 
 from __future__ import annotations
 
+from django.db.models import Model
 from django.utils.translation import gettext_noop
 
 from buzon.crm import records
@@ -42,10 +43,19 @@ def run(ctx: Context) -> None:
         ctx.decide(NAME, "none", gettext_noop("The account appends to %(key)s, which is not a known record type."),
                    key=append_to)
         return
-    ctx.record = target.create(targets.NewConversation(
+    created(ctx, target.create(conversation(ctx)))
+
+
+def conversation(ctx: Context) -> targets.NewConversation:
+    return targets.NewConversation(
         subject=targets.strip_record_tokens(ctx.message.subject), from_address=ctx.message.from_address,
         from_name=ctx.message.from_name, customer=ctx.customer, account=ctx.account,
-    ))
-    ctx.message.record = ctx.record
+    )
+
+
+def created(ctx: Context, record: Model) -> None:
+    """Link the message to the record made for its conversation (also used by the batch runner)."""
+    ctx.record = record
+    ctx.message.record = record
     ctx.decide(NAME, "created", gettext_noop("New %(record)s created for this conversation."),
-               record=targets.record_token(ctx.record))
+               record=targets.record_token(record))

@@ -13,13 +13,7 @@ NAME = "store"
 
 
 def run(ctx: Context) -> None:
-    message = ctx.message
-    message.raw = ctx.raw
-    message.status = MessageStatus.PROCESSED
-    message.status_reason = ""
-    ctx.decide(NAME, "stored", gettext_noop("Stored."))
-    message.decisions = list(ctx.decisions)
-    ctx.decisions_saved = len(ctx.decisions)  # later steps' decisions are saved by the pipeline
+    message = prepare(ctx)
     is_new = message.pk is None
     try:
         with savepoint():
@@ -33,8 +27,21 @@ def run(ctx: Context) -> None:
     if not is_new:
         message.attachments.all().delete()
     if ctx.mail.attachments:
-        Attachment.objects.bulk_create([
-            Attachment(message=message, part=a.part, filename=a.filename, content_type=a.content_type,
-                       size=a.size, content_id=a.content_id, inline=a.inline)
-            for a in ctx.mail.attachments
-        ])
+        Attachment.objects.bulk_create(attachments(ctx))
+
+
+def prepare(ctx: Context) -> Message:
+    """The message ready to save, with the decisions so far (also used by the batch runner)."""
+    message = ctx.message
+    message.raw = ctx.raw
+    message.status = MessageStatus.PROCESSED
+    message.status_reason = ""
+    ctx.decide(NAME, "stored", gettext_noop("Stored."))
+    message.decisions = list(ctx.decisions)
+    ctx.decisions_saved = len(ctx.decisions)  # later steps' decisions are saved by the pipeline
+    return message
+
+
+def attachments(ctx: Context) -> list[Attachment]:
+    return [Attachment(message=ctx.message, part=a.part, filename=a.filename, content_type=a.content_type,
+                       size=a.size, content_id=a.content_id, inline=a.inline) for a in ctx.mail.attachments]
