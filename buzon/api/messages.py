@@ -61,16 +61,23 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 class MessageDetailSerializer(MessageSerializer):
     truncated = serializers.SerializerMethodField()
     truncation_note = serializers.SerializerMethodField()
+    pipeline = serializers.SerializerMethodField(
+        help_text="What the inbound pipeline decided and why: steps, record, customer, agent, classification.")
 
     class Meta(MessageSerializer.Meta):
         fields = [*MessageSerializer.Meta.fields, "cc", "reply_to", "in_reply_to", "status", "status_reason",
-                  "truncated", "truncation_note", "text", "html", "created_at"]
+                  "truncated", "truncation_note", "text", "html", "created_at", "pipeline"]
 
     def get_truncated(self, message: Message) -> bool:
         return bool(message.raw and message.raw.truncated)
 
     def get_truncation_note(self, message: Message) -> str:
         return message.raw.truncation_note if message.raw is not None else ""
+
+    def get_pipeline(self, message: Message) -> dict[str, Any]:
+        from buzon.api.crm import pipeline_summary
+
+        return pipeline_summary(message)
 
 
 @extend_schema(parameters=[

@@ -95,3 +95,12 @@ def test_notifications_bell(agent_client):
     assert client.post("/api/v1/notifications/read/", {"ids": [first]}, format="json").json()["unread"] == 2
     assert client.post("/api/v1/notifications/read/", {}, format="json").json()["unread"] == 0
     assert client.get("/api/v1/notifications/?unread=1").json()["count"] == 0
+
+
+def test_message_detail_shows_the_pipeline(agent_client):
+    client, _ = agent_client
+    pipeline.run_pipeline(store_raw(mail(), support_account()).pk)
+    message = Message.objects.get()
+    body = client.get(f"/api/v1/messages/{message.pk}/").json()
+    assert body["pipeline"]["record"]["type"] == "ticket"
+    assert body["pipeline"]["steps"][0]["step"] == "parse"
