@@ -22,7 +22,12 @@ async def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def open_cursor(account_id: int, folder: str, uidvalidity: int | None) -> FolderCursor:
-    """The folder's cursor; a new UIDVALIDITY starts it over (duplicates are caught by content)."""
+    """The folder's cursor; a new UIDVALIDITY starts it over (duplicates are caught by content).
+
+    Read without a write transaction in the common case: every IDLE wake-up passes here."""
+    cursor = FolderCursor.objects.filter(account_id=account_id, folder=folder).first()
+    if cursor is not None and cursor.uidvalidity == uidvalidity:
+        return cursor
     with transaction.atomic():
         cursor, _ = FolderCursor.objects.select_for_update().get_or_create(
             account_id=account_id, folder=folder, defaults={"uidvalidity": uidvalidity})

@@ -60,7 +60,8 @@ async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callab
     if conn.condstore and cursor.highest_modseq and status.highest_modseq != cursor.highest_modseq:
         await _refresh_flags(conn, opts, cursor.last_uid, cursor.highest_modseq, status.uidvalidity)
     if cursor.initial_done and status.uidnext is not None and status.uidnext <= cursor.last_uid + 1:
-        await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, cursor.last_uid, status.highest_modseq)
+        if status.highest_modseq != cursor.highest_modseq:
+            await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, cursor.last_uid, status.highest_modseq)
         return 0
     criteria = [f"UID {cursor.last_uid + 1}:*"] + (["UNSEEN"] if opts.unseen_only else [])
     uids = [uid for uid in await conn.uid_search(*criteria) if uid > cursor.last_uid]
@@ -72,7 +73,9 @@ async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callab
         if on_work:
             on_work(len(uids))
         stored = await _download(conn, opts, uids, status.uidvalidity)
-    await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, top, status.highest_modseq)
+    # The last batch already moved the cursor to its newest UID; write only what is left to say.
+    if not (cursor.initial_done and uids and top == uids[-1] and status.highest_modseq == cursor.highest_modseq):
+        await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, top, status.highest_modseq)
     return stored
 
 

@@ -26,6 +26,8 @@ from buzon.sync.imap_conn import CommandFailed, ImapConnection
 from buzon.sync.pop3 import sync_pop3
 
 log = logging.getLogger("buzon.sync")
+PROGRESS_MIN = 50  # messages in one pass before the account shows a progress bar
+STATE_REFRESH_S = 30.0  # last_synced_at is rewritten at most this often while nothing changes
 FAULTS = (MailServerError, OSError, EOFError, aioimaplib.AioImapException, CommandFailed, asyncio.TimeoutError)
 
 
@@ -38,6 +40,8 @@ class AccountRunner:
         self.connections: list[ImapConnection] = []
         self.folder_errors: dict[str, MailServerError] = {}  # the account is in error while any is
         self.stored = 0
+        self._progress_shown = False
+        self._state_written: tuple[str, float] = ("", 0.0)  # what the account row last got, and when
 
     def wake(self) -> None:
         for event in self._wakes:
@@ -70,6 +74,7 @@ class AccountRunner:
         return error
 
     async def _failed(self, exc: BaseException, stage: str, folder: str = "") -> None:
+        self._state_written = (AccountState.ERROR, time.monotonic())
         error = self._error(exc, stage, folder)
         self.folder_errors[folder] = error
         log.warning("account %s %s: %s", self.config.address, folder, error.summary())
@@ -90,18 +95,29 @@ class AccountRunner:
                 pass
 
     def _work_found(self, count: int) -> None:
+        # A download worth a progress bar; a message or two arriving by IDLE is not (and every
+        # write here would be paid on each arrival, for every account).
+        if count < PROGRESS_MIN and not self.once:
+            return
+        self._progress_shown = True
         asyncio.ensure_future(dbs.run(progress.add_work, self.config.account_id, count))
         if not self.folder_errors:
             asyncio.ensure_future(dbs.run(status.record_state, self.config.account_id, AccountState.SYNCING))
+            self._state_written = (AccountState.SYNCING, time.monotonic())
 
     async def _pass_done(self, stored: int, folder: str = "") -> None:
         self.stored += stored
         self.folder_errors.pop(folder, None)
-        await dbs.run(progress.finish, self.config.account_id)
+        if self._progress_shown:
+            self._progress_shown = False
+            await dbs.run(progress.finish, self.config.account_id)
         if self.folder_errors:  # another folder still fails: keep showing its error
             await dbs.run(status.record_synced, self.config.account_id)
-        else:
+            return
+        state, when = self._state_written
+        if state != AccountState.IDLE or time.monotonic() - when > STATE_REFRESH_S:
             await dbs.run(status.record_state, self.config.account_id, AccountState.IDLE, synced=True)
+            self._state_written = (AccountState.IDLE, time.monotonic())
 
     # ------------------------------------------------------------------ IMAP
     async def _watch_folder(self, folder: str) -> None:
