@@ -18,7 +18,7 @@ from buzon.web.help import DOMAIN_HELP, FALLBACK_HELP
 
 
 class FoldersField(forms.CharField):
-    """IMAP folder names, one per line or separated by commas, as a list."""
+    """IMAP folder names, one per line, as a list. Not comma-separated: a folder name may hold a comma."""
 
     widget = forms.Textarea(attrs={"rows": 2})
 
@@ -29,7 +29,7 @@ class FoldersField(forms.CharField):
 
     def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         text = super().to_python(value) or ""
-        return [part.strip() for line in text.splitlines() for part in line.split(",") if part.strip()]
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 class BootstrapFormMixin:
@@ -122,7 +122,7 @@ class AccountForm(BootstrapFormMixin, forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
     folders = FoldersField(label=_("folders"), required=False, help_text=_(
-        "IMAP folders to sync, one per line or separated by commas. Leave blank for INBOX only."))
+        "IMAP folders to sync, one per line. Leave blank for INBOX only."))
     append_to = forms.ChoiceField(label=_("append to"), required=False,
                                   help_text=EmailAccount._meta.get_field("append_to").help_text)
 

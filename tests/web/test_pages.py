@@ -154,3 +154,11 @@ def test_home_reminds_the_owner_of_awaited_passwords(db):
     client = Client()
     client.force_login(owner)
     assert 'id="passwords-needed"' in client.get("/").content.decode()
+
+
+def test_folders_are_one_per_line_and_keep_commas():
+    from buzon.web.forms import FoldersField
+
+    field = FoldersField(required=False)
+    assert field.clean("INBOX\r\n  Ventas, 2024 \n\nArchive/Old") == ["INBOX", "Ventas, 2024", "Archive/Old"]
+    assert field.prepare_value(["INBOX", "Sent"]) == "INBOX\nSent"
