@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -29,24 +28,6 @@ def silent_server() -> Iterator[SilentServer]:
 @pytest.fixture
 def mail_user(dovecot) -> str:
     return dovecot.add_user()
-
-
-@pytest.fixture
-def fresh_dovecot(test_certs):
-    """A private Dovecot for tests that fail logins on purpose.
-
-    Dovecot's anvil delays every login from an IP for seconds after a failed one; on the shared
-    server that delay would land on whichever test logs in next.
-    """
-    from tests.support import dovecot as dovecot_support
-    from tests.support.services import require
-
-    require(dovecot_support.available(), "Dovecot (Debian packages dovecot-imapd, dovecot-pop3d)")
-    server = dovecot_support.Dovecot(certs=test_certs).start()
-    yield server
-    # Stopping Dovecot waits ~3 s for its master to exit; nothing needs that to finish before the
-    # next test, and the interpreter still waits for this (non-daemon) thread at exit.
-    threading.Thread(target=server.cleanup, name="dovecot-cleanup").start()
 
 
 @pytest.fixture(autouse=True)

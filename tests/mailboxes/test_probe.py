@@ -78,14 +78,14 @@ def test_both_directions(dovecot, smtp_starttls):
     assert "secret" not in report.incoming.server
 
 
-def test_new_password_is_tried_instead_of_the_stored_one(fresh_dovecot):
-    account = incoming_account(fresh_dovecot)
+def test_new_password_is_tried_instead_of_the_stored_one(dovecot):
+    account = incoming_account(dovecot)
     account.set_password("old-and-wrong")
     assert probe_account(account, "secret", outgoing=False, timeout=TIMEOUT).ok
 
 
-def test_wrong_password_on_each_direction(fresh_dovecot, smtp_ssl):
-    account = incoming_account(fresh_dovecot)
+def test_wrong_password_on_each_direction(dovecot, smtp_ssl):
+    account = incoming_account(dovecot)
     account.set_password("wrong")
     report = probe_account(account, outgoing=False, timeout=TIMEOUT)
     assert isinstance(report.incoming.error, errors.AuthenticationFailed)

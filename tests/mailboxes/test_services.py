@@ -37,10 +37,8 @@ def test_saving_probes_and_stores_the_password_encrypted(new_account):
     assert account.default_incoming and account.default_outgoing  # the first of each direction
 
 
-def test_wrong_password_is_a_password_error_with_help(fresh_dovecot, example_domain):
-    example_domain.incoming_port = fresh_dovecot.imaps_port
-    example_domain.save()
-    account = EmailAccount(email_address=fresh_dovecot.add_user(), incoming_enabled=True)
+def test_wrong_password_is_a_password_error_with_help(dovecot, example_domain):
+    account = EmailAccount(email_address=dovecot.add_user(), incoming_enabled=True)
     error = errors_of(saved, account, password="wrong")
     assert list(error.error_dict) == ["password"]
     item = error.error_dict["password"][0]
