@@ -3,6 +3,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
+from django_tasks.signals import task_finished, task_started
 
 from buzon.core import heartbeat
 from buzon.core.models import ProcessKind
@@ -24,10 +26,18 @@ class Command(BaseCommand):
             Scheduler(beat.id).start()
         if settings.TASK_BACKEND_NAME == "rq":
             queues = ["default"] if options["queue"] == "*" else [options["queue"]]
+            # As Django does around each request: a connection broken by a database restart is
+            # dropped before the next job instead of failing every job after it.
+            task_started.connect(_fresh_connections, dispatch_uid="buzon-worker-db")
+            task_finished.connect(_fresh_connections, dispatch_uid="buzon-worker-db-end")
             # SimpleWorker runs jobs in this process: no fork per message (a fork per job costs more
             # than the job), database connections stay this process's own, and the heartbeat counts them.
-            call_command("rqworker", *queues, worker_class="rq.worker.SimpleWorker", name=beat.id,
-                         with_scheduler=True)
+            call_command("rqworker", *queues, worker_class="rq.worker.SimpleWorker",
+                         job_class="django_tasks_rq.backend.Job", name=beat.id, with_scheduler=True)
             return
         call_command("db_worker", queue_name=options["queue"], interval=options["interval"],
                      startup_delay=False, worker_id=beat.id)
+
+
+def _fresh_connections(**_kwargs: Any) -> None:
+    close_old_connections()
