@@ -37,14 +37,20 @@ class Heartbeat(threading.Thread):
         self.halted = threading.Event()
 
     def run(self) -> None:
+        renewed = time.monotonic()
         try:
             while not self.halted.wait(settings.SYNC_LEASE_S / 3):
                 ids = self.held()
                 try:
                     gone = set(ids) - lease.renew(self.owner, ids)
+                    renewed = time.monotonic()
                 except DatabaseError:
                     log.exception("could not renew sync leases")
                     db.close_old_connections()
+                    # Fencing: leases we could not renew expire soon and another process may take
+                    # them; stop syncing them before then, never two holders at once.
+                    if ids and time.monotonic() - renewed > settings.SYNC_LEASE_S * 0.6:
+                        self.loop.call_soon_threadsafe(self.lost, set(ids))
                     continue
                 if gone:
                     self.loop.call_soon_threadsafe(self.lost, gone)
