@@ -27,6 +27,7 @@ def summary(sc: Scenario, out: Outcome) -> str:
         ("incoming delivered to Dovecot", str(len(out.delivered))),
         ("  stored once / duplicates", f"{report['raw_subjects']} / {report['raw_duplicates']}"),
         ("  recorded once / duplicates", f"{report['message_subjects']} / {report['message_duplicates']}"),
+        ("  raw messages by status", str(report["raw_status"])),
         ("  arrival->record p50 / p99 / max (s)",
          f"{report['latency_p50']:.2f} / {report['latency_p99']:.2f} / {report['latency_max']:.2f}"),
         ("outgoing queued", str(len(out.queued))),
@@ -48,7 +49,7 @@ def test_chaos_nothing_lost_nothing_duplicated(test_certs, tmp_path, postgres_ur
     redis = bool(os.environ.get("REDIS_URL"))
     if redis:
         require(shutil.which("redis-server") is not None, "redis-server")
-    sc = Scenario(accounts=20, in_rate=8, out_rate=3, seconds=40, kill_every=5, redis=redis, settle_timeout=60)
+    sc = Scenario(accounts=10, in_rate=3, out_rate=1, seconds=30, kill_every=4, redis=redis, settle_timeout=60)
     out = run(sc, tmp_path, test_certs)
     print("\n" + summary(sc, out))
     report = out.report
