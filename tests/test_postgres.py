@@ -14,7 +14,7 @@ def test_runs_on_postgresql_and_stores_no_clear_password(postgres_url):
     account.set_password("hunter2-clear")
     account.save()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM mailboxes_emailaccount")
+        cursor.execute("SELECT * FROM mailboxes_emailaccount WHERE id = %s", [account.pk])
         row = cursor.fetchone()
     assert not any("hunter2-clear" in str(value) for value in row)
-    assert EmailAccount.objects.get().get_password() == "hunter2-clear"
+    assert EmailAccount.objects.get(pk=account.pk).get_password() == "hunter2-clear"
