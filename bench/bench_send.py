@@ -130,6 +130,11 @@ def text(i: int) -> str:
     return f"Hello,\n\nYour order {i} is on its way. Track it in your account.\n\nThanks,\nThe shop\n" * 3
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _worker() -> None:
     """One task worker: what `deliver_outgoing` runs, with its own pooled connections."""
     from buzon.outbound.sender import deliver_due
@@ -166,19 +171,22 @@ def run_buzon(port: int, n: int, label: str) -> dict[str, Any]:
     start_at = timezone.now()
     connections.close_all()  # each worker process opens its own
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     workers = [multiprocessing.Process(target=_worker) for _ in range(WORKERS)]
     for process in workers:
         process.start()
     for process in workers:
         process.join()
     elapsed = time.perf_counter() - t0
+    cpu_ms = (_children_cpu() - cpu0) / n * 1000
     sent = OutgoingEmail.objects.filter(state="sent").count()
     assert sent == n, f"sent {sent} of {n}"
     latencies = [(o.sent_at - start_at).total_seconds() for o in OutgoingEmail.objects.only("sent_at")]
     signed = Message.objects.count() and OutgoingEmail.objects.first()
     assert signed and bytes(signed.mime or b"").startswith(b"DKIM-Signature:")
     return {"label": label, "n": n, "seconds": elapsed, "latencies": latencies,
-            "note": f"{WORKERS} workers x {CONNECTIONS // WORKERS} conns; DKIM; queueing {n / queued_s:.0f} msg/s"}
+            "note": f"{WORKERS} workers x {CONNECTIONS // WORKERS} conns; DKIM; {cpu_ms:.2f} ms CPU/msg; "
+                    f"queueing {n / queued_s:.0f} msg/s"}
 
 
 def run_send_mail(port: int, n: int, label: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -30,6 +30,7 @@ from buzon.outbound.signing import Signer
 from buzon.outbound.smtp import SendOutcome, SMTPPool, shared_pool
 
 log = logging.getLogger("buzon.outbound")
+GROUP_WAIT_S = 0.005  # how long a finished send may wait to be committed with its neighbours
 
 
 @dataclass
@@ -105,12 +106,20 @@ class _Window:
         return len(self.inflight) >= self.size
 
     def settle(self, block: bool) -> None:
-        """Commit every finished send (waiting for one first when `block`)."""
+        """Commit finished sends as one group. Without `block`, only once half the window is done;
+        with it, wait for one, then a few milliseconds more so a fast link yields one commit per
+        several messages instead of one per message."""
         if not self.inflight:
             return
-        done, _pending = wait(self.inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        if done:
-            _commit([self._outcome_of(f) for f in done], self.stats)
+        if block:
+            done, _pending = wait(self.inflight, return_when=FIRST_COMPLETED)
+            if len(done) < max(1, self.size // 2):
+                done, _pending = wait(self.inflight, timeout=GROUP_WAIT_S, return_when=ALL_COMPLETED)
+        else:
+            done = {f for f in self.inflight if f.done()}
+            if len(done) < max(1, self.size // 2):
+                return
+        _commit([self._outcome_of(f) for f in done], self.stats)
 
     def _outcome_of(self, future: Future[SendOutcome]) -> queue.Outcome:
         outgoing, data = self.inflight.pop(future)
