@@ -1,0 +1,96 @@
+"""`buzon run`, the one-command mode: web, worker and sync come up (each with a heartbeat), and
+SIGTERM, or Ctrl-C (SIGINT to the whole process group, as a terminal sends it), stops all of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found
+    for child in map(int, children):
+        found |= {child, *_descendants(child)}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _heartbeats(db: Path) -> list[tuple[str, object]]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return list(conn.execute("SELECT kind, stopped_at FROM core_processheartbeat"))
+    except sqlite3.OperationalError:  # not migrated yet
+        return []
+
+
+def _wait(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "BUZON_"))}
+    env.update({"BUZON_DATA_DIR": str(tmp_path), "BUZON_TASKS": "db", "BUZON_HEARTBEAT": "1",
+                "PYTHONUNBUFFERED": "1"})
+    port = free_port()
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "buzon.core.cli", "run", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    database = tmp_path / "buzon.sqlite3"
+    try:
+        _wait(lambda: _healthy(port), 120)
+        _wait(lambda: {k for k, stopped in _heartbeats(database) if stopped is None} == {"web", "worker", "sync"}, 60)
+        tree = _descendants(proc.pid)
+        assert len(tree) >= 3
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+        _wait(lambda: not any(_alive(pid) for pid in tree), 10)
+        assert not _healthy(port)
+        assert all(stopped is not None for _kind, stopped in _heartbeats(database))  # each said goodbye
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
