@@ -62,3 +62,14 @@ def test_store_crud_and_protected_delete(staff_api, user_api):
     EmailAccount.objects.all().delete()
     assert staff_api.delete(f"{STORES}{pk}/").status_code == 204
     assert not Store.objects.exists()
+
+
+def test_accounts_filter_by_store_and_domain(staff_api):
+    store = Store.objects.create(name="Sevilla")
+    domain = EmailDomain.objects.create(domain_name="sevilla.test")
+    EmailAccount.objects.create(email_address="a@sevilla.test", store=store, domain=domain)
+    EmailAccount.objects.create(email_address="b@gmail.com")
+    by_store = staff_api.get("/api/v1/email-accounts/", {"store": store.pk}).json()
+    assert [row["email_address"] for row in by_store["results"]] == ["a@sevilla.test"]
+    by_domain = staff_api.get("/api/v1/email-accounts/", {"domain": domain.pk}).json()
+    assert by_domain["count"] == 1

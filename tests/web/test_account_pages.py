@@ -108,3 +108,19 @@ def test_awaited_password_is_tested_and_saved_at_sign_in(dovecot, domain):
     assert done.status_code == 302
     account.refresh_from_db()
     assert not account.awaiting_password and account.get_password() == "mine" and account.state == "idle"
+
+
+def test_filling_in_a_predefined_account_makes_it_a_real_one(staff_client, dovecot, domain):
+    support = EmailAccount.objects.get(template_role="support", email_address__endswith="@example.invalid")
+    address = dovecot.add_user(password="secret")
+    response = staff_client.post(f"/settings/email/accounts/{support.pk}/edit/",
+                                 _form(address, "secret", display_name="Support", append_to="ticket",
+                                       folders="INBOX"))
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    support.refresh_from_db()
+    assert support.email_address == address and support.incoming_enabled and support.append_to == "ticket"
+    listing = staff_client.get("/settings/email/accounts/").content.decode()
+    templates = listing[listing.index('id="account-templates"'):listing.index('id="bz-toasts"')]
+    assert "Support" not in templates and address not in templates
+    assert "jobs@example.invalid" in templates
+    assert not EmailAccount.objects.filter(email_address="support@example.invalid").exists()
