@@ -11,6 +11,7 @@ dotted paths, so the layers stay one-way.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import make_msgid
@@ -184,8 +185,20 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
         )
         # The queue may refuse (e.g. sender not confirmed); that rolls the Message back too.
         import_string(settings.OUTBOUND_ADMIT)(message, request)
-        transaction.on_commit(lambda: enqueue_delivery(message.pk, send_at))
+        transaction.on_commit(lambda: _enqueue_after_commit(message.pk, send_at))
     return message
+
+
+def _enqueue_after_commit(message_id: int, run_after: datetime.datetime | None) -> None:
+    """The message is queued once committed: a task queue outage (Redis restarting) must not make
+    the caller believe otherwise and queue it again. The workers' periodic outbound sweep
+    (settings.PERIODIC_TASKS) delivers it without this task."""
+    try:
+        enqueue_delivery(message_id, run_after)
+    except Exception:
+        if settings.TASK_BACKEND_NAME == "immediate":  # the task itself ran and failed: show it (tests)
+            raise
+        logging.getLogger("buzon.outbound").exception("could not enqueue delivery of message %s", message_id)
 
 
 def enqueue_delivery(message_id: int, run_after: datetime.datetime | None = None) -> None:
