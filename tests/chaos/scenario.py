@@ -62,6 +62,23 @@ class Outcome:
     settle_s: float = 0.0
     settled: bool = False
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    send_latencies: list[float] = field(default_factory=list)  # queued -> in the SMTP sink (s)
+
+
+class SinkClock:
+    """Stamps when each message first shows in the sink (polled, so within ~0.2 s)."""
+
+    def __init__(self, sink: SMTPServer) -> None:
+        self.sink, self.seen, self.latencies = sink, 0, []  # type: ignore[var-annotated]
+
+    def poll(self) -> None:
+        messages = list(self.sink.messages)
+        now = time.time()
+        for received in messages[self.seen:]:
+            parts = str(received.message.get("Subject", "")).split()
+            if len(parts) == 3 and parts[0] == "out":
+                self.latencies.append(now - float(parts[1]))
+        self.seen = len(messages)
 
 
 def _agent(env: dict[str, str], *args: str, timeout: float = 120) -> dict[str, object]:
@@ -138,7 +155,8 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
                                   cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=open(workdir / "send.log", "wb"))  # noqa: SIM115
         deliverer = Deliverer(dovecot, addresses, sc.in_rate, sc.seconds, rng)
         deliverer.start()
-        _chaos(sc, fleet, dovecot, pg, redis, rng, outcome, log)
+        clock = SinkClock(sink)
+        _chaos(sc, fleet, dovecot, pg, redis, rng, outcome, log, clock)
         deliverer.join()
         sender.wait(timeout=120)
         outcome.rss_end = {name: rss_kb(pid) for name, pid in fleet.pids().items()}
@@ -148,6 +166,7 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         started = time.monotonic()
         while True:
             fleet.keep_up()
+            clock.poll()
             sink_ids = Counter(m.message.get("Message-ID", "").strip() for m in list(sink.messages))
             outcome.report = _agent(env, "report")
             if _settled(outcome.report, len(outcome.delivered), len(outcome.queued), len(sink_ids)):
@@ -161,6 +180,8 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         time.sleep(1)  # anything still in flight would show now
         outcome.report = _agent(env, "report", "--subjects")
         sink_ids = Counter(m.message.get("Message-ID", "").strip() for m in list(sink.messages))
+        clock.poll()
+        outcome.send_latencies = clock.latencies
         outcome.sink_total = sum(sink_ids.values())
         outcome.sink_distinct = len(sink_ids)
         outcome.sink_missing = len(set(outcome.queued) - set(sink_ids))
@@ -199,7 +220,7 @@ def _wait_ready(proxy: CountingProxy, fleet: Fleet, sc: Scenario, timeout: float
 
 
 def _chaos(sc: Scenario, fleet: Fleet, dovecot: Dovecot, pg: PrivatePostgres, redis: PrivateRedis | None,
-           rng: random.Random, outcome: Outcome, log: object) -> None:
+           rng: random.Random, outcome: Outcome, log: object, clock: SinkClock) -> None:
     started = time.monotonic()
     faults: list[tuple[float, str]] = []
     if sc.restart_dovecot:
@@ -211,6 +232,7 @@ def _chaos(sc: Scenario, fleet: Fleet, dovecot: Dovecot, pg: PrivatePostgres, re
     next_kill = started + sc.kill_every if sc.kill_every else float("inf")
     while (elapsed := time.monotonic() - started) < sc.seconds:
         fleet.keep_up()
+        clock.poll()
         if faults and elapsed >= faults[0][0] * sc.seconds:
             _at, what = faults.pop(0)
             {"dovecot": dovecot.restart, "redis": lambda: redis and redis.restart(), "postgres": pg.restart}[what]()

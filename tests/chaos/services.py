@@ -128,7 +128,10 @@ class Fleet:
                 self._spawn(name)
 
     def kill_random(self, rng: random.Random) -> str:
-        name = rng.choice(sorted(self.procs))
+        """Alternate the kind killed (sync, worker, ...), a random process of that kind."""
+        kinds = sorted({name.split("-")[0] for name in self.procs})
+        kind = kinds[len(self.kills) % len(kinds)]
+        name = rng.choice(sorted(n for n in self.procs if n.startswith(kind)))
         proc = self.procs[name]
         self.kills.append((time.monotonic(), name, proc.pid))
         proc.send_signal(signal.SIGKILL)

@@ -1,0 +1,96 @@
+"""Load (and optionally chaos) on a multi-process deployment: N Dovecot accounts, `buzon sync` and
+`buzon worker` processes on a private PostgreSQL (+ a private Redis with --redis), mail delivered
+into Dovecot and queued for sending at fixed rates; afterwards every message is counted against
+what Dovecot and the SMTP sink hold.
+
+Full run of issue 6:   .venv/bin/python bench/bench_load.py --accounts 1000 --in-rate 100 --out-rate 30 \\
+                           --seconds 300 --redis
+Chaos on top:          add --chaos (kill -9 a random process every 10 s, restart Dovecot, Redis, PostgreSQL)
+Short run:             .venv/bin/python bench/bench_load.py --accounts 100 --in-rate 10 --out-rate 3 --seconds 60
+
+Prints one table: accounted exactly once, arrival->record and queue->SMTP p50/p99, how long the
+backlog took to drain after the load stopped (the queue lag bound), RSS of each process at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.chaos.scenario import Outcome, Scenario, run  # noqa: E402
+from tests.support.certs import make_certs  # noqa: E402
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def table(sc: Scenario, out: Outcome, wall: float) -> str:
+    r = out.report
+    lost_in = len(set(out.delivered)) - int(r["message_subjects"])  # type: ignore[call-overload]
+    rows = [
+        ("accounts / sync processes / workers", f"{sc.accounts} / {sc.sync_procs} / {sc.workers}"),
+        ("task backend", "rq (Redis)" if sc.redis else "database"),
+        ("load", f"{sc.in_rate:g} in/s, {sc.out_rate:g} out/s for {sc.seconds:g} s"),
+        ("faults", "; ".join(out.events) or "none"),
+        ("incoming delivered", str(len(out.delivered))),
+        ("  recorded exactly once / lost / duplicated",
+         f"{r['message_subjects']} / {lost_in} / {int(r['message_duplicates']) + int(r['raw_duplicates'])}"),  # type: ignore[call-overload]
+        ("  raw messages by status", str(r["raw_status"])),
+        ("  arrival -> record p50 / p99 / max (s)",
+         f"{r['latency_p50']:.2f} / {r['latency_p99']:.2f} / {r['latency_max']:.2f}"),
+        ("outgoing queued", str(len(out.queued))),
+        ("  in the SMTP sink exactly once / missing / resent",
+         f"{out.sink_distinct} / {out.sink_missing} / {out.sink_total - out.sink_distinct}"),
+        ("  queued -> SMTP p50 / p99 (s)",
+         f"{_pct(out.send_latencies, 0.5):.2f} / {_pct(out.send_latencies, 0.99):.2f}"),
+        ("backlog drained after load stopped (s)", f"{out.settle_s:.1f}" + ("" if out.settled else " (NOT settled)")),
+        ("accounts by state at the end", str(r["accounts"])),
+        ("IMAP connections / overlapping on one account", f"{out.proxy_connections} / {len(out.overlaps)}"),
+        ("processes killed / restarted after exiting", f"{len(out.kills)} / {out.restarts}"),
+    ]
+    for name in sorted(out.rss_end):
+        rows.append((f"RSS {name} start -> end (MB)",
+                     f"{out.rss_start.get(name, 0) / 1024:.0f} -> {out.rss_end[name] / 1024:.0f}"))
+    rows.append(("wall time (s)", f"{wall:.0f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--in-rate", type=float, default=100)
+    parser.add_argument("--out-rate", type=float, default=30)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--sync", type=int, default=2, help="buzon sync processes")
+    parser.add_argument("--workers", type=int, default=2, help="buzon worker processes")
+    parser.add_argument("--redis", action="store_true", help="RQ on a private redis-server (else the database queue)")
+    parser.add_argument("--chaos", action="store_true", help="kill -9 every 10 s; restart Dovecot, Redis, PostgreSQL")
+    parser.add_argument("--kill-every", type=float, default=10)
+    parser.add_argument("--settle", type=float, default=600, help="seconds to wait for the backlog to drain")
+    args = parser.parse_args()
+    sc = Scenario(accounts=args.accounts, in_rate=args.in_rate, out_rate=args.out_rate, seconds=args.seconds,
+                  sync_procs=args.sync, workers=args.workers, redis=args.redis,
+                  kill_every=args.kill_every if args.chaos else 0, restart_dovecot=args.chaos,
+                  restart_postgres=args.chaos, restart_redis=args.chaos, settle_timeout=args.settle)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the servers are cleaned up
+    work = Path(tempfile.mkdtemp(prefix="buzon-load-"))
+    started = time.monotonic()
+    out = run(sc, work, make_certs(work / "certs"), log=lambda line: print(line, flush=True))
+    print(table(sc, out, time.monotonic() - started))
+    print(f"logs: {work / 'logs'}")
+    if out.send_latencies:
+        print(f"(mean queued -> SMTP {statistics.fmean(out.send_latencies):.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
