@@ -97,11 +97,20 @@ class ImapConnection:
         self.lost = asyncio.Event()
         self.last_data_at = time.monotonic()
         self.protocol.conn_lost_cb = self._on_lost
-        receive = self.protocol.data_received
+        protocol = self.protocol
 
         def data_received(data: bytes) -> None:
+            # aioimaplib's own data_received formats every chunk into a debug message, logged or
+            # not (a 10,000-message download spends seconds on it); this is the same minus that.
             self.last_data_at = time.monotonic()
-            receive(data)
+            try:
+                protocol._handle_responses(protocol.incomplete_line + data, protocol._handle_line,
+                                           protocol.current_command)
+                protocol.incomplete_line = b""
+                protocol.current_command = None
+            except aioimaplib.IncompleteRead as incomplete:
+                protocol.current_command = incomplete.cmd
+                protocol.incomplete_line = incomplete.data
 
         self.protocol.data_received = data_received  # type: ignore[method-assign]
         self.protocol._handle_responses = types.MethodType(_handle_responses, self.protocol)  # type: ignore[method-assign]
@@ -130,16 +139,29 @@ class ImapConnection:
                 command.close(b"connection lost", "KO")
 
     async def _run(self, command: aioimaplib.Command) -> aioimaplib.Response:
+        """Run one command; a server silent for `timeout` seconds (not a slow one: any byte
+        counts) is stalled, and its connection is dropped."""
         if self.lost.is_set():
             raise ConnectionLost("the connection is closed")
-        response = await self.protocol.execute(command)
+        self.last_data_at = time.monotonic()
+        task = asyncio.ensure_future(self.protocol.execute(command))
+        task.add_done_callback(_retrieve)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=max(0.2, self.timeout / 5))
+                if not task.done() and time.monotonic() - self.last_data_at > self.timeout:
+                    self.close()
+                    raise aioimaplib.CommandTimeout(command)
+        finally:
+            if not task.done():
+                task.cancel()
+        response = task.result()
         if response.result != "OK":
             raise CommandFailed(command.name, response.result, _text(response.lines))
         return response
 
     def _command(self, name: str, *args: str, prefix: str | None = None) -> aioimaplib.Command:
-        return aioimaplib.Command(name, self.protocol.new_tag(), *args, prefix=prefix, loop=self.protocol.loop,
-                                  timeout=self.timeout)
+        return aioimaplib.Command(name, self.protocol.new_tag(), *args, prefix=prefix, loop=self.protocol.loop)
 
     async def examine(self, folder: str) -> FolderStatus:
         """Open `folder` read-only: nothing the engine does can change a flag on the server."""
@@ -156,8 +178,7 @@ class ImapConnection:
 
     async def uid_fetch(self, uids: str, items: str, modifier: str = "") -> list[FetchItem]:
         args = [uids, items] + ([modifier] if modifier else [])
-        command = _FetchCommand(self.protocol.new_tag(), *args, prefix="UID", loop=self.protocol.loop,
-                                          timeout=self.timeout)
+        command = _FetchCommand(self.protocol.new_tag(), *args, prefix="UID", loop=self.protocol.loop)
         response = await self._run(command)
         return parse_fetch(response.lines)
 

@@ -15,6 +15,8 @@ FETCH_START = re.compile(rb"^(\d+) FETCH \(")
 LITERAL_END = re.compile(rb"\{(\d+)\}$")
 _TOKEN = re.compile(rb'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"\[]+(?:\[[^\]]*\][^\s()]*)?))')
 
+_UNESCAPE = re.compile(rb"\\(.)")
+
 Value = bytes | int | None | list["Value"]
 
 
@@ -42,21 +44,15 @@ def _tokens(segments: Sequence[bytes | bytearray]) -> Iterator[tuple[str, bytes]
         if isinstance(segment, bytearray):
             yield "str", bytes(segment)
             continue
-        text = LITERAL_END.sub(b"", segment)
-        pos = 0
-        while pos < len(text):
-            match = _TOKEN.match(text, pos)
-            if match is None or match.end() == pos:
-                break
-            pos = match.end()
-            if match.group(1):
+        for opening, closing, quoted, atom in _TOKEN.findall(LITERAL_END.sub(b"", segment)):
+            if opening:
                 yield "(", b"("
-            elif match.group(2):
+            elif closing:
                 yield ")", b")"
-            elif match.group(3) is not None:
-                yield "str", re.sub(rb"\\(.)", rb"\1", match.group(3))
-            elif match.group(4):
-                yield "atom", match.group(4)
+            elif atom:
+                yield "atom", atom
+            else:
+                yield "str", _UNESCAPE.sub(rb"\1", quoted)
 
 
 def parse_list(segments: Sequence[bytes | bytearray]) -> list[Value]:
