@@ -1,6 +1,8 @@
 """Incoming sync: first download, IDLE arrival latency, 1,000 accounts watched by one process.
 
 Run: .venv/bin/python bench/bench_sync.py [N]   (default 10000; SQLite in a temp dir, a real Dovecot)
+Parts: BENCH_SYNC_PARTS=loopback,proxy,idle,accounts (default all); BENCH_SYNC_BASELINES=0 skips mbsync
+and getmail; BENCH_SYNC_ACCOUNTS=1000.
 
 Targets (issue 3), each measured in this run against baselines run on the same mailbox:
 - first download of N messages (mixed plain/HTML, 10% with an attachment), stored and listable:
@@ -44,6 +46,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "bench_sync_settings"
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 ACCOUNTS = int(os.environ.get("BENCH_SYNC_ACCOUNTS", "1000"))
+PARTS = set(os.environ.get("BENCH_SYNC_PARTS", "loopback,proxy,idle,accounts").split(","))
 IDLE_MESSAGES = 200
 GETMAIL_SAMPLE = {0.0: 1000, 0.020: 200}
 CHUNK = 250
@@ -85,18 +88,24 @@ def setup() -> tuple[object, object]:
 
 
 def fill(dovecot, user: str, count: int) -> None:
+    """Write `count` messages straight into the user's Maildir (as local delivery does), once."""
     from bench.mailgen import message
 
+    new = dovecot.maildir(user) / "new"
     for index in range(count):
-        dovecot.deliver(user, message(index))
+        path = new / f"{1_700_000_000 + index}.bench{index}.localhost"
+        path.write_bytes(message(index))
+        os.chown(path, dovecot.uid, dovecot.gid)
     dovecot.doveadm("index", "-u", user, "INBOX")  # a real server has its index already
 
 
 def account(dovecot, port: int, **fields):
     from buzon.mailboxes.models import EmailAccount
 
-    address = fields.pop("address", None) or dovecot.add_user()
-    acc = EmailAccount(email_address=address, incoming_enabled=True, incoming_protocol="imap",
+    login = fields.pop("login", "")
+    address = fields.pop("address", None) or (f"bench-{time.monotonic_ns()}@example.test" if login else
+                                                dovecot.add_user())
+    acc = EmailAccount(email_address=address, login=login, incoming_enabled=True, incoming_protocol="imap",
                        incoming_host="localhost", incoming_port=port, incoming_security="ssl",
                        initial_sync_count=0, state="idle", **fields)
     acc.set_password("secret")
@@ -191,22 +200,24 @@ def run_getmail(user: str, port: int, sample: int) -> tuple[float, int]:
     return time.perf_counter() - start, got
 
 
-def first_download(dovecot, proxy_port: int | None, rtt: float) -> None:
+def first_download(dovecot, user: str, proxy_port: int | None, rtt: float) -> None:
+    """Every contender reads the same mailbox, read-only (EXAMINE / readonly SELECT / pull)."""
     port = proxy_port or dovecot.imaps_port
     where = "loopback" if not proxy_port else f"{int(rtt * 1000)} ms RTT"
-    users = {name: dovecot.add_user() for name in ("buzon", "floor", "mbsync", "getmail")}
-    for name, user in users.items():
-        fill(dovecot, user, N if name != "getmail" else GETMAIL_SAMPLE[rtt])
-    floor = run_floor(users["floor"], port)
+    floor = run_floor(user, port)
     report(("first download", where, f"imaplib floor (chunks of {CHUNK})", N, floor, N / floor, 1.0))
-    buzon = run_buzon(account(dovecot, port, address=users["buzon"]))
+    buzon = run_buzon(account(dovecot, port, login=user))
     report(("first download", where, "Buzón", N, buzon, N / buzon, floor / buzon))
-    mbsync = run_mbsync(users["mbsync"], port)
+    if os.environ.get("BENCH_SYNC_BASELINES", "1") == "0":
+        return
+    mbsync = run_mbsync(user, port)
     if mbsync:
         report(("first download", where, "mbsync (isync)", N, mbsync, N / mbsync, floor / mbsync))
-    getmail, got = run_getmail(users["getmail"], port, GETMAIL_SAMPLE[rtt])
+    getmail_user = dovecot.add_user()  # getmail deletes what it reads: a mailbox of its own
+    fill(dovecot, getmail_user, GETMAIL_SAMPLE[rtt])
+    getmail, got = run_getmail(getmail_user, port, GETMAIL_SAMPLE[rtt])
     report(("first download", where, "django-mailbox getmail", got, getmail, got / getmail,
-                 (got / getmail) / (N / floor)))
+            (got / getmail) / (N / floor)))
 
 
 # ----------------------------------------------------------------------------------- IDLE latency
@@ -318,18 +329,24 @@ def main() -> None:
 
     dovecot, _certs = setup()
     try:
-        first_download(dovecot, None, 0.0)
+        user = dovecot.add_user()
+        fill(dovecot, user, N)
+        if "loopback" in PARTS:
+            first_download(dovecot, user, None, 0.0)
         rss = peak_rss_mb()
         queue = multiprocessing.get_context("fork").Queue()
         proxy = multiprocessing.get_context("fork").Process(target=_proxy, args=(dovecot.imaps_port, RTT_S, queue),
                                                             daemon=True)
         proxy.start()
         try:
-            first_download(dovecot, queue.get(timeout=10), RTT_S)
+            if "proxy" in PARTS:
+                first_download(dovecot, user, queue.get(timeout=10), RTT_S)
         finally:
             proxy.terminate()
-        idle_latency(dovecot)
-        many_accounts(dovecot)
+        if "idle" in PARTS:
+            idle_latency(dovecot)
+        if "accounts" in PARTS:
+            many_accounts(dovecot)
     finally:
         dovecot.cleanup()
     print()
