@@ -177,6 +177,13 @@ MAX_INCOMING_ACCOUNTS_PER_STORE = config.env_int("BUZON_MAX_INCOMING_ACCOUNTS_PE
 SYSTEM_SMTP_URL = config.env_str("BUZON_SYSTEM_SMTP_URL")
 TLS_CA_FILE = config.env_str("BUZON_CA_FILE")
 PROBE_TIMEOUT_S = float(config.env_str("BUZON_PROBE_TIMEOUT", "10"))
+# Connection probe guard (mailboxes.guard): the probe only reaches mail ports unless the admin allows
+# more; loopback/private addresses (an office mail server) are allowed unless turned off, for every
+# connection (probe, sync, send). Link-local and cloud-metadata addresses are always refused.
+PROBE_ALLOWED_PORTS = frozenset({25, 110, 143, 465, 587, 993, 995, 2525}
+                                | {int(p) for p in config.env_list("BUZON_PROBE_ALLOWED_PORTS") if p.strip().isdigit()})
+PROBE_ALLOW_PRIVATE = config.env_bool("BUZON_PROBE_ALLOW_PRIVATE", True)
+PROBE_RATE_PER_MINUTE = config.env_int("BUZON_PROBE_RATE_PER_MINUTE", 20)
 SYNC_POLL_INTERVAL_S = config.env_int("BUZON_SYNC_POLL_INTERVAL", 60)
 # The task the sync engine enqueues for each stored message (sync never imports the pipeline).
 INBOUND_TASK = "buzon.inbound.tasks.process_raw_message"
