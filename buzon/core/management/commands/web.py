@@ -41,5 +41,7 @@ class Command(BaseCommand):
                 "accesslog": "-" if options["verbosity"] > 1 else None,
                 "graceful_timeout": 10,
                 "timeout": 120,
+                # one control socket per home directory: several `buzon web` on one host would fight over it
+                "control_socket_disable": True,
             }
         ).run()
