@@ -13,6 +13,7 @@ import pytest
 from tests.support import browser as browser_support
 from tests.support import dovecot as dovecot_support
 from tests.support.certs import TestCerts, make_certs
+from tests.support.ports import TestServerPorts
 from tests.support.services import require
 from tests.support.smtpd import SMTPServer
 
@@ -34,6 +35,22 @@ def _trust_test_ca(test_certs: TestCerts) -> None:
 
     settings.TLS_CA_FILE = str(test_certs.ca_file)
     os.environ["BUZON_CA_FILE"] = str(test_certs.ca_file)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _probe_reaches_test_servers() -> None:
+    """The probe only reaches mail ports; tests add their own servers' ports (tests.support.ports)."""
+    from django.conf import settings
+
+    settings.PROBE_ALLOWED_PORTS = TestServerPorts(settings.PROBE_ALLOWED_PORTS)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe_counts() -> None:
+    """Each test starts with no probes counted (user ids repeat after rollbacks; the limit is per minute)."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(scope="session")

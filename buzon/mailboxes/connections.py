@@ -12,6 +12,9 @@ aioimaplib 2.0.3 notes (read from its source):
 - Its per-command timeout is only `asyncio.wait_for`; the whole opening is bounded here instead, so
   a server that accepts TCP and never answers is a ConnectTimeout after `timeout` seconds.
 - LOGIN quotes the password but sends the user name raw; it is quoted here.
+
+Every opener resolves the server name through guard.py and connects to a checked address (TLS still
+verifies the certificate against the name); `probe=True` also limits the port to mail ports.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from buzon.core.tls import client_context
+from buzon.mailboxes import guard
 from buzon.mailboxes.endpoints import ServerSettings
 from buzon.mailboxes.errors import (
     AuthenticationFailed,
@@ -38,6 +42,7 @@ from buzon.mailboxes.errors import (
     TLSHandshakeError,
     classify,
 )
+from buzon.mailboxes.pinned import POP3, POP3_SSL, SMTP, SMTP_SSL
 
 SECURITY_MODES = ("ssl", "starttls", "none")
 
@@ -68,7 +73,7 @@ def credentials(s: ServerSettings) -> tuple[bytes, bytes]:
     return s.username.encode("utf-8"), s.password.encode("utf-8")
 
 
-def _check(s: ServerSettings, protocol: str) -> None:
+def _check(s: ServerSettings, protocol: str, probe: bool) -> None:
     if s.protocol != protocol:
         raise ConfigurationError(_("This account's server is not a %(protocol)s server.") % {"protocol": protocol},
                                  host=s.host, port=s.port, protocol=s.protocol, detail=f"expected {protocol}")
@@ -77,6 +82,8 @@ def _check(s: ServerSettings, protocol: str) -> None:
                                  host=s.host, port=s.port, protocol=s.protocol)
     if not s.host:
         raise ConfigurationError(_("No server is set for this account."), protocol=s.protocol)
+    if probe:
+        guard.check_port(s.host, s.port, s.protocol)
 
 
 # ---------------------------------------------------------------------------------------------- IMAP
@@ -120,9 +127,22 @@ class _IMAP4(aioimaplib.IMAP4):
                       ssl_context: ssl.SSLContext | None = None) -> None:
         local_loop = loop if loop is not None else asyncio.get_running_loop()
         self.protocol = _Protocol(local_loop, conn_lost_cb)
-        self._client_task = local_loop.create_task(
-            local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
-        )
+        self._client_task = local_loop.create_task(self._pinned_connection(local_loop, host, port, ssl_context))
+
+    async def _pinned_connection(self, loop: asyncio.AbstractEventLoop, host: str, port: int,
+                                 ssl_context: ssl.SSLContext | None) -> None:
+        """Connect to a checked address of `host` (guard.py); TLS still verifies the name."""
+        addresses = await guard.resolve_async(host, port, "imap")
+        error: OSError | None = None
+        for address in addresses:
+            try:
+                await loop.create_connection(lambda: self.protocol, address, port, ssl=ssl_context,
+                                             server_hostname=host if ssl_context is not None else None)
+                return
+            except OSError as exc:
+                error = exc
+        assert error is not None  # noqa: S101 - resolve_async never returns an empty list
+        raise error
 
     async def connected(self) -> None:
         await self._client_task
@@ -163,9 +183,9 @@ async def _imap_login(client: _IMAP4, s: ServerSettings) -> None:
         raise AuthenticationFailed(detail=f"LOGIN {response.result}: {text}"[:300])
 
 
-async def open_imap(s: ServerSettings, *, timeout: float) -> aioimaplib.IMAP4:
+async def open_imap(s: ServerSettings, *, timeout: float, probe: bool = False) -> aioimaplib.IMAP4:
     """A connected, TLS-secured (per `s.security`), logged-in aioimaplib client; the caller logs out."""
-    _check(s, "imap")
+    _check(s, "imap", probe)
     credentials(s)
     context = tls_context(s.tls_verify) if s.security == "ssl" else None
     stage = "connect"
@@ -192,17 +212,17 @@ async def open_imap(s: ServerSettings, *, timeout: float) -> aioimaplib.IMAP4:
 
 
 # ---------------------------------------------------------------------------------------------- POP3
-def open_pop3(s: ServerSettings, *, timeout: float) -> poplib.POP3:
+def open_pop3(s: ServerSettings, *, timeout: float, probe: bool = False) -> poplib.POP3:
     """A connected, TLS-secured, logged-in poplib client (POP3_SSL, or POP3 + STLS); the caller QUITs."""
-    _check(s, "pop3")
+    _check(s, "pop3", probe)
     username, password = credentials(s)
     stage = "connect"
     client: poplib.POP3 | None = None
     try:
         if s.security == "ssl":
-            client = poplib.POP3_SSL(s.host, s.port, timeout=timeout, context=tls_context(s.tls_verify))
+            client = POP3_SSL(s.host, s.port, timeout=timeout, context=tls_context(s.tls_verify))
         else:
-            client = poplib.POP3(s.host, s.port, timeout=timeout)
+            client = POP3(s.host, s.port, timeout=timeout)
             if s.security == "starttls":
                 stage = "starttls"
                 client.stls(context=tls_context(s.tls_verify))
@@ -244,17 +264,17 @@ def _smtp_login(client: smtplib.SMTP, s: ServerSettings) -> None:
         raise smtplib.SMTPAuthenticationError(code, reply)
 
 
-def open_smtp(s: ServerSettings, *, timeout: float) -> smtplib.SMTP:
+def open_smtp(s: ServerSettings, *, timeout: float, probe: bool = False) -> smtplib.SMTP:
     """A connected SMTP client: implicit TLS, STARTTLS or plain per `s.security`; logged in if `s.auth`."""
-    _check(s, "smtp")
+    _check(s, "smtp", probe)
     credentials(s)
     stage = "connect"
     client: smtplib.SMTP | None = None
     try:
         if s.security == "ssl":
-            client = smtplib.SMTP_SSL(s.host, s.port, timeout=timeout, context=tls_context(s.tls_verify))
+            client = SMTP_SSL(s.host, s.port, timeout=timeout, context=tls_context(s.tls_verify))
         else:
-            client = smtplib.SMTP(s.host, s.port, timeout=timeout)
+            client = SMTP(s.host, s.port, timeout=timeout)
         client.ehlo()
         if s.security == "starttls":
             stage = "starttls"

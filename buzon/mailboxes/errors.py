@@ -248,10 +248,33 @@ class ConfigurationError(MailServerError):
         return str(self.text)
 
 
+class AddressRefused(MailServerError):
+    """The server name or port is one Buzón refuses to connect to (see mailboxes.guard)."""
+
+    code = "blocked"
+    help_slug = "blocked-address"
+
+    def message(self) -> str:
+        if self.reason == "port":
+            return gettext(
+                "Port %(port)s is not a mail port, so Buzón does not test connections to it. Mail servers use "
+                "993 or 143 (IMAP), 995 or 110 (POP3) and 465, 587 or 25 (SMTP); an administrator can allow "
+                "other ports with BUZON_PROBE_ALLOWED_PORTS."
+            ) % self.params()
+        if self.reason == "private":
+            return gettext(
+                "%(host)s is an address on this machine or a private network, and this installation does not "
+                "connect to those (BUZON_PROBE_ALLOW_PRIVATE is off)."
+            ) % self.params()
+        return gettext(
+            "Buzón never connects to %(host)s: it is a link-local or cloud-metadata address, not a mail server."
+        ) % self.params()
+
+
 ERRORS_BY_CODE: dict[str, type[MailServerError]] = {
     cls.code: cls
     for cls in (DNSError, ConnectionRefused, ConnectTimeout, TLSHandshakeError, CertificateError,
-                AuthenticationFailed, ProtocolError, FolderMissing, ConfigurationError)
+                AuthenticationFailed, ProtocolError, FolderMissing, ConfigurationError, AddressRefused)
 }
 
 
@@ -265,5 +288,6 @@ def classify(exc: BaseException, settings: ServerSettings | None, stage: str) ->
 __all__ = [
     "MailServerError", "DNSError", "ConnectionRefused", "ConnectTimeout", "TLSHandshakeError",
     "CertificateError", "AuthenticationFailed", "ProtocolError", "FolderMissing", "ConfigurationError",
+    "AddressRefused",
     "ERRORS_BY_CODE", "classify",
 ]

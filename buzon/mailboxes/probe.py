@@ -87,7 +87,7 @@ def _response_text(response: Any) -> str:
 
 
 async def _probe_imap(s: ServerSettings, folders: list[str], timeout: float) -> dict[str, Any]:
-    client = await open_imap(s, timeout=timeout)
+    client = await open_imap(s, timeout=timeout, probe=True)
     try:
         counts = await examine_folders(client, s, folders)
     except MailServerError:
@@ -103,7 +103,7 @@ async def _probe_imap(s: ServerSettings, folders: list[str], timeout: float) -> 
 
 
 def _probe_pop3(s: ServerSettings, timeout: float) -> dict[str, Any]:
-    client = open_pop3(s, timeout=timeout)
+    client = open_pop3(s, timeout=timeout, probe=True)
     try:
         count, size = client.stat()
     except Exception as exc:
@@ -117,7 +117,7 @@ def _probe_pop3(s: ServerSettings, timeout: float) -> dict[str, Any]:
 
 
 def _probe_smtp(s: ServerSettings, timeout: float) -> dict[str, Any]:
-    client = open_smtp(s, timeout=timeout)
+    client = open_smtp(s, timeout=timeout, probe=True)
     try:
         client.quit()
     except Exception:  # noqa: BLE001,S110 - logged in already, which is what the probe asks

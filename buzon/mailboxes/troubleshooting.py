@@ -153,6 +153,21 @@ _TOPICS = (
             _("Enter the password again."),
         ),
     ),
+    Topic(
+        "blocked-address", "blocked", _("Buzón refuses to connect to this server or port"),
+        _("So that account settings cannot be used to reach into the machine Buzón runs on or to scan "
+          "ports, connections go only to mail servers."),
+        (
+            _("The server name leads to a link-local or cloud-metadata address (169.254.x.x, fe80::)."),
+            _("The port is not a mail port (993, 143, 995, 110, 465, 587, 25, 2525)."),
+            _("The server is on this machine or a private network, and the administrator turned those off."),
+        ),
+        (
+            _("Use the mail server's real name and port, as your provider documents them."),
+            _("An administrator can allow other ports with BUZON_PROBE_ALLOWED_PORTS, or private networks "
+              "with BUZON_PROBE_ALLOW_PRIVATE=1."),
+        ),
+    ),
 )
 
 _BY_SLUG = {topic.slug: topic for topic in _TOPICS}

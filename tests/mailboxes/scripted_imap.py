@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import threading
 
+from tests.support.ports import test_server_port
+
 
 class ScriptedIMAP:
     def __init__(self, greeting: bytes, capabilities: bytes = b"IMAP4rev1 AUTH=PLAIN") -> None:
@@ -15,7 +17,7 @@ class ScriptedIMAP:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
-        self.port: int = self.sock.getsockname()[1]
+        self.port: int = test_server_port(self.sock.getsockname()[1])
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def __enter__(self) -> ScriptedIMAP:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import socket
 import threading
 
+from tests.support.ports import test_server_port
+
 
 class SilentServer:
     def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
-        self.port: int = self.sock.getsockname()[1]
+        self.port: int = test_server_port(self.sock.getsockname()[1])
         self.accepted: list[socket.socket] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
