@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,6 +17,7 @@ from buzon.api.errors import service_error
 from buzon.api.mailbox_serializers import EmailAccountSerializer, EmailDomainSerializer, ProbeReportSerializer
 from buzon.api.permissions import IsStaffOrReadOnly
 from buzon.api.probe import report_data
+from buzon.mailboxes.guard import ProbeRateLimited
 from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.sync.control import request_sync
 
@@ -88,7 +90,10 @@ class EmailAccountViewSet(viewsets.ModelViewSet[EmailAccount]):
     def _probe(self, serializer: EmailAccountSerializer) -> Response:
         serializer.is_valid(raise_exception=True)
         account, password = serializer.unsaved()
-        report = services.test_account(account, password)
+        try:
+            report = services.test_account(account, password)
+        except ProbeRateLimited as exc:
+            raise Throttled(wait=exc.retry_after, detail=exc.message()) from exc
         return Response(ProbeReportSerializer(report_data(report, self.request)).data)
 
     @extend_schema(request=None, responses={202: SYNC_REQUESTED, 400: REFUSED}, summary="Sync this account now")

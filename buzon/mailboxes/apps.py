@@ -24,3 +24,6 @@ class MailboxesConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_system_account_after_migrate, sender=self, dispatch_uid="mailboxes.system_account")
+        from buzon.mailboxes import audit
+
+        audit.connect_signals()

@@ -261,3 +261,6 @@ class EmailAccount(models.Model):
 
     def is_default_for(self, direction: str) -> bool:
         return self.default_incoming if direction == "incoming" else self.default_outgoing
+
+
+from buzon.mailboxes.models_audit import AuditEntry  # noqa: E402,F401 - registered with the app

@@ -13,7 +13,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from buzon.mailboxes import rules
+from buzon.mailboxes import audit, guard, rules
 from buzon.mailboxes.errors import MailServerError
 from buzon.mailboxes.models import AccountState, EmailAccount, EmailDomain
 from buzon.mailboxes.probe import ProbeReport, probe_account
@@ -149,6 +149,7 @@ def save_account(account: EmailAccount, *, password: str | None = None, probe: b
     errors.raise_if_any()
     wants_probe = probe and not account.awaiting_password and (account.incoming_enabled or account.outgoing_enabled)
     if wants_probe:
+        _take_probe_slot(saving=True)
         report = probe_account(account, password, incoming=account.incoming_enabled,
                                outgoing=account.outgoing_enabled)
         report_errors(report).raise_if_any()
@@ -171,12 +172,31 @@ def save_account(account: EmailAccount, *, password: str | None = None, probe: b
     return account
 
 
+def _take_probe_slot(*, saving: bool = False) -> None:
+    """Probes are rate-limited per user (guard.take_probe_slot), so they cannot scan a network.
+
+    A save reports the limit as a validation error (the form shows it); a bare test raises
+    guard.ProbeRateLimited for the caller to answer 429.
+    """
+    user = audit.current_user()
+    try:
+        guard.take_probe_slot(user.pk if user is not None else None)
+    except guard.ProbeRateLimited as exc:
+        if saving:
+            raise ValidationError(exc.message(), code="rate_limited") from exc
+        raise
+
+
 def test_account(account: EmailAccount, password: str | None = None) -> ProbeReport:
-    """Probe the enabled directions without saving; a direction that is off is left as None."""
+    """Probe the enabled directions without saving; a direction that is off is left as None.
+
+    Raises guard.ProbeRateLimited when the acting user has probed too often in the last minute.
+    """
     if account.domain_id is None:
         account.domain = rules.account_domain(account)
     if not (account.incoming_enabled or account.outgoing_enabled):
         return ProbeReport()
+    _take_probe_slot()
     return probe_account(account, password or None, incoming=account.incoming_enabled,
                          outgoing=account.outgoing_enabled)
 
@@ -216,8 +236,12 @@ def set_default(account: EmailAccount, direction: str) -> EmailAccount:
             raise ValidationError({field: ValidationError(_(
                 "Enable %(direction)s email on this account before making it the default."
             ) % {"direction": rules.direction_label(direction)}, code="not_enabled")})
+        for previous in EmailAccount.objects.exclude(pk=current.pk).filter(**{field: True}):
+            audit.record(previous, "changed", [{"field": field, "old": True, "new": False}])
         EmailAccount.objects.exclude(pk=current.pk).filter(**{field: True}).update(**{field: False})
         EmailAccount.objects.filter(pk=current.pk).update(**{field: True})
+        if not getattr(current, field):
+            audit.record(current, "changed", [{"field": field, "old": False, "new": True}])
     setattr(account, field, True)
     return account
 

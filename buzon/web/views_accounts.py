@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 import buzon.mailboxes.services as services
+from buzon.mailboxes.guard import ProbeRateLimited
 from buzon.mailboxes.models import TEMPLATE_DOMAIN, EmailAccount
 from buzon.mailboxes.presets import preset_for_address
 from buzon.sync.control import request_sync
@@ -101,8 +102,12 @@ def account_test(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     form = AccountForm(request.POST, instance=account)
     form.is_valid()  # fills form.instance with every value that parsed; the rest keep their defaults
     password = form.cleaned_data.get("password") or None
-    context = {"form": form, "results": probe_results(services.test_account(form.instance, password))}
-    return render(request, "web/accounts/_test_result.html", context)
+    try:
+        results = probe_results(services.test_account(form.instance, password))
+    except ProbeRateLimited as exc:  # shown in place of the results (htmx does not swap a 429)
+        results = [{"direction": "", "label": _("Connection test"), "ok": False, "skipped": False,
+                    "server": "", "text": exc.message(), "help_url": None}]
+    return render(request, "web/accounts/_test_result.html", {"form": form, "results": results})
 
 
 @staff_required
