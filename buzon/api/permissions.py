@@ -1,16 +1,82 @@
-"""Settings are read by every signed-in user and changed by staff only (for now: no finer roles yet)."""
+"""API permissions: every rule asks buzon.crm.roles, so the API and the web pages agree.
+
+An API token authenticates as its user, so a token has exactly that user's rights.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Model, QuerySet
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
+from buzon.crm import roles
+
+
+def _signed_in(request: Request) -> bool:
+    user = request.user
+    return bool(user and user.is_authenticated and user.is_active)
+
 
 class IsStaffOrReadOnly(BasePermission):
+    """Settings: read by everyone signed in (rows scoped by roles.visible), changed by administrators."""
+
     def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated):
+        if not _signed_in(request):
             return False
-        return request.method in SAFE_METHODS or bool(user.is_staff)
+        return request.method in SAFE_METHODS or roles.is_admin(request.user)
+
+
+class AdminOnly(BasePermission):
+    """Installation settings (DKIM keys...): administrators only, even to read."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return _signed_in(request) and roles.is_admin(request.user)
+
+
+def _store_given(request: Request) -> tuple[bool, int | None]:
+    data = request.data if hasattr(request.data, "get") else {}
+    if "store" not in data:
+        return False, None
+    value = data.get("store")
+    return True, int(str(value)) if str(value).isdigit() else None
+
+
+class ManagesAccounts(BasePermission):
+    """Email accounts: administrators, and supervisors for their own stores' accounts only."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not _signed_in(request):
+            return False
+        if request.method in SAFE_METHODS:
+            return True
+        if not roles.can_manage_any_accounts(request.user):
+            return False
+        given, store = _store_given(request)
+        if getattr(view, "action", "") in ("create", "test_new"):
+            return roles.can_manage_accounts(request.user, store)
+        return not given or roles.can_manage_accounts(request.user, store)
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        return request.method in SAFE_METHODS or roles.can_manage_accounts(request.user, obj.store_id)
+
+
+class VisibleRowsMixin:
+    """A viewset whose rows are cut to what the requesting user may see (roles.visible).
+
+    Done in filter_queryset(), which DRF runs for lists and for get_object(), so viewsets that
+    build their own get_queryset() are scoped too.
+    """
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        queryset = super().filter_queryset(queryset)  # type: ignore[misc]
+        return roles.visible(queryset, self.request.user)  # type: ignore[attr-defined]
+
+
+def check_visible(request: Request, obj: Model | None) -> None:
+    """404 (not 403: existence is not disclosed) when ``obj`` is outside the user's rows."""
+    from rest_framework.exceptions import NotFound
+
+    if obj is not None and not roles.can_see(request.user, obj):
+        raise NotFound()

@@ -1,4 +1,8 @@
-"""Who may do what on the settings pages: everyone signed in reads, staff change."""
+"""Who may do what on the web pages: the decorators here ask buzon.crm.roles, the one place that decides.
+
+Administrators (staff) change every setting; supervisors manage their stores' accounts; everyone
+signed in sees only the rows roles.visible() gives them. Refusals are 403, never a login loop.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,39 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from buzon.crm import roles
+
 View = Callable[..., HttpResponse]
 
 
 def staff_required(view: View) -> View:
-    """Signed-in staff only; others signed in get 403 rather than a login loop."""
+    """Administrators only (settings: domains, stores, templates, DKIM, processes)."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
+        if not roles.is_admin(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
     return login_required(wrapped)
+
+
+admin_required = staff_required
+
+
+def account_managers(view: View) -> View:
+    """Administrators, and supervisors of at least one store; the view checks the account's store."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not roles.can_manage_any_accounts(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapped)
+
+
+def require_manage_account(request: HttpRequest, store_id: int | None) -> None:
+    """403 unless the signed-in user may change accounts of this store."""
+    if not roles.can_manage_accounts(request.user, store_id):
+        raise PermissionDenied

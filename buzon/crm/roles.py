@@ -1,0 +1,202 @@
+"""Who may see and change what: the one place that decides (every view, API viewset and download asks here).
+
+Three roles, all plain Django objects so they are clear in the admin:
+
+- administrator: a staff user (``is_staff``) sees and changes everything;
+- supervisor: an Agent whose user is in the auth group "supervisor"; manages the email accounts,
+  agents and mail of the stores they belong to;
+- agent: an Agent; sees the mail, customers and records of their stores and agent groups, and
+  whatever is assigned to them. Changes no settings.
+
+Mail and records that belong to no store (an installation without stores, an account not given
+one) are the whole organisation's: every signed-in user sees them. A signed-in user without an
+Agent row is treated as an agent of no store. An API token acts as its user, so the same rules
+apply. Rows are scoped by field paths per model (given here as data, so this module imports no
+context above crm): the store path, the agent-group paths and the assigned-agent path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.apps import apps
+from django.db.models import Model, Q, QuerySet
+
+from buzon.crm.models import Agent, Store
+
+SUPERVISOR_GROUP = "supervisor"
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """How a model's rows reach a store, an agent group and an assigned agent ("" = not at all)."""
+
+    store: str = ""
+    groups: tuple[str, ...] = ()
+    agent: str = ""
+    creator: str = ""  # a user foreign key: people always see what they wrote themselves
+
+
+# Model label -> how its rows are scoped. A model missing here is visible to administrators only.
+SCOPES: dict[str, Scope] = {
+    "messages_app.Message": Scope(store="account__store", groups=("customer__agent_group", "account__agent_group"),
+                              agent="agent", creator="created_by"),
+    "messages_app.Attachment": Scope(store="message__account__store",
+                                 groups=("message__customer__agent_group", "message__account__agent_group"),
+                                 agent="message__agent", creator="message__created_by"),
+    "crm.Customer": Scope(store="store", groups=("agent_group",), agent="agent"),
+    "crm.Contact": Scope(store="customer__store", groups=("customer__agent_group",), agent="customer__agent"),
+    "crm.Ticket": Scope(store="store", groups=("customer__agent_group",), agent="agent"),
+    "crm.JobApplicant": Scope(store="store"),
+    "crm.Store": Scope(store=""),  # handled by visible_stores()
+    "crm.AgentGroup": Scope(store="store"),
+    "crm.Agent": Scope(store="stores"),
+    "mailboxes.EmailAccount": Scope(store="store", groups=("agent_group",)),
+    "mailboxes.EmailDomain": Scope(store="accounts__store"),
+}
+
+
+def is_admin(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def agent_of(user: Any) -> Agent | None:
+    """The user's Agent row (cached on the user object for the request)."""
+    if user is None or not user.is_authenticated:
+        return None
+    if not hasattr(user, "_buzon_agent"):
+        user._buzon_agent = Agent.objects.filter(user_id=user.pk).first()
+    return user._buzon_agent  # type: ignore[no-any-return]
+
+
+def is_supervisor(user: Any) -> bool:
+    if agent_of(user) is None:
+        return False
+    if not hasattr(user, "_buzon_supervisor"):
+        user._buzon_supervisor = user.groups.filter(name=SUPERVISOR_GROUP).exists()
+    return bool(user._buzon_supervisor)
+
+
+def role(user: Any) -> str:
+    """"admin", "supervisor", "agent" (any other signed-in user) or "" (anonymous or inactive)."""
+    if is_admin(user):
+        return "admin"
+    if is_supervisor(user):
+        return "supervisor"
+    return "agent" if user is not None and user.is_authenticated and user.is_active else ""
+
+
+def store_ids(user: Any) -> set[int]:
+    agent = agent_of(user)
+    return set(agent.stores.values_list("pk", flat=True)) if agent is not None else set()
+
+
+def group_ids(user: Any) -> set[int]:
+    agent = agent_of(user)
+    return set(agent.groups.values_list("pk", flat=True)) if agent is not None else set()
+
+
+def supervised_store_ids(user: Any) -> set[int]:
+    return store_ids(user) if is_supervisor(user) else set()
+
+
+def scope_q(label: str, user: Any) -> Q | None:
+    """The filter for ``label``'s rows ``user`` may see; None means every row (administrators)."""
+    if is_admin(user):
+        return None
+    nothing = Q(pk__in=[])
+    if not (user is not None and user.is_authenticated and user.is_active):
+        return nothing
+    scope = SCOPES.get(label)
+    agent = agent_of(user)
+    if scope is None:
+        return nothing
+    allowed = nothing
+    if scope.creator:
+        allowed |= Q(**{scope.creator: user.pk})
+    if scope.store:
+        allowed |= Q(**{f"{scope.store}__in": store_ids(user)}) | Q(**{f"{scope.store}__isnull": True})
+    if agent is None:
+        return allowed
+    groups = group_ids(user)
+    for path in scope.groups:
+        allowed |= Q(**{f"{path}__in": groups})
+    if scope.agent:
+        allowed |= Q(**{scope.agent: agent.pk})
+    return allowed
+
+
+def visible(queryset: QuerySet[M], user: Any) -> QuerySet[M]:
+    """``queryset`` cut down to the rows ``user`` may see."""
+    if queryset.model._meta.label == "crm.Store":
+        return queryset if is_admin(user) else queryset.filter(pk__in=store_ids(user))
+    condition = scope_q(queryset.model._meta.label, user)
+    if condition is None:
+        return queryset
+    # Paths through many-to-many or reverse relations may repeat a row.
+    return queryset.filter(condition).distinct()
+
+
+def _all(label: str) -> QuerySet[Any]:
+    return apps.get_model(label).objects.all()  # type: ignore[no-any-return]
+
+
+def visible_messages(user: Any) -> QuerySet[Any]:
+    return visible(_all("messages_app.Message"), user)
+
+
+def visible_attachments(user: Any) -> QuerySet[Any]:
+    return visible(_all("messages_app.Attachment"), user)
+
+
+def visible_customers(user: Any) -> QuerySet[Any]:
+    return visible(_all("crm.Customer"), user)
+
+
+def visible_accounts(user: Any) -> QuerySet[Any]:
+    return visible(_all("mailboxes.EmailAccount"), user)
+
+
+def visible_stores(user: Any) -> QuerySet[Store]:
+    return visible(Store.objects.all(), user)
+
+
+def can_manage_accounts(user: Any, store: Store | int | None) -> bool:
+    """Administrators manage every account; supervisors those of their stores (not store-less ones)."""
+    if is_admin(user):
+        return True
+    store_id = store.pk if isinstance(store, Store) else store
+    return store_id is not None and store_id in supervised_store_ids(user)
+
+
+def can_manage_any_accounts(user: Any) -> bool:
+    return is_admin(user) or bool(supervised_store_ids(user))
+
+
+def can_manage_agents(user: Any, store_ids_of_agent: set[int]) -> bool:
+    """Supervisors manage agents who work only in stores they supervise."""
+    if is_admin(user):
+        return True
+    mine = supervised_store_ids(user)
+    return bool(mine) and bool(store_ids_of_agent) and store_ids_of_agent <= mine
+
+
+def can_change_settings(user: Any) -> bool:
+    """Domains, templates, stores, DKIM, processes: administrators only."""
+    return is_admin(user)
+
+
+def can_see(user: Any, obj: Model) -> bool:
+    return visible(type(obj)._default_manager.filter(pk=obj.pk), user).exists()
+
+
+def may_enter_password(user: Any, account: Any) -> bool:
+    """An account awaiting its owner's password gets it from the owner only (seed 2.1).
+
+    Nobody else, administrators included, may type it in: the owner is asked at sign-in.
+    """
+    waiting = bool(account.pk and account.awaiting_password and account.owner_id)
+    return not waiting or account.owner_id == getattr(user, "pk", None)
