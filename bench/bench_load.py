@@ -38,7 +38,7 @@ def table(sc: Scenario, out: Outcome, wall: float) -> str:
     lost_in = len(set(out.delivered)) - int(r["message_subjects"])  # type: ignore[call-overload]
     rows = [
         ("accounts / sync processes / workers", f"{sc.accounts} / {sc.sync_procs} / {sc.workers}"),
-        ("task backend", "rq (Redis)" if sc.redis else "database"),
+        ("task backend / sync lease", ("rq (Redis)" if sc.redis else "database") + f" / {sc.lease_s} s"),
         ("load", f"{sc.in_rate:g} in/s, {sc.out_rate:g} out/s for {sc.seconds:g} s"),
         ("faults", "; ".join(out.events) or "none"),
         ("incoming delivered", str(len(out.delivered))),
@@ -76,12 +76,13 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true", help="RQ on a private redis-server (else the database queue)")
     parser.add_argument("--chaos", action="store_true", help="kill -9 every 10 s; restart Dovecot, Redis, PostgreSQL")
     parser.add_argument("--kill-every", type=float, default=10)
+    parser.add_argument("--lease", type=int, default=30, help="BUZON_SYNC_LEASE for the sync processes (s)")
     parser.add_argument("--settle", type=float, default=600, help="seconds to wait for the backlog to drain")
     args = parser.parse_args()
     sc = Scenario(accounts=args.accounts, in_rate=args.in_rate, out_rate=args.out_rate, seconds=args.seconds,
                   sync_procs=args.sync, workers=args.workers, redis=args.redis,
                   kill_every=args.kill_every if args.chaos else 0, restart_dovecot=args.chaos,
-                  restart_postgres=args.chaos, restart_redis=args.chaos, settle_timeout=args.settle)
+                  restart_postgres=args.chaos, restart_redis=args.chaos, settle_timeout=args.settle, lease_s=args.lease)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the servers are cleaned up
     work = Path(tempfile.mkdtemp(prefix="buzon-load-"))
     started = time.monotonic()

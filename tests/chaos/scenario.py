@@ -42,6 +42,7 @@ class Scenario:
     redis: bool = False  # RQ on a private Redis instead of the database queue
     settle_timeout: float = 90.0
     seed: int = 6
+    lease_s: int = 4  # short in CI so takeovers fit in the test; the bench uses a production-like one
 
 
 @dataclass
@@ -139,6 +140,7 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         addresses = [dovecot.add_user() for _ in range(sc.accounts)]
         proxy = CountingProxy(dovecot.imaps_port, addresses).start()
         env = _environment(workdir, pg.url, certs, redis.url if redis else "")
+        env["BUZON_SYNC_LEASE"] = str(sc.lease_s)
         subprocess.run([sys.executable, "-m", "buzon.core.cli", "migrate", "-v", "0"], cwd=ROOT, env=env,
                        check=True, timeout=300)
         (workdir / "addresses.json").write_text(json.dumps(proxy.ports))
