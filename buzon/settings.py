@@ -230,3 +230,4 @@ INBOUND_REQUEUE_AFTER_S = config.env_int("BUZON_INBOUND_REQUEUE_AFTER", 300)
 PROCESS_STATS = {"pipeline_step_seconds": "buzon.inbound.pipeline.STEP_SECONDS"}
 METRICS_TOKEN = config.env_str("BUZON_METRICS_TOKEN")  # if set, /metrics wants "Authorization: Bearer <token>"
 OUTBOUND_RENDER_TEMPLATE = "buzon.outbound.mail_templates.render_key"  # queue_outgoing(template="key")
+INBOUND_REQUEUE_MAX_WAITING = config.env_int("BUZON_INBOUND_REQUEUE_MAX_WAITING", 20)  # only once the queue drained

@@ -28,8 +28,13 @@ def requeue_stored_task() -> int:
     from django.conf import settings
     from django.utils import timezone
 
+    from buzon.core.queues import ready_tasks
     from buzon.sync.models import RawMessage
 
+    # While a backlog waits in the queue, old stored messages are most likely in it: enqueueing
+    # them again would only grow the backlog. Once it has drained, what is still stored lost its task.
+    if ready_tasks() > settings.INBOUND_REQUEUE_MAX_WAITING:
+        return 0
     cutoff = timezone.now() - timedelta(seconds=settings.INBOUND_REQUEUE_AFTER_S)
     stalled = list(RawMessage.objects.filter(status=RawMessage.Status.STORED, received_at__lt=cutoff)
                    .order_by("id").values_list("id", flat=True)[:5000])

@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from buzon.core.models import ProcessHeartbeat
+from buzon.core.queues import ready_tasks
 from buzon.mailboxes.models import EmailAccount
 from buzon.outbound.models import DeliveryAttempt, OutgoingEmail, QueueState
 from buzon.sync.models import RawMessage, SyncLease
@@ -74,18 +75,6 @@ def readyz(request: HttpRequest) -> HttpResponse:
 
 
 # --------------------------------------------------------------------------------------- metrics
-def _task_queue_depth() -> float:
-    if settings.TASK_BACKEND_NAME == "db":
-        from django_tasks_db.models import DBTaskResult
-
-        return float(DBTaskResult.objects.ready().count())
-    if settings.TASK_BACKEND_NAME == "rq":
-        import django_rq
-
-        return float(sum(len(django_rq.get_queue(name)) for name in settings.RQ_QUEUES))
-    return 0.0
-
-
 def _age(then: object, now: object) -> float:
     return max(0.0, (now - then).total_seconds()) if then else 0.0  # type: ignore[operator]
 
@@ -132,7 +121,7 @@ class BuzonCollector(Collector):
             outgoing.add_metric([state], queue.get(state, 0))
         yield outgoing
         depth = GaugeMetricFamily("buzon_queue_depth", "Work waiting, by queue", labels=["queue"])
-        depth.add_metric(["tasks"], _task_queue_depth())
+        depth.add_metric(["tasks"], float(ready_tasks()))
         depth.add_metric(["inbound"], by_status.get(RawMessage.Status.STORED, 0))
         depth.add_metric(["outgoing"], OutgoingEmail.objects.filter(
             state=QueueState.PENDING, next_attempt_at__lte=now).count())
