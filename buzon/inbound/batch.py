@@ -20,11 +20,11 @@ from collections import Counter
 from collections.abc import Iterable
 
 from django.db import connection, transaction
-from django.db.models import Model, Q
+from django.db.models import Model
 
 from buzon.crm import records
 from buzon.crm.models import Customer, CustomerEmail
-from buzon.inbound import cache
+from buzon.inbound import batch_threads, cache
 from buzon.inbound.context import Context, StopPipeline
 from buzon.inbound.mail import bounce
 from buzon.inbound.pipeline import STEPS, run_pipeline
@@ -57,11 +57,10 @@ def run_batch(raw_ids: Iterable[int]) -> Counter[str]:
     return outcomes
 
 
-def _plain(ctx: Context, known_ids: set[str]) -> bool:
+def _plain(ctx: Context) -> bool:
+    """Whether the bulk path makes this message's decisions exactly as run_pipeline would."""
     mail = ctx.mail
     if bounce.is_bounce_like(mail) or mail.header(targets.REF_HEADER.lower()):
-        return False
-    if {mail.in_reply_to, *mail.references} & known_ids:
         return False
     if ctx.account is None or ctx.account.auto_link:
         if targets.find_record_tokens(mail.subject):
@@ -87,30 +86,48 @@ def _parsed(raws: list[RawMessage], rest: list[int]) -> list[Context]:
 
 
 def _new_only(contexts: list[Context], rest: list[int]) -> list[Context]:
+    """Drop duplicates (stored, or earlier in the batch) and what only run_pipeline decides right.
+
+    Those run one by one after the batch, so a later message of the batch that depends on one of
+    them (answers it, or comes from the same sender, whose customer it may create) goes with them.
+    """
     keys = [c.message.dedupe_key for c in contexts]
     stored = set(Message.objects.filter(dedupe_key__in=keys).order_by().values_list("dedupe_key", flat=True))
-    refs = {i for c in contexts for i in (c.mail.in_reply_to, *c.mail.references) if i}
-    known: set[str] = set()
-    if refs:
-        for message_id, provider_id in Message.objects.filter(
-                Q(message_id__in=refs) | Q(provider_message_id__in=refs)).order_by().values_list(
-                "message_id", "provider_message_id"):
-            known.update((message_id, provider_id))
-    # A reply to a message of this same batch waits until its parent is stored.
-    known.update(c.mail.message_id for c in contexts if c.mail.message_id)
     kept, seen = [], set()
+    later_ids: set[str] = set()
+    later_senders: set[str] = set()
     for ctx in contexts:
         key = ctx.message.dedupe_key
-        if key in stored or key in seen or not _plain(ctx, known):
-            rest.append(ctx.raw.pk)  # run_pipeline marks the duplicate, files the reply, ...
+        if key in stored or key in seen:
+            rest.append(ctx.raw.pk)  # run_pipeline marks the duplicate
+            continue
+        if (ctx.message.from_address in later_senders or later_ids.intersection(thread.reference_ids(ctx))
+                or not _plain(ctx)):
+            rest.append(ctx.raw.pk)
+            later_ids.add(ctx.message.message_id)
+            later_senders.add(ctx.message.from_address)
             continue
         seen.add(key)
         deduplicate.decide_new(ctx)
         classify.run(ctx)
         if ctx.automated:
-            rest.append(ctx.raw.pk)
+            rest.append(ctx.raw.pk)  # classified again by run_pipeline, which files bounces and loops
+            later_ids.add(ctx.message.message_id)
             continue
-        ctx.mail.in_reply_to, ctx.mail.references = "", []  # none is known: no need to look again
+        kept.append(ctx)
+    return kept
+
+
+def _threaded(generation: list[Context], threads: batch_threads.Threads, rest: list[int]) -> list[Context]:
+    """The thread step for one generation, with parents found for the whole batch beforehand."""
+    kept = []
+    for ctx in generation:
+        parent_ctx = threads.in_batch.get(id(ctx))
+        if parent_ctx is not None and parent_ctx.message.pk is None:
+            rest.append(ctx.raw.pk)  # its parent went one by one: so does the reply, after it
+            continue
+        ctx.parent = parent_ctx.message if parent_ctx is not None else threads.stored.get(id(ctx))
+        ctx.mail.in_reply_to, ctx.mail.references = "", []  # looked up already
         thread.run(ctx)
         kept.append(ctx)
     return kept
@@ -152,8 +169,8 @@ def _records(contexts: list[Context], rest: list[int]) -> list[Context]:
     for ctx in contexts:
         append_to = ctx.account.append_to if ctx.account is not None else ""
         target = targets.get_target(append_to) if append_to else None
-        if not append_to:
-            route.run(ctx)  # records "the account creates no records"
+        if not append_to or ctx.record is not None or not ctx.new_conversation:
+            route.run(ctx)  # no record to create: a reply joins its parent's (reopening a closed ticket)
         elif target is None or target.create is None:
             rest.append(ctx.raw.pk)
             continue
@@ -174,28 +191,40 @@ def _records(contexts: list[Context], rest: list[int]) -> list[Context]:
     return kept
 
 
+def _store(contexts: list[Context]) -> None:
+    """The store step and the steps after it, for one generation: inserts and updates in bulk."""
+    for ctx in contexts:
+        if ctx.customer is not None and ctx.customer.agent_id is not None:
+            ctx.message.agent_id = ctx.customer.agent_id  # what the assign step would save one by one
+    messages = [store.prepare(ctx) for ctx in contexts]
+    Message.objects.bulk_create(messages)
+    Attachment.objects.bulk_create([a for ctx in contexts for a in store.attachments(ctx)])
+    RawMessage.objects.filter(pk__in=[c.raw.pk for c in contexts]).update(
+        status=RawMessage.Status.PROCESSED, status_reason="")
+    changed = []
+    for ctx in contexts:
+        for step in AFTER_STORE:
+            step.run(ctx)
+        if ctx.decisions_saved != len(ctx.decisions):
+            ctx.message.decisions = list(ctx.decisions)
+            changed.append(ctx.message)
+    if changed:
+        Message.objects.bulk_update(changed, ["decisions"])
+
+
 def _bulk(chunk: list[int]) -> tuple[int, list[int]]:
     if not connection.features.can_return_rows_from_bulk_insert:
         return 0, chunk  # bulk-created rows would have no ids to link to
     rest: list[int] = []
+    done = 0
     with transaction.atomic():
         raws = list(RawMessage.objects.select_for_update(of=("self",)).filter(pk__in=chunk, message__isnull=True)
                     .defer("from_header", "to_header", "flags").order_by("id"))
         claimed = {r.pk for r in raws}
         rest.extend(i for i in chunk if i not in claimed)  # reprocessing, or gone: run_pipeline handles it
-        contexts = _records(_customers(_new_only(_parsed(raws, rest), rest), rest), rest)
-        messages = [store.prepare(ctx) for ctx in contexts]
-        Message.objects.bulk_create(messages)
-        Attachment.objects.bulk_create([a for ctx in contexts for a in store.attachments(ctx)])
-        RawMessage.objects.filter(pk__in=[c.raw.pk for c in contexts]).update(
-            status=RawMessage.Status.PROCESSED, status_reason="")
-        changed = []
-        for ctx in contexts:
-            for step in AFTER_STORE:
-                step.run(ctx)
-            if ctx.decisions_saved != len(ctx.decisions):
-                ctx.message.decisions = list(ctx.decisions)
-                changed.append(ctx.message)
-        if changed:
-            Message.objects.bulk_update(changed, ["decisions"])
-    return len(contexts), rest
+        threads = batch_threads.resolve(_new_only(_parsed(raws, rest), rest))
+        for generation in threads.generations:  # parents before their replies
+            contexts = _records(_customers(_threaded(generation, threads, rest), rest), rest)
+            _store(contexts)
+            done += len(contexts)
+    return done, sorted(rest)

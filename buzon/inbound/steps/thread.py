@@ -18,9 +18,14 @@ from buzon.messages.models import Message
 NAME = "thread"
 
 
-def _by_headers(ctx: Context) -> Message | None:
+def reference_ids(ctx: Context) -> list[str]:
+    """The Message-IDs this message answers, nearest first: In-Reply-To, then References from the newest."""
     ids = [ctx.mail.in_reply_to, *reversed(ctx.mail.references)]
-    ids = [i for i in dict.fromkeys(ids) if i][:50]
+    return [i for i in dict.fromkeys(ids) if i][:50]
+
+
+def _by_headers(ctx: Context) -> Message | None:
+    ids = reference_ids(ctx)
     if not ids:
         return None
     candidates = Message.objects.filter(Q(message_id__in=ids) | Q(provider_message_id__in=ids)).order_by("id")

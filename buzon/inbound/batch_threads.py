@@ -1,0 +1,86 @@
+"""Which conversation each message of a batch answers, decided for the whole batch at once.
+
+run_pipeline looks a reply's parent up among the messages stored before it: mail stored earlier,
+and the messages of the same batch that come before it. Here one query finds the stored parents (and
+their records), and a parent inside the batch is the context processed before it. The batch is then
+cut into generations: messages whose parent is stored (or none) first, then the replies to those,
+and so on, so a reply is stored after its parent and can name the parent's id, as one by one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model, Q
+
+from buzon.inbound.context import Context
+from buzon.inbound.steps import thread
+from buzon.messages.models import Message
+
+
+@dataclass
+class Threads:
+    """Parents of the batch: stored ones by context, and in-batch ones (a context's parent context)."""
+
+    stored: dict[int, Message] = field(default_factory=dict)  # id(ctx) -> stored parent
+    in_batch: dict[int, Context] = field(default_factory=dict)  # id(ctx) -> parent context
+    generations: list[list[Context]] = field(default_factory=list)
+
+
+def _stored_parents(ids: set[str]) -> dict[str, Message]:
+    """Message-ID -> the first stored message with it (as run_pipeline's lookup), records attached."""
+    by_id: dict[str, int] = {}
+    if ids:
+        for pk, message_id, provider_id in Message.objects.filter(
+                Q(message_id__in=ids) | Q(provider_message_id__in=ids)).order_by("id").values_list(
+                "pk", "message_id", "provider_message_id"):
+            by_id.setdefault(message_id, pk)
+            if provider_id:
+                by_id.setdefault(provider_id, pk)
+    by_id = {k: v for k, v in by_id.items() if k in ids}
+    if not by_id:
+        return {}
+    rows = Message.objects.only("id", "direction", "record_type_id", "record_id").in_bulk(set(by_id.values()))
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for row in rows.values():
+        if row.record_type_id and row.record_id:
+            wanted[row.record_type_id].add(row.record_id)
+    for type_id, record_ids in wanted.items():
+        model: type[Model] | None = ContentType.objects.get_for_id(type_id).model_class()
+        records = model._default_manager.in_bulk(record_ids) if model is not None else {}
+        for row in rows.values():
+            if row.record_type_id == type_id and row.record_id in records:
+                row.record = records[row.record_id]  # what parent.record would fetch, fetched once
+    return {k: rows[v] for k, v in by_id.items() if v in rows}
+
+
+def resolve(contexts: list[Context]) -> Threads:
+    """Every context's parent and generation. ``contexts`` are in raw order, none stored yet."""
+    refs = {id(c): thread.reference_ids(c) for c in contexts}
+    stored = _stored_parents({i for ids in refs.values() for i in ids})
+    found = Threads()
+    earlier: dict[str, Context] = {}
+    generation: dict[int, int] = {}
+    sender_level: dict[str, int] = {}
+    for ctx in contexts:
+        # Never before the first message of the same sender: that one creates the customer.
+        level = sender_level.get(ctx.message.from_address, 0)
+        for message_id in refs[id(ctx)]:
+            if message_id in stored:
+                found.stored[id(ctx)] = stored[message_id]
+                break
+            if message_id in earlier:
+                parent = earlier[message_id]
+                found.in_batch[id(ctx)] = parent
+                level = max(level, generation[id(parent)] + 1)
+                break
+        generation[id(ctx)] = level
+        sender_level.setdefault(ctx.message.from_address, level)
+        if ctx.message.message_id:
+            earlier.setdefault(ctx.message.message_id, ctx)
+        while len(found.generations) <= level:
+            found.generations.append([])
+        found.generations[level].append(ctx)
+    return found
