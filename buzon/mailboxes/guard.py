@@ -59,12 +59,12 @@ def refusal(address: IPAddress) -> str:
         return "metadata"
     if any(address in network for network in LINK_LOCAL):
         return "link_local"
-    if address.is_unspecified or address.is_multicast or address.is_reserved:
+    if address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
         return "special"
-    if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address("255.255.255.255"):
+    if address.is_loopback or address.is_private:  # checked before "reserved": ::1 is in reserved ::/8
+        return "" if settings.PROBE_ALLOW_PRIVATE else "private"
+    if address.is_reserved:
         return "special"
-    if (address.is_loopback or address.is_private) and not settings.PROBE_ALLOW_PRIVATE:
-        return "private"
     return ""
 
 

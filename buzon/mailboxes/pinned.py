@@ -3,8 +3,8 @@
 The standard clients resolve the server name themselves inside `_get_socket` / `_create_socket`.
 These subclasses resolve through the guard and connect to a checked address instead; the name is
 kept for TLS (SMTP_SSL, POP3_SSL, STARTTLS and STLS all verify the certificate against it).
-The mixins sit between the SSL class and its plain base in the MRO, so the SSL classes' own
-wrapping (with `server_hostname`) still runs on top of the pinned socket.
+SMTP_SSL wraps the pinned socket itself (its `_get_socket` calls super()); POP3_SSL calls
+poplib.POP3 by name, so it wraps here, as poplib does, with `server_hostname`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import poplib
 import smtplib
 import socket
+import ssl
 
 from buzon.mailboxes import guard
 
@@ -30,5 +31,10 @@ class POP3(poplib.POP3):
         return guard.connect(guard.resolve(self.host, self.port, "pop3"), self.port, timeout)
 
 
-class POP3_SSL(poplib.POP3_SSL, POP3):  # noqa: N801
-    pass
+class POP3_SSL(poplib.POP3_SSL):  # noqa: N801
+    # poplib.POP3_SSL calls poplib.POP3._create_socket by name (not super()), so no mixin here.
+    context: ssl.SSLContext  # set by poplib.POP3_SSL.__init__ (typeshed leaves it out)
+
+    def _create_socket(self, timeout: float) -> socket.socket:
+        sock = guard.connect(guard.resolve(self.host, self.port, "pop3"), self.port, timeout)
+        return self.context.wrap_socket(sock, server_hostname=self.host)
