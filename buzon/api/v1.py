@@ -3,6 +3,7 @@
 from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import DefaultRouter
 
+from buzon.api import audit as api_audit
 from buzon.api import crm as api_crm
 from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
@@ -15,6 +16,7 @@ router = DefaultRouter()
 router.register("email-domains", api_mailboxes.EmailDomainViewSet, basename="email-domain")
 router.register("email-accounts", api_mailboxes.EmailAccountViewSet, basename="email-account")
 router.register("stores", api_stores.StoreViewSet, basename="store")
+router.register("audit", api_audit.AuditEntryViewSet, basename="audit")  # buzon/api/audit.py, staff only
 
 # Mail brought in and sent (buzon/api/messages.py).
 router.register("messages", api_messages.MessageViewSet, basename="message")

@@ -43,6 +43,7 @@ NAV: list[NavItem] = [
     NavItem("web:deliverability", _("Deliverability"), "shield-check", "settings"),
     NavItem("web:store-list", _("Stores"), "shop", "settings"),
     NavItem("web:processes", _("Processes"), "cpu", "settings", staff_only=True),
+    NavItem("web:audit", _("Audit log"), "journal-text", "settings", staff_only=True),
     NavItem("web:troubleshooting", _("Troubleshooting"), "life-preserver", "settings"),
 ]
 

@@ -3,6 +3,7 @@ from django.urls import path
 
 from buzon.web import (
     ops,
+    views_audit,
     views,
     views_accounts,
     views_domains,
@@ -67,6 +68,7 @@ urlpatterns = [
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
     path("settings/processes/", ops.processes, name="processes"),
+    path("settings/audit/", views_audit.audit_log, name="audit"),
     path("help/troubleshooting/", views_help.troubleshooting, name="troubleshooting"),
     path("help/troubleshooting/<slug:slug>/", views_help.troubleshooting_topic_page, name="troubleshooting-topic"),
 ]
