@@ -160,3 +160,31 @@ def connect_signals() -> None:
         pre_save.connect(_pre_save, sender=model, dispatch_uid=uid)
         post_save.connect(_post_save, sender=model, dispatch_uid=uid)
         post_delete.connect(_post_delete, sender=model, dispatch_uid=uid)
+
+
+def _field_label(target_type: str, name: str) -> str:
+    from django.apps import apps
+
+    label = next((key for key, value in TARGETS.items() if value == target_type), None)
+    if label is None:
+        return name
+    try:
+        return str(apps.get_model(label)._meta.get_field(name).verbose_name)
+    except LookupError:
+        return name
+    except Exception:  # noqa: BLE001 - a field removed since the entry was written keeps its name
+        return name
+
+
+def described_changes(target_type: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Changes with each field's name in the reader's language; secrets carry no values at all."""
+    rows = []
+    for change in changes:
+        name = str(change.get("field", ""))
+        row: dict[str, Any] = {"field": name, "label": _field_label(target_type, name)}
+        if change.get("secret"):
+            row["secret"] = True
+        else:
+            row.update(secret=False, old=change.get("old"), new=change.get("new"))
+        rows.append(row)
+    return rows

@@ -3,9 +3,9 @@ from django.urls import path
 
 from buzon.web import (
     ops,
-    views_audit,
     views,
     views_accounts,
+    views_audit,
     views_domains,
     views_help,
     views_inbox,
