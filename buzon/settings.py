@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -44,6 +45,10 @@ INSTALLED_APPS = [
     "buzon.outbound",
     "buzon.api",
     "buzon.web",
+    # Sign-in protection (see the "Sign-in protection" block below).
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 MIDDLEWARE = [
@@ -56,9 +61,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Remembers the request so the audit log names who changed a setting (also an API token's user).
     "buzon.mailboxes.audit.AuditMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "buzon.web.security.SecondFactorMiddleware",
+    "buzon.web.security.ContentSecurityPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "buzon.urls"
@@ -231,3 +241,26 @@ PROCESS_STATS = {"pipeline_step_seconds": "buzon.inbound.pipeline.STEP_SECONDS"}
 METRICS_TOKEN = config.env_str("BUZON_METRICS_TOKEN")  # if set, /metrics wants "Authorization: Bearer <token>"
 OUTBOUND_RENDER_TEMPLATE = "buzon.outbound.mail_templates.render_key"  # queue_outgoing(template="key")
 INBOUND_REQUEUE_MAX_WAITING = config.env_int("BUZON_INBOUND_REQUEUE_MAX_WAITING", 20)  # only once the queue drained
+
+# Sign-in protection and browser security (buzon/core/signin.py, buzon/web/security.py).
+# Failed sign-ins are counted per (username, client address): 5 failures lock that pair for 15 min.
+AUTHENTICATION_BACKENDS = ["buzon.core.signin.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = config.env_int("BUZON_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=config.env_int("BUZON_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "buzon.core.signin.client_ip"
+AXES_LOCKOUT_CALLABLE = "buzon.web.security.locked_out"
+AXES_VERBOSE = False
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto / X-Forwarded-For.
+BUZON_BEHIND_PROXY = config.env_bool("BUZON_BEHIND_PROXY")
+if BUZON_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Served over TLS: cookies only over TLS, and HSTS (Django sends it on HTTPS responses only).
+BUZON_SECURE_COOKIES = config.env_bool("BUZON_SECURE_COOKIES")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = BUZON_SECURE_COOKIES
+SECURE_HSTS_SECONDS = config.env_int("BUZON_HSTS_SECONDS", 31536000 if BUZON_SECURE_COOKIES else 0)
+SECURE_SSL_REDIRECT = config.env_bool("BUZON_SSL_REDIRECT")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SAMESITE = "Lax"
+OTP_TOTP_ISSUER = "Buzón"

@@ -16,21 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from buzon.crm import notifications
+from buzon.api.permissions import IsStaffOrReadOnly, VisibleRowsMixin
+from buzon.crm import notifications, roles
 from buzon.crm.models import Agent, AgentGroup, Contact, Customer, CustomerEmail, JobApplicant, Notification, Ticket
 from buzon.inbound.context import describe
 from buzon.messages import targets
 from buzon.messages.models import Message
-
-
-class IsStaffOrReadOnly(permissions.BasePermission):
-    """Agents and groups are read by every signed-in user and managed by staff."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        return request.method in permissions.SAFE_METHODS or bool(user.is_staff)
 
 
 class EmailsField(serializers.ListField):
@@ -104,7 +95,8 @@ class RecordMessagesMixin:
     @action(detail=True, methods=["get"])
     def messages(self, request: Request, pk: str | None = None) -> Response:
         record: Model = self.get_object()  # type: ignore[attr-defined]
-        rows = Message.objects.filter(record_type=ContentType.objects.get_for_model(record), record_id=record.pk)
+        kind = ContentType.objects.get_for_model(record)
+        rows = roles.visible_messages(request.user).filter(record_type=kind, record_id=record.pk)
         return Response(MessageBriefSerializer(rows.order_by("created_at", "id")[:500], many=True).data)
 
 
@@ -115,7 +107,7 @@ class MessageBriefSerializer(serializers.ModelSerializer[Message]):
                   "date", "created_at")
 
 
-class CustomerViewSet(RecordMessagesMixin, viewsets.ModelViewSet[Customer]):
+class CustomerViewSet(RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Customer]):
     """Customers; filter with ?assigned=me|unassigned|<agent>, ?store=<id>, ?email=<address>."""
 
     serializer_class = CustomerSerializer
@@ -136,7 +128,7 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
         read_only_fields = ("undeliverable", "created_at")
 
 
-class ContactViewSet(viewsets.ModelViewSet[Contact]):
+class ContactViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Contact]):
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     permission_classes = [permissions.IsAuthenticated]
@@ -154,7 +146,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
         return targets.record_token(ticket)
 
 
-class TicketViewSet(RecordMessagesMixin, viewsets.ModelViewSet[Ticket]):
+class TicketViewSet(RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Ticket]):
     """Tickets; filter with ?status=open|replied|closed, ?assigned=me|unassigned|<agent>, ?store=<id>."""
 
     serializer_class = TicketSerializer
@@ -173,7 +165,7 @@ class JobApplicantSerializer(serializers.ModelSerializer[JobApplicant]):
         read_only_fields = ("created_at",)
 
 
-class JobApplicantViewSet(RecordMessagesMixin, viewsets.ModelViewSet[JobApplicant]):
+class JobApplicantViewSet(RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[JobApplicant]):
     queryset = JobApplicant.objects.all()
     serializer_class = JobApplicantSerializer
     permission_classes = [permissions.IsAuthenticated]
@@ -196,7 +188,7 @@ class AgentStatusSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=Agent.Status.choices)
 
 
-class AgentViewSet(viewsets.ModelViewSet[Agent]):
+class AgentViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Agent]):
     """Agents (staff manage them); every agent reads and sets their own status at agents/me/."""
 
     queryset = Agent.objects.select_related("user").prefetch_related("stores", "groups")
@@ -224,7 +216,7 @@ class AgentGroupSerializer(serializers.ModelSerializer[AgentGroup]):
         fields = ("id", "name", "store", "agents")
 
 
-class AgentGroupViewSet(viewsets.ModelViewSet[AgentGroup]):
+class AgentGroupViewSet(VisibleRowsMixin, viewsets.ModelViewSet[AgentGroup]):
     queryset = AgentGroup.objects.prefetch_related("agents")
     serializer_class = AgentGroupSerializer
     permission_classes = [IsStaffOrReadOnly]
@@ -288,4 +280,4 @@ class MessagePipelineView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     def get(self, request: Request, pk: int) -> Response:
-        return Response(pipeline_summary(get_object_or_404(Message, pk=pk)))
+        return Response(pipeline_summary(get_object_or_404(roles.visible_messages(request.user), pk=pk)))

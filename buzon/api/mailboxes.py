@@ -8,15 +8,16 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import PermissionDenied, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 import buzon.mailboxes.services as services
 from buzon.api.errors import service_error
 from buzon.api.mailbox_serializers import EmailAccountSerializer, EmailDomainSerializer, ProbeReportSerializer
-from buzon.api.permissions import IsStaffOrReadOnly
+from buzon.api.permissions import IsStaffOrReadOnly, ManagesAccounts, VisibleRowsMixin
 from buzon.api.probe import report_data
+from buzon.crm import roles
 from buzon.mailboxes.guard import ProbeRateLimited
 from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.sync.control import request_sync
@@ -29,7 +30,7 @@ REFUSED = OpenApiResponse(description="Refused: field-keyed messages plus `code`
                     update=extend_schema(responses={200: EmailDomainSerializer, 400: REFUSED}),
                     partial_update=extend_schema(responses={200: EmailDomainSerializer, 400: REFUSED}),
                     destroy=extend_schema(responses={204: None, 400: REFUSED}))
-class EmailDomainViewSet(viewsets.ModelViewSet[EmailDomain]):
+class EmailDomainViewSet(VisibleRowsMixin, viewsets.ModelViewSet[EmailDomain]):
     """Email domains: server settings that accounts on the domain inherit unless they override them."""
 
     queryset = EmailDomain.objects.all()
@@ -47,7 +48,7 @@ class EmailDomainViewSet(viewsets.ModelViewSet[EmailDomain]):
                     update=extend_schema(responses={200: EmailAccountSerializer, 400: REFUSED}),
                     partial_update=extend_schema(responses={200: EmailAccountSerializer, 400: REFUSED}),
                     destroy=extend_schema(responses={204: None, 400: REFUSED}))
-class EmailAccountViewSet(viewsets.ModelViewSet[EmailAccount]):
+class EmailAccountViewSet(VisibleRowsMixin, viewsets.ModelViewSet[EmailAccount]):
     """Incoming (IMAP/POP3) and outgoing (SMTP) email accounts.
 
     Saving an account with a direction enabled tests its connection first; a failure is a 400 that
@@ -57,7 +58,7 @@ class EmailAccountViewSet(viewsets.ModelViewSet[EmailAccount]):
 
     queryset = EmailAccount.objects.select_related("domain", "store")
     serializer_class = EmailAccountSerializer
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [ManagesAccounts]
 
     def get_queryset(self) -> QuerySet[EmailAccount]:
         queryset = super().get_queryset()
@@ -66,6 +67,13 @@ class EmailAccountViewSet(viewsets.ModelViewSet[EmailAccount]):
             if value and value.isdigit():
                 queryset = queryset.filter(**{f"{name}_id": int(value)})
         return queryset
+
+    def perform_update(self, serializer: EmailAccountSerializer) -> None:  # type: ignore[override]
+        # An account awaiting its owner's password gets it from the owner only, at their sign-in.
+        if serializer.validated_data.get("password") and not roles.may_enter_password(
+                self.request.user, serializer.instance):
+            raise PermissionDenied(_("This account waits for its user to enter the password at sign-in."))
+        super().perform_update(serializer)
 
     def perform_destroy(self, instance: EmailAccount) -> None:
         try:

@@ -21,6 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
+from buzon.crm import roles
 from buzon.messages.models import Message
 
 
@@ -92,7 +93,8 @@ class MessageViewSet(viewsets.ReadOnlyModelViewSet[Message]):
 
     def get_queryset(self) -> QuerySet[Message]:
         # A message deleted in Buzón keeps its raw row as a tombstone; it is not listed.
-        queryset = Message.objects.select_related("raw").filter(Q(raw__isnull=True) | Q(raw__deleted_at__isnull=True))
+        queryset = roles.visible(Message.objects.select_related("raw"), self.request.user)
+        queryset = queryset.filter(Q(raw__isnull=True) | Q(raw__deleted_at__isnull=True))
         if self.action != "list":
             return queryset
         account = self.request.query_params.get("account")

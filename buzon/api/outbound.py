@@ -17,17 +17,18 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from buzon.api.permissions import IsStaffOrReadOnly
+from buzon.api.permissions import AdminOnly, IsStaffOrReadOnly, check_visible
+from buzon.crm import roles
 from buzon.mailboxes.errors import MailServerError
 from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.messages import targets
-from buzon.messages.models import Direction, Message
+from buzon.messages.models import Direction
 from buzon.messages.outbox import KINDS, Attachment, SendRefused, queue_outgoing
 from buzon.outbound import confirm, deliverability, mail_templates
 from buzon.outbound.models import DeliveryAttempt, EmailTemplate
@@ -96,6 +97,8 @@ class SendView(APIView):
         form = SendSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = dict(form.validated_data)
+        check_visible(request, data.get("account"))
+        check_visible(request, data.get("record"))
         template_key = data.pop("template", "")
         language = data.pop("language", "") or None
         if template_key:
@@ -128,7 +131,7 @@ class DeliveryView(APIView):
     @extend_schema(responses={200: AttemptSerializer(many=True)})
     def get(self, request: Request, pk: int) -> Response:
         """Every delivery attempt of an outgoing message, oldest first, with the server's reply."""
-        message = get_object_or_404(Message, pk=pk, direction=Direction.OUTGOING)
+        message = get_object_or_404(roles.visible_messages(request.user), pk=pk, direction=Direction.OUTGOING)
         attempts = DeliveryAttempt.objects.filter(outgoing_id=message.pk)
         return Response(AttemptSerializer(attempts, many=True).data)
 
@@ -163,7 +166,7 @@ class EmailTemplateViewSet(viewsets.ModelViewSet[EmailTemplate]):
         ref.is_valid(raise_exception=True)
         target = targets.get_target(ref.validated_data["type"])
         record = target.get(ref.validated_data["id"]) if target else None
-        if record is None:
+        if record is None or not roles.can_see(request.user, record):
             raise ValidationError({"id": [_("No such record.")]})
         rendered = mail_templates.render(template, mail_templates.context_for(record, request.user))
         return Response({"subject": rendered.subject, "text": rendered.text, "html": rendered.html})
@@ -176,7 +179,9 @@ class SenderConfirmationView(APIView):
         """`send`: mail a link and code to the account's address. `code`: confirm with `{"code": "123456"}`."""
         if step not in ("send", "code"):
             raise NotFound()
-        account = get_object_or_404(EmailAccount, pk=account_id)
+        account = get_object_or_404(roles.visible_accounts(request.user), pk=account_id)
+        if not roles.can_manage_accounts(request.user, account.store_id):
+            raise PermissionDenied()
         if step == "send":
             try:
                 confirm.start(account)
@@ -193,7 +198,7 @@ class SenderConfirmationView(APIView):
 
 
 class DkimView(APIView):
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [AdminOnly]
 
     def get(self, request: Request, domain_id: int) -> Response:
         """The SPF, DKIM and DMARC records to publish; `?check=1` also looks them up in DNS."""

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers, viewsets
 
 from buzon.api.errors import service_error
-from buzon.api.permissions import IsStaffOrReadOnly
+from buzon.api.permissions import IsStaffOrReadOnly, VisibleRowsMixin
 from buzon.crm.models import Store
 
 
@@ -19,7 +19,7 @@ class StoreSerializer(serializers.ModelSerializer[Store]):
         read_only_fields = ("created_at",)
 
 
-class StoreViewSet(viewsets.ModelViewSet[Store]):
+class StoreViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Store]):
     """Stores: an online shop or branch; it owns email accounts (at most 10 incoming ones)."""
 
     queryset = Store.objects.all()

@@ -3,6 +3,7 @@ from django.urls import path
 
 from buzon.web import (
     ops,
+    twofactor,
     views,
     views_accounts,
     views_audit,
@@ -19,6 +20,8 @@ app_name = "web"
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/verify/", twofactor.verify, name="two-factor-verify"),
+    path("settings/two-factor/", twofactor.two_factor, name="two-factor"),
     path("", views.home, name="home"),
     path("inbox/", views_inbox.inbox, name="inbox"),
     path("inbox/<int:pk>/", views_inbox.message_detail, name="inbox-message"),

@@ -8,22 +8,23 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from buzon.crm import roles
 from buzon.mailboxes.models import AccountState, EmailAccount, EmailDomain
 from buzon.web import crumbs
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    accounts = EmailAccount.objects.all()
+    accounts = roles.visible_accounts(request.user)
     stats = {
         "accounts": accounts.count(),
         "incoming": accounts.filter(incoming_enabled=True).count(),
         "outgoing": accounts.filter(outgoing_enabled=True).count(),
         "errors": accounts.filter(state=AccountState.ERROR).count(),
-        "domains": EmailDomain.objects.count(),
+        "domains": roles.visible(EmailDomain.objects.all(), request.user).count(),
     }
     failing = accounts.filter(state=AccountState.ERROR)[:5]
-    waiting = accounts.filter(owner_id=request.user.pk, awaiting_password=True).count()
+    waiting = EmailAccount.objects.filter(owner_id=request.user.pk, awaiting_password=True).count()
     return render(request, "web/home.html", {"stats": stats, "failing": failing, "waiting": waiting})
 
 

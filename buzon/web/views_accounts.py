@@ -12,12 +12,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 import buzon.mailboxes.services as services
+from buzon.crm import roles
 from buzon.mailboxes.guard import ProbeRateLimited
 from buzon.mailboxes.models import TEMPLATE_DOMAIN, EmailAccount
 from buzon.mailboxes.presets import preset_for_address
 from buzon.sync.control import request_sync
 from buzon.web import crumbs
-from buzon.web.access import staff_required
+from buzon.web.access import account_managers, require_manage_account
 from buzon.web.forms import AccountForm
 from buzon.web.probe_view import probe_results
 from buzon.web.progress_view import with_progress
@@ -32,7 +33,7 @@ def _templates_q() -> Q:
 
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = EmailAccount.objects.select_related("domain", "store")
+    accounts = roles.visible_accounts(request.user).select_related("domain", "store")
     return render(request, "web/accounts/list.html", {
         "accounts": with_progress(list(accounts.exclude(_templates_q()))),
         "templates": accounts.filter(_templates_q()),
@@ -43,15 +44,16 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def account_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The state cell of one row; the list polls it with htmx while the account syncs."""
-    account = with_progress([get_object_or_404(EmailAccount, pk=pk)])[0]
+    account = with_progress([get_object_or_404(roles.visible_accounts(request.user), pk=pk)])[0]
     return render(request, "web/accounts/_status.html", {"account": account})
 
 
-@staff_required
+@account_managers
 @require_POST
 def account_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask the sync engine to sync this account now; answers with the refreshed state cell."""
-    account = with_progress([get_object_or_404(EmailAccount, pk=pk)])[0]
+    account = with_progress([get_object_or_404(roles.visible_accounts(request.user), pk=pk)])[0]
+    require_manage_account(request, account.store_id)
     requested = account.incoming_enabled and not account.awaiting_password
     if requested:
         request_sync(account)
@@ -61,8 +63,8 @@ def account_sync_now(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def account_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Read-only view: the system account (configured by the implementer) and non-staff users."""
-    account = get_object_or_404(EmailAccount, pk=pk)
-    if request.user.is_staff and not account.is_system:
+    account = get_object_or_404(roles.visible_accounts(request.user), pk=pk)
+    if roles.can_manage_accounts(request.user, account.store_id) and not account.is_system:
         return redirect("web:account-edit", pk=pk)
     with_progress([account])
     form = AccountForm(instance=account)
@@ -73,13 +75,20 @@ def account_view(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-@staff_required
+@account_managers
 def account_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    account = get_object_or_404(EmailAccount, pk=pk) if pk else EmailAccount()
+    account = get_object_or_404(roles.visible_accounts(request.user), pk=pk) if pk else EmailAccount()
     if account.is_system:
         return redirect("web:account-view", pk=account.pk)
+    if pk:
+        require_manage_account(request, account.store_id)
     form = AccountForm(request.POST or None, instance=account)
     if request.method == "POST" and form.is_valid():
+        # A supervisor may neither create a store-less account nor move one to another store.
+        require_manage_account(request, form.instance.store_id)
+        if form.cleaned_data["password"] and not roles.may_enter_password(request.user, _saved(pk)):
+            form.add_error("password", _("This account waits for its user to enter the password at sign-in."))
+            return _form_page(request, form, account, pk)
         try:
             services.save_account(form.instance, password=form.cleaned_data["password"] or None)
         except ValidationError as error:
@@ -87,6 +96,15 @@ def account_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         else:
             messages.success(request, _("Email account %(address)s saved.") % {"address": form.instance.email_address})
             return redirect("web:account-list")
+    return _form_page(request, form, account, pk)
+
+
+def _saved(pk: int | None) -> EmailAccount:
+    """The account as stored (the form has already changed the instance it edits)."""
+    return EmailAccount.objects.get(pk=pk) if pk else EmailAccount()
+
+
+def _form_page(request: HttpRequest, form: AccountForm, account: EmailAccount, pk: int | None) -> HttpResponse:
     title = account.email_address if pk else _("New email account")
     return render(request, "web/accounts/form.html", {
         "form": form, "account": account, "title": title, "breadcrumbs": crumbs.accounts((title, None)),
@@ -94,11 +112,13 @@ def account_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     })
 
 
-@staff_required
+@account_managers
 @require_POST
 def account_test(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     """Probe the settings in the form as they are, without saving anything."""
-    account = get_object_or_404(EmailAccount, pk=pk) if pk else EmailAccount()
+    account = get_object_or_404(roles.visible_accounts(request.user), pk=pk) if pk else EmailAccount()
+    if pk:
+        require_manage_account(request, account.store_id)
     form = AccountForm(request.POST, instance=account)
     form.is_valid()  # fills form.instance with every value that parsed; the rest keep their defaults
     password = form.cleaned_data.get("password") or None
@@ -110,17 +130,18 @@ def account_test(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     return render(request, "web/accounts/_test_result.html", {"form": form, "results": results})
 
 
-@staff_required
+@account_managers
 def preset_hint(request: HttpRequest) -> HttpResponse:
     """The provider hint under the address field, refreshed as the address is typed."""
     preset = preset_for_address(request.GET.get("email_address", ""))
     return render(request, "web/accounts/_preset_hint.html", {"preset": preset})
 
 
-@staff_required
+@account_managers
 @require_POST
 def account_make_default(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
-    account = get_object_or_404(EmailAccount, pk=pk)
+    account = get_object_or_404(roles.visible_accounts(request.user), pk=pk)
+    require_manage_account(request, None)  # the default account is installation-wide: administrators only
     if direction not in DIRECTIONS:
         return redirect("web:account-list")
     try:
@@ -134,9 +155,10 @@ def account_make_default(request: HttpRequest, pk: int, direction: str) -> HttpR
     return redirect("web:account-list")
 
 
-@staff_required
+@account_managers
 def account_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    account = get_object_or_404(EmailAccount, pk=pk)
+    account = get_object_or_404(roles.visible_accounts(request.user), pk=pk)
+    require_manage_account(request, account.store_id)
     if request.method == "POST":
         try:
             services.delete_account(account)

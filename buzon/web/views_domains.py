@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 import buzon.mailboxes.services as services
+from buzon.crm import roles
 from buzon.mailboxes.models import EmailDomain
 from buzon.web import crumbs
 from buzon.web.access import staff_required
@@ -19,7 +20,7 @@ from buzon.web.forms import DomainForm
 
 @login_required
 def domain_list(request: HttpRequest) -> HttpResponse:
-    domains = EmailDomain.objects.annotate(account_count=Count("accounts"))
+    domains = roles.visible(EmailDomain.objects.all(), request.user).annotate(account_count=Count("accounts"))
     return render(request, "web/domains/list.html", {"domains": domains, "breadcrumbs": crumbs.domains()})
 
 

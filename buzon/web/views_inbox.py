@@ -17,8 +17,8 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from buzon.crm import notifications
-from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Store, Ticket
+from buzon.crm import notifications, roles
+from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Ticket
 from buzon.inbound.context import describe
 from buzon.inbound.mail.parse import part_bytes
 from buzon.messages import targets
@@ -28,7 +28,8 @@ _REMOTE_SRC_RE = re.compile(r"""(<img\b[^>]*?\s)src=(["'])(https?:)?//""", re.I)
 
 
 def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
-    rows = Message.objects.filter(direction=Direction.INCOMING).select_related("customer", "agent__user", "account")
+    rows = roles.visible(Message.objects.filter(direction=Direction.INCOMING), request.user)
+    rows = rows.select_related("customer", "agent__user", "account")
     chosen = {k: request.GET.get(k, "") for k in ("show", "store", "status", "q")}
     if chosen["show"] == "mine":
         rows = rows.filter(agent__user_id=request.user.pk or 0)
@@ -48,7 +49,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     rows, chosen = _filtered(request)
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     return render(request, "web/inbox/list.html", {
-        "page": page, "chosen": chosen, "stores": Store.objects.all(),
+        "page": page, "chosen": chosen, "stores": roles.visible_stores(request.user),
         "bell_unread": notifications.unread_count(request.user),
         "statuses": Message._meta.get_field("status").choices,
         "breadcrumbs": [(_("Inbox"), None)],
@@ -63,10 +64,12 @@ def _safe_html(message: Message, show_images: bool) -> str:
 
 @login_required
 def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(Message.objects.select_related("customer", "agent__user", "account"), pk=pk)
+    message = get_object_or_404(roles.visible(Message.objects.select_related("customer", "agent__user", "account"),
+                                              request.user), pk=pk)
     record = message.record if message.record_type_id and message.record_id else None
     target = targets.target_for(record) if record is not None else None
-    conversation = (Message.objects.filter(record_type_id=message.record_type_id, record_id=message.record_id)
+    mine = roles.visible_messages(request.user)
+    conversation = (mine.filter(record_type_id=message.record_type_id, record_id=message.record_id)
                     .order_by("created_at", "id") if record is not None else Message.objects.none())
     show_images = request.GET.get("images") == "1"
     html = _safe_html(message, show_images) if message.html else ""
@@ -75,14 +78,16 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "conversation": conversation[:100], "html": html, "show_images": show_images,
         "images_blocked": bool(message.html) and html != message.html,
         "decisions": [describe(d) for d in message.decisions if isinstance(d, dict)],
-        "attachments": message.attachments.all(), "customer": message.customer,
+        "attachments": message.attachments.all(),
+        "customer": message.customer if message.customer and roles.can_see(request.user, message.customer) else None,
         "breadcrumbs": [(_("Inbox"), "/inbox/"), (message.subject or _("(no subject)"), None)],
     })
 
 
 @login_required
 def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
-    attachment = get_object_or_404(Attachment.objects.select_related("message__raw"), pk=pk)
+    attachments = roles.visible(Attachment.objects.select_related("message__raw"), request.user)
+    attachment = get_object_or_404(attachments, pk=pk)
     raw = attachment.message.raw
     found = part_bytes(bytes(raw.data), attachment.part) if raw is not None else None
     if found is None:
@@ -97,7 +102,8 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def customers(request: HttpRequest) -> HttpResponse:
-    rows = Customer.objects.select_related("agent__user", "store").prefetch_related("emails")
+    rows = roles.visible(Customer.objects.all(), request.user)
+    rows = rows.select_related("agent__user", "store").prefetch_related("emails")
     return render(request, "web/inbox/records.html", {
         "kind": "customers", "title": _("Customers"), "page": Paginator(rows, 50).get_page(request.GET.get("page")),
         "breadcrumbs": [(_("Customers"), None)],
@@ -106,7 +112,7 @@ def customers(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def tickets(request: HttpRequest) -> HttpResponse:
-    rows = Ticket.objects.select_related("customer", "agent__user")
+    rows = roles.visible(Ticket.objects.all(), request.user).select_related("customer", "agent__user")
     status = request.GET.get("status", "")
     if status:
         rows = rows.filter(status=status)
@@ -118,7 +124,7 @@ def tickets(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def job_applicants(request: HttpRequest) -> HttpResponse:
-    rows = JobApplicant.objects.all()
+    rows = roles.visible(JobApplicant.objects.all(), request.user)
     return render(request, "web/inbox/records.html", {
         "kind": "job_applicants", "title": _("Job applicants"),
         "page": Paginator(rows, 50).get_page(request.GET.get("page")), "breadcrumbs": [(_("Job applicants"), None)],

@@ -8,11 +8,14 @@ import copy
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from buzon.crm import roles
 from buzon.mailboxes.errors import MailServerError
 from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.messages import targets
@@ -32,7 +35,7 @@ def _initial(request: HttpRequest) -> dict[str, object]:
     if key and number.isdigit():
         initial.update(record_type=key, record_id=int(number))
     reply = request.GET.get("reply", "")
-    parent = Message.objects.filter(pk=int(reply)).first() if reply.isdigit() else None
+    parent = roles.visible_messages(request.user).filter(pk=int(reply)).first() if reply.isdigit() else None
     if parent is not None:
         initial["in_reply_to"] = parent.pk
         initial["to"] = ", ".join(parent.reply_to) or parent.from_address
@@ -46,16 +49,26 @@ def _initial(request: HttpRequest) -> dict[str, object]:
     return initial
 
 
-def _unconfirmed() -> list[EmailAccount]:
-    accounts = EmailAccount.objects.filter(outgoing_enabled=True)
+def _unconfirmed(user: object) -> list[EmailAccount]:
+    accounts = roles.visible_accounts(user).filter(outgoing_enabled=True)
     return [a for a in accounts if not confirm.is_confirmed(a)]
+
+
+def _limit_to_visible(form: ComposeForm, user: object) -> None:
+    """Offer (and accept) only the accounts the user may see (roles)."""
+    field = form.fields["account"]
+    if isinstance(field, ModelChoiceField) and field.queryset is not None:
+        field.queryset = field.queryset.filter(pk__in=roles.visible_accounts(user).values("pk"))
 
 
 @login_required
 def compose(request: HttpRequest) -> HttpResponse:
     form = ComposeForm(request.POST or None, request.FILES or None, initial=_initial(request))
+    _limit_to_visible(form, request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        if form.record() is not None and not roles.can_see(request.user, form.record()):
+            raise PermissionDenied
         try:
             message = queue_outgoing(
                 to=data["to"], cc=data["cc"], bcc=data["bcc"], subject=data["subject"], text=data["text"],
@@ -68,7 +81,7 @@ def compose(request: HttpRequest) -> HttpResponse:
             return redirect("web:outgoing", pk=message.pk)
     record = form.record() if form.is_bound and form.is_valid() else None
     return render(request, "web/outbound/compose.html", {
-        "form": form, "unconfirmed": _unconfirmed(), "record": record,
+        "form": form, "unconfirmed": _unconfirmed(request.user), "record": record,
         "breadcrumbs": [(_("Compose"), None)]})
 
 
@@ -79,6 +92,8 @@ def compose_template(request: HttpRequest) -> HttpResponse:
     target = targets.get_target(request.GET.get("record_type", ""))
     record_id = request.GET.get("record_id", "")
     record = target.get(int(record_id)) if target and record_id.isdigit() else None
+    if record is not None and not roles.can_see(request.user, record):
+        raise PermissionDenied
     form = ComposeForm(initial={"subject": request.GET.get("subject", ""), "text": request.GET.get("text", "")})
     if template is not None:
         rendered = mail_templates.render(template, mail_templates.context_for(record, request.user))
@@ -88,7 +103,8 @@ def compose_template(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def outgoing_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    message = get_object_or_404(Message.objects.select_related("account"), pk=pk, direction=Direction.OUTGOING)
+    message = get_object_or_404(roles.visible(Message.objects.select_related("account"), request.user),
+                                pk=pk, direction=Direction.OUTGOING)
     outgoing = OutgoingEmail.objects.filter(pk=pk).first()
     attempts = DeliveryAttempt.objects.filter(outgoing_id=pk)
     return render(request, "web/outbound/outgoing.html", {
@@ -172,7 +188,7 @@ def sender_confirmation(request: HttpRequest, pk: int) -> HttpResponse:
         "code_form": code_form, "breadcrumbs": [(_("Sender confirmation"), None), (account.email_address, None)]})
 
 
-@login_required
+@staff_required
 def deliverability_list(request: HttpRequest) -> HttpResponse:
     keyed = set(DkimKey.objects.values_list("domain_id", flat=True))
     domains = [(d, d.pk in keyed) for d in EmailDomain.objects.all()]

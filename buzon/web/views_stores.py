@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from buzon.crm import roles
 from buzon.crm.models import Store
 from buzon.web import crumbs
 from buzon.web.access import staff_required
@@ -38,7 +39,7 @@ def _crumbs(*more: crumbs.Crumb) -> list[crumbs.Crumb]:
 
 @login_required
 def store_list(request: HttpRequest) -> HttpResponse:
-    stores = Store.objects.annotate(account_count=Count("email_accounts"))
+    stores = roles.visible_stores(request.user).annotate(account_count=Count("email_accounts"))
     return render(request, "web/stores/list.html", {"stores": stores, "breadcrumbs": _crumbs()})
 
 
