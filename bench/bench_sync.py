@@ -172,6 +172,7 @@ Path {box}/
 Inbox {box}/INBOX
 
 Channel bench
+SyncState *
 Far :remote:
 Near :local:
 Patterns INBOX

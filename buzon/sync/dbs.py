@@ -5,10 +5,13 @@ Every function here is short and commits on its own; the event loop awaits them 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django import db
 from django.db import transaction
 
 from buzon.sync.models import FolderCursor, RawMessage
@@ -17,8 +20,36 @@ from buzon.sync.store import Incoming, Mailbox, store_batch
 T = TypeVar("T")
 
 
+STOPPING = threading.Event()
+
+
+class Stopping(Exception):
+    """The engine is stopping: a queued database job was skipped."""
+
+
+def _unless_stopping(func: Callable[..., T]) -> Callable[..., T]:
+    def job(*args: Any, **kwargs: Any) -> T:
+        if STOPPING.is_set():
+            raise Stopping(func.__name__)
+        return func(*args, **kwargs)
+
+    return job
+
+
 async def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
+    """Run on the engine's database thread (one connection, jobs in order)."""
+    return await sync_to_async(_unless_stopping(func), thread_sensitive=True)(*args, **kwargs)
+
+
+async def run_fresh(func: Callable[..., T], *args: Any) -> T:
+    """Run in a thread of its own with its own connection, ahead of anything queued (for stopping)."""
+    def job() -> T:
+        try:
+            return func(*args)
+        finally:
+            db.connections.close_all()
+
+    return await asyncio.to_thread(job)
 
 
 def open_cursor(account_id: int, folder: str, uidvalidity: int | None) -> FolderCursor:

@@ -84,6 +84,7 @@ class Engine:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
+        dbs.STOPPING.clear()
         log.info("sync engine %s started", self.owner)
         last_renew = time.monotonic()
         requests_since = timezone.now()
@@ -114,6 +115,7 @@ class Engine:
 
     def stop(self) -> None:
         self.stopping.set()
+        dbs.STOPPING.set()  # database jobs still queued for cancelled runners are skipped
 
     async def _drop_unwanted(self, desired: dict[int, str]) -> None:
         for account_id, item in list(self.running.items()):
@@ -159,11 +161,10 @@ class Engine:
         """A command silent for longer than its timeout should have failed already; if the
         library missed it, drop the connections so the runner retries."""
         limit = settings.SYNC_TIMEOUT_S * 2 + 5
+        now = time.monotonic()
         for account_id, item in self.running.items():
-            busy = item.runner.busy_since
-            if busy is not None and time.monotonic() - busy > limit:
-                quiet = [c for c in item.runner.connections if time.monotonic() - c.last_data_at > limit]
-                for conn in quiet:
+            for conn in item.runner.connections:
+                if conn.in_command and now - conn.last_data_at > limit:
                     log.warning("account %s: connection stalled; dropping it", account_id)
                     conn.close()
 
@@ -181,4 +182,4 @@ class Engine:
         ids = list(self.running)
         await asyncio.gather(*(self._stop(pk) for pk in ids), return_exceptions=True)
         with contextlib.suppress(Exception):
-            await dbs.run(lease.release, self.owner, ids)
+            await dbs.run_fresh(lease.release, self.owner, ids)

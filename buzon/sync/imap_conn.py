@@ -144,6 +144,7 @@ class ImapConnection:
         if self.lost.is_set():
             raise ConnectionLost("the connection is closed")
         self.last_data_at = time.monotonic()
+        self.in_command = True
         task = asyncio.ensure_future(self.protocol.execute(command))
         task.add_done_callback(_retrieve)
         try:
@@ -153,6 +154,7 @@ class ImapConnection:
                     self.close()
                     raise aioimaplib.CommandTimeout(command)
         finally:
+            self.in_command = False
             if not task.done():
                 task.cancel()
         response = task.result()

@@ -57,6 +57,7 @@ async def _show(address: str, account_id: int, out: Writer) -> None:
 
 async def sync_once(ids: list[int] | None, out: Writer) -> None:
     owner = lease.new_owner()
+    dbs.STOPPING.clear()
     for account_id in ids if ids is not None else await dbs.run(_all_enabled):
         if not await dbs.run(lease.claim, owner, [account_id], limit=1):
             holder = await dbs.run(lease.holder, account_id)

@@ -36,7 +36,7 @@ class AccountRunner:
         self.config = config
         self.once = once
         self._wakes: list[asyncio.Event] = []
-        self.busy_since: float | None = None  # set while talking to the server (the watchdog reads it)
+        self.busy_since: float | None = None  # set while a pass runs
         self.connections: list[ImapConnection] = []
         self.folder_errors: dict[str, MailServerError] = {}  # the account is in error while any is
         self.stored = 0
