@@ -73,7 +73,7 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     .order_by("created_at", "id") if record is not None else Message.objects.none())
     show_images = request.GET.get("images") == "1"
     html = _safe_html(message, show_images) if message.html else ""
-    return render(request, "web/inbox/message.html", {
+    response = render(request, "web/inbox/message.html", {
         "message": message, "record": record, "record_token": target.token(record.pk) if target and record else "",
         "conversation": conversation[:100], "html": html, "show_images": show_images,
         "images_blocked": bool(message.html) and html != message.html,
@@ -82,6 +82,9 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "customer": message.customer if message.customer and roles.can_see(request.user, message.customer) else None,
         "breadcrumbs": [(_("Inbox"), "/inbox/"), (message.subject or _("(no subject)"), None)],
     })
+    # The reader asked for this message's images: the CSP (buzon.web.security) lets them load here only.
+    response.csp_allow_remote_images = show_images  # type: ignore[attr-defined]
+    return response
 
 
 @login_required
