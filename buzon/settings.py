@@ -196,6 +196,15 @@ PROBE_ALLOWED_PORTS = frozenset({25, 110, 143, 465, 587, 993, 995, 2525}
                                 | {int(p) for p in config.env_list("BUZON_PROBE_ALLOWED_PORTS") if p.strip().isdigit()})
 PROBE_ALLOW_PRIVATE = config.env_bool("BUZON_PROBE_ALLOW_PRIVATE", True)
 PROBE_RATE_PER_MINUTE = config.env_int("BUZON_PROBE_RATE_PER_MINUTE", 20)
+# OAuth 2.0 sign-in to Google and Microsoft 365 mailboxes (mailboxes.oauth). OAUTH_PROVIDERS adds or
+# overrides providers: {"key": {"name", "authorize_url", "token_url", "scopes", "client_id", "client_secret"}}.
+OAUTH_GOOGLE_CLIENT_ID = config.env_str("BUZON_OAUTH_GOOGLE_CLIENT_ID")
+OAUTH_GOOGLE_CLIENT_SECRET = config.env_str("BUZON_OAUTH_GOOGLE_CLIENT_SECRET")
+OAUTH_MICROSOFT_CLIENT_ID = config.env_str("BUZON_OAUTH_MICROSOFT_CLIENT_ID")
+OAUTH_MICROSOFT_CLIENT_SECRET = config.env_str("BUZON_OAUTH_MICROSOFT_CLIENT_SECRET")
+OAUTH_MICROSOFT_TENANT = config.env_str("BUZON_OAUTH_MICROSOFT_TENANT", "common")
+OAUTH_PROVIDERS: dict[str, dict[str, object]] = {}
+OAUTH_REFRESH_MARGIN_S = config.env_int("BUZON_OAUTH_REFRESH_MARGIN", 300)  # refresh this long before expiry
 SYNC_POLL_INTERVAL_S = config.env_int("BUZON_SYNC_POLL_INTERVAL", 60)
 # The task the sync engine enqueues for each stored message (sync never imports the pipeline).
 INBOUND_TASK = "buzon.inbound.tasks.process_raw_message"
