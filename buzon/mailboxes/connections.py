@@ -42,6 +42,7 @@ from buzon.mailboxes.errors import (
     TLSHandshakeError,
     classify,
 )
+from buzon.mailboxes.oauth_login import imap_oauth, oauth_mechanism, pop3_oauth
 from buzon.mailboxes.pinned import POP3, POP3_SSL, SMTP, SMTP_SSL
 
 SECURITY_MODES = ("ssl", "starttls", "none")
@@ -61,6 +62,8 @@ def tls_context(verify: bool) -> ssl.SSLContext:
 
 def credentials(s: ServerSettings) -> tuple[bytes, bytes]:
     """Login name and password as the bytes the server receives: UTF-8, or ASCII when the account asks."""
+    if s.oauth_token:
+        return s.username.encode("utf-8"), b""
     if s.ascii_password:
         try:
             return s.username.encode("ascii"), s.password.encode("ascii")
@@ -173,6 +176,9 @@ async def _starttls(client: _IMAP4, s: ServerSettings) -> None:
 async def _imap_login(client: _IMAP4, s: ServerSettings) -> None:
     if client.protocol.state == aioimaplib.AUTH:  # PREAUTH greeting
         return
+    if s.oauth_token:
+        await imap_oauth(client, s)
+        return
     if "LOGINDISABLED" in client.protocol.capabilities:
         raise TLSHandshakeError(reason="tls_required", detail="LOGINDISABLED")
     username, password = credentials(s)
@@ -227,6 +233,9 @@ def open_pop3(s: ServerSettings, *, timeout: float, probe: bool = False) -> popl
                 stage = "starttls"
                 client.stls(context=tls_context(s.tls_verify))
         stage = "login"
+        if s.oauth_token:
+            pop3_oauth(client, s)
+            return client
         # poplib encodes commands as UTF-8; passing latin-1-decoded bytes sends them unchanged.
         client.encoding = "latin-1"
         client.user(username.decode("latin-1"))
@@ -252,7 +261,12 @@ def _smtp_login(client: smtplib.SMTP, s: ServerSettings) -> None:
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode("ascii")
 
-    if "PLAIN" in mechanisms:
+    if s.oauth_token:
+        mechanism, sasl = oauth_mechanism(s, set(mechanisms))
+        code, reply = client.docmd("AUTH", f"{mechanism} {b64(sasl)}")
+        if code == 334:  # the error report (RFC 7628 3.2.3); an empty answer ends the exchange
+            code, reply = client.docmd("")
+    elif "PLAIN" in mechanisms:
         code, reply = client.docmd("AUTH", "PLAIN " + b64(b"\0" + username + b"\0" + password))
     elif "LOGIN" in mechanisms:
         code, reply = client.docmd("AUTH", "LOGIN " + b64(username))

@@ -6,6 +6,7 @@ Everything that opens a connection (probe, sync, send) asks here, so inheritance
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.mailboxes.presets import PRESETS, Endpoint, Preset, preset_for_address
@@ -28,6 +29,7 @@ class ServerSettings:
     password: str = field(repr=False)
     ascii_password: bool = False
     auth: bool = True
+    oauth_token: str = field(default="", repr=False)  # set: log in with XOAUTH2/OAUTHBEARER, not the password
 
     def __str__(self) -> str:
         return f"{self.protocol}://{self.host}:{self.port} ({self.security})"
@@ -68,8 +70,7 @@ def incoming_settings(account: EmailAccount, password: str | None = None) -> Ser
     return ServerSettings(
         protocol=protocol, host=str(host), port=int(port or DEFAULT_PORTS[(protocol, security)]),  # type: ignore[call-overload]
         security=security, tls_verify=account.tls_verify and (domain.tls_verify if domain else True),
-        username=account.login_name, password=account.get_password() if password is None else password,
-        ascii_password=account.ascii_password,
+        ascii_password=account.ascii_password, username=account.login_name, **_secret(account, password),
     )
 
 
@@ -88,9 +89,19 @@ def smtp_settings(account: EmailAccount, password: str | None = None) -> ServerS
     return ServerSettings(
         protocol="smtp", host=str(host), port=int(port or DEFAULT_PORTS[("smtp", security)]),  # type: ignore[call-overload]
         security=security, tls_verify=account.tls_verify and (domain.tls_verify if domain else True),
-        username=account.login_name, password=account.get_password() if password is None else password,
-        ascii_password=account.ascii_password, auth=bool(auth),
+        ascii_password=account.ascii_password, auth=bool(auth), username=account.login_name,
+        **_secret(account, password),
     )
+
+
+def _secret(account: EmailAccount, password: str | None) -> dict[str, Any]:
+    """The login: a password being tried, else a signed-in provider's access token (refreshed when due,
+    mailboxes.oauth), else the stored password."""
+    if password is None and account.uses_oauth:
+        from buzon.mailboxes.oauth import access_token
+
+        return {"password": "", "oauth_token": access_token(account)}
+    return {"password": account.get_password() if password is None else password}
 
 
 def attachment_limit_mb(account: EmailAccount) -> int:

@@ -80,6 +80,7 @@ class AccountState(models.TextChoices):
     SYNCING = "syncing", _("Syncing")
     ERROR = "error", _("Error")
     AWAITING_PASSWORD = "awaiting_password", _("Awaiting password")
+    SIGN_IN_REVOKED = "sign_in_revoked", _("Sign-in revoked: sign in with the provider again")
     DISABLED = "disabled", _("Disabled")
 
 
@@ -105,6 +106,11 @@ class EmailAccount(models.Model):
                     "Recipients still see the email address as the sender."),
     )
     password_encrypted = models.TextField(blank=True, editable=False)
+    # OAuth 2.0 sign-in (mailboxes.oauth) instead of a password: the provider's key and its tokens.
+    oauth_provider = models.CharField(_("sign in with"), max_length=32, blank=True, editable=False)
+    oauth_access_token_encrypted = models.TextField(blank=True, editable=False)
+    oauth_refresh_token_encrypted = models.TextField(blank=True, editable=False)
+    oauth_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     awaiting_password = models.BooleanField(
         _("awaiting password"), default=False,
         help_text=_("You are creating this account for someone else and do not know the password: "
@@ -241,7 +247,12 @@ class EmailAccount(models.Model):
 
     @property
     def has_password(self) -> bool:
-        return bool(self.password_encrypted)
+        return bool(self.password_encrypted) or self.uses_oauth
+
+    @property
+    def uses_oauth(self) -> bool:
+        tokens = self.oauth_refresh_token_encrypted or self.oauth_access_token_encrypted
+        return bool(self.oauth_provider) and bool(tokens)
 
     @property
     def login_name(self) -> str:

@@ -164,7 +164,7 @@ def _settings(account: EmailAccount, password: str | None, direction: str) -> Se
             _("The stored password cannot be read with the current encryption keys. Enter the password again."),
             detail="stored secret not decryptable",
         ) from None
-    if not s.password and (direction == "incoming" or s.auth):
+    if not s.password and not s.oauth_token and (direction == "incoming" or s.auth):
         raise ConfigurationError(_("No password is set for this account."), host=s.host, port=s.port,
                                  protocol=s.protocol, reason="no_password", detail="empty password")
     return s

@@ -13,7 +13,11 @@ from django.db import transaction
 
 from buzon.core import crypto
 
-_FIELDS: set[tuple[str, str]] = {("mailboxes.EmailAccount", "password_encrypted")}
+_FIELDS: set[tuple[str, str]] = {
+    ("mailboxes.EmailAccount", "password_encrypted"),
+    ("mailboxes.EmailAccount", "oauth_access_token_encrypted"),
+    ("mailboxes.EmailAccount", "oauth_refresh_token_encrypted"),
+}
 
 
 def register(model_label: str, field_name: str) -> None:

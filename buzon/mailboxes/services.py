@@ -60,7 +60,7 @@ def report_errors(report: ProbeReport) -> Errors:
 
 
 def _needs_password(account: EmailAccount) -> bool:
-    if account.awaiting_password:
+    if account.awaiting_password or account.uses_oauth:
         return False
     domain = account.domain
     smtp_auth = account.smtp_auth if account.smtp_auth is not None else (domain.smtp_auth if domain else True)
