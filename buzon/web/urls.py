@@ -10,6 +10,7 @@ from buzon.web import (
     views_domains,
     views_help,
     views_inbox,
+    views_oauth,
     views_outbound,
     views_password,
     views_stores,
@@ -72,6 +73,8 @@ urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),
     path("settings/processes/", ops.processes, name="processes"),
     path("settings/audit/", views_audit.audit_log, name="audit"),
+    path("settings/email/accounts/<int:pk>/oauth/<slug:provider>/", views_oauth.oauth_start, name="oauth-start"),
+    path("settings/email/oauth/callback/", views_oauth.oauth_callback, name="oauth-callback"),
     path("help/troubleshooting/", views_help.troubleshooting, name="troubleshooting"),
     path("help/troubleshooting/<slug:slug>/", views_help.troubleshooting_topic_page, name="troubleshooting-topic"),
 ]
