@@ -22,7 +22,7 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     # Names come from the model's metadata; every value is a query parameter.
     columns = ", ".join(quote(str(f.column)) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608  # nosec B608
     params = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in objs]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
