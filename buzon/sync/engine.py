@@ -81,6 +81,7 @@ class Engine:
     # loop or a long queue of inserts can never delay the heartbeat past the lease's expiry.
     heartbeat_thread: bool = True
     running: dict[int, Running] = field(default_factory=dict)
+    starting: set[int] = field(default_factory=set)  # claimed, runner not started yet: renewed too
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -88,7 +89,8 @@ class Engine:
         log.info("sync engine %s started", self.owner)
         last_renew = time.monotonic()
         requests_since = timezone.now()
-        heartbeat = Heartbeat(self.owner, lambda: list(self.running), self._lost, asyncio.get_running_loop())
+        heartbeat = Heartbeat(self.owner, lambda: [*self.running, *self.starting], self._lost,
+                              asyncio.get_running_loop())
         if self.heartbeat_thread:
             heartbeat.start()
         try:
@@ -109,13 +111,13 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), settings.SYNC_REFRESH_S)
         finally:
+            dbs.STOPPING.set()  # database jobs still queued for cancelled runners are skipped
             heartbeat.halt()
             await self._stop_all()
             log.info("sync engine %s stopped", self.owner)
 
     def stop(self) -> None:
         self.stopping.set()
-        dbs.STOPPING.set()  # database jobs still queued for cancelled runners are skipped
 
     async def _drop_unwanted(self, desired: dict[int, str]) -> None:
         for account_id, item in list(self.running.items()):
@@ -144,18 +146,25 @@ class Engine:
         room = min(self.claim_batch, self.max_accounts - len(self.running))
         if not waiting or room <= 0:
             return
-        for account_id in await dbs.run(lease.claim, self.owner, waiting, limit=room):
-            log.info("lease taken account=%s owner=%s", account_id, self.owner)
-            try:
-                config = await dbs.run(load_config, account_id)
-            except MailServerError as error:
-                log.warning("account %s cannot be synced as set up: %s", account_id, error.summary())
-                await dbs.run(status.record_failure, account_id, error)
-                await dbs.run(lease.release, self.owner, [account_id])
-                continue
-            runner = AccountRunner(config)
-            task = asyncio.create_task(runner.run(), name=f"sync-{account_id}")
-            self.running[account_id] = Running(runner, task, desired[account_id])
+        claimed = await dbs.run(lease.claim, self.owner, waiting, limit=room)
+        self.starting.update(claimed)
+        try:
+            for account_id in claimed:
+                log.info("lease taken account=%s owner=%s", account_id, self.owner)
+                try:
+                    config = await dbs.run(load_config, account_id)
+                except MailServerError as error:
+                    log.warning("account %s cannot be synced as set up: %s", account_id, error.summary())
+                    await dbs.run(status.record_failure, account_id, error)
+                    await dbs.run(lease.release, self.owner, [account_id])
+                    continue
+                finally:
+                    self.starting.discard(account_id)
+                runner = AccountRunner(config)
+                task = asyncio.create_task(runner.run(), name=f"sync-{account_id}")
+                self.running[account_id] = Running(runner, task, desired[account_id])
+        finally:
+            self.starting.difference_update(claimed)
 
     def _watchdog(self) -> None:
         """A command silent for longer than its timeout should have failed already; if the
