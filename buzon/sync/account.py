@@ -43,7 +43,7 @@ class AccountConfig:
 def eligible_accounts() -> dict[int, str]:
     """Accounts the engine should watch -> a fingerprint that changes when their settings do."""
     rows = EmailAccount.objects.filter(incoming_enabled=True, awaiting_password=False).exclude(
-        password_encrypted="").values_list("id", "updated_at", "domain__updated_at")
+        password_encrypted="", oauth_refresh_token_encrypted="").values_list("id", "updated_at", "domain__updated_at")
     return {pk: f"{updated}|{domain_updated}" for pk, updated, domain_updated in rows}
 
 
