@@ -30,6 +30,9 @@ class ServerSettings:
     ascii_password: bool = False
     auth: bool = True
     oauth_token: str = field(default="", repr=False)  # set: log in with XOAUTH2/OAUTHBEARER, not the password
+    # Where a long-lived connection (sync, the sender's pool) gets a fresh token once this one expires.
+    oauth_account_id: int | None = None
+    oauth_expires: float = 0.0  # epoch seconds
 
     def __str__(self) -> str:
         return f"{self.protocol}://{self.host}:{self.port} ({self.security})"
@@ -100,7 +103,9 @@ def _secret(account: EmailAccount, password: str | None) -> dict[str, Any]:
     if password is None and account.uses_oauth:
         from buzon.mailboxes.oauth import access_token
 
-        return {"password": "", "oauth_token": access_token(account)}
+        token = access_token(account)
+        expires = account.oauth_expires_at.timestamp() if account.oauth_expires_at else 0.0
+        return {"password": "", "oauth_token": token, "oauth_account_id": account.pk, "oauth_expires": expires}
     return {"password": account.get_password() if password is None else password}
 
 

@@ -208,3 +208,14 @@ def access_token(account: EmailAccount) -> str:
     for name in ("oauth_access_token_encrypted", "oauth_refresh_token_encrypted", "oauth_expires_at"):
         setattr(account, name, getattr(row, name))
     return crypto.decrypt(row.oauth_access_token_encrypted)
+
+
+def current_token(account_id: int | None, token: str, expires: float) -> str:
+    """The token a connection should log in with now: `token` while it is fresh, else the account's
+    refreshed one (a sync connection outlives the hour an access token lasts)."""
+    if account_id is None or expires - settings.OAUTH_REFRESH_MARGIN_S > timezone.now().timestamp():
+        return token
+    account = EmailAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        raise SignInRevoked(reason="oauth_revoked", detail="account gone")
+    return access_token(account)

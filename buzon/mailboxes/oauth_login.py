@@ -5,6 +5,7 @@ Used by connections.py when ServerSettings carries `oauth_token` (see mailboxes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import poplib
 from typing import Any
@@ -24,17 +25,26 @@ def sasl_oauthbearer(user: str, token: str, host: str = "", port: int | None = N
     return f"n,a={user},\x01{extra}auth=Bearer {token}\x01\x01".encode()
 
 
-def oauth_mechanism(s: ServerSettings, offered: set[str]) -> tuple[str, bytes]:
+def fresh_token(s: ServerSettings) -> str:
+    """Blocking (it may read the database and refresh): call from a thread in async code."""
+    from buzon.mailboxes.oauth import current_token
+
+    return current_token(s.oauth_account_id, s.oauth_token, s.oauth_expires)
+
+
+def oauth_mechanism(s: ServerSettings, offered: set[str], token: str | None = None) -> tuple[str, bytes]:
     """XOAUTH2 (Google, Microsoft) where offered, else OAUTHBEARER (RFC 7628)."""
+    token = fresh_token(s) if token is None else token
     if "XOAUTH2" in offered or "OAUTHBEARER" not in offered:
-        return "XOAUTH2", sasl_xoauth2(s.username, s.oauth_token)
-    return "OAUTHBEARER", sasl_oauthbearer(s.username, s.oauth_token, s.host, s.port)
+        return "XOAUTH2", sasl_xoauth2(s.username, token)
+    return "OAUTHBEARER", sasl_oauthbearer(s.username, token, s.host, s.port)
 
 
 async def imap_oauth(client: Any, s: ServerSettings) -> None:
     protocol = client.protocol
     offered = {c[5:].upper() for c in protocol.capabilities if c.upper().startswith("AUTH=")}
-    mechanism, sasl = oauth_mechanism(s, offered)
+    token = await asyncio.to_thread(fresh_token, s)
+    mechanism, sasl = oauth_mechanism(s, offered, token)
     command = aioimaplib.Command("AUTHENTICATE", protocol.new_tag(), mechanism,
                                  base64.b64encode(sasl).decode("ascii"), loop=protocol.loop)
     response = await protocol.execute(command)

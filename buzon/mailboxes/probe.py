@@ -176,7 +176,7 @@ def _plan(account: EmailAccount, password: str | None, direction: str,
     result = DirectionResult(direction)
     try:
         s = _settings(account, password, direction)
-    except ConfigurationError as exc:
+    except MailServerError as exc:  # a wrong setting, or an OAuth sign-in that was revoked
         result.error = exc
         return result, lambda: {}
     result.server = str(s)
