@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -87,6 +88,13 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+def _download_name(attachment: Attachment) -> str:
+    """The sender's file name as a plain name: no folders ("../../x" is "x"), no leading dots."""
+    name = re.split(r"[/\\]", attachment.filename or "")[-1]
+    name = get_valid_filename(name.replace("\0", "")).lstrip(".-") if name.strip(" .") else ""
+    return name[:200] or f"attachment-{attachment.pk}"
+
+
 @login_required
 def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
     attachments = roles.visible(Attachment.objects.select_related("message__raw"), request.user)
@@ -96,9 +104,8 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
     if found is None:
         raise Http404(_("The attachment is no longer available."))
     data, _ctype = found
-    name = get_valid_filename(attachment.filename or f"attachment-{attachment.pk}") or "attachment"
     response = HttpResponse(data, content_type="application/octet-stream")  # never rendered by the browser
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Content-Disposition"] = content_disposition_header(True, _download_name(attachment))
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
