@@ -16,8 +16,10 @@ through ``run_pipeline``, so a failure still marks one message, never the batch.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import Model
@@ -37,6 +39,9 @@ from buzon.sync.models import RawMessage
 logger = logging.getLogger(__name__)
 
 CHUNK = 200
+#: Seconds spent per stage of the bulk path since the process started (bench/bench_pipeline.py prints them).
+STAGE_SECONDS: dict[str, float] = {}
+T = TypeVar("T")
 AFTER_STORE = STEPS[STEPS.index(store) + 1:]
 
 
@@ -212,6 +217,14 @@ def _store(contexts: list[Context]) -> None:
         Message.objects.bulk_update(changed, ["decisions"])
 
 
+def _timed(stage: str, function: Callable[..., T], *args: Any) -> T:
+    started = time.perf_counter()
+    try:
+        return function(*args)
+    finally:
+        STAGE_SECONDS[stage] = STAGE_SECONDS.get(stage, 0.0) + time.perf_counter() - started
+
+
 def _bulk(chunk: list[int]) -> tuple[int, list[int]]:
     if not connection.features.can_return_rows_from_bulk_insert:
         return 0, chunk  # bulk-created rows would have no ids to link to
@@ -222,9 +235,11 @@ def _bulk(chunk: list[int]) -> tuple[int, list[int]]:
                     .defer("from_header", "to_header", "flags").order_by("id"))
         claimed = {r.pk for r in raws}
         rest.extend(i for i in chunk if i not in claimed)  # reprocessing, or gone: run_pipeline handles it
-        threads = batch_threads.resolve(_new_only(_parsed(raws, rest), rest))
+        parsed = _timed("parse", _parsed, raws, rest)
+        threads = _timed("thread", batch_threads.resolve, _timed("deduplicate+classify", _new_only, parsed, rest))
         for generation in threads.generations:  # parents before their replies
-            contexts = _records(_customers(_threaded(generation, threads, rest), rest), rest)
-            _store(contexts)
+            contexts = _timed("thread", _threaded, generation, threads, rest)
+            contexts = _timed("route", _records, _timed("customer", _customers, contexts, rest), rest)
+            _timed("store+after", _store, contexts)
             done += len(contexts)
     return done, sorted(rest)
