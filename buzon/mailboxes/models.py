@@ -251,8 +251,8 @@ class EmailAccount(models.Model):
 
     @property
     def uses_oauth(self) -> bool:
-        tokens = self.oauth_refresh_token_encrypted or self.oauth_access_token_encrypted
-        return bool(self.oauth_provider) and bool(tokens)
+        """Signs in with a provider; stays true after consent is revoked, so the error says so."""
+        return bool(self.oauth_provider)
 
     @property
     def login_name(self) -> str:

@@ -198,13 +198,17 @@ def access_token(account: EmailAccount) -> str:
             answer = _token_request(p, {"grant_type": "refresh_token",
                                         "refresh_token": crypto.decrypt(row.oauth_refresh_token_encrypted)})
         except OAuthError as exc:
-            if exc.code == "invalid_grant":
-                _mark_revoked(account, exc.detail)
-                raise SignInRevoked(reason="oauth_revoked", detail=f"refresh: {exc}") from exc
-            raise AuthenticationFailed(reason="oauth_refresh", detail=f"refresh: {exc}") from exc
-        store_tokens(row, p, answer)
-        row.save(update_fields=["oauth_provider", "oauth_access_token_encrypted", "oauth_refresh_token_encrypted",
-                                "oauth_expires_at"])
+            if exc.code != "invalid_grant":
+                raise AuthenticationFailed(reason="oauth_refresh", detail=f"refresh: {exc}") from exc
+            revoked: OAuthError | None = exc
+        else:
+            revoked = None
+            store_tokens(row, p, answer)
+            row.save(update_fields=["oauth_provider", "oauth_access_token_encrypted",
+                                    "oauth_refresh_token_encrypted", "oauth_expires_at"])
+    if revoked is not None:  # written after the locking transaction, which the raise would roll back
+        _mark_revoked(account, revoked.detail)
+        raise SignInRevoked(reason="oauth_revoked", detail=f"refresh: {revoked}") from revoked
     for name in ("oauth_access_token_encrypted", "oauth_refresh_token_encrypted", "oauth_expires_at"):
         setattr(account, name, getattr(row, name))
     return crypto.decrypt(row.oauth_access_token_encrypted)
