@@ -85,7 +85,7 @@ def measure(label: str, ids: list[int], run: object) -> tuple[float, float, list
 def row(label: str, rate: float, cpu_rate: float, latencies: list[float], load: float, baseline_cpu: float) -> str:
     q = statistics.quantiles(latencies, n=100)
     return (f"{label:<28}{rate:>10.0f}{cpu_rate:>12.0f}{q[49] * 1000:>9.2f}{q[94] * 1000:>9.2f}"
-            f"{q[98] * 1000:>9.2f}{cpu_rate / baseline_cpu:>8.2f}{load:>7.1f}")
+            f"{q[98] * 1000:>9.2f}{cpu_rate / baseline_cpu:>10.2f}{load:>7.1f}")
 
 
 def main() -> int:
@@ -112,7 +112,7 @@ def main() -> int:
     assert Message.objects.filter(account=batch_account).count() == n
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"inbound pipeline, {n} plain messages, {django.db.connection.vendor}")
-    print(f"{'':<28}{'msg/s':>10}{'msg/s (CPU)':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'CPU ratio':>8}{'load':>7}")
+    print(f"{'':<28}{'msg/s':>10}{'msg/s (CPU)':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'CPU ratio':>10}{'load':>7}")
     print(row("baseline (headers+insert)", base_rate, base_cpu, base_lat, base_load, base_cpu))
     print(row("pipeline, one by one", rate, cpu_rate, lat, load, base_cpu))
     print(row(f"pipeline, batches of {CHUNK}", b_rate, b_cpu, b_lat, b_load, base_cpu))
