@@ -112,7 +112,8 @@ def main() -> int:
     assert Message.objects.filter(account=batch_account).count() == n
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"inbound pipeline, {n} plain messages, {django.db.connection.vendor}")
-    print(f"{'':<28}{'msg/s':>10}{'msg/s (CPU)':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'CPU ratio':>10}{'load':>7}")
+    print(f"{'':<28}{'msg/s':>10}{'msg/s (CPU)':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+          f"{'CPU ratio':>10}{'load':>7}")
     print(row("baseline (headers+insert)", base_rate, base_cpu, base_lat, base_load, base_cpu))
     print(row("pipeline, one by one", rate, cpu_rate, lat, load, base_cpu))
     print(row(f"pipeline, batches of {CHUNK}", b_rate, b_cpu, b_lat, b_load, base_cpu))
