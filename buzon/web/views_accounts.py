@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 import buzon.mailboxes.services as services
 from buzon.crm import roles
+from buzon.mailboxes import oauth
 from buzon.mailboxes.guard import ProbeRateLimited
 from buzon.mailboxes.models import TEMPLATE_DOMAIN, EmailAccount
 from buzon.mailboxes.presets import preset_for_address
@@ -109,6 +110,7 @@ def _form_page(request: HttpRequest, form: AccountForm, account: EmailAccount, p
     return render(request, "web/accounts/form.html", {
         "form": form, "account": account, "title": title, "breadcrumbs": crumbs.accounts((title, None)),
         "preset": preset_for_address(account.email_address or ""),
+        "oauth_providers": [p for p in oauth.providers().values() if p.configured],
     })
 
 
