@@ -192,6 +192,8 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def test_sign_in_with_pkce_stores_encrypted_tokens_and_logs_in(staff, idp, oauth_dovecot, provider_settings):
     account = _account(oauth_dovecot)
+    form = staff.get(f"/settings/email/accounts/{account.pk}/edit/").content.decode()
+    assert f'href="/settings/email/accounts/{account.pk}/oauth/testidp/"' in form  # started from the form
     done = _sign_in(staff, account)
     assert done.status_code == 302 and done["Location"] == f"/settings/email/accounts/{account.pk}/", \
         [str(m) for m in done.wsgi_request._messages]
