@@ -267,3 +267,39 @@ def test_revoked_consent_gives_a_clear_state_and_message(idp, oauth_dovecot, pro
     report = probe_account(account, outgoing=False, timeout=5)
     assert report.incoming.error is not None and report.incoming.error.code == "auth"
     assert "sign in with the provider again" in report.incoming.error.message()
+
+
+def test_smtp_sends_with_xoauth2_and_a_refused_token_is_a_login_error(idp, oauth_dovecot, provider_settings,
+                                                                       test_certs):
+    from aiosmtpd.smtp import AuthResult
+
+    from buzon.mailboxes.connections import open_smtp
+    from buzon.mailboxes.endpoints import smtp_settings
+    from buzon.mailboxes.errors import AuthenticationFailed
+    from tests.support.smtpd import SMTPServer
+
+    server = SMTPServer(test_certs, mode="ssl")
+    logins: list[str] = []
+
+    async def auth_XOAUTH2(smtp: Any, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's naming
+        fields = dict(part.split("=", 1) for part in base64.b64decode(args[1]).decode().split("\x01") if "=" in part)
+        user, token = fields["user"], fields["auth"].removeprefix("Bearer ")
+        logins.append(user)
+        return AuthResult(success=idp.access.get(token) == user, handled=False, auth_data=user)
+
+    server.handler.auth_XOAUTH2 = auth_XOAUTH2  # type: ignore[attr-defined]
+    server.start()
+    try:
+        account = _signed_in(idp, oauth_dovecot)
+        account.outgoing_enabled, account.smtp_host, account.smtp_port = True, "localhost", server.port
+        account.smtp_security, account.smtp_auth = "ssl", True
+        account.save()
+        client = open_smtp(smtp_settings(account), timeout=5)
+        client.sendmail(account.email_address, ["x@example.org"], b"Subject: hi\r\n\r\nbody\r\n")
+        client.quit()
+        assert logins == [account.email_address] and len(server.messages) == 1
+        idp.access.clear()  # the provider stops honouring the (unexpired) token
+        with pytest.raises(AuthenticationFailed):
+            open_smtp(smtp_settings(account), timeout=5)
+    finally:
+        server.stop()
