@@ -303,3 +303,13 @@ def test_smtp_sends_with_xoauth2_and_a_refused_token_is_a_login_error(idp, oauth
             open_smtp(smtp_settings(account), timeout=5)
     finally:
         server.stop()
+
+
+def test_tokens_never_go_to_a_plain_http_token_endpoint_elsewhere(settings):
+    from buzon.mailboxes import oauth
+
+    settings.OAUTH_PROVIDERS = {"leaky": {"authorize_url": "https://idp.example.com/a",
+                                          "token_url": "http://idp.example.com/token", "client_id": "c"}}
+    with pytest.raises(oauth.OAuthError) as raised:
+        oauth.exchange_code(oauth.providers()["leaky"], code="c", verifier="v", redirect_uri="https://b/")
+    assert raised.value.code == "insecure_token_url"
