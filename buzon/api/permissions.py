@@ -73,6 +73,23 @@ class VisibleRowsMixin:
         queryset = super().filter_queryset(queryset)  # type: ignore[misc]
         return roles.visible(queryset, self.request.user)  # type: ignore[attr-defined]
 
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        """On writes, related rows (store, customer, agent...) may only be ones the user can see.
+
+        Otherwise an agent could file a ticket under another store's customer, or move a record
+        into a store they do not work for.
+        """
+        serializer = super().get_serializer(*args, **kwargs)  # type: ignore[misc]
+        request = self.request  # type: ignore[attr-defined]
+        if request.method in SAFE_METHODS or not hasattr(serializer, "fields") or roles.is_admin(request.user):
+            return serializer
+        for field in serializer.fields.values():
+            related = getattr(field, "child_relation", field)
+            queryset = getattr(related, "queryset", None)
+            if queryset is not None and roles.is_scoped(queryset.model):
+                related.queryset = roles.visible(queryset, request.user)
+        return serializer
+
 
 def check_visible(request: Request, obj: Model | None) -> None:
     """404 (not 403: existence is not disclosed) when ``obj`` is outside the user's rows."""

@@ -129,6 +129,11 @@ def scope_q(label: str, user: Any) -> Q | None:
     return allowed
 
 
+def is_scoped(model: type[Model]) -> bool:
+    """Whether rows of ``model`` are cut per user here (others, e.g. users, are not this module's)."""
+    return model._meta.label in SCOPES
+
+
 def visible(queryset: QuerySet[M], user: Any) -> QuerySet[M]:
     """``queryset`` cut down to the rows ``user`` may see."""
     if queryset.model._meta.label == "crm.Store":

@@ -97,3 +97,14 @@ def test_an_agent_cannot_send_from_or_on_another_stores_records(world: World):
     assert on_record.status_code == 404
     page = world.client("agent_b").get(f"/compose/template/?record_type=ticket&record_id={world.a.ticket.pk}")
     assert page.status_code == 403
+
+
+def test_writes_cannot_point_at_another_stores_rows(world: World):
+    agent_b = APIClient()
+    agent_b.force_authenticate(world.users["agent_b"])
+    ticket = agent_b.post("/api/v1/tickets/", {"subject": "x", "customer": world.a.customer.pk}, format="json")
+    assert ticket.status_code == 400 and "customer" in ticket.json()
+    moved = agent_b.patch(f"/api/v1/customers/{world.b.customer.pk}/", {"store": world.a.store.pk}, format="json")
+    assert moved.status_code == 400 and "store" in moved.json()
+    own = agent_b.post("/api/v1/tickets/", {"subject": "y", "customer": world.b.customer.pk}, format="json")
+    assert own.status_code == 201, own.content
