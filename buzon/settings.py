@@ -246,7 +246,8 @@ PERIODIC_TASKS = {
 # A stored message still unprocessed this long after arrival lost its task (worker killed, Redis restarted).
 INBOUND_REQUEUE_AFTER_S = config.env_int("BUZON_INBOUND_REQUEUE_AFTER", 300)
 # In-process counters each process's heartbeat publishes (summed by /metrics): name -> dotted path.
-PROCESS_STATS = {"pipeline_step_seconds": "buzon.inbound.pipeline.STEP_SECONDS"}
+PROCESS_STATS = {"pipeline_step_seconds": "buzon.inbound.pipeline.STEP_SECONDS",
+                 "pipeline_batch_stage_seconds": "buzon.inbound.batch.STAGE_SECONDS"}
 METRICS_TOKEN = config.env_str("BUZON_METRICS_TOKEN")  # if set, /metrics wants "Authorization: Bearer <token>"
 OUTBOUND_RENDER_TEMPLATE = "buzon.outbound.mail_templates.render_key"  # queue_outgoing(template="key")
 INBOUND_REQUEUE_MAX_WAITING = config.env_int("BUZON_INBOUND_REQUEUE_MAX_WAITING", 20)  # only once the queue drained

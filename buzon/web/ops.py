@@ -165,6 +165,7 @@ class BuzonCollector(Collector):
         totals: Counter[str] = Counter()
         rates: defaultdict[str, float] = defaultdict(float)
         step_seconds: defaultdict[str, float] = defaultdict(float)
+        stage_seconds: defaultdict[str, float] = defaultdict(float)
         for row in rows:
             alive = row.is_alive
             counts[(row.kind, "1" if alive else "0")] += 1
@@ -173,6 +174,8 @@ class BuzonCollector(Collector):
                 rates[row.kind] += row.tasks_per_minute
             for step, seconds in (row.stats or {}).get("pipeline_step_seconds", {}).items():
                 step_seconds[step] += seconds
+            for stage, seconds in (row.stats or {}).get("pipeline_batch_stage_seconds", {}).items():
+                stage_seconds[stage] += seconds
         for (kind, alive_label), n in counts.items():
             up.add_metric([kind, alive_label], n)
         for kind, n in totals.items():
@@ -183,7 +186,11 @@ class BuzonCollector(Collector):
                                     labels=["step"])
         for step, seconds in step_seconds.items():
             steps.add_metric([step], seconds)
-        yield from (up, tasks, rate, steps)
+        stages = CounterMetricFamily("buzon_pipeline_batch_stage_seconds",
+                                     "Seconds spent in each stage of the pipeline's bulk path", labels=["stage"])
+        for stage, seconds in stage_seconds.items():
+            stages.add_metric([stage], seconds)
+        yield from (up, tasks, rate, steps, stages)
 
 
 @never_cache
