@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 # Recorded before any page script runs (init scripts are not subject to the page's CSP).
 WATCH = ("window.__csp = [];"
          "document.addEventListener('securitypolicyviolation',"
-         " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber));")
+         " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' '"
+         " + e.sourceFile + ':' + e.lineNumber));")
 
 
 def _violation(text: str) -> bool:
