@@ -6,7 +6,8 @@ API, the admin and management commands. The acting user comes from the request b
 (`AuditMiddleware` keeps it; DRF sets the token's user on the same request once it authenticates),
 or from `acting_as(user)` for code outside a request; without either the entry says "system".
 
-Secrets are never written: a changed password or OAuth token is recorded as "changed" only.
+Secrets are never written: a changed password or OAuth refresh token (a new sign-in with the provider)
+is recorded as "changed" only; the hourly access-token refresh is not a settings change.
 Fields the sync engine and probe keep up to date (state, last error, timestamps) are not settings
 and are not logged, so syncing never fills the log (nor pays a read per save).
 """
@@ -24,7 +25,7 @@ from django.db.models.signals import post_delete, post_save, pre_save
 from django.http import HttpRequest, HttpResponse
 
 #: Encrypted fields: their values never reach the log.
-SECRET_FIELDS = frozenset({"password_encrypted", "oauth_access_token_encrypted", "oauth_refresh_token_encrypted"})
+SECRET_FIELDS = frozenset({"password_encrypted", "oauth_refresh_token_encrypted"})
 #: Written by sync, probe and OAuth refresh, not by someone changing a setting.
 NOT_SETTINGS = frozenset({
     "id", "state", "last_error", "last_error_code", "last_synced_at", "last_contact_at", "created_at",

