@@ -108,3 +108,18 @@ def test_writes_cannot_point_at_another_stores_rows(world: World):
     assert moved.status_code == 400 and "store" in moved.json()
     own = agent_b.post("/api/v1/tickets/", {"subject": "y", "customer": world.b.customer.pk}, format="json")
     assert own.status_code == 201, own.content
+
+
+def test_supervisor_command_grants_and_removes_the_role(world: World):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    user = world.users["agent_a"]
+    out = StringIO()
+    call_command("supervisor", "ana", stdout=out)
+    assert "Tienda A" in out.getvalue()
+    fresh = type(user).objects.get(pk=user.pk)  # roles caches per user object
+    assert roles.role(fresh) == "supervisor" and roles.can_manage_accounts(fresh, world.a.store)
+    call_command("supervisor", "ana", "--remove", stdout=out)
+    assert roles.role(type(user).objects.get(pk=user.pk)) == "agent"
