@@ -42,7 +42,7 @@ def table(sc: Scenario, out: Outcome, wall: float) -> str:
         ("load", f"{sc.in_rate:g} in/s, {sc.out_rate:g} out/s for {sc.seconds:g} s"),
         ("faults", "; ".join(out.events) or "none"),
         ("incoming delivered", str(len(out.delivered))),
-        ("  recorded exactly once / lost / duplicated",
+        ("  recorded exactly once / not recorded / duplicated",
          f"{r['message_subjects']} / {lost_in} / {int(r['message_duplicates']) + int(r['raw_duplicates'])}"),  # type: ignore[call-overload]
         ("  raw messages by status", str(r["raw_status"])),
         ("  arrival -> record p50 / p99 / max (s)",
