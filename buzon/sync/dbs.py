@@ -74,11 +74,13 @@ def close_cursor(account_id: int, folder: str, last_uid: int, highest_modseq: in
         last_uid=last_uid, highest_modseq=highest_modseq, initial_done=True)
 
 
-def store(box: Mailbox, items: Sequence[Incoming], cursor_uid: int | None) -> int:
+def store(box: Mailbox, items: Sequence[Incoming], cursor_uid: int | None, *, tracked: bool = True) -> int:
+    """`tracked`: the pass shows a progress bar (an arrival by IDLE does not: one write fewer each)."""
     from buzon.sync import progress
 
     result = store_batch(box, items, cursor_uid=cursor_uid)
-    progress.add_done(box.account_id, len(items))
+    if tracked:
+        progress.add_done(box.account_id, len(items))
     return len(result.stored)
 
 

@@ -53,7 +53,7 @@ def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int) -
     return out
 
 
-async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callable[[int], None] | None = None) -> int:
+async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callable[[int], bool] | None = None) -> int:
     """Bring in every new message of `opts.folder`; returns how many were stored."""
     status = await conn.examine(opts.folder)
     cursor = await dbs.run(dbs.open_cursor, opts.account_id, opts.folder, status.uidvalidity)
@@ -70,16 +70,16 @@ async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callab
     top = max([cursor.last_uid, *uids, (status.uidnext or 1) - 1])
     stored = 0
     if uids:
-        if on_work:
-            on_work(len(uids))
-        stored = await _download(conn, opts, uids, status.uidvalidity)
+        tracked = on_work(len(uids)) if on_work else True
+        stored = await _download(conn, opts, uids, status.uidvalidity, tracked)
     # The last batch already moved the cursor to its newest UID; write only what is left to say.
     if not (cursor.initial_done and uids and top == uids[-1] and status.highest_modseq == cursor.highest_modseq):
         await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, top, status.highest_modseq)
     return stored
 
 
-async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], uidvalidity: int | None) -> int:
+async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], uidvalidity: int | None,
+                    tracked: bool) -> int:
     sized = await conn.uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
     sizes = {item.uid: item.size or 0 for item in sized}
     uids = [uid for uid in uids if uid in sizes]  # gone since the search (expunged): nothing to keep
@@ -93,7 +93,7 @@ async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], 
         if index + 1 < len(batches):
             pending = asyncio.ensure_future(_fetch_chunk(conn, opts, batches[index + 1], sizes))
         try:
-            stored += await dbs.run(dbs.store, box, items, max(batch))
+            stored += await dbs.run(dbs.store, box, items, max(batch), tracked=tracked)
         except BaseException:
             if index + 1 < len(batches):
                 pending.cancel()

@@ -73,7 +73,7 @@ def _retrieve(client: poplib.POP3, num: int, uidl: str, size: int, limit: int) -
     return Incoming(data=data, uidl=uidl, size=len(data))
 
 
-async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[int], None] | None = None) -> int:
+async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[int], bool] | None = None) -> int:
     listing = await asyncio.to_thread(_listing, client)
     known = await dbs.run(_known, opts.account_id, [uidl for _, uidl, _ in listing])
     box = Mailbox(opts.account_id, opts.address)
@@ -87,14 +87,13 @@ async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[i
         older, new = new[: -opts.initial_count], new[-opts.initial_count:]
         passed = [Incoming(data=b"", uidl=uidl, size=size, failed_reason="") for _, uidl, size in older]
         await dbs.run(_pass_over, box, passed)
-    if on_work and new:
-        on_work(len(new))
+    tracked = on_work(len(new)) if on_work and new else True
     stored = 0
     for start in range(0, len(new), BATCH):
         batch = new[start : start + BATCH]
         items = [await asyncio.to_thread(_retrieve, client, num, uidl, size, opts.limit_bytes)
                  for num, uidl, size in batch]
-        stored += await dbs.run(dbs.store, box, items, None)
+        stored += await dbs.run(dbs.store, box, items, None, tracked=tracked)
         if opts.delete_after_download:  # only now: the bytes above are committed
             for (num, _uidl, _size), item in zip(batch, items, strict=True):
                 if not item.failed_reason:

@@ -94,16 +94,17 @@ class AccountRunner:
             except TimeoutError:
                 pass
 
-    def _work_found(self, count: int) -> None:
-        # A download worth a progress bar; a message or two arriving by IDLE is not (and every
-        # write here would be paid on each arrival, for every account).
+    def _work_found(self, count: int) -> bool:
+        """Whether this pass shows a progress bar: a download worth one does; a message or two
+        arriving by IDLE does not (every write here would be paid on each arrival, for every account)."""
         if count < PROGRESS_MIN and not self.once:
-            return
+            return False
         self._progress_shown = True
         asyncio.ensure_future(dbs.run(progress.add_work, self.config.account_id, count))
         if not self.folder_errors:
             asyncio.ensure_future(dbs.run(status.record_state, self.config.account_id, AccountState.SYNCING))
             self._state_written = (AccountState.SYNCING, time.monotonic())
+        return True
 
     async def _pass_done(self, stored: int, folder: str = "") -> None:
         self.stored += stored
