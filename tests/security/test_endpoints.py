@@ -111,6 +111,8 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "web:account-status": ("GET", SEES_A, pk(lambda w: w.a.account), ""),
     "web:account-sync": ("POST", MANAGES_A, pk(lambda w: w.a.account), ""),
     "web:account-delete": ("GET", MANAGES_A, pk(lambda w: w.a.account), ""),
+    "web:oauth-start": ("GET", MANAGES_A, lambda w: {"pk": w.a.account.pk, "provider": "google"}, ""),
+    "web:oauth-callback": ("GET", SIGNED_IN, NONE, ""),  # answers "no sign-in started" unless one was
     "web:account-default": ("POST", ADMIN, lambda w: {"pk": w.a.account.pk, "direction": "incoming"}, ""),
     "web:domain-list": ("GET", SIGNED_IN, NONE, ""),
     "web:domain-new": ("GET", ADMIN, NONE, ""),
