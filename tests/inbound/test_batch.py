@@ -205,3 +205,9 @@ def test_replies_in_a_batch_cost_queries_per_batch_not_per_message():
     assert Ticket.objects.count() == 20
     replies = Message.objects.filter(in_reply_to__startswith="<m")
     assert all(m.record_id for m in replies) and replies.count() == 40
+
+
+@pytest.mark.postgres
+def test_batch_matches_one_by_one_on_postgresql():
+    """The bulk path (RETURNING ids, row locks with FOR UPDATE OF) gives the same results on PostgreSQL."""
+    test_replies_bounces_and_chains_match_one_by_one()

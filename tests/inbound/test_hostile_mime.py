@@ -150,3 +150,11 @@ def test_path_traversal_names_download_as_plain_names_and_write_nothing(client, 
     assert list(tmp_path.iterdir()) == []
     for leftover in ("/tmp/buzon-pwned-1.txt", "/tmp/buzon-pwned-3.txt", "/tmp/buzon-pwned-4.txt"):
         assert not Path(leftover).exists()
+
+
+@pytest.mark.postgres
+def test_nul_bytes_are_stored_on_postgresql():
+    """PostgreSQL refuses NUL in text columns: the message must still be stored, not fail."""
+    message, _, _ = _process(nul_bytes())
+    assert message.status == MessageStatus.PROCESSED and message.subject == "nul in subject"
+    assert Attachment.objects.get(message=message).filename == "ab.txt"
