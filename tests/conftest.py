@@ -17,6 +17,8 @@ from tests.support.ports import TestServerPorts
 from tests.support.services import require
 from tests.support.smtpd import SMTPServer
 
+pytest_plugins = ["tests.support.clients"]
+
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 

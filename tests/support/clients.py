@@ -1,4 +1,4 @@
-"""Signed-in Django test clients for the settings pages."""
+"""Signed-in Django test clients: an administrator and a plain user (registered in tests/conftest.py)."""
 
 from __future__ import annotations
 
