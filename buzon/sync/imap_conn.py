@@ -96,6 +96,7 @@ class ImapConnection:
         self.timeout = timeout
         self.lost = asyncio.Event()
         self.last_data_at = time.monotonic()
+        self.in_command = False  # read by the engine's watchdog, even before the first command
         self.protocol.conn_lost_cb = self._on_lost
         protocol = self.protocol
 
