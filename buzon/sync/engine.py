@@ -29,7 +29,6 @@ from buzon.sync.runner import AccountRunner
 
 log = logging.getLogger("buzon.sync")
 SWITCH_INTERVAL_S = 0.0005
-PASSES_AT_ONCE = 32
 
 
 class Heartbeat(threading.Thread):
@@ -86,9 +85,6 @@ class Engine:
     running: dict[int, Running] = field(default_factory=dict)
     starting: set[int] = field(default_factory=set)  # claimed, runner not started yet: renewed too
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    # Passes running at once. When mail reaches 1,000 accounts together, 1,000 interleaved passes
-    # share the database thread and all finish late; a few dozen at a time finish in arrival order.
-    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PASSES_AT_ONCE))
 
     async def run(self) -> None:
         dbs.STOPPING.clear()
@@ -167,7 +163,7 @@ class Engine:
                 config = configs.get(account_id)
                 if config is None:
                     continue
-                runner = AccountRunner(config, gate=self.gate)
+                runner = AccountRunner(config)
                 task = asyncio.create_task(runner.run(), name=f"sync-{account_id}")
                 self.running[account_id] = Running(runner, task, desired[account_id])
         finally:

@@ -32,10 +32,9 @@ FAULTS = (MailServerError, OSError, EOFError, aioimaplib.AioImapException, Comma
 
 
 class AccountRunner:
-    def __init__(self, config: AccountConfig, *, once: bool = False, gate: asyncio.Semaphore | None = None) -> None:
+    def __init__(self, config: AccountConfig, *, once: bool = False) -> None:
         self.config = config
         self.once = once
-        self.gate = gate  # shared by the engine's runners: see Engine.gate
         self._wakes: list[asyncio.Event] = []
         self.busy_since: float | None = None  # set while a pass runs
         self.connections: list[ImapConnection] = []
@@ -138,11 +137,7 @@ class AccountRunner:
                     stage = ""
                     self.busy_since = time.monotonic()
                     wake.clear()
-                    if self.gate is None:
-                        stored = await sync_folder(conn, opts, self._work_found)
-                    else:
-                        async with self.gate:
-                            stored = await sync_folder(conn, opts, self._work_found)
+                    stored = await sync_folder(conn, opts, self._work_found)
                     self.busy_since = None
                     if stored:
                         log.info("stored account=%s folder=%s count=%s", self.config.account_id, folder, stored)
