@@ -102,7 +102,7 @@ class AccountRunner:
         self._progress_shown = True
         asyncio.ensure_future(dbs.run(progress.add_work, self.config.account_id, count))
         if not self.folder_errors:
-            asyncio.ensure_future(dbs.run(status.record_state, self.config.account_id, AccountState.SYNCING))
+            asyncio.ensure_future(dbs.run(status.record_syncing, self.config.account_id))
             self._state_written = (AccountState.SYNCING, time.monotonic())
         return True
 

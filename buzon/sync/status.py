@@ -66,6 +66,14 @@ def record_state(account_id: int, state: str, *, synced: bool = False) -> None:
         failures=0, next_attempt_at=None)
 
 
+def record_syncing(account_id: int) -> None:
+    """A download has started. Written without waiting for it, so it may land after a failure
+    another folder recorded meanwhile: it never overwrites an error, nor clears one or its backoff
+    (only a finished pass does, through record_state)."""
+    EmailAccount.objects.filter(pk=account_id).exclude(state=AccountState.ERROR).update(
+        state=AccountState.SYNCING, last_contact_at=timezone.now())
+
+
 def requested_since(account_ids: list[int], since: datetime) -> list[int]:
     return list(SyncState.objects.filter(account_id__in=account_ids, sync_requested_at__gt=since)
                 .values_list("account_id", flat=True))
