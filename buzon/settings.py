@@ -206,8 +206,10 @@ OAUTH_MICROSOFT_TENANT = config.env_str("BUZON_OAUTH_MICROSOFT_TENANT", "common"
 OAUTH_PROVIDERS: dict[str, dict[str, object]] = {}
 OAUTH_REFRESH_MARGIN_S = config.env_int("BUZON_OAUTH_REFRESH_MARGIN", 300)  # refresh this long before expiry
 SYNC_POLL_INTERVAL_S = config.env_int("BUZON_SYNC_POLL_INTERVAL", 60)
-# The task the sync engine enqueues for each stored message (sync never imports the pipeline).
-INBOUND_TASK = "buzon.inbound.tasks.process_raw_message"
+# The task the sync engine enqueues for the messages it stored together, called with a list of raw
+# message ids of at most INBOUND_TASK_BATCH (sync never imports the pipeline).
+INBOUND_TASK = "buzon.inbound.tasks.process_raw_messages"
+INBOUND_TASK_BATCH = config.env_int("BUZON_INBOUND_TASK_BATCH", 200)
 SYNC_LEASE_S = config.env_int("BUZON_SYNC_LEASE", 60)
 # Sync engine (buzon.sync): retries, IDLE re-arm, batch sizes, timeouts.
 SYNC_TIMEOUT_S = float(config.env_str("BUZON_SYNC_TIMEOUT", "60"))  # a server silent this long is stalled

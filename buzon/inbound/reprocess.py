@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from email.utils import getaddresses
 
-from django.db import transaction
 from django.db.models import QuerySet
 
 from buzon.inbound.pipeline import run_pipeline
 from buzon.messages.models import Message
+from buzon.sync.enqueue import enqueue_processing
 from buzon.sync.models import RawMessage
 
 
@@ -44,14 +45,11 @@ def import_skipped_from(address: str) -> None:
     address = address.strip().lower()
     if not address:
         return
-    ids = list(RawMessage.objects.filter(status=RawMessage.Status.SKIPPED, from_header__icontains=address)
-               .values_list("id", flat=True)[:1000])
+    candidates = (RawMessage.objects.filter(status=RawMessage.Status.SKIPPED, from_header__icontains=address)
+                  .order_by("id").values_list("id", "from_header"))
+    # the header contains the address: keep only those whose sender IS it (not "notbob@" for "bob@")
+    ids = [raw_id for raw_id, header in candidates.iterator()
+           if any(found.strip().lower() == address for _, found in getaddresses([header]))]
     if not ids:
         return
-    from buzon.inbound.tasks import process_raw_message
-
-    def enqueue() -> None:
-        for raw_id in ids:
-            process_raw_message.enqueue(raw_id)
-
-    transaction.on_commit(enqueue)
+    enqueue_processing(ids)  # with the database backend, in this transaction; else after the commit

@@ -1,4 +1,5 @@
-"""The task the sync engine enqueues for every stored message (by dotted path: settings.INBOUND_TASK)."""
+"""The pipeline's tasks. The sync engine enqueues process_raw_messages (settings.INBOUND_TASK) with
+the ids of the messages it stored together; process_raw_message runs one message."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def requeue_stored_task() -> int:
     from django.utils import timezone
 
     from buzon.core.queues import ready_tasks
+    from buzon.sync.enqueue import enqueue_processing
     from buzon.sync.models import RawMessage
 
     # While a backlog waits in the queue, old stored messages are most likely in it: enqueueing
@@ -38,8 +40,7 @@ def requeue_stored_task() -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.INBOUND_REQUEUE_AFTER_S)
     stalled = list(RawMessage.objects.filter(status=RawMessage.Status.STORED, received_at__lt=cutoff)
                    .order_by("id").values_list("id", flat=True)[:5000])
-    for raw_id in stalled:
-        process_raw_message.enqueue(raw_id)
+    enqueue_processing(stalled)
     return len(stalled)
 
 

@@ -46,13 +46,19 @@ def test_skipped_mail_is_counted_and_imported_when_the_sender_becomes_a_customer
     raw = store_raw(mail(), account)
     raw.from_header = "Ana Pérez <ana@customer.test>"
     raw.save()
+    lookalike = store_raw(mail(sender="mariana@customer.test", subject="otra"), account)
+    lookalike.from_header = "mariana@customer.test"  # contains "ana@customer.test", is someone else
+    lookalike.save()
     pipeline.run_pipeline(raw.pk)
-    assert skipped_count(account.pk) == 1
-    assert "skipped 1" in _call("--skipped")
+    pipeline.run_pipeline(lookalike.pk)
+    assert skipped_count(account.pk) == 2
+    assert "skipped 2" in _call("--skipped")
     with django_capture_on_commit_callbacks(execute=True):
         CustomerEmail.objects.create(customer=Customer.objects.create(), address="ana@customer.test")
     raw.refresh_from_db()
-    assert raw.status == RawMessage.Status.PROCESSED and skipped_count(account.pk) == 0
+    lookalike.refresh_from_db()
+    assert raw.status == RawMessage.Status.PROCESSED and lookalike.status == RawMessage.Status.SKIPPED
+    assert skipped_count(account.pk) == 1
     assert Message.objects.get().customer.primary_email == "ana@customer.test"
 
 

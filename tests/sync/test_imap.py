@@ -120,20 +120,23 @@ def test_message_deleted_in_buzon_never_comes_back(dovecot):
     assert stored(account, "Keep").get().deleted_at is not None
 
 
-def test_each_stored_message_gets_one_processing_task(dovecot):
+def test_stored_messages_reach_the_pipeline_in_batches_each_exactly_once(dovecot, settings):
     from django_tasks_db.models import DBTaskResult
 
+    settings.INBOUND_TASK_BATCH = 2
     account = make_account(dovecot)
-    for i in range(3):
+    for i in range(5):
         dovecot.deliver(account.email_address, make_mail(i))
     sync(account)
-    ids = set(stored(account).values_list("id", flat=True))
-    tasks = DBTaskResult.objects.filter(task_path="buzon.inbound.tasks.process_raw_message")
-    assert {task.args_kwargs["args"][0] for task in tasks} == ids
+    ids = sorted(stored(account).values_list("id", flat=True))
+    tasks = DBTaskResult.objects.filter(task_path="buzon.inbound.tasks.process_raw_messages")
+    batches = [task.args_kwargs["args"][0] for task in tasks]
+    assert sorted(i for batch in batches for i in batch) == ids  # every message once, none twice
+    assert max(len(batch) for batch in batches) <= 2 and len(batches) >= 3
     # bulk-enqueued rows are what the backend's own enqueue() writes, and the worker runs them
-    from buzon.inbound.tasks import process_raw_message
+    from buzon.inbound.tasks import process_raw_messages
 
-    reference = DBTaskResult.objects.get(id=process_raw_message.enqueue(min(ids)).id)
+    reference = DBTaskResult.objects.get(id=process_raw_messages.enqueue([min(ids)]).id)
     for task in tasks:
         assert (task.run_after, task.priority, task.queue_name, task.backend_name, task.status) == (
             reference.run_after, reference.priority, reference.queue_name, reference.backend_name, reference.status)
