@@ -77,6 +77,8 @@ class EmailAccountSerializer(serializers.ModelSerializer[EmailAccount]):
                                     help_text="IMAP folders to sync; empty means INBOX.")
     progress = serializers.SerializerMethodField()
     has_password = serializers.BooleanField(read_only=True)
+    last_error = serializers.CharField(source="error_message", read_only=True,
+                                       help_text="The last error in plain words, in the request's language.")
 
     class Meta:
         model = EmailAccount

@@ -91,6 +91,23 @@ class MailServerError(Exception):
         """What failed, in plain words and the active language, naming the server."""
         return gettext("The %(protocol)s server %(where)s could not be used.") % self.params()
 
+    def as_state(self) -> dict[str, Any]:
+        """What is kept on the account so the message can be shown in each reader's language
+        (EmailAccount.error_message); never holds a password."""
+        state: dict[str, Any] = {"code": self.code, "host": self.host, "port": self.port, "stage": self.stage,
+                                 "detail": self.detail, "protocol": self.protocol, "reason": self.reason,
+                                 "folder": self.folder, "timeout": self.timeout}
+        return {key: value for key, value in state.items() if value not in ("", None)}
+
+    @staticmethod
+    def from_state(state: dict[str, Any]) -> MailServerError | None:
+        """The error as_state() described, or None for one this version does not know."""
+        cls = ERRORS_BY_CODE.get(str(state.get("code", "")))
+        if cls is None or cls is ConfigurationError:
+            return None  # its text is free-form: the stored text is all there is
+        known = ("host", "port", "stage", "detail", "protocol", "reason", "folder", "timeout")
+        return cls(**{key: state[key] for key in known if key in state})
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "code": self.code, "message": self.message(), "help_slug": self.help_slug, "host": self.host,
@@ -192,6 +209,10 @@ class AuthenticationFailed(MailServerError):
     help_slug = "login-rejected"
 
     def message(self) -> str:
+        if self.reason == "revoked":
+            return gettext(
+                "The provider no longer accepts Buzón's sign-in for this mailbox (consent was revoked or "
+                "the password changed). Open the account and sign in with the provider again.")
         return gettext(
             "%(where)s rejected the login name or password. Check both; many providers need an app "
             "password, or IMAP/POP access switched on in the mailbox's settings."

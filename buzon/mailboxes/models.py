@@ -218,6 +218,9 @@ class EmailAccount(models.Model):
     state = models.CharField(_("state"), max_length=20, choices=AccountState.choices, default=AccountState.DISABLED)
     last_error = models.TextField(_("last error"), blank=True)
     last_error_code = models.CharField(max_length=32, blank=True)
+    # What the error was (MailServerError.as_state()), so each reader sees it in their language;
+    # last_error keeps the text in the language of the process that saw it, for errors without state.
+    last_error_state = models.JSONField(default=dict, blank=True)
     last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
     last_contact_at = models.DateTimeField(_("last talked to its server"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -244,6 +247,14 @@ class EmailAccount(models.Model):
 
     def get_password(self) -> str:
         return crypto.decrypt(self.password_encrypted)
+
+    @property
+    def error_message(self) -> str:
+        """The last error in plain words, in the active language (the reader's, not the syncer's)."""
+        from buzon.mailboxes.errors import MailServerError
+
+        error = MailServerError.from_state(self.last_error_state) if self.last_error_state else None
+        return error.message() if error is not None else self.last_error
 
     @property
     def has_password(self) -> bool:

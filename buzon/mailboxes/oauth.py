@@ -171,6 +171,7 @@ class SignInRevoked(AuthenticationFailed):
 def _mark_revoked(account: EmailAccount, detail: str) -> None:
     EmailAccount.objects.filter(pk=account.pk).update(
         state=AccountState.SIGN_IN_REVOKED, last_error=str(REVOKED_TEXT), last_error_code="auth",
+        last_error_state={"code": "auth", "reason": "revoked"},
         oauth_access_token_encrypted="", oauth_refresh_token_encrypted="", oauth_expires_at=None,
     )
     account.state = AccountState.SIGN_IN_REVOKED

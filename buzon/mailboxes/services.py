@@ -153,7 +153,7 @@ def save_account(account: EmailAccount, *, password: str | None = None, probe: b
         report = probe_account(account, password, incoming=account.incoming_enabled,
                                outgoing=account.outgoing_enabled)
         report_errors(report).raise_if_any()
-        account.last_error, account.last_error_code = "", ""
+        account.last_error, account.last_error_code, account.last_error_state = "", "", {}
         account.last_contact_at = timezone.now()
     account.state = _state(account)
     if password is not None:

@@ -37,7 +37,8 @@ def record_failure(account_id: int, error: MailServerError) -> datetime:
         retry_at = now + timedelta(seconds=backoff_seconds(failures, auth=error.code == "auth"))
         SyncState.objects.filter(pk=state.pk).update(failures=failures, next_attempt_at=retry_at)
     EmailAccount.objects.filter(pk=account_id).update(
-        state=AccountState.ERROR, last_error=error.message(), last_error_code=error.code)
+        state=AccountState.ERROR, last_error=error.message(), last_error_code=error.code,
+        last_error_state=error.as_state())
     return retry_at
 
 
@@ -58,7 +59,8 @@ def record_synced(account_id: int) -> None:
 def record_state(account_id: int, state: str, *, synced: bool = False) -> None:
     """A successful step: clear the error and the backoff."""
     now = timezone.now()
-    fields: dict[str, object] = {"state": state, "last_error": "", "last_error_code": "", "last_contact_at": now}
+    fields: dict[str, object] = {"state": state, "last_error": "", "last_error_code": "", "last_error_state": {},
+                                 "last_contact_at": now}
     if synced:
         fields["last_synced_at"] = now
     EmailAccount.objects.filter(pk=account_id).update(**fields)

@@ -225,3 +225,24 @@ def test_store_incoming_limit_is_a_clear_400(staff_api, dovecot, dovecot_domain,
     refused = staff_api.post(URL, _incoming(dovecot.add_user(), store=store), format="json")
     assert refused.status_code == 400
     assert "store" in refused.json() and "1" in refused.json()["store"][0]
+
+
+def test_last_error_is_shown_in_the_readers_language_not_the_syncers(staff_api):
+    from django.utils import translation
+
+    from buzon.mailboxes.errors import AuthenticationFailed
+    from buzon.sync.status import record_failure
+
+    account = EmailAccount.objects.create(email_address="ventas@example.test", incoming_enabled=True,
+                                          incoming_host="imap.example.test")
+    with translation.override("en"):  # the sync process runs in English
+        record_failure(account.pk, AuthenticationFailed("imap.example.test", 993, "login", protocol="imap"))
+    english = staff_api.get(f"{URL}{account.pk}/", HTTP_ACCEPT_LANGUAGE="en").json()
+    spanish = staff_api.get(f"{URL}{account.pk}/", HTTP_ACCEPT_LANGUAGE="es").json()
+    assert english["state"] == spanish["state"] == "error" and english["last_error_code"] == "auth"
+    assert "rejected the login name or password" in english["last_error"]
+    assert "imap.example.test (port 993)" in english["last_error"]
+    with translation.override("es"):
+        expected = AuthenticationFailed("imap.example.test", 993, "login", protocol="imap").message()
+    assert spanish["last_error"] == expected and expected != english["last_error"]
+    assert "imap.example.test" in spanish["last_error"]
