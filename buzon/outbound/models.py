@@ -15,6 +15,7 @@ from buzon.messages.models import Message
 class QueueState(models.TextChoices):
     PENDING = "pending", _("Waiting to be sent")
     CLAIMED = "claimed", _("Being sent")
+    SENDING = "sending", _("Handed to the server")  # its SMTP transaction started; see queue.py
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
 
@@ -66,6 +67,7 @@ class OutgoingAttachment(models.Model):
 class AttemptOutcome(models.TextChoices):
     SENT = "sent", _("Sent")
     RETRY = "retry", _("Will retry")
+    UNKNOWN = "unknown", _("Maybe sent")  # the worker died while the server had it (queue.py)
     FAILED = "failed", _("Failed")
 
 

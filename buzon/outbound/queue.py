@@ -5,20 +5,31 @@ several workers take disjoint batches without waiting on each other. SQLite has 
 the settings open every transaction with BEGIN IMMEDIATE, which takes the database write lock at the
 start of the claim, so two workers' claims run one after the other and can never pick the same rows.
 
-Why a crash never loses a message and sends at most the in-flight ones twice:
+Why a crash never loses a message, and which ones it may send twice:
 - A queued message is a committed `OutgoingEmail` row (state pending) before any task runs.
 - A claim (state claimed, `claimed_at`) is a lease. A worker that dies leaves its claims behind; once
   the lease (`OUTBOUND_CLAIM_LEASE_S`) runs out, any worker claims them again, so a restart resumes.
-- A worker keeps at most `OUTBOUND_CONNECTIONS_PER_ACCOUNT` messages handed to SMTP but not yet
-  committed (the sender's window; outcomes that arrive together are committed together). The only
-  messages that can be sent twice are ones the server accepted whose outcome was not committed when
-  the process died, so at most that window per worker, each with its Message-ID unchanged (receivers
-  that deduplicate on Message-ID show it once).
+- Before a connection starts a message's SMTP transaction, the message is committed as `sending`
+  together with the exact bytes it will send (`mark_sending`), and only if this worker still holds
+  its claim. Its outcome is committed before the same connection starts its next message (the
+  sender commits requests in the order connections make them). So at any instant a connection has
+  at most one message that the server may have accepted without Buzón having recorded it: the one
+  in state `sending`.
+- The rule after a crash: a `claimed` message whose lease ran out was never handed to a server and
+  is simply sent. A `sending` message whose lease ran out *may have been sent*: its attempt is
+  logged as "unknown" with that explanation, and it is sent again with the very bytes stored at
+  its mark (same Message-ID, same DKIM signature), because losing mail is worse than delivering
+  it twice, and receivers that deduplicate on Message-ID show it once.
+- So a crash sends at most the message in flight twice, one per connection the dead worker had
+  open (`OUTBOUND_CONNECTIONS_PER_ACCOUNT` per account; 1 gives exactly "at most one"), and never
+  a message it had not started. tests/outbound/test_crash.py kills a worker with SIGKILL mid-run
+  and counts.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,19 +97,39 @@ def admit(message: Message, request: ComposeRequest) -> OutgoingEmail:
     return outgoing
 
 
+IN_HAND = (QueueState.CLAIMED, QueueState.SENDING)  # states in which a worker holds the message
+
+
+def maybe_sent_text() -> str:
+    return _("The worker sending this message stopped before the server's answer was recorded, so it may "
+             "have been delivered. It is sent again (same Message-ID); a recipient may receive it twice.")
+
+
 def claim_due(worker: str, limit: int, now: datetime.datetime | None = None) -> list[int]:
-    """Claim up to `limit` due messages (highest priority, then oldest due) for `worker`."""
+    """Claim up to `limit` due messages (highest priority, then oldest due) for `worker`.
+
+    A message left `sending` by a worker whose lease ran out is logged as "maybe sent" (see the
+    module docstring) and claimed like the others.
+    """
     now = now or timezone.now()
     stale = now - datetime.timedelta(seconds=settings.OUTBOUND_CLAIM_LEASE_S)
     with transaction.atomic():
         due = OutgoingEmail.objects.filter(
-            Q(state=QueueState.PENDING) | Q(state=QueueState.CLAIMED, claimed_at__lt=stale),
+            Q(state=QueueState.PENDING) | Q(state__in=IN_HAND, claimed_at__lt=stale),
             next_attempt_at__lte=now,
         ).order_by("-priority", "next_attempt_at", "pk")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("pk", flat=True)[:limit])
+        rows = list(due.values_list("pk", "state", "attempts")[:limit])
+        ids = [pk for pk, _state, _attempts in rows]
         if ids:
+            maybe_sent = [(pk, attempts) for pk, state, attempts in rows if state == QueueState.SENDING]
+            if maybe_sent:
+                DeliveryAttempt.objects.bulk_create([
+                    DeliveryAttempt(outgoing_id=pk, number=attempts + 1, outcome=AttemptOutcome.UNKNOWN,
+                                    reply=maybe_sent_text()) for pk, attempts in maybe_sent])
+                OutgoingEmail.objects.filter(pk__in=[pk for pk, _a in maybe_sent]).update(
+                    attempts=models.F("attempts") + 1)
             OutgoingEmail.objects.filter(pk__in=ids).update(state=QueueState.CLAIMED, claimed_at=now,
                                                             claimed_by=worker)
             Message.objects.filter(pk__in=ids).update(status=MessageStatus.SENDING, updated_at=now)
@@ -147,28 +178,93 @@ def _apply(outcome: Outcome, now: datetime.datetime) -> str:
     return str(result)
 
 
+@functools.cache
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     field = model._meta.get_field(name)
     assert isinstance(field, models.Field)
     return field
 
 
-def _column_sql(model: type[models.Model], fields: list[str], key: str) -> str:
+@functools.cache
+def _column_sql(model: type[models.Model], fields: tuple[str, ...], key: str) -> str:
     """UPDATE … SET col = %s … WHERE key = %s; names come from the models, never from input."""
     q = connection.ops.quote_name
     sets = ", ".join(f"{q(str(_field(model, f).column))} = %s" for f in fields)
     return f"UPDATE {q(model._meta.db_table)} SET {sets} WHERE {q(str(_field(model, key).column))} = %s"  # noqa: S608  # nosec B608
 
 
-def _row(obj: models.Model, fields: list[str], key: str) -> list[Any]:
+def _row(obj: models.Model, fields: tuple[str, ...], key: str) -> list[Any]:
     model = type(obj)
     return [_field(model, f).get_db_prep_save(getattr(obj, _field(model, f).attname), connection)
-            for f in [*fields, key]]
+            for f in (*fields, key)]
 
 
-_QUEUE_FIELDS = ["attempts", "state", "sent_at", "next_attempt_at", "last_code", "last_reply", "claimed_by",
-                 "claimed_at"]
-_MESSAGE_FIELDS = ["status", "status_reason", "date", "updated_at", "from_address", "from_name", "reply_to"]
+_QUEUE_FIELDS = ("attempts", "state", "sent_at", "next_attempt_at", "last_code", "last_reply", "claimed_by",
+                 "claimed_at")
+_MESSAGE_FIELDS = ("status", "status_reason", "date", "updated_at", "from_address", "from_name", "reply_to")
+
+
+def _held(pks: Sequence[int], worker: str) -> set[int]:
+    """Which of these messages this worker still holds (locked until commit where rows can be)."""
+    held = OutgoingEmail.objects.filter(pk__in=pks, state__in=IN_HAND, claimed_by=worker)
+    if connection.features.has_select_for_update:
+        held = held.select_for_update()
+    return set(held.values_list("pk", flat=True))
+
+
+def _record(outcomes: Sequence[Outcome], worker: str, now: datetime.datetime) -> dict[int, str]:
+    held = _held([o.outgoing.pk for o in outcomes], worker)
+    mine = [o for o in outcomes if o.outgoing.pk in held]
+    if not mine:
+        return {}
+    attempts = [DeliveryAttempt(outgoing=o.outgoing, number=o.outgoing.attempts + 1, code=o.code, reply=o.reply,
+                                server=o.server, outcome=_apply(o, now)) for o in mine]
+    with connection.cursor() as cursor:
+        cursor.executemany(_column_sql(OutgoingEmail, _QUEUE_FIELDS, "message"),
+                           [_row(o.outgoing, _QUEUE_FIELDS, "message") for o in mine])
+        with_mime = [o.outgoing for o in mine if o.mime is not None]
+        if with_mime:
+            cursor.executemany(_column_sql(OutgoingEmail, ("mime",), "message"),
+                               [_row(o, ("mime",), "message") for o in with_mime])
+        cursor.executemany(_column_sql(Message, _MESSAGE_FIELDS, "id"),
+                           [_row(o.outgoing.message, _MESSAGE_FIELDS, "id") for o in mine])
+    DeliveryAttempt.objects.bulk_create(attempts)
+    return {o.outgoing.pk: str(o.outgoing.state) for o in mine}
+
+
+def _mark(marks: Sequence[tuple[OutgoingEmail, bytes]], worker: str, now: datetime.datetime) -> set[int]:
+    held = _held([o.pk for o, _data in marks], worker)
+    mine = [(o, data) for o, data in marks if o.pk in held]
+    for outgoing, data in mine:
+        outgoing.state, outgoing.claimed_at = QueueState.SENDING, now
+        if outgoing.mime is None:  # stored before it is sent: a resend after a crash is byte-identical
+            outgoing.mime = data
+    with connection.cursor() as cursor:
+        cursor.executemany(_column_sql(OutgoingEmail, ("state", "claimed_at", "mime"), "message"),
+                           [_row(o, ("state", "claimed_at", "mime"), "message") for o, _data in mine])
+    return {o.pk for o, _data in mine}
+
+
+def commit(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]], skipped: Sequence[int],
+           worker: str) -> tuple[dict[int, str], set[int]]:
+    """One transaction for what the sender's connections asked since the last one, in this order:
+    the attempts that ended (as `record_outcomes`), the claims handed back unsent (`skipped`), then
+    the messages about to be sent, marked `sending` with their bytes if this worker still holds them.
+    Returns ({id: new queue state}, {ids marked sending}); a message not in the second set must not
+    be sent. Outcomes first: a connection's previous message is recorded before its next is marked.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        states = _record(outcomes, worker, now) if outcomes else {}
+        if skipped:
+            _release(skipped, worker)
+        marked = _mark(marks, worker, now) if marks else set()
+    return states, marked
+
+
+def mark_sending(marks: Sequence[tuple[OutgoingEmail, bytes]], worker: str) -> set[int]:
+    """Commit these messages as `sending` (see `commit`); returns the ids that may be sent."""
+    return commit([], marks, [], worker)[1]
 
 
 def record_outcomes(outcomes: Sequence[Outcome], worker: str) -> dict[int, str]:
@@ -179,29 +275,7 @@ def record_outcomes(outcomes: Sequence[Outcome], worker: str) -> dict[int, str]:
     one prepared statement per table (executemany): Django's bulk_update builds a CASE per field and
     row, which cost more than sending the mail.
     """
-    if not outcomes:
-        return {}
-    now = timezone.now()
-    with transaction.atomic():
-        owned_qs = OutgoingEmail.objects.filter(pk__in=[o.outgoing.pk for o in outcomes], state=QueueState.CLAIMED,
-                                                claimed_by=worker)
-        if connection.features.has_select_for_update:
-            owned_qs = owned_qs.select_for_update()
-        owned = set(owned_qs.values_list("pk", flat=True))
-        mine = [o for o in outcomes if o.outgoing.pk in owned]
-        attempts = [DeliveryAttempt(outgoing=o.outgoing, number=o.outgoing.attempts + 1, code=o.code, reply=o.reply,
-                                    server=o.server, outcome=_apply(o, now)) for o in mine]
-        with connection.cursor() as cursor:
-            cursor.executemany(_column_sql(OutgoingEmail, _QUEUE_FIELDS, "message"),
-                               [_row(o.outgoing, _QUEUE_FIELDS, "message") for o in mine])
-            with_mime = [o.outgoing for o in mine if o.mime is not None]
-            if with_mime:
-                cursor.executemany(_column_sql(OutgoingEmail, ["mime"], "message"),
-                                   [_row(o, ["mime"], "message") for o in with_mime])
-            cursor.executemany(_column_sql(Message, _MESSAGE_FIELDS, "id"),
-                               [_row(o.outgoing.message, _MESSAGE_FIELDS, "id") for o in mine])
-        DeliveryAttempt.objects.bulk_create(attempts)
-    return {o.outgoing.pk: str(o.outgoing.state) for o in mine}
+    return commit(outcomes, [], [], worker)[0] if outcomes else {}
 
 
 def record_outcome(outgoing_id: int, *, sent: bool, permanent: bool, code: int | None, reply: str,
@@ -212,12 +286,17 @@ def record_outcome(outgoing_id: int, *, sent: bool, permanent: bool, code: int |
     return states.get(outgoing_id, "")
 
 
+def _release(outgoing_ids: Sequence[int], worker: str) -> None:
+    held = list(OutgoingEmail.objects.filter(pk__in=outgoing_ids, state__in=IN_HAND, claimed_by=worker)
+                .values_list("pk", flat=True))
+    OutgoingEmail.objects.filter(pk__in=held).update(state=QueueState.PENDING, claimed_by="", claimed_at=None)
+    Message.objects.filter(pk__in=held, status=MessageStatus.SENDING).update(status=MessageStatus.QUEUED)
+
+
 def release(outgoing_ids: Sequence[int], worker: str) -> None:
-    """Hand back claims this worker will not send now (e.g. shutting down): no attempt is counted."""
+    """Hand back claims this worker did not send (e.g. shutting down): no attempt is counted."""
     with transaction.atomic():
-        OutgoingEmail.objects.filter(pk__in=outgoing_ids, state=QueueState.CLAIMED, claimed_by=worker).update(
-            state=QueueState.PENDING, claimed_by="", claimed_at=None)
-        Message.objects.filter(pk__in=outgoing_ids, status=MessageStatus.SENDING).update(status=MessageStatus.QUEUED)
+        _release(outgoing_ids, worker)
 
 
 def requeue(outgoing: OutgoingEmail) -> None:

@@ -1,17 +1,24 @@
 """The delivery loop: claim due messages, compose and sign them, send through pooled connections.
 
-Each claimed batch is composed first (its bytes are stored, so a retry resends the very same
-message), then handed to the pool; each message's outcome is committed as soon as its server
-answers. See queue.py for why a crash loses nothing and duplicates at most the in-flight messages.
+This thread claims a batch, composes and signs each message, and hands it to the pool, keeping up
+to two messages per connection waiting so no connection idles while the next one is composed. It
+is also the only thread that writes to the database: each connection *asks* it (a `_Mark`) to
+commit its next message as `sending` before starting the SMTP transaction, and reports the
+outcome when the server has answered (a `_Done`). The requests are committed together, in the
+order they were made, one transaction for whatever arrived meanwhile, so a connection's previous
+outcome is always committed no later than its next mark. See queue.py for how that bounds
+duplicates after a crash to the one message in flight per connection.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue as queues
 import socket
+import threading
 import uuid
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -27,10 +34,9 @@ from buzon.messages.outbox import enqueue_delivery
 from buzon.outbound import compose, queue
 from buzon.outbound.models import OutgoingEmail, QueueState
 from buzon.outbound.signing import Signer
-from buzon.outbound.smtp import SendOutcome, SMTPPool, shared_pool
+from buzon.outbound.smtp import Gate, SendOutcome, SMTPPool, shared_pool
 
 log = logging.getLogger("buzon.outbound")
-GROUP_WAIT_S = 0.005  # how long a finished send may wait to be committed with its neighbours
 
 
 @dataclass
@@ -64,66 +70,148 @@ def _after_sent(outgoing: OutgoingEmail) -> None:
         transaction.on_commit(lambda: import_string(settings.OUTBOUND_APPEND_TASK).enqueue(pk))
 
 
-def _outcome(outgoing: OutgoingEmail, result: SendOutcome, data: bytes | None) -> queue.Outcome:
+def _outcome(outgoing: OutgoingEmail, result: SendOutcome) -> queue.Outcome:
     reply = result.reply
     if result.sent and result.refused:
         reply += "\n" + _("Refused recipients: %(list)s") % {"list": "; ".join(
             f"{k}: {v}" for k, v in result.refused.items())}
-    mime = data if outgoing.mime is None else None
     return queue.Outcome(outgoing, result.sent, result.permanent, result.code, reply,
-                         str(outgoing.message.account or ""), mime)
+                         str(outgoing.message.account or ""))
 
 
-def _commit(outcomes: list[queue.Outcome], stats: DeliveryStats) -> None:
-    states = queue.record_outcomes(outcomes, stats.worker)
-    for outcome in outcomes:
-        state = states.get(outcome.outgoing.pk)
-        if state is None:
-            continue
-        stats.states[outcome.outgoing.pk] = state
-        if state == QueueState.SENT:
-            stats.sent += 1
-            _after_sent(outcome.outgoing)
-        elif state == QueueState.FAILED:
-            stats.failed += 1
-        elif state == QueueState.PENDING:
-            stats.retrying += 1
+@dataclass(eq=False)
+class _Mark:
+    """A connection asks: may this message be sent? (Committed as `sending` first.)"""
+
+    outgoing: OutgoingEmail
+    data: bytes
+    answered: threading.Event = field(default_factory=threading.Event)
+    allowed: bool = False
+
+    def answer(self, allowed: bool) -> None:
+        self.allowed = allowed
+        self.answered.set()
 
 
-class _Window:
-    """Messages handed to the pool whose outcome is not committed yet; never more than `size`.
+@dataclass(eq=False)
+class _Done:
+    """An attempt ended: the pool's future, or an outcome known without sending (compose failed)."""
 
-    The size is what bounds duplicates after a crash (queue.py), and it keeps every pooled
-    connection busy while this thread composes the next messages.
-    """
+    outgoing: OutgoingEmail
+    future: Future[SendOutcome] | None = None
+    outcome: queue.Outcome | None = None
 
-    def __init__(self, size: int, stats: DeliveryStats) -> None:
-        self.size = size
+
+class _Desk:
+    """Where the connections' requests wait for this thread to commit them."""
+
+    def __init__(self, stats: DeliveryStats, size: int) -> None:
         self.stats = stats
-        self.inflight: dict[Future[SendOutcome], tuple[OutgoingEmail, bytes]] = {}
+        self.size = size  # messages handed to the pool and not yet finished, at most
+        self.inflight = 0
+        self.requests: queues.SimpleQueue[_Mark | _Done] = queues.SimpleQueue()
+        self.closed = False
 
     def full(self) -> bool:
-        return len(self.inflight) >= self.size
+        return self.inflight >= self.size
 
-    def settle(self, block: bool) -> None:
-        """Commit finished sends as one group. Without `block`, only once half the window is done;
-        with it, wait for one, then a few milliseconds more so a fast link yields one commit per
-        several messages instead of one per message."""
-        if not self.inflight:
+    def _gate(self, outgoing: OutgoingEmail, data: bytes) -> Gate:
+        def may_send() -> bool:
+            mark = _Mark(outgoing, data)
+            self.requests.put(mark)
+            if self.closed:  # the loop has stopped; nobody will answer
+                return False
+            # Not answered in time (the database is stuck): do not send; the claim is handed back.
+            return mark.answered.wait(settings.OUTBOUND_SMTP_TIMEOUT_S) and mark.allowed
+        return may_send
+
+    def send(self, pool: SMTPPool, outgoing: OutgoingEmail, item: compose.Composed) -> None:
+        account = outgoing.message.account
+        assert account is not None
+        future = pool.submit(account, item.envelope_from, item.recipients, item.data,
+                             gate=self._gate(outgoing, item.data))
+        self.inflight += 1
+        future.add_done_callback(lambda f: self.requests.put(_Done(outgoing, future=f)))
+
+    def failed(self, outgoing: OutgoingEmail, reply: str) -> None:
+        self.inflight += 1
+        self.requests.put(_Done(outgoing, outcome=queue.Outcome(outgoing, sent=False, reply=reply)))
+
+    def serve(self, block: bool) -> None:
+        """Commit every request waiting (waiting for one first if `block`)."""
+        batch: list[_Mark | _Done] = []
+        try:
+            if block:
+                batch.append(self.requests.get(timeout=1.0))
+            while True:
+                batch.append(self.requests.get_nowait())
+        except queues.Empty:
+            pass
+        if not batch:
             return
-        if block:
-            done, _pending = wait(self.inflight, return_when=FIRST_COMPLETED)
-            if len(done) < max(1, self.size // 2):
-                done, _pending = wait(self.inflight, timeout=GROUP_WAIT_S, return_when=ALL_COMPLETED)
-        else:
-            done = {f for f in self.inflight if f.done()}
-            if len(done) < max(1, self.size // 2):
-                return
-        _commit([self._outcome_of(f) for f in done], self.stats)
+        marks = [r for r in batch if isinstance(r, _Mark)]
+        done = [r for r in batch if isinstance(r, _Done)]
+        outcomes: list[queue.Outcome] = []
+        skipped: list[int] = []
+        for request in done:
+            outcome = request.outcome or self._result(request)
+            if outcome is None:
+                skipped.append(request.outgoing.pk)
+            else:
+                outcomes.append(outcome)
+        try:
+            states, allowed = queue.commit(outcomes, [(m.outgoing, m.data) for m in marks], skipped,
+                                           self.stats.worker)
+        except BaseException:
+            for mark in marks:
+                mark.answer(False)
+            raise
+        for mark in marks:
+            mark.answer(mark.outgoing.pk in allowed)
+        self.inflight -= len(done)
+        self._count(outcomes, states)
 
-    def _outcome_of(self, future: Future[SendOutcome]) -> queue.Outcome:
-        outgoing, data = self.inflight.pop(future)
-        return _outcome(outgoing, future.result(), data)
+    @staticmethod
+    def _result(request: _Done) -> queue.Outcome | None:
+        assert request.future is not None
+        try:
+            result = request.future.result()
+        except Exception as exc:  # a bug in the send path must not lose the message: retry it
+            log.exception("sending message %s failed", request.outgoing.pk)
+            return queue.Outcome(request.outgoing, sent=False, reply=_("Sending failed unexpectedly: %(error)s")
+                                 % {"error": exc})
+        return None if result.skipped else _outcome(request.outgoing, result)
+
+    def _count(self, outcomes: list[queue.Outcome], states: dict[int, str]) -> None:
+        for outcome in outcomes:
+            state = states.get(outcome.outgoing.pk)
+            if state is None:
+                continue
+            self.stats.states[outcome.outgoing.pk] = state
+            if state == QueueState.SENT:
+                self.stats.sent += 1
+                _after_sent(outcome.outgoing)
+            elif state == QueueState.FAILED:
+                self.stats.failed += 1
+            elif state == QueueState.PENDING:
+                self.stats.retrying += 1
+
+    def close(self) -> None:
+        """Stop answering: connections still waiting are told not to send (their claims run out)."""
+        self.closed = True
+        try:
+            while True:
+                request = self.requests.get_nowait()
+                if isinstance(request, _Mark):
+                    request.answer(False)
+        except queues.Empty:
+            pass
+
+
+def _claimed(ids: list[int]) -> list[OutgoingEmail]:
+    return list(OutgoingEmail.objects.filter(pk__in=ids).select_related(
+        "message", "message__account", "message__account__domain", "message__created_by",
+        "message__record_type").prefetch_related("attachments").order_by("-priority", "next_attempt_at", "pk"))
 
 
 def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: int | None = None,
@@ -131,33 +219,30 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
     """Send every due message (or `limit` of them). Safe to run in many processes at once."""
     stats = DeliveryStats(worker=worker or worker_name())
     pool = pool or shared_pool()
-    window = _Window(pool.per_account, stats)
+    desk = _Desk(stats, size=2 * pool.per_account)
     signer = Signer()
     home = compose._home_address()
     done = 0
-    while limit is None or done < limit:
-        size = min(batch or settings.OUTBOUND_BATCH, (limit - done) if limit is not None else 10**9)
-        ids = queue.claim_due(stats.worker, size)
-        if not ids:
-            break
-        done += len(ids)
-        outgoings = list(OutgoingEmail.objects.filter(pk__in=ids).select_related(
-            "message", "message__account", "message__account__domain", "message__created_by",
-            "message__record_type").prefetch_related("attachments").order_by("-priority", "next_attempt_at", "pk"))
-        for outgoing in outgoings:
-            item = _prepare(outgoing, signer, home)  # composing the next one while the window sends
-            if isinstance(item, str):
-                _commit([queue.Outcome(outgoing, sent=False, reply=item)], stats)
-                continue
-            window.settle(block=False)
-            while window.full():
-                window.settle(block=True)
-            account = outgoing.message.account
-            assert account is not None
-            future = pool.submit(account, item.envelope_from, item.recipients, item.data)
-            window.inflight[future] = (outgoing, item.data)
-        while window.inflight:
-            window.settle(block=True)
+    try:
+        while limit is None or done < limit:
+            size = min(batch or settings.OUTBOUND_BATCH, (limit - done) if limit is not None else 10**9)
+            ids = queue.claim_due(stats.worker, size)
+            if not ids:
+                break
+            done += len(ids)
+            for outgoing in _claimed(ids):
+                item = _prepare(outgoing, signer, home)  # composing the next one while the connections send
+                desk.serve(block=False)
+                while desk.full():
+                    desk.serve(block=True)
+                if isinstance(item, str):
+                    desk.failed(outgoing, item)
+                else:
+                    desk.send(pool, outgoing, item)
+        while desk.inflight:
+            desk.serve(block=True)
+    finally:
+        desk.close()
     schedule_next()
     return stats
 

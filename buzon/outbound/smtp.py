@@ -3,29 +3,46 @@
 Connections come from `mailboxes.connections.open_smtp` (TLS, STARTTLS, AUTH and their errors are
 handled there, once for the whole project). Each account may hold up to
 `OUTBOUND_CONNECTIONS_PER_ACCOUNT` connections, used by a thread each, so a slow link (20 ms round
-trips) is filled by parallel transactions; each connection carries one transaction at a time, which
-is what bounds duplicates after a crash (see queue.py). An idle connection the server has closed is
-noticed at MAIL FROM, before anything is delivered, so it is replaced and the message retried on a
-fresh one without any risk of sending it twice.
+trips) is filled by parallel transactions. Each connection carries one transaction at a time, and
+the sender's `gate` is called (and must commit the message as "sending") before the transaction
+starts: that is what bounds duplicates after a crash (see queue.py).
+
+Where the server offers PIPELINING (RFC 2920), MAIL FROM, every RCPT TO and DATA go out in one
+write and their replies are read together, so a message costs two round trips instead of 3 + one
+per recipient. smtplib has no pipelining; the commands are written with its `send()` and the
+replies read with its `getreply()`, on the connection it opened. Where the server announces SIZE
+(RFC 1870), a message larger than its limit is failed before anything is sent, and MAIL FROM
+declares the size so a server can refuse early.
+
+An idle connection the server has closed is noticed before any of the message is written, so it
+is replaced and the message tried on a fresh one without any risk of sending it twice. A rejected
+login (535) fails the message with the reason in plain words and is remembered for
+`LOGIN_REFUSED_HOLD_S`, so the rest of the queue for that account fails at once instead of
+logging in again and again with a wrong password (servers lock accounts that do that).
 """
 
 from __future__ import annotations
 
+import re
 import smtplib
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from buzon.mailboxes.connections import open_smtp
 from buzon.mailboxes.endpoints import ServerSettings, smtp_settings
-from buzon.mailboxes.errors import MailServerError, classify
+from buzon.mailboxes.errors import AuthenticationFailed, MailServerError, classify
 from buzon.mailboxes.models import EmailAccount
 
 IDLE_S = 60.0  # close connections unused this long (servers drop idle clients after a few minutes)
+LOGIN_REFUSED_HOLD_S = 300.0  # how long a refused login fails the account's mail without trying again
+Gate = Callable[[], bool]  # called before a transaction starts; False: do not send this message
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class SendOutcome:
     code: int | None = None
     reply: str = ""
     refused: dict[str, str] = field(default_factory=dict)  # recipients refused while others were accepted
+    skipped: bool = False  # the gate said no: nothing was sent and there is nothing to record
 
 
 class SendFailed(Exception):
@@ -60,28 +78,75 @@ def _refusal(code: int, reply: bytes | str, what: str) -> SendOutcome:
     return SendOutcome(sent=False, permanent=permanent, code=code, reply=text)
 
 
-def transmit(client: smtplib.SMTP, envelope_from: str, recipients: list[str], data: bytes) -> SendOutcome:
-    """One SMTP transaction on an open connection. Raises only if the connection itself fails."""
-    code, reply = client.mail(envelope_from)
-    if code != 250:
-        client.rset()
-        return _refusal(code, reply, _("the sender address"))
-    refused: dict[str, str] = {}
-    answer: tuple[int, bytes] = (0, b"")
-    for rcpt in recipients:
-        code, reply = client.rcpt(rcpt)
-        if code not in (250, 251):
-            refused[rcpt] = _text(code, reply)
-            # One deferred recipient makes the whole refusal worth retrying.
-            if answer[0] == 0 or code < 500:
-                answer = (code, reply)
-    if len(refused) == len(recipients):
-        client.rset()
-        return _refusal(answer[0], answer[1], _("every recipient"))
+class StaleConnection(smtplib.SMTPServerDisconnected):
+    """The connection failed before any of the message's content was written: trying again is safe."""
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _size_refusal(client: smtplib.SMTP, size: int) -> SendOutcome | None:
+    """RFC 1870: a message over the server's announced limit would only be refused after its upload."""
+    limit = client.esmtp_features.get("size", "").strip()
+    if not limit.isdigit() or int(limit) == 0 or size <= int(limit):
+        return None
+    text = _("The message is %(size)s, larger than the %(limit)s the server accepts. Send smaller attachments, "
+             "or links to the files.") % {"size": filesizeformat(size), "limit": filesizeformat(int(limit))}
+    return SendOutcome(sent=False, permanent=True, code=552, reply=text)
+
+
+def _envelope(client: smtplib.SMTP, envelope_from: str, recipients: list[str], size: int,
+              ) -> tuple[tuple[int, bytes], list[tuple[int, bytes]], tuple[int, bytes]]:
+    """MAIL FROM, RCPT TO each, DATA: pipelined in one write where the server allows it."""
+    options = [f"SIZE={size}"] if client.has_extn("size") else []
+    if client.has_extn("pipelining"):
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(envelope_from)}{''.join(' ' + o for o in options)}",
+                    *(f"RCPT TO:{smtplib.quoteaddr(r)}" for r in recipients), "DATA"]
+        client.send("".join(c + "\r\n" for c in commands))
+        mail = client.getreply()
+        rcpts = [client.getreply() for _r in recipients]
+        return mail, rcpts, client.getreply()
+    mail = client.mail(envelope_from, options)
+    if mail[0] != 250:
+        return mail, [], (0, b"")
+    rcpts = [client.rcpt(r) for r in recipients]
+    if not any(code in (250, 251) for code, _reply in rcpts):
+        return mail, rcpts, (0, b"")
+    return mail, rcpts, client.docmd("DATA")
+
+
+def transmit(client: smtplib.SMTP, envelope_from: str, recipients: list[str], data: bytes,
+             gate: Gate | None = None) -> SendOutcome:
+    """One SMTP transaction on an open connection. Raises StaleConnection if the connection failed
+    before the content was written, and smtplib/OS errors if it failed later."""
+    if not recipients:
+        return SendOutcome(sent=False, permanent=True, reply=_("The message has no recipients."))
+    too_big = _size_refusal(client, len(data))
+    if too_big is not None:
+        return too_big
+    if gate is not None and not gate():
+        return SendOutcome(sent=False, skipped=True)
     try:
-        code, reply = client.data(data)
-    except smtplib.SMTPDataError as exc:
-        return _refusal(exc.smtp_code, exc.smtp_error, _("the message"))
+        mail, rcpts, data_reply = _envelope(client, envelope_from, recipients, len(data))
+    except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+        raise StaleConnection(str(exc)) from exc
+    refused = {r: _text(code, reply) for r, (code, reply) in zip(recipients, rcpts, strict=False)
+               if code not in (250, 251)}
+    if mail[0] != 250 or len(refused) == len(recipients) or data_reply[0] != 354:
+        if data_reply[0] == 354:  # DATA accepted with nobody to deliver to: end it empty (RFC 2920 3.1)
+            client.send(b".\r\n")
+            client.getreply()
+        client.rset()
+        if mail[0] != 250:
+            return _refusal(mail[0], mail[1], _("the sender address"))
+        if len(refused) == len(recipients):
+            # One deferred recipient makes the whole refusal worth retrying.
+            code, reply = min(rcpts, key=lambda r: (r[0] >= 500, r[0]))
+            return _refusal(code, reply, _("every recipient"))
+        return _refusal(data_reply[0], data_reply[1], _("the message"))
+    content = _LEADING_DOT.sub(b"..", data)
+    client.send(content + (b"" if content.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+    code, reply = client.getreply()
     if code != 250:
         return _refusal(code, reply, _("the message"))
     return SendOutcome(sent=True, code=code, reply=_text(code, reply), refused=refused)
@@ -102,14 +167,15 @@ class SMTPPool:
         self.timeout = timeout or settings.OUTBOUND_SMTP_TIMEOUT_S
         self._idle: dict[tuple[int, ServerSettings], list[tuple[smtplib.SMTP, float]]] = {}
         self._slots: dict[tuple[int, ServerSettings], threading.BoundedSemaphore] = {}
+        self._refused_logins: dict[tuple[int, ServerSettings], tuple[float, SendOutcome]] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=self.per_account * 4, thread_name_prefix="smtp")
         self.opened = 0  # connections opened so far (tests check reuse with it)
 
     def submit(self, account: EmailAccount, envelope_from: str, recipients: list[str], data: bytes,
-               server: ServerSettings | None = None) -> Future[SendOutcome]:
+               server: ServerSettings | None = None, gate: Gate | None = None) -> Future[SendOutcome]:
         server = server or smtp_settings(account)
-        return self._executor.submit(self._send, (account.pk, server), envelope_from, recipients, data)
+        return self._executor.submit(self._send, (account.pk, server), envelope_from, recipients, data, gate)
 
     def _slot(self, key: tuple[int, ServerSettings]) -> threading.BoundedSemaphore:
         with self._lock:
@@ -131,22 +197,44 @@ class SMTPPool:
         with self._lock:
             self._idle.setdefault(key, []).append((client, time.monotonic()))
 
+    def _login_refused(self, key: tuple[int, ServerSettings]) -> SendOutcome | None:
+        with self._lock:
+            refused = self._refused_logins.get(key)
+        if refused is None or time.monotonic() - refused[0] > LOGIN_REFUSED_HOLD_S:
+            return None
+        return refused[1]
+
+    def _refuse_login(self, key: tuple[int, ServerSettings], exc: MailServerError) -> SendOutcome:
+        outcome = SendOutcome(sent=False, permanent=True, code=535, reply=_(
+            "%(reason)s The message was not sent. Correct the account's password, then send the message "
+            "again (requeue it).") % {"reason": exc.message()})
+        with self._lock:
+            self._refused_logins[key] = (time.monotonic(), outcome)
+        return outcome
+
     def _send(self, key: tuple[int, ServerSettings], envelope_from: str, recipients: list[str],
-              data: bytes) -> SendOutcome:
+              data: bytes, gate: Gate | None = None) -> SendOutcome:
         with self._slot(key):
+            refused = self._login_refused(key)
+            if refused is not None:  # the same password was refused moments ago: do not try it again
+                return refused
             for _try in range(2):
                 try:
                     client, reused = self._checkout(key)
+                except AuthenticationFailed as exc:
+                    return self._refuse_login(key, exc)
                 except MailServerError as exc:
                     return SendOutcome(sent=False, reply=exc.message())
                 try:
-                    outcome = transmit(client, envelope_from, recipients, data)
-                except smtplib.SMTPServerDisconnected as exc:
+                    outcome = transmit(client, envelope_from, recipients, data, gate)
+                except StaleConnection as exc:
                     client.close()
-                    # A reused connection the server dropped while idle: nothing was delivered, go again.
+                    # A reused connection the server dropped while idle: nothing was delivered, go again
+                    # (the gate already let this message through: it is not asked twice).
                     if reused and _try == 0:
+                        gate = None
                         continue
-                    return SendOutcome(sent=False, reply=classify(exc, key[1], "send").message())
+                    return SendOutcome(sent=False, reply=classify(exc.__cause__ or exc, key[1], "send").message())
                 except (smtplib.SMTPException, OSError) as exc:
                     client.close()
                     return SendOutcome(sent=False, reply=classify(exc, key[1], "send").message())
