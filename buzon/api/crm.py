@@ -107,7 +107,24 @@ class MessageBriefSerializer(serializers.ModelSerializer[Message]):
                   "date", "created_at")
 
 
-class CustomerViewSet(RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Customer]):
+class CreatorKeepsSightMixin:
+    """A customer or ticket an agent files under no store and no agent is assigned to them.
+
+    Rows with no store are seen only by administrators and the agents they reach (roles), so
+    without this the agent would lose sight of what they just created.
+    """
+
+    def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        user = self.request.user  # type: ignore[attr-defined]
+        data = serializer.validated_data  # type: ignore[union-attr]
+        agent = roles.agent_of(user)
+        if not roles.is_admin(user) and agent is not None and not data.get("store") and not data.get("agent"):
+            serializer.save(agent=agent)
+        else:
+            serializer.save()
+
+
+class CustomerViewSet(CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Customer]):
     """Customers; filter with ?assigned=me|unassigned|<agent>, ?store=<id>, ?email=<address>."""
 
     serializer_class = CustomerSerializer
@@ -146,7 +163,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
         return targets.record_token(ticket)
 
 
-class TicketViewSet(RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Ticket]):
+class TicketViewSet(CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Ticket]):
     """Tickets; filter with ?status=open|replied|closed, ?assigned=me|unassigned|<agent>, ?store=<id>."""
 
     serializer_class = TicketSerializer

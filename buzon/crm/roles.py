@@ -9,9 +9,12 @@ Three roles, all plain Django objects so they are clear in the admin:
   whatever is assigned to them. Changes no settings.
 
 Mail and records that belong to no store (an installation without stores, an account not given
-one) are the whole organisation's: every signed-in user sees them. A signed-in user without an
-Agent row is treated as an agent of no store. An API token acts as its user, so the same rules
-apply. Rows are scoped by field paths per model (given here as data, so this module imports no
+one) are reached the way helpdesks grant mailbox access (Help Scout, Front, Zendesk's group-
+restricted agents): administrators see them, and so do the agents of the agent group that brought
+them in (the account's or the customer's group), the agent they are assigned to and the person
+who wrote them. Belonging to no store never makes a row everyone's. A signed-in user without an
+Agent row is treated as an agent of no store and no group. An API token acts as its user, so the
+same rules apply. Rows are scoped by field paths per model (given here as data, so this module imports no
 context above crm): the store path, the agent-group paths and the assigned-agent path.
 """
 
@@ -23,7 +26,7 @@ from typing import Any, TypeVar
 from django.apps import apps
 from django.db.models import Model, Q, QuerySet
 
-from buzon.crm.models import Agent, Store
+from buzon.crm.models import Agent, AgentGroup, Store
 
 SUPERVISOR_GROUP = "supervisor"
 
@@ -52,10 +55,10 @@ SCOPES: dict[str, Scope] = {
     "crm.Ticket": Scope(store="store", groups=("customer__agent_group",), agent="agent"),
     "crm.JobApplicant": Scope(store="store"),
     "crm.Store": Scope(store=""),  # handled by visible_stores()
-    "crm.AgentGroup": Scope(store="store"),
-    "crm.Agent": Scope(store="stores"),
+    "crm.AgentGroup": Scope(store="store", groups=("id",)),  # a group's members see it
+    "crm.Agent": Scope(store="stores", groups=("groups",), agent="id"),  # colleagues, and oneself
     "mailboxes.EmailAccount": Scope(store="store", groups=("agent_group",)),
-    "mailboxes.EmailDomain": Scope(store="accounts__store"),
+    "mailboxes.EmailDomain": Scope(store="accounts__store", groups=("accounts__agent_group",)),
 }
 
 
@@ -118,7 +121,7 @@ def scope_q(label: str, user: Any) -> Q | None:
     if scope.creator:
         allowed |= Q(**{scope.creator: user.pk})
     if scope.store:
-        allowed |= Q(**{f"{scope.store}__in": store_ids(user)}) | Q(**{f"{scope.store}__isnull": True})
+        allowed |= Q(**{f"{scope.store}__in": store_ids(user)})
     if agent is None:
         return allowed
     groups = group_ids(user)
@@ -187,6 +190,42 @@ def can_manage_agents(user: Any, store_ids_of_agent: set[int]) -> bool:
         return True
     mine = supervised_store_ids(user)
     return bool(mine) and bool(store_ids_of_agent) and store_ids_of_agent <= mine
+
+
+def can_manage_any_agents(user: Any) -> bool:
+    return is_admin(user) or bool(supervised_store_ids(user))
+
+
+def managed_agents(user: Any) -> QuerySet[Agent]:
+    """Agents whose status ``user`` may set: every one for administrators; for a supervisor, the
+    agents who work only in stores they supervise, never an administrator."""
+    if is_admin(user):
+        return Agent.objects.all()
+    mine = supervised_store_ids(user)
+    if not mine:
+        return Agent.objects.none()
+    return (Agent.objects.filter(stores__in=mine).exclude(stores__in=Store.objects.exclude(pk__in=mine))
+            .exclude(user__is_staff=True).distinct())
+
+
+def managed_groups(user: Any) -> QuerySet[AgentGroup]:
+    """Agent groups whose members ``user`` may change: all (administrators), or their stores' groups."""
+    if is_admin(user):
+        return AgentGroup.objects.all()
+    return AgentGroup.objects.filter(store_id__in=supervised_store_ids(user))
+
+
+def may_join(user: Any, agent: Agent, group: AgentGroup) -> bool:
+    """Whether ``user`` may put ``agent`` in (or take them out of) ``group``.
+
+    A supervisor: a group of a store they supervise, and an agent who works in that store (not an
+    administrator). Other stores' agents and groups are never theirs to change.
+    """
+    if is_admin(user):
+        return True
+    if group.store_id is None or group.store_id not in supervised_store_ids(user) or agent.user.is_staff:
+        return False
+    return agent.stores.filter(pk=group.store_id).exists()
 
 
 def can_change_settings(user: Any) -> bool:

@@ -63,9 +63,16 @@ def test_tickets_filters_and_conversation(agent_client):
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
 
 
+def _in_group(agent: Agent) -> AgentGroup:
+    """Mail of an account reaches the agents of its group (store-less mail is not everyone's)."""
+    group = AgentGroup.objects.create(name="Soporte")
+    agent.groups.add(group)
+    return group
+
+
 def test_message_pipeline_decisions(agent_client):
-    client, _ = agent_client
-    pipeline.run_pipeline(store_raw(mail(), support_account()).pk)
+    client, agent = agent_client
+    pipeline.run_pipeline(store_raw(mail(), support_account(agent_group=_in_group(agent))).pk)
     message = Message.objects.get()
     body = client.get(f"/api/v1/messages/{message.pk}/pipeline/").json()
     assert body["classification"] == "normal" and body["record"]["type"] == "ticket"
@@ -98,8 +105,8 @@ def test_notifications_bell(agent_client):
 
 
 def test_message_detail_shows_the_pipeline(agent_client):
-    client, _ = agent_client
-    pipeline.run_pipeline(store_raw(mail(), support_account()).pk)
+    client, agent = agent_client
+    pipeline.run_pipeline(store_raw(mail(), support_account(agent_group=_in_group(agent))).pk)
     message = Message.objects.get()
     body = client.get(f"/api/v1/messages/{message.pk}/").json()
     assert body["pipeline"]["record"]["type"] == "ticket"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from buzon.crm.models import Agent, AgentGroup, Notification
+from buzon.crm.models import Agent, AgentGroup, Notification, Store
 from buzon.inbound import pipeline
 from buzon.messages.models import Attachment, Message
 from tests.inbound.helpers import mail, store_raw, support_account
@@ -30,12 +30,20 @@ def agent_user(db):
     return user, agent, group
 
 
+def _store_of(agent: Agent) -> Store:
+    """Mail reaches an agent through their store or group (store-less, group-less mail is not everyone's)."""
+    store = Store.objects.create(name="Tienda")
+    agent.stores.add(store)
+    return store
+
+
 @pytest.mark.django_db
 def test_inbox_filters_message_rendering_and_attachment(client, agent_user):
     user, agent, group = agent_user
     account = support_account(agent_group=group, notify_agent=True)
     pipeline.run_pipeline(store_raw(mail(subject="Pedido roto"), account).pk)
-    pipeline.run_pipeline(store_raw(HOSTILE, support_account(email_address="ventas@shop.test")).pk)
+    sales = support_account(email_address="ventas@shop.test", store=_store_of(agent))
+    pipeline.run_pipeline(store_raw(HOSTILE, sales).pk)
     pipeline.run_pipeline(store_raw((DATA / "rfc2231-inline-winmail.eml").read_bytes(), account).pk)
     client.force_login(user)
     mine = client.get("/inbox/?show=mine").content.decode()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.apps import apps
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from buzon.crm import roles
-from tests.security.conftest import World
+from buzon.crm.models import AgentGroup, JobApplicant, Ticket
+from buzon.inbound import pipeline
+from buzon.mailboxes.models import EmailDomain
+from buzon.messages.models import Attachment, Message
+from tests.inbound.helpers import store_raw, support_account
+from tests.security.conftest import DATA, World
 
 LISTS = {
     "/api/v1/messages/": lambda w, s: [s.message.pk, s.sent.pk],
@@ -123,3 +130,60 @@ def test_supervisor_command_grants_and_removes_the_role(world: World):
     assert roles.role(fresh) == "supervisor" and roles.can_manage_accounts(fresh, world.a.store)
     call_command("supervisor", "ana", "--remove", stdout=out)
     assert roles.role(type(user).objects.get(pk=user.pk)) == "agent"
+
+
+def _storeless(world: World, group: AgentGroup | None, address: str, tag: str) -> dict[str, Any]:
+    """Mail of an account with no store (in ``group``, or none), run through the real pipeline."""
+    account = support_account(email_address=address, agent_group=group,
+                              domain=EmailDomain.objects.create(domain_name=address.split("@")[1]))
+    raw = (DATA / "rfc2231-inline-winmail.eml").read_bytes().replace(b"Subject:", f"Subject: [{tag}]".encode(), 1)
+    raw = raw.replace(b"ana@example.test", f"cliente-{tag.lower()}@example.test".encode())
+    pipeline.run_pipeline(store_raw(raw, account).pk)
+    message = Message.objects.filter(account=account).latest("id")
+    assert message.customer is not None and message.customer.store_id is None
+    return {"account": account, "message": message, "customer": message.customer,
+            "attachment": Attachment.objects.filter(message=message).first(),
+            "ticket": Ticket.objects.filter(customer=message.customer).first(),
+            "applicant": JobApplicant.objects.create(name=f"Candidata {tag}", email=f"cv-{tag}@example.test")}
+
+
+def test_rows_with_no_store_reach_administrators_and_the_group_that_brought_them_in(world: World):
+    """A store-less account's mail, customers and tickets: administrators, and the agents of the
+    account's group; never every signed-in user (the other store's people, a user in no store)."""
+    group = AgentGroup.objects.create(name="Equipo sin tienda")
+    world.agents["agent_b"].groups.add(group)
+    grouped = _storeless(world, group, "hola@grupo.test", "G")
+    orphan = _storeless(world, None, "nadie@huerfana.test", "O")
+    assert grouped["ticket"] is not None
+    sees = {"admin": {"G", "O"}, "agent_b": {"G"}, "agent_a": set(), "supervisor_a": set(), "nobody": set()}
+    for role, tags in sees.items():
+        client, api = world.client(role), APIClient()
+        api.force_authenticate(world.users[role])
+        for tag, side in (("G", grouped), ("O", orphan)):
+            allowed = tag in tags
+            inbox = client.get(f"/inbox/?q=%5B{tag}%5D").content.decode()  # search
+            assert (f"[{tag}] Fotos" in inbox) is allowed, (role, tag, "search")
+            customers = client.get("/customers/").content.decode()
+            assert (f"cliente-{tag.lower()}@example.test" in customers) is allowed, (role, tag, "customers")
+            for url in (f"/inbox/{side['message'].pk}/", f"/inbox/attachments/{side['attachment'].pk}/",
+                        f"/api/v1/messages/{side['message'].pk}/raw/", f"/api/v1/customers/{side['customer'].pk}/",
+                        f"/api/v1/tickets/{side['ticket'].pk}/", f"/settings/email/accounts/{side['account'].pk}/"):
+                status = (api if url.startswith("/api/") else client).get(url).status_code
+                assert (status == 200) is allowed or (url.startswith("/settings/") and role == "admin"
+                                                      and status == 302), (role, tag, url, status)
+            # Job applicants have no group: store-less ones are the administrators' alone.
+            listed = _ids(api, "/api/v1/job-applicants/")
+            assert (side["applicant"].pk in listed) is (role == "admin"), (role, tag, "applicant")
+            accounts = _ids(api, "/api/v1/email-accounts/")
+            assert (side["account"].pk in accounts) is allowed, (role, tag, "accounts")
+
+
+def test_an_agent_keeps_sight_of_a_store_less_customer_they_create(world: World):
+    api = APIClient()
+    api.force_authenticate(world.users["agent_b"])
+    created = api.post("/api/v1/customers/", {"name": "Sin tienda", "emails": ["st@example.test"]}, format="json")
+    assert created.status_code == 201 and created.json()["agent"] == world.agents["agent_b"].pk
+    assert api.get(f"/api/v1/customers/{created.json()['id']}/").status_code == 200
+    other = APIClient()
+    other.force_authenticate(world.users["agent_a"])
+    assert other.get(f"/api/v1/customers/{created.json()['id']}/").status_code == 404
