@@ -6,6 +6,7 @@ import datetime
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from buzon.messages.models import MessageStatus
@@ -121,12 +122,30 @@ def test_connection_refused_is_retried_in_plain_words(make_account: Any, pool: A
     assert "refused the connection" in message.status_reason
 
 
-def test_wrong_password_is_reported(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+def test_wrong_password_fails_in_plain_words_without_hammering(smtp_starttls: Any, make_account: Any,
+                                                                 pool: Any) -> None:
     account = make_account(smtp_starttls, password="wrong")
-    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
-    deliver_due(pool=pool)
-    message.refresh_from_db()
-    assert "rejected the login" in message.status_reason
+    messages = [queue_outgoing(to=[f"c{n}@example.org"], subject="Hola", text="x", account=account) for n in range(6)]
+    stats = deliver_due(pool=pool)
+    assert stats.failed == 6 and stats.retrying == 0
+    for message in messages:
+        message.refresh_from_db()
+        assert message.status == MessageStatus.SEND_FAILED
+        assert "rejected the login" in message.status_reason
+        assert "Correct the account's password" in message.status_reason
+    assert OutgoingEmail.objects.filter(state=QueueState.FAILED, last_code=535).count() == 6
+    logins = pool.opened
+    assert logins <= pool.per_account  # at most one try per connection slot, not one per message
+    # More mail for the account soon after: failed at once, not one more login with the same password.
+    later = queue_outgoing(to=["later@example.org"], subject="Hola", text="x", account=account)
+    assert deliver_due(pool=pool).failed == 1
+    assert pool.opened == logins
+    assert not smtp_starttls.messages
+    # Once the password is corrected (new settings), the requeued message goes out.
+    account.set_password("smtp-secret")
+    account.save()
+    queue.requeue(OutgoingEmail.objects.get(pk=later.pk))
+    assert deliver_due(pool=pool).sent == 1
 
 
 def test_priority_and_scheduled_time(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
@@ -166,3 +185,49 @@ def test_unconfirmed_sender_is_refused_in_plain_words(smtp_starttls: Any, make_a
     with pytest.raises(SendRefused, match="has not been confirmed"):
         queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
     assert not OutgoingEmail.objects.exists()
+
+
+def test_a_message_left_sending_is_logged_maybe_sent_and_resent_byte_identical(
+        smtp_starttls: Any, make_account: Any, pool: Any, settings: Any) -> None:
+    from buzon.outbound import compose
+
+    account = make_account(smtp_starttls)
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    assert queue.claim_due("dead-worker", 10) == [message.pk]
+    outgoing = OutgoingEmail.objects.select_related("message__account").get(pk=message.pk)
+    data = compose.compose(outgoing).data
+    assert queue.mark_sending([(outgoing, data)], "another-worker") == set()  # not its claim: may not send
+    assert queue.mark_sending([(outgoing, data)], "dead-worker") == {message.pk}  # ...and that worker died here
+    assert OutgoingEmail.objects.get(pk=message.pk).state == QueueState.SENDING
+    assert deliver_due(pool=pool).sent == 0  # still leased to the dead worker
+    past = timezone.now() - datetime.timedelta(seconds=settings.OUTBOUND_CLAIM_LEASE_S + 1)
+    OutgoingEmail.objects.filter(pk=message.pk).update(claimed_at=past)
+    assert deliver_due(pool=pool).sent == 1
+    assert smtp_starttls.messages[0].data.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
+    log = list(DeliveryAttempt.objects.filter(outgoing=message.pk).values_list("number", "outcome", "reply"))
+    assert [(n, o) for n, o, _r in log] == [(1, "unknown"), (2, "sent")]
+    assert "may have been delivered" in log[0][2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sending_state_is_committed_before_the_transaction(smtp_starttls: Any, make_account: Any,
+                                                           pool: Any) -> None:
+    account = make_account(smtp_starttls)
+    message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
+    seen: list[tuple[str, bool]] = []
+    submit = pool.submit
+
+    def spy(*args: Any, gate: Any = None, **kwargs: Any) -> Any:
+        def checked_gate() -> bool:
+            allowed = gate()
+            # Read on this thread's own database connection, so only committed rows are seen: by the
+            # time the gate opens, the row says sending and holds the bytes about to be sent.
+            row = OutgoingEmail.objects.filter(pk=message.pk).values_list("state", "mime").first()
+            connection.close()  # this thread's own connection
+            seen.append((row[0], row[1] is not None) if row else ("", False))
+            return allowed
+        return submit(*args, gate=checked_gate, **kwargs)
+
+    pool.submit = spy
+    assert deliver_due(pool=pool).sent == 1
+    assert seen == [(QueueState.SENDING, True)]
