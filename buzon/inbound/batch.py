@@ -1,15 +1,18 @@
-"""Many raw messages at once: plain new mail in bulk, everything else through run_pipeline.
+"""Many raw messages at once: the same steps and decisions as run_pipeline, with reads and writes in bulk.
 
 Per message, the pipeline costs about ten ORM queries; the ORM's own work per query (not SQLite's)
-is most of the time. Mail arriving in a sync chunk is mostly plain: new, readable, written by a person,
-starting a conversation or from a known customer. For those, this runner makes the same decisions
-with the same step code, but reads (duplicates, threads, customers) and writes (customers, records,
-messages, attachments, raw status) once per batch. The steps after ``store`` (assign, notify,
-auto-reply) run per message as usual.
+is most of the time. For a sync chunk this runner makes every message's decisions with the same step
+code, but looks up what the steps need once per batch (duplicates, our sent mail, parents and their
+records, records named by tokens and plus addresses, customers: see batch_lookups and batch_threads)
+and writes in bulk (customers, records, messages, attachments, raw status). Bounces, auto-replies,
+copies of our own sent mail, duplicates and skipped senders are decided here too. The steps after
+``store`` (assign, notify, auto-reply) run per message, in the order the messages came, as one by one.
 
-Anything else goes through ``run_pipeline`` one message at a time after the batch: a reprocessed,
-unreadable, duplicate, automated or threaded message, a skipped sender, a record type without a bulk
-builder. If anything in the bulk part raises, its transaction rolls back and the whole chunk goes
+Messages are stored in generations (parents before their replies, a sender's first message before
+the rest), so a reply can name its parent's id. What only run_pipeline decides right goes through it
+one at a time after the batch: a reprocessed or unreadable message, one naming a record that does not
+exist yet, and every later message that depends on one of those (answers it, or comes from the same
+sender). If anything in the bulk part raises, its transaction rolls back and the whole chunk goes
 through ``run_pipeline``, so a failure still marks one message, never the batch.
 """
 
@@ -19,6 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.db import connection, transaction
@@ -26,9 +30,8 @@ from django.db.models import Model
 
 from buzon.crm import records
 from buzon.crm.models import Customer, CustomerEmail
-from buzon.inbound import batch_threads, cache
-from buzon.inbound.context import Context, StopPipeline
-from buzon.inbound.mail import bounce
+from buzon.inbound import batch_lookups, batch_threads, cache
+from buzon.inbound.context import Context, Duplicate, Skip, StopPipeline
 from buzon.inbound.pipeline import STEPS, run_pipeline
 from buzon.inbound.reprocess import import_skipped_from
 from buzon.inbound.steps import classify, customer, deduplicate, parse, route, store, thread
@@ -55,27 +58,43 @@ def run_batch(raw_ids: Iterable[int]) -> Counter[str]:
             done, rest = _bulk(chunk)
         except Exception:  # the chunk's transaction rolled back: every message goes the careful way
             logger.exception("bulk processing failed; processing %s messages one by one", len(chunk))
-            done, rest = 0, chunk
-        outcomes["processed"] += done
+            done, rest = Counter(), chunk
+        outcomes.update(done)
         for raw_id in rest:
             outcomes[run_pipeline(raw_id)] += 1
     return outcomes
 
 
-def _plain(ctx: Context) -> bool:
-    """Whether the bulk path makes this message's decisions exactly as run_pipeline would."""
-    mail = ctx.mail
-    if bounce.is_bounce_like(mail) or mail.header(targets.REF_HEADER.lower()):
-        return False
-    if ctx.account is None or ctx.account.auto_link:
-        if targets.find_record_tokens(mail.subject):
-            return False
-        if any(targets.parse_plus_address(a) for a in (*mail.to, *mail.cc)):
-            return False
-    return True
+@dataclass
+class _Batch:
+    """Where each message of a chunk ended, and which ones later messages must not overtake."""
+
+    rest: list[int] = field(default_factory=list)  # raw ids for run_pipeline, after the batch
+    outcomes: Counter[str] = field(default_factory=Counter)
+    finished: list[RawMessage] = field(default_factory=list)  # duplicates and skipped: no Message
+    copies: list[tuple[Context, Context]] = field(default_factory=list)  # (duplicate, its first copy)
+    deferred_ids: set[str] = field(default_factory=set)
+    deferred_senders: set[str] = field(default_factory=set)
+
+    def defer(self, ctx: Context) -> None:
+        """One by one after the batch; so, then, everything that answers it or comes from its sender."""
+        self.rest.append(ctx.raw.pk)
+        if ctx.message.message_id:
+            self.deferred_ids.add(ctx.message.message_id)
+        self.deferred_senders.add(ctx.message.from_address)
+
+    def waits(self, ctx: Context) -> bool:
+        return (ctx.message.from_address in self.deferred_senders
+                or not self.deferred_ids.isdisjoint(thread.reference_ids(ctx)))
+
+    def finish(self, ctx: Context, status: str, stop: StopPipeline, outcome: str) -> None:
+        """As run_pipeline ends a message a step stopped: the raw row's status and reason, no Message."""
+        ctx.raw.status, ctx.raw.status_reason = status, stop.reason[:2000]
+        self.finished.append(ctx.raw)
+        self.outcomes[outcome] += 1
 
 
-def _parsed(raws: list[RawMessage], rest: list[int]) -> list[Context]:
+def _parsed(raws: list[RawMessage], batch: _Batch) -> list[Context]:
     contexts = []
     for raw in raws:
         ctx = Context(raw=raw, account=cache.account(raw.account_id), message=Message(direction=Direction.INCOMING),
@@ -83,75 +102,93 @@ def _parsed(raws: list[RawMessage], rest: list[int]) -> list[Context]:
         try:
             parse.run(ctx)
         except (StopPipeline, ValueError, LookupError, RecursionError):
-            rest.append(raw.pk)
+            batch.rest.append(raw.pk)  # run_pipeline keeps it as unparseable, with the reason
             continue
         ctx.message.dedupe_key = deduplicate.dedupe_key(ctx)
         contexts.append(ctx)
     return contexts
 
 
-def _new_only(contexts: list[Context], rest: list[int]) -> list[Context]:
-    """Drop duplicates (stored, or earlier in the batch) and what only run_pipeline decides right.
+def _names_unknown_record(ctx: Context) -> bool:
+    """A token or plus address naming a record not found: one made earlier in this batch would be
+    found one by one, so such a message goes that way."""
+    known = ctx.known
+    return known is not None and any(known.records.get((target.model, record_id)) is None
+                                     for target, record_id, _ in thread.named_records(ctx))
 
-    Those run one by one after the batch, so a later message of the batch that depends on one of
-    them (answers it, or comes from the same sender, whose customer it may create) goes with them.
-    """
+
+def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
+    """The deduplicate and classify steps: copies of our sent mail and duplicates end here."""
     keys = [c.message.dedupe_key for c in contexts]
-    stored = set(Message.objects.filter(dedupe_key__in=keys).order_by().values_list("dedupe_key", flat=True))
-    kept, seen = [], set()
-    later_ids: set[str] = set()
-    later_senders: set[str] = set()
+    stored = dict(Message.objects.filter(dedupe_key__in=keys).order_by().values_list("dedupe_key", "pk"))
+    first: dict[str | None, Context] = {}
+    kept = []
     for ctx in contexts:
+        try:
+            deduplicate.own_sent_copy(ctx)
+        except Duplicate as stop:
+            batch.finish(ctx, RawMessage.Status.PROCESSED, stop, "duplicate")
+            continue
         key = ctx.message.dedupe_key
-        if key in stored or key in seen:
-            rest.append(ctx.raw.pk)  # run_pipeline marks the duplicate
+        if key in stored:
+            batch.finish(ctx, RawMessage.Status.PROCESSED, deduplicate.already_stored(stored[key]), "duplicate")
             continue
-        if (ctx.message.from_address in later_senders or later_ids.intersection(thread.reference_ids(ctx))
-                or not _plain(ctx)):
-            rest.append(ctx.raw.pk)
-            later_ids.add(ctx.message.message_id)
-            later_senders.add(ctx.message.from_address)
+        if key in first:
+            batch.copies.append((ctx, first[key]))  # a duplicate of the first copy, once it is stored
             continue
-        seen.add(key)
-        deduplicate.decide_new(ctx)
-        classify.run(ctx)
-        if ctx.automated:
-            rest.append(ctx.raw.pk)  # classified again by run_pipeline, which files bounces and loops
-            later_ids.add(ctx.message.message_id)
+        first[key] = ctx
+        if batch.waits(ctx) or _names_unknown_record(ctx):
+            batch.defer(ctx)
             continue
         kept.append(ctx)
+    if kept:
+        batch_lookups.index_sent_message_ids(kept[0].known)  # type: ignore[arg-type]
+    for ctx in kept:  # in arrival order: a bounce marks what it bounced before the next one looks
+        deduplicate.decide_new(ctx)
+        classify.run(ctx)
     return kept
 
 
-def _threaded(generation: list[Context], threads: batch_threads.Threads, rest: list[int]) -> list[Context]:
+def _threaded(generation: list[Context], threads: batch_threads.Threads, batch: _Batch) -> list[Context]:
     """The thread step for one generation, with parents found for the whole batch beforehand."""
     kept = []
     for ctx in generation:
         parent_ctx = threads.in_batch.get(id(ctx))
-        if parent_ctx is not None and parent_ctx.message.pk is None:
-            rest.append(ctx.raw.pk)  # its parent went one by one: so does the reply, after it
+        if (parent_ctx is not None and parent_ctx.message.pk is None) or batch.waits(ctx):
+            batch.defer(ctx)  # its parent (or its sender's first message) went one by one: so does it
             continue
-        ctx.parent = parent_ctx.message if parent_ctx is not None else threads.stored.get(id(ctx))
+        if parent_ctx is not None:
+            ctx.parent = parent_ctx.message
+        elif id(ctx) in threads.stored:
+            ctx.parent = threads.stored[id(ctx)]
+        # else: no parent by headers; a bounce keeps the sent message classify found
         ctx.mail.in_reply_to, ctx.mail.references = "", []  # looked up already
         thread.run(ctx)
         kept.append(ctx)
     return kept
 
 
-def _customers(contexts: list[Context], rest: list[int]) -> list[Context]:
+def _customers(contexts: list[Context], batch: _Batch) -> list[Context]:
+    """The customer step for one generation: one query for the senders, new customers in bulk."""
     addresses = {c.message.from_address for c in contexts if c.message.from_address}
     found = {e.address: e.customer for e in CustomerEmail.objects.select_related("customer").filter(
         address__in=addresses).order_by()}
     new: dict[str, Customer] = {}
+    waiting: list[Context] = []  # linked once their new customer has an id
     kept = []
     for ctx in contexts:
         address = ctx.message.from_address
-        creates = ctx.account is None or ctx.account.create_customer_if_not_found
-        if not address or (address not in found and not creates):
-            rest.append(ctx.raw.pk)  # no sender, or not imported: run_pipeline says why
-            continue
-        if address not in found and address not in new:
-            new[address] = Customer(store=ctx.account.store if ctx.account is not None else None)
+        if address in new:
+            waiting.append(ctx)
+        else:
+            try:
+                creates = customer.decide(ctx, found.get(address) if address else None)
+            except Skip as stop:
+                batch.finish(ctx, RawMessage.Status.SKIPPED, stop, "skipped")
+                continue
+            if creates:
+                new[address] = Customer(store=ctx.account.store if ctx.account is not None else None)
+                waiting.append(ctx)
         kept.append(ctx)
     if new:
         Customer.objects.bulk_create(new.values())
@@ -159,33 +196,32 @@ def _customers(contexts: list[Context], rest: list[int]) -> list[Context]:
         if RawMessage.objects.filter(status=RawMessage.Status.SKIPPED).exists():
             for address in new:
                 import_skipped_from(address)  # bulk inserts send no post_save signal
-    created: set[str] = set()
-    for ctx in kept:
+    linked: set[str] = set()
+    for ctx in waiting:
         address = ctx.message.from_address
-        is_new = address in new and address not in created
-        created.add(address)
-        customer.linked(ctx, found.get(address) or new[address], created=is_new)
+        if address in linked:
+            customer.decide(ctx, new[address])  # found now: linked, as one by one
+        else:
+            customer.linked(ctx, new[address], created=True)
+            linked.add(address)
     return kept
 
 
-def _records(contexts: list[Context], rest: list[int]) -> list[Context]:
+def _records(contexts: list[Context]) -> list[Context]:
+    """The route step for one generation: records of new conversations inserted in bulk."""
     pending = []
-    kept = []
     for ctx in contexts:
         append_to = ctx.account.append_to if ctx.account is not None else ""
         target = targets.get_target(append_to) if append_to else None
-        if not append_to or ctx.record is not None or not ctx.new_conversation:
+        if (target is None or target.create is None or ctx.record is not None or not ctx.new_conversation
+                or ctx.automated):
             route.run(ctx)  # no record to create: a reply joins its parent's (reopening a closed ticket)
-        elif target is None or target.create is None:
-            rest.append(ctx.raw.pk)
-            continue
         elif target.key == "customer" and ctx.customer is not None:
             route.created(ctx, ctx.customer)
         elif target.create in records.BUILDERS:
             pending.append((ctx, records.BUILDERS[target.create](route.conversation(ctx))))
         else:
             route.created(ctx, target.create(route.conversation(ctx)))  # an integrator's record type
-        kept.append(ctx)
     by_model: dict[type[Model], list[Model]] = {}
     for _, record in pending:
         by_model.setdefault(type(record), []).append(record)
@@ -193,11 +229,11 @@ def _records(contexts: list[Context], rest: list[int]) -> list[Context]:
         model._default_manager.bulk_create(rows)
     for ctx, record in pending:
         route.created(ctx, record)
-    return kept
+    return contexts
 
 
 def _store(contexts: list[Context]) -> None:
-    """The store step and the steps after it, for one generation: inserts and updates in bulk."""
+    """The store step for one generation: inserts and updates in bulk."""
     for ctx in contexts:
         if ctx.customer is not None and ctx.customer.agent_id is not None:
             ctx.message.agent_id = ctx.customer.agent_id  # what the assign step would save one by one
@@ -206,8 +242,13 @@ def _store(contexts: list[Context]) -> None:
     Attachment.objects.bulk_create([a for ctx in contexts for a in store.attachments(ctx)])
     RawMessage.objects.filter(pk__in=[c.raw.pk for c in contexts]).update(
         status=RawMessage.Status.PROCESSED, status_reason="")
+
+
+def _after_store(contexts: list[Context]) -> None:
+    """assign, notify, auto-reply: per message, in arrival order (who gets which agent, which
+    message gets the day's auto-reply), as one by one."""
     changed = []
-    for ctx in contexts:
+    for ctx in sorted(contexts, key=lambda c: c.raw.pk):
         for step in AFTER_STORE:
             step.run(ctx)
         if ctx.decisions_saved != len(ctx.decisions):
@@ -215,6 +256,18 @@ def _store(contexts: list[Context]) -> None:
             changed.append(ctx.message)
     if changed:
         Message.objects.bulk_update(changed, ["decisions"])
+
+
+def _finish(batch: _Batch) -> None:
+    """Duplicates of a message stored in this batch, then every raw row that ends without a Message."""
+    for copy, original in batch.copies:
+        if original.message.pk is None:
+            batch.rest.append(copy.raw.pk)  # its first copy went one by one: run_pipeline decides
+        else:
+            batch.finish(copy, RawMessage.Status.PROCESSED, deduplicate.already_stored(original.message.pk),
+                         "duplicate")
+    if batch.finished:
+        RawMessage.objects.bulk_update(batch.finished, ["status", "status_reason"])
 
 
 def _timed(stage: str, function: Callable[..., T], *args: Any) -> T:
@@ -225,21 +278,26 @@ def _timed(stage: str, function: Callable[..., T], *args: Any) -> T:
         STAGE_SECONDS[stage] = STAGE_SECONDS.get(stage, 0.0) + time.perf_counter() - started
 
 
-def _bulk(chunk: list[int]) -> tuple[int, list[int]]:
+def _bulk(chunk: list[int]) -> tuple[Counter[str], list[int]]:
+    batch = _Batch()
     if not connection.features.can_return_rows_from_bulk_insert:
-        return 0, chunk  # bulk-created rows would have no ids to link to
-    rest: list[int] = []
-    done = 0
+        return batch.outcomes, chunk  # bulk-created rows would have no ids to link to
     with transaction.atomic():
         raws = list(RawMessage.objects.select_for_update(of=("self",)).filter(pk__in=chunk, message__isnull=True)
                     .defer("from_header", "to_header", "flags").order_by("id"))
         claimed = {r.pk for r in raws}
-        rest.extend(i for i in chunk if i not in claimed)  # reprocessing, or gone: run_pipeline handles it
-        parsed = _timed("parse", _parsed, raws, rest)
-        threads = _timed("thread", batch_threads.resolve, _timed("deduplicate+classify", _new_only, parsed, rest))
+        batch.rest.extend(i for i in chunk if i not in claimed)  # reprocessing, or gone: run_pipeline handles it
+        parsed = _timed("parse", _parsed, raws, batch)
+        known = _timed("lookups", batch_lookups.prefetch, parsed)
+        threads = _timed("thread", batch_threads.resolve, _timed("deduplicate+classify", _new_only, parsed, batch),
+                         known)
+        stored: list[Context] = []
         for generation in threads.generations:  # parents before their replies
-            contexts = _timed("thread", _threaded, generation, threads, rest)
-            contexts = _timed("route", _records, _timed("customer", _customers, contexts, rest), rest)
-            _timed("store+after", _store, contexts)
-            done += len(contexts)
-    return done, sorted(rest)
+            contexts = _timed("thread", _threaded, generation, threads, batch)
+            contexts = _timed("route", _records, _timed("customer", _customers, contexts, batch))
+            _timed("store", _store, contexts)
+            stored += contexts
+        _timed("after store", _after_store, stored)
+        _timed("finish", _finish, batch)
+        batch.outcomes["processed"] += len(stored)
+    return batch.outcomes, sorted(batch.rest)

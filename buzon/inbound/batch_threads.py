@@ -9,13 +9,12 @@ and so on, so a reply is stored after its parent and can name the parent's id, a
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Q
+from django.db.models import Q
 
-from buzon.inbound.context import Context
+from buzon.inbound import batch_lookups
+from buzon.inbound.context import Context, Known
 from buzon.inbound.steps import thread
 from buzon.messages.models import Message
 
@@ -29,7 +28,7 @@ class Threads:
     generations: list[list[Context]] = field(default_factory=list)
 
 
-def _stored_parents(ids: set[str]) -> dict[str, Message]:
+def _stored_parents(ids: set[str], known: Known) -> dict[str, Message]:
     """Message-ID -> the first stored message with it (as run_pipeline's lookup), records attached."""
     by_id: dict[str, int] = {}
     if ids:
@@ -43,23 +42,14 @@ def _stored_parents(ids: set[str]) -> dict[str, Message]:
     if not by_id:
         return {}
     rows = Message.objects.only("id", "direction", "record_type_id", "record_id").in_bulk(set(by_id.values()))
-    wanted: dict[int, set[int]] = defaultdict(set)
-    for row in rows.values():
-        if row.record_type_id and row.record_id:
-            wanted[row.record_type_id].add(row.record_id)
-    for type_id, record_ids in wanted.items():
-        model: type[Model] | None = ContentType.objects.get_for_id(type_id).model_class()
-        records = model._default_manager.in_bulk(record_ids) if model is not None else {}
-        for row in rows.values():
-            if row.record_type_id == type_id and row.record_id in records:
-                row.record = records[row.record_id]  # what parent.record would fetch, fetched once
+    batch_lookups.attach_records(known, list(rows.values()))  # what parent.record would fetch, fetched once
     return {k: rows[v] for k, v in by_id.items() if v in rows}
 
 
-def resolve(contexts: list[Context]) -> Threads:
+def resolve(contexts: list[Context], known: Known) -> Threads:
     """Every context's parent and generation. ``contexts`` are in raw order, none stored yet."""
     refs = {id(c): thread.reference_ids(c) for c in contexts}
-    stored = _stored_parents({i for ids in refs.values() for i in ids})
+    stored = _stored_parents({i for ids in refs.values() for i in ids}, known)
     found = Threads()
     earlier: dict[str, Context] = {}
     generation: dict[int, int] = {}

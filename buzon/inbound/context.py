@@ -39,6 +39,19 @@ class Unreadable(StopPipeline):
 
 
 @dataclass
+class Known:
+    """What a batch looked up once for all its messages. A step asks here before querying the
+    database; a key present with None means "looked up, not there". One-by-one runs have none."""
+
+    #: Outgoing messages by primary key (an X-Buzon-Ref's ``m=``), one instance per row.
+    outgoing: dict[int, Message | None] = field(default_factory=dict)
+    #: The outgoing message a bounce's returned Message-ID names (as the classify step picks it).
+    outgoing_by_message_id: dict[str, Message | None] = field(default_factory=dict)
+    #: Records named by subject tokens, plus addresses and parents: (model, pk) -> the one instance.
+    records: dict[tuple[type[models.Model], int], models.Model | None] = field(default_factory=dict)
+
+
+@dataclass
 class Context:
     raw: RawMessage
     account: EmailAccount | None
@@ -53,6 +66,7 @@ class Context:
     own_addresses: set[str] = field(default_factory=set)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     decisions_saved: int = 0
+    known: Known | None = None
 
     @property
     def mail(self) -> ParsedMail:

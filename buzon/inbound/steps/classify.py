@@ -8,24 +8,38 @@ from django.utils.translation import gettext_noop
 from buzon.crm.models import Contact, CustomerEmail
 from buzon.inbound.context import Context
 from buzon.inbound.mail import automatic, bounce
+from buzon.inbound.steps import deduplicate
 from buzon.messages import targets
 from buzon.messages.models import Classification, Direction, Message, MessageStatus, UndeliverableAddress
 
 NAME = "classify"
 
 
-def _bounced_message(found: bounce.Bounce) -> Message | None:
+def bounced_ref(found: bounce.Bounce) -> int | None:
+    """The id of our message that bounced, from the returned X-Buzon-Ref header."""
     ref = targets.parse_ref_header(found.original_ref)
-    if ref is not None and ref.message_pk is not None:
-        sent = Message.objects.filter(pk=ref.message_pk, direction=Direction.OUTGOING).first()
-        if sent is not None:
-            return sent
-    if not found.original_message_id:
-        return None
-    mid = found.original_message_id
+    return ref.message_pk if ref is not None else None
+
+
+def sent_with_message_id(mid: str) -> Message | None:
+    """Our sent message with this Message-ID (ours or the one a provider gave it), the newest first."""
     return Message.objects.filter(direction=Direction.OUTGOING).filter(
         Q(message_id=mid) | Q(provider_message_id=mid)
     ).first()
+
+
+def _bounced_message(ctx: Context, found: bounce.Bounce) -> Message | None:
+    pk = bounced_ref(found)
+    if pk is not None:
+        sent = deduplicate.outgoing(ctx, pk)
+        if sent is not None:
+            return sent
+    mid = found.original_message_id
+    if not mid:
+        return None
+    if ctx.known is not None and mid in ctx.known.outgoing_by_message_id:
+        return ctx.known.outgoing_by_message_id[mid]
+    return sent_with_message_id(mid)
 
 
 def _mark_undeliverable(ctx: Context, found: bounce.Bounce) -> None:
@@ -40,7 +54,7 @@ def _mark_undeliverable(ctx: Context, found: bounce.Bounce) -> None:
 
 def _handle_bounce(ctx: Context, found: bounce.Bounce) -> None:
     ctx.message.classification = Classification.BOUNCE
-    sent = _bounced_message(found)
+    sent = _bounced_message(ctx, found)
     if found.permanent:
         _mark_undeliverable(ctx, found)
     if sent is not None:

@@ -19,26 +19,34 @@ NAME = "customer"
 
 def run(ctx: Context) -> None:
     address = ctx.message.from_address
-    customer = records.find_customer(address) if address else None
-    if customer is None and isinstance(ctx.record, records.Customer):
-        customer = ctx.record
-    if customer is not None:
-        linked(ctx, customer, created=False)
-        return
+    if decide(ctx, records.find_customer(address) if address else None):
+        store = ctx.account.store if ctx.account is not None else None
+        customer, created = records.create_customer_for(address, store=store)
+        linked(ctx, customer, created=created)
+
+
+def decide(ctx: Context, found: records.Customer | None) -> bool:
+    """Link the customer ``found`` for the sender, or decide there is none (raising Skip when the
+    message is not imported). True when a customer must be created for the sender (the caller
+    creates it and calls ``linked``; the batch runner creates many at once)."""
+    address = ctx.message.from_address
+    if found is None and isinstance(ctx.record, records.Customer):
+        found = ctx.record
+    if found is not None:
+        linked(ctx, found, created=False)
+        return False
     create = ctx.account is None or ctx.account.create_customer_if_not_found
     if ctx.automated:
         if not create and not (ctx.message.classification == Classification.BOUNCE and ctx.parent is not None):
             raise Skip(f"{address or 'the sender'} is not a customer and this account imports only customers' mail")
         ctx.decide(NAME, "none", gettext_noop("Automatic mail: no customer is created for it."))
-        return
+        return False
     if not address:
         ctx.decide(NAME, "none", gettext_noop("The message names no sender."))
-        return
+        return False
     if not create:
         raise Skip(f"{address} is not a customer and this account imports only customers' mail")
-    store = ctx.account.store if ctx.account is not None else None
-    customer, created = records.create_customer_for(address, store=store)
-    linked(ctx, customer, created=created)
+    return True
 
 
 def linked(ctx: Context, customer: records.Customer, *, created: bool) -> None:

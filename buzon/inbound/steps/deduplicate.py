@@ -30,23 +30,40 @@ def dedupe_key(ctx: Context) -> str:
     return digest.hexdigest()
 
 
-def _own_sent_copy(ctx: Context) -> Message | None:
-    """Our own sent mail coming back (the Sent folder is synced too): matched by X-Buzon-Ref."""
+def sent_ref(ctx: Context) -> int | None:
+    """The id of the outgoing message an X-Buzon-Ref header names, if any."""
     ref = targets.parse_ref_header(ctx.mail.header(targets.REF_HEADER.lower()))
-    if ref is None or ref.message_pk is None:
-        return None
-    return Message.objects.filter(pk=ref.message_pk, direction=Direction.OUTGOING).first()
+    return ref.message_pk if ref is not None else None
+
+
+def outgoing(ctx: Context, pk: int) -> Message | None:
+    """The outgoing message ``pk`` (looked up by the batch already, or now)."""
+    if ctx.known is not None and pk in ctx.known.outgoing:
+        return ctx.known.outgoing[pk]
+    return Message.objects.filter(pk=pk, direction=Direction.OUTGOING).first()
+
+
+def own_sent_copy(ctx: Context) -> None:
+    """Our own sent mail coming back (the Sent folder is synced too), matched by X-Buzon-Ref: a
+    Duplicate of the message Buzón sent."""
+    pk = sent_ref(ctx)
+    sent = outgoing(ctx, pk) if pk is not None else None
+    if sent is None:
+        return
+    # The provider may have replaced our Message-ID; remember theirs so replies still thread.
+    mail_id = ctx.mail.message_id
+    if mail_id and mail_id != sent.message_id and sent.provider_message_id != mail_id:
+        sent.provider_message_id = mail_id
+        sent.save(update_fields=["provider_message_id", "updated_at"])
+    raise Duplicate(f"this is the copy of message {sent.pk} that Buzón sent", sent.pk)
+
+
+def already_stored(existing: int) -> Duplicate:
+    return Duplicate(f"the same message is already stored as message {existing}", existing)
 
 
 def run(ctx: Context) -> None:
-    sent = _own_sent_copy(ctx)
-    if sent is not None:
-        # The provider may have replaced our Message-ID; remember theirs so replies still thread.
-        mail_id = ctx.mail.message_id
-        if mail_id and mail_id != sent.message_id and sent.provider_message_id != mail_id:
-            sent.provider_message_id = mail_id
-            sent.save(update_fields=["provider_message_id", "updated_at"])
-        raise Duplicate(f"this is the copy of message {sent.pk} that Buzón sent", sent.pk)
+    own_sent_copy(ctx)
     key = dedupe_key(ctx)
     ctx.message.dedupe_key = key
     same = Message.objects.filter(dedupe_key=key).order_by()
@@ -54,7 +71,7 @@ def run(ctx: Context) -> None:
         same = same.exclude(pk=ctx.message.pk)
     existing = next(iter(same.values_list("pk", flat=True)[:1]), None)
     if existing is not None:
-        raise Duplicate(f"the same message is already stored as message {existing}", existing)
+        raise already_stored(existing)
     decide_new(ctx)
 
 

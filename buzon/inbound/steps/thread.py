@@ -8,7 +8,7 @@ automatic linking on (seed 000 §3.2).
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils.translation import gettext_noop
 
 from buzon.inbound.context import Context
@@ -47,6 +47,25 @@ def _auto_link(ctx: Context) -> bool:
     return ctx.account is None or ctx.account.auto_link
 
 
+def named_records(ctx: Context) -> list[tuple[targets.Target, int, str]]:
+    """What the message names by automatic linking, in the order tried: subject tokens, then plus
+    addresses, as (target, record id, plus address or "")."""
+    if not _auto_link(ctx):
+        return []
+    named = [(target, record_id, "") for target, record_id in targets.find_record_tokens(ctx.mail.subject)]
+    for address in [*ctx.mail.to, *ctx.mail.cc, *ctx.mail.headers.get("delivered-to", [])]:
+        plus = targets.parse_plus_address(address)
+        if plus is not None:
+            named.append((plus[0], plus[1], address))
+    return named
+
+
+def _record(ctx: Context, target: targets.Target, record_id: int) -> Model | None:
+    if ctx.known is not None and (target.model, record_id) in ctx.known.records:
+        return ctx.known.records[(target.model, record_id)]
+    return target.get(record_id)
+
+
 def run(ctx: Context) -> None:
     parent = _by_headers(ctx) or ctx.parent
     if parent is not None:
@@ -56,20 +75,16 @@ def run(ctx: Context) -> None:
         ctx.decide(NAME, "reply", gettext_noop("Answers message %(parent)s."), parent=parent.pk)
         if ctx.record is not None:
             return
-    if _auto_link(ctx):
-        for target, record_id in targets.find_record_tokens(ctx.mail.subject):
-            record = target.get(record_id)
-            if record is not None:
-                ctx.record = record
-                ctx.decide(NAME, "token", gettext_noop("Subject names %(token)s."), token=target.token(record_id))
-                return
-        for address in [*ctx.mail.to, *ctx.mail.cc, *ctx.mail.headers.get("delivered-to", [])]:
-            named = targets.parse_plus_address(address)
-            record = named[0].get(named[1]) if named else None
-            if named and record is not None:
-                ctx.record = record
-                ctx.decide(NAME, "plus_address", gettext_noop("Sent to %(address)s."), address=address)
-                return
+    for target, record_id, address in named_records(ctx):
+        record = _record(ctx, target, record_id)
+        if record is None:
+            continue
+        ctx.record = record
+        if address:
+            ctx.decide(NAME, "plus_address", gettext_noop("Sent to %(address)s."), address=address)
+        else:
+            ctx.decide(NAME, "token", gettext_noop("Subject names %(token)s."), token=target.token(record_id))
+        return
     if parent is None:
         ctx.new_conversation = True
         ctx.decide(NAME, "new", gettext_noop("Starts a new conversation."))
