@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
@@ -9,6 +11,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, Throttled
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -67,6 +70,15 @@ class EmailAccountViewSet(VisibleRowsMixin, viewsets.ModelViewSet[EmailAccount])
             if value and value.isdigit():
                 queryset = queryset.filter(**{f"{name}_id": int(value)})
         return queryset
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        """A supervisor's writes may name only their stores, groups, owners and domains (as the form)."""
+        serializer = super().get_serializer(*args, **kwargs)
+        limits = roles.account_field_choices(self.request.user)
+        if self.request.method not in SAFE_METHODS and limits is not None and hasattr(serializer, "fields"):
+            for name, allowed in limits.items():
+                serializer.fields[name].queryset = allowed
+        return serializer
 
     def perform_update(self, serializer: EmailAccountSerializer) -> None:  # type: ignore[override]
         # An account awaiting its owner's password gets it from the owner only, at their sign-in.

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
 
 from buzon.crm.models import Agent, AgentGroup, Store
@@ -226,6 +227,25 @@ def may_join(user: Any, agent: Agent, group: AgentGroup) -> bool:
     if group.store_id is None or group.store_id not in supervised_store_ids(user) or agent.user.is_staff:
         return False
     return agent.stores.filter(pk=group.store_id).exists()
+
+
+def account_field_choices(user: Any) -> dict[str, QuerySet[Any]] | None:
+    """What an account's related fields may point at when ``user`` edits it; None: anything (admins).
+
+    A supervisor files accounts under the stores they supervise only (never none: store-less
+    accounts are the administrators'), gives them those stores' agent groups, owners who work in
+    those stores and the email domains they can see.
+    """
+    if is_admin(user):
+        return None
+    mine = supervised_store_ids(user)
+    users = get_user_model().objects.filter(agent__stores__in=mine).distinct()
+    return {
+        "store": Store.objects.filter(pk__in=mine),
+        "agent_group": AgentGroup.objects.filter(store_id__in=mine),
+        "owner": users,
+        "domain": visible(_all("mailboxes.EmailDomain"), user),
+    }
 
 
 def can_change_settings(user: Any) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -135,7 +136,7 @@ class AccountForm(BootstrapFormMixin, forms.ModelForm):
             "notify_unreplied_to": forms.Textarea(attrs={"rows": 2}),
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         append_to = self.fields["append_to"]
         assert isinstance(append_to, forms.ChoiceField)
@@ -155,6 +156,29 @@ class AccountForm(BootstrapFormMixin, forms.ModelForm):
             "autocomplete": "off", "spellcheck": "false", "hx-get": reverse("web:account-preset-hint"),
             "hx-trigger": "input changed delay:400ms", "hx-target": "#preset-hint",
         })
+        if user is not None:
+            self.limit_choices(user)
+
+    def limit_choices(self, user: Any) -> None:
+        """Offer ``user`` only the stores, groups, owners and domains they may give an account.
+
+        The account's current values stay selectable, so saving an unrelated change keeps them.
+        """
+        from buzon.crm import roles
+
+        limits = roles.account_field_choices(user)
+        if limits is None:
+            return
+        for name, allowed in limits.items():
+            field = self.fields[name]
+            assert isinstance(field, forms.ModelChoiceField)
+            current = getattr(self.instance, f"{name}_id", None)
+            field.queryset = allowed.model._default_manager.filter(
+                Q(pk__in=allowed.values("pk")) | Q(pk=current or 0))
+        store = self.fields["store"]
+        assert isinstance(store, forms.ModelChoiceField)
+        store.required = True  # a store-less account is the administrators'
+        store.empty_label = None  # so there is no "No store" to pick
 
     def groups(self) -> list[tuple[str, Any, list[forms.BoundField]]]:
         """The seed's grouping (general, incoming, outgoing) with each group's bound fields."""

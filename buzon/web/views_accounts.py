@@ -83,7 +83,7 @@ def account_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         return redirect("web:account-view", pk=account.pk)
     if pk:
         require_manage_account(request, account.store_id)
-    form = AccountForm(request.POST or None, instance=account)
+    form = AccountForm(request.POST or None, instance=account, user=request.user)
     if request.method == "POST" and form.is_valid():
         # A supervisor may neither create a store-less account nor move one to another store.
         require_manage_account(request, form.instance.store_id)
@@ -121,7 +121,7 @@ def account_test(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     account = get_object_or_404(roles.visible_accounts(request.user), pk=pk) if pk else EmailAccount()
     if pk:
         require_manage_account(request, account.store_id)
-    form = AccountForm(request.POST, instance=account)
+    form = AccountForm(request.POST, instance=account, user=request.user)
     form.is_valid()  # fills form.instance with every value that parsed; the rest keep their defaults
     password = form.cleaned_data.get("password") or None
     try:
