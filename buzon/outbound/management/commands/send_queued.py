@@ -6,7 +6,8 @@ claims left by a dead worker are taken over once their lease runs out (see outbo
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -23,10 +24,14 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=None, help="send at most this many, then stop")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        while True:
+        stopping = threading.Event()
+        if options["watch"]:  # SIGTERM/SIGINT: finish the run in progress, then exit cleanly
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_args: stopping.set())
+        while not stopping.is_set():
             stats = deliver_due(limit=options["limit"])
             if stats.sent or stats.failed or stats.retrying:
                 self.stdout.write(f"sent {stats.sent}, retrying {stats.retrying}, failed {stats.failed}")
             if not options["watch"]:
                 return
-            time.sleep(options["interval"])
+            stopping.wait(options["interval"])
