@@ -220,6 +220,7 @@ SYNC_AUTH_BACKOFF_MAX_S = float(config.env_str("BUZON_SYNC_AUTH_BACKOFF_MAX", "2
 SYNC_IDLE_REARM_S = float(config.env_str("BUZON_SYNC_IDLE_REARM", "1500"))  # < the 29-minute server limit
 SYNC_FETCH_CHUNK = config.env_int("BUZON_SYNC_FETCH_CHUNK", 250)
 SYNC_FETCH_CHUNK_BYTES = config.env_int("BUZON_SYNC_FETCH_CHUNK_BYTES", 16 * 1024 * 1024)
+SYNC_FETCH_DEPTH = config.env_int("BUZON_SYNC_FETCH_DEPTH", 3)  # FETCH chunks on the wire at once per folder
 SYNC_REFRESH_S = float(config.env_str("BUZON_SYNC_REFRESH", "1"))  # how often accounts and requests are re-read
 SYNC_CLAIM_BATCH = config.env_int("BUZON_SYNC_CLAIM_BATCH", 100)  # leases taken per round (fair start-up)
 

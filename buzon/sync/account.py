@@ -28,10 +28,11 @@ class AccountConfig:
     def is_imap(self) -> bool:
         return self.server.protocol == "imap"
 
-    def folder_options(self, folder: str, chunk: int, chunk_bytes: int) -> FolderOptions:
+    def folder_options(self, folder: str, chunk: int, chunk_bytes: int, depth: int = 3) -> FolderOptions:
         return FolderOptions(
             account_id=self.account_id, address=self.address, folder=folder, unseen_only=self.unseen_only,
             initial_count=self.initial_count, limit_bytes=self.limit_bytes, chunk=chunk, chunk_bytes=chunk_bytes,
+            depth=depth,
         )
 
     def pop3_options(self) -> Pop3Options:

@@ -15,7 +15,7 @@ from django import db
 from django.db import transaction
 
 from buzon.sync.models import FolderCursor, RawMessage
-from buzon.sync.store import Incoming, Mailbox, store_batch
+from buzon.sync.store import CursorMark, Incoming, Mailbox, store_batch
 
 T = TypeVar("T")
 
@@ -74,11 +74,11 @@ def close_cursor(account_id: int, folder: str, last_uid: int, highest_modseq: in
         last_uid=last_uid, highest_modseq=highest_modseq, initial_done=True)
 
 
-def store(box: Mailbox, items: Sequence[Incoming], cursor_uid: int | None, *, tracked: bool = True) -> int:
+def store(box: Mailbox, items: Sequence[Incoming], cursor: CursorMark | None, *, tracked: bool = True) -> int:
     """`tracked`: the pass shows a progress bar (an arrival by IDLE does not: one write fewer each)."""
     from buzon.sync import progress
 
-    result = store_batch(box, items, cursor_uid=cursor_uid)
+    result = store_batch(box, items, cursor=cursor)
     if tracked:
         progress.add_done(box.account_id, len(items))
     return len(result.stored)

@@ -13,6 +13,8 @@ from django.db import connection, models
 
 
 def insert_rows(objs: Sequence[models.Model]) -> None:
+    """Insert `objs`; a single row gets its primary key back (RETURNING, where the database has
+    it), so the caller need not read it back by its natural key."""
     if not objs:
         return
     model = type(objs[0])
@@ -24,5 +26,13 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     marks = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608  # nosec B608
     params = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in objs]
+    pk = model._meta.pk
+    returning = len(objs) == 1 and connection.features.can_return_columns_from_insert and pk is not None and \
+        isinstance(pk, models.AutoField | models.BigAutoField)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        if returning:
+            assert pk is not None
+            cursor.execute(f"{sql} RETURNING {quote(str(pk.column))}", params[0])
+            objs[0].pk = cursor.fetchone()[0]
+        else:
+            cursor.executemany(sql, params)

@@ -3,26 +3,29 @@
 The cursor is (UIDVALIDITY, last UID), never the \\Seen flag, so mail another client read is
 still brought in. Bodies are fetched with BODY.PEEK[] on a folder opened with EXAMINE: syncing
 never changes anything on the server. Each chunk is committed with the cursor that covers it;
-the next chunk is already on the wire while one is being stored.
+several chunks are on the wire while one is being stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
 from buzon.sync import dbs
 from buzon.sync.imap_conn import CommandFailed, ImapConnection
-from buzon.sync.imap_parse import FetchItem, uid_set
-from buzon.sync.store import Incoming, Mailbox
+from buzon.sync.imap_parse import FetchItem
+from buzon.sync.models import FolderCursor
+from buzon.sync.store import CursorMark, Incoming, Mailbox
 from buzon.sync.truncate import Plan, build, leaves_from_bodystructure, note_text, plan
 
 log = logging.getLogger("buzon.sync")
 BODY_ITEMS = "(UID FLAGS RFC822.SIZE BODY.PEEK[])"
+UID_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class FolderOptions:
     limit_bytes: int  # attachment limit
     chunk: int
     chunk_bytes: int
+    depth: int = 3  # chunks on the wire at once
 
 
 def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int) -> list[list[int]]:
@@ -53,51 +57,88 @@ def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int) -
     return out
 
 
-async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callable[[int], bool] | None = None) -> int:
-    """Bring in every new message of `opts.folder`; returns how many were stored."""
+async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callable[[int], bool] | None = None,
+                      cursor: FolderCursor | None = None) -> tuple[int, FolderCursor]:
+    """Bring in every new message of `opts.folder`; returns how many were stored, and the folder's
+    cursor as committed. `cursor`: the one the last pass returned (this worker is the only one
+    moving it while it holds the lease), so an arrival by IDLE does not read it again."""
     status = await conn.examine(opts.folder)
-    cursor = await dbs.run(dbs.open_cursor, opts.account_id, opts.folder, status.uidvalidity)
-    if conn.condstore and cursor.highest_modseq and status.highest_modseq != cursor.highest_modseq:
-        await _refresh_flags(conn, opts, cursor.last_uid, cursor.highest_modseq, status.uidvalidity)
+    if cursor is None or cursor.uidvalidity != status.uidvalidity:
+        cursor = await dbs.run(dbs.open_cursor, opts.account_id, opts.folder, status.uidvalidity)
+    flags_changed = bool(conn.condstore and cursor.highest_modseq and status.highest_modseq != cursor.highest_modseq)
     if cursor.initial_done and status.uidnext is not None and status.uidnext <= cursor.last_uid + 1:
+        if flags_changed:
+            await _refresh_flags(conn, opts, cursor, status.uidvalidity)
         if status.highest_modseq != cursor.highest_modseq:
             await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, cursor.last_uid, status.highest_modseq)
-        return 0
-    criteria = [f"UID {cursor.last_uid + 1}:*"] + (["UNSEEN"] if opts.unseen_only else [])
-    uids = [uid for uid in await conn.uid_search(*criteria) if uid > cursor.last_uid]
+            cursor.highest_modseq, cursor.initial_done = status.highest_modseq, True
+        return 0, cursor
+    # Both questions in one round trip: what changed among the known messages, what is new.
+    changes = asyncio.ensure_future(_refresh_flags(conn, opts, cursor, status.uidvalidity)) if flags_changed else None
+    try:
+        sizes = await _new_messages(conn, opts, cursor.last_uid, status.exists)
+    finally:
+        if changes is not None:
+            await changes
+    uids = sorted(sizes)
     if not cursor.initial_done and opts.initial_count and len(uids) > opts.initial_count:
         uids = uids[-opts.initial_count:]  # the newest N; the cursor then starts above the rest
     top = max([cursor.last_uid, *uids, (status.uidnext or 1) - 1])
     stored = 0
     if uids:
         tracked = on_work(len(uids)) if on_work else True
-        stored = await _download(conn, opts, uids, status.uidvalidity, tracked)
-    # The last batch already moved the cursor to its newest UID; write only what is left to say.
-    if not (cursor.initial_done and uids and top == uids[-1] and status.highest_modseq == cursor.highest_modseq):
+        stored = await _download(conn, opts, uids, sizes, cursor, Close(top, status.highest_modseq), tracked)
+    elif (top, status.highest_modseq, True) != (cursor.last_uid, cursor.highest_modseq, cursor.initial_done):
         await dbs.run(dbs.close_cursor, opts.account_id, opts.folder, top, status.highest_modseq)
-    return stored
+        cursor.last_uid, cursor.highest_modseq, cursor.initial_done = top, status.highest_modseq, True
+    return stored, cursor
 
 
-async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], uidvalidity: int | None,
-                    tracked: bool) -> int:
-    sized = await conn.uid_fetch(uid_set(uids), "(UID RFC822.SIZE)")
-    sizes = {item.uid: item.size or 0 for item in sized}
-    uids = [uid for uid in uids if uid in sizes]  # gone since the search (expunged): nothing to keep
-    box = Mailbox(opts.account_id, opts.address, opts.folder, uidvalidity)
-    stored = 0
+async def _new_messages(conn: ImapConnection, opts: FolderOptions, last_uid: int, exists: int) -> dict[int, int]:
+    """UID -> size of each message above the cursor (unread ones only, with `unseen_only`)."""
+    if not exists:
+        return {}
+    if opts.unseen_only:
+        found = [uid for uid in await conn.uid_search(f"UID {last_uid + 1}:*", "UNSEEN") if uid > last_uid]
+        wanted: Collection[int] = found
+        if not found:
+            return {}
+    else:
+        wanted = range(last_uid + 1, UID_MAX + 1)  # "n:4294967295": unlike "n:*", empty when nothing is new
+    return {item.uid: item.size or 0 for item in await conn.uid_fetch(wanted, "(UID RFC822.SIZE)")
+            if item.uid > last_uid}
+
+
+@dataclass(frozen=True)
+class Close:
+    """Where the cursor goes once the pass's last batch is stored."""
+
+    last_uid: int
+    highest_modseq: int | None
+
+
+async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], sizes: dict[int, int],
+                    cursor: FolderCursor, close: Close, tracked: bool) -> int:
+    """Fetch in chunks with FETCH_DEPTH of them on the wire at once, and store them in UID order,
+    each committed with the cursor that covers it (the last one closes the pass)."""
+    box = Mailbox(opts.account_id, opts.address, opts.folder, cursor.uidvalidity)
     batches = chunks(uids, sizes, opts.chunk, opts.chunk_bytes)
-    pending = asyncio.ensure_future(_fetch_chunk(conn, opts, batches[0], sizes)) if batches else None
-    for index, batch in enumerate(batches):
-        assert pending is not None
-        items = await pending
-        if index + 1 < len(batches):
-            pending = asyncio.ensure_future(_fetch_chunk(conn, opts, batches[index + 1], sizes))
-        try:
-            stored += await dbs.run(dbs.store, box, items, max(batch), tracked=tracked)
-        except BaseException:
-            if index + 1 < len(batches):
-                pending.cancel()
-            raise
+    depth = max(1, opts.depth)
+    inflight = deque(asyncio.ensure_future(_fetch_chunk(conn, opts, batch, sizes)) for batch in batches[:depth])
+    stored = 0
+    try:
+        for index, batch in enumerate(batches):
+            items = await inflight.popleft()
+            if index + depth < len(batches):
+                inflight.append(asyncio.ensure_future(_fetch_chunk(conn, opts, batches[index + depth], sizes)))
+            last = index + 1 == len(batches)
+            mark = (CursorMark(close.last_uid, close.highest_modseq, done=True) if last
+                    else CursorMark(max(batch), cursor.highest_modseq, done=cursor.initial_done))
+            stored += await dbs.run(dbs.store, box, items, mark, tracked=tracked)
+            cursor.last_uid, cursor.highest_modseq, cursor.initial_done = mark.last_uid, mark.highest_modseq, mark.done
+    finally:
+        for pending in inflight:
+            pending.cancel()
     return stored
 
 
@@ -106,7 +147,7 @@ async def _fetch_chunk(conn: ImapConnection, opts: FolderOptions, batch: list[in
     small = [uid for uid in batch if sizes.get(uid, 0) <= opts.limit_bytes]
     got: dict[int, Incoming] = {}
     if small:
-        for item in await conn.uid_fetch(uid_set(small), BODY_ITEMS):
+        for item in await conn.uid_fetch(small, BODY_ITEMS):
             body = item.sections.get("BODY[]")
             if body is not None and item.uid in sizes:
                 got[item.uid] = Incoming(data=body, uid=item.uid, size=item.size, flags=item.flags)
@@ -123,7 +164,7 @@ async def _fetch_chunk(conn: ImapConnection, opts: FolderOptions, batch: list[in
 async def _fetch_one(conn: ImapConnection, uid: int) -> Incoming:
     """A message missing from a chunk's answer: ask for it alone, and keep it marked if it fails."""
     try:
-        items = await conn.uid_fetch(str(uid), BODY_ITEMS)
+        items = await conn.uid_fetch([uid], BODY_ITEMS)
     except CommandFailed as exc:
         items, reason = [], exc.text
     else:
@@ -139,7 +180,7 @@ async def _fetch_one(conn: ImapConnection, uid: int) -> Incoming:
 
 async def _fetch_truncated(conn: ImapConnection, opts: FolderOptions, uid: int, size: int) -> Incoming:
     """Headers and text only, planned from BODYSTRUCTURE: the big parts never cross the wire."""
-    head = await conn.uid_fetch(str(uid), "(UID FLAGS BODYSTRUCTURE BODY.PEEK[HEADER])")
+    head = await conn.uid_fetch([uid], "(UID FLAGS BODYSTRUCTURE BODY.PEEK[HEADER])")
     if not head:
         return await _fetch_one(conn, uid)
     item: FetchItem = head[0]
@@ -151,7 +192,7 @@ async def _fetch_truncated(conn: ImapConnection, opts: FolderOptions, uid: int, 
     parts: list[tuple[bytes, bytes]] = []
     if chosen.keep:
         wanted = " ".join(f"BODY.PEEK[{leaf.part}.MIME] BODY.PEEK[{leaf.part}]" for leaf in chosen.keep)
-        fetched = await conn.uid_fetch(str(uid), f"(UID {wanted})")
+        fetched = await conn.uid_fetch([uid], f"(UID {wanted})")
         sections = fetched[0].sections if fetched else {}
         parts = [(sections.get(f"BODY[{leaf.part}.MIME]", b""), sections.get(f"BODY[{leaf.part}]", b""))
                  for leaf in chosen.keep]
@@ -159,11 +200,12 @@ async def _fetch_truncated(conn: ImapConnection, opts: FolderOptions, uid: int, 
     return Incoming(data=data, uid=uid, size=size, flags=item.flags, truncation_note=note_text(chosen.left_out))
 
 
-async def _refresh_flags(conn: ImapConnection, opts: FolderOptions, last_uid: int, modseq: int,
+async def _refresh_flags(conn: ImapConnection, opts: FolderOptions, cursor: FolderCursor,
                          uidvalidity: int | None) -> None:
     """CONDSTORE: only the flags that changed since we last looked, in one command."""
-    if last_uid <= 0:
+    if cursor.last_uid <= 0 or not cursor.highest_modseq:
         return
-    items = await conn.uid_fetch(f"1:{last_uid}", "(UID FLAGS)", f"(CHANGEDSINCE {modseq})")
+    changed_since = f"(CHANGEDSINCE {cursor.highest_modseq})"
+    items = await conn.uid_fetch(range(1, cursor.last_uid + 1), "(UID FLAGS)", changed_since)
     if items:
         await dbs.run(dbs.update_flags, opts.account_id, opts.folder, uidvalidity, {i.uid: i.flags for i in items})

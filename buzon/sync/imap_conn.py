@@ -3,19 +3,36 @@
 aioimaplib does not fail a pending command when the socket drops; it waits for its timer. Here
 a lost connection fails every pending command at once, and every command carries an
 inactivity timeout (reset by each chunk received), which is the watchdog against stalls.
+
+aioimaplib sends one FETCH at a time; here any number of UID FETCH commands may be outstanding
+(a first download keeps several chunks on the wire, so the round trip is paid once, not per
+chunk). Untagged FETCH records carry no tag: each is handed to the outstanding fetch whose UIDs
+hold it, and a fetch completes with its tagged answer, which the server sends after its records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-import types
+from collections.abc import Collection
 from typing import Any
 
 import aioimaplib
 
-from buzon.sync.imap_parse import FetchItem, FolderStatus, parse_fetch, parse_search, parse_select
+from buzon.sync.imap_parse import (
+    LITERAL_END,
+    FetchItem,
+    FolderStatus,
+    paren_depth,
+    parse_fetch,
+    parse_search,
+    parse_select,
+    uid_set,
+)
+
+_EXISTS = re.compile(rb"\* \d+ EXISTS", re.IGNORECASE)
 
 
 class ConnectionLost(ConnectionResetError):
@@ -34,54 +51,124 @@ def _text(lines: list[Any]) -> str:
     return b" ".join(line for line in lines[-2:] if isinstance(line, bytes)).decode("utf-8", "replace")
 
 
-class _FetchCommand(aioimaplib.FetchCommand):
-    """aioimaplib's FETCH rescans every line received so far after each new one (quadratic: a
-    250-message chunk costs ~500,000 regex matches). This one remembers where the last FETCH
-    record began, so each line costs the same however long the answer grows."""
+class _Fetch(aioimaplib.Command):
+    """One UID FETCH among several outstanding on the connection: it is answered with the
+    records of its own UIDs, whatever order the server sends them in."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._record_start = 0
+    def __init__(self, conn: ImapConnection, uids: Collection[int], *args: str) -> None:
+        tag = conn.protocol.new_tag()
+        # Keyed by tag in aioimaplib's table of pending commands, where its tagged answer finds it.
+        super().__init__("FETCH", tag, *args, prefix="UID", untagged_resp_name=f"FETCH {tag}",
+                         loop=conn.protocol.loop)
+        self.conn = conn
+        self.uids = uids
+        self.items: dict[int, FetchItem] = {}
+
+    def add(self, item: FetchItem) -> None:
+        known = self.items.get(item.uid)
+        if known is None:
+            self.items[item.uid] = item
+            return
+        # An unsolicited flag update (another client, CONDSTORE) about a message being fetched.
+        known.sections.update(item.sections)
+        known.flags = item.flags or known.flags
+        known.size = item.size if item.size is not None else known.size
+        known.modseq = item.modseq if item.modseq is not None else known.modseq
+        known.bodystructure = item.bodystructure if item.bodystructure is not None else known.bodystructure
+
+    def close(self, line: bytes, result: str) -> None:
+        super().close(line, result)
+        self.conn._fetch_closed(self)
+
+
+class _FetchStream(aioimaplib.Command):
+    """Receives every untagged FETCH record while fetches are outstanding, and hands each
+    complete record to the fetch whose UIDs hold it."""
+
+    def __init__(self, conn: ImapConnection) -> None:
+        super().__init__("FETCH", "*", untagged_resp_name="FETCH", loop=conn.protocol.loop)
+        self.conn = conn
+        self._record: list[bytes | bytearray] = []
+        self._depth = 0
 
     def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
-        if isinstance(line, bytes) and self.FETCH_MESSAGE_DATA_RE.match(line):
-            self._record_start = len(self._resp_lines)
-        super().append_to_resp(line, result)
+        if result != "Pending":
+            super().append_to_resp(line, result)
+            return
+        self._record.append(line)
+        if isinstance(line, bytearray):  # a literal (a message body)
+            return
+        self._depth += paren_depth(LITERAL_END.sub(b"", line))
+        if self._depth <= 0:
+            record, self._record, self._depth = self._record, [], 0
+            for item in parse_fetch(record):
+                self.conn._dispatch(item)
 
     def wait_data(self) -> bool:
-        text = b"".join(line for line in self._resp_lines[self._record_start:] if isinstance(line, bytes))
-        return text.count(b"(") != text.count(b")")
+        return self._depth > 0
 
 
-def _handle_responses(self: aioimaplib.IMAP4ClientProtocol, data: bytes, line_handler: Any,
-                      current_cmd: aioimaplib.Command | None = None) -> None:
-    """aioimaplib's response loop, unchanged but iterative: the original recurses once per line
-    and overflows the stack on a long answer (10,000 "UID n RFC822.SIZE m" lines)."""
-    while True:
-        if not data:
-            if self.pending_sync_command is not None:
-                self.pending_sync_command.flush()
-            if current_cmd is not None and current_cmd.wait_data():
-                raise aioimaplib.IncompleteRead(current_cmd)
-            return
-        if current_cmd is not None and current_cmd.wait_literal_data():
-            data = current_cmd.append_literal_data(data)
-            if current_cmd.wait_literal_data():
-                raise aioimaplib.IncompleteRead(current_cmd)
-        line, separator, tail = data.partition(aioimaplib.CRLF)
-        if not separator:
-            raise aioimaplib.IncompleteRead(current_cmd, data)
-        cmd = line_handler(line, current_cmd)
-        begin_literal = aioimaplib.literal_data_re.match(line)
-        if begin_literal:
-            if cmd is None:
-                cmd = aioimaplib.Command("NIL", "unused")
-            cmd.begin_literal_data(int(begin_literal.group("size")))
-            data, current_cmd = tail, cmd
-        elif cmd is not None and cmd.wait_data():
-            data, current_cmd = tail, cmd
+class _Reader:
+    """The connection's response reader: lines and literals cut from one growing buffer (the
+    library's copies the rest of the buffer for every line and every literal), each handed to
+    aioimaplib's line handler, which routes it to its command."""
+
+    def __init__(self, conn: ImapConnection) -> None:
+        self.conn = conn
+        self.protocol = conn.protocol
+        self.buffer = bytearray(self.protocol.incomplete_line)
+        self.current: aioimaplib.Command | None = self.protocol.current_command
+
+    def feed(self, data: bytes) -> None:
+        self.conn.last_data_at = time.monotonic()
+        buffer = self.buffer
+        buffer += data
+        pos, size = 0, len(buffer)
+        try:
+            while pos < size:
+                current = self.current
+                if current is not None and current.wait_literal_data():
+                    pos = self._literal(current, pos, size)
+                    if current.wait_literal_data():
+                        break
+                    continue
+                end = buffer.find(b"\r\n", pos)
+                if end < 0:
+                    break
+                line = bytes(buffer[pos:end])
+                pos = end + 2
+                command = self.protocol._handle_line(line, current)
+                literal = LITERAL_END.search(line)
+                if literal:
+                    if command is None:
+                        command = aioimaplib.Command("NIL", "unused", loop=self.protocol.loop)
+                    command.begin_literal_data(int(literal.group(1)))
+                    self.current = command
+                elif command is not None and command.wait_data():
+                    self.current = command
+                else:
+                    self.current = None
+        finally:
+            del buffer[:pos]
+        if self.protocol.pending_sync_command is not None:
+            self.protocol.pending_sync_command.flush()  # hands IDLE's pushed lines over
+
+    def _literal(self, command: aioimaplib.Command, pos: int, size: int) -> int:
+        wanted = command._expected_size - len(command._resp_literal_data)
+        take = min(wanted, size - pos)
+        if take == wanted and not command._resp_literal_data:
+            command._resp_literal_data = self.buffer[pos:pos + take]  # whole: one copy
         else:
-            data, current_cmd = tail, None
+            command._resp_literal_data += self.buffer[pos:pos + take]
+        if not command.wait_literal_data():
+            command.append_to_resp(command._resp_literal_data)
+            command._end_literal_data()
+        return pos + take
+
+
+async def _answer(command: aioimaplib.Command) -> aioimaplib.Response:
+    await command.wait()
+    return command.response
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -97,24 +184,22 @@ class ImapConnection:
         self.lost = asyncio.Event()
         self.last_data_at = time.monotonic()
         self.in_command = False  # read by the engine's watchdog, even before the first command
+        # The server announced new mail in an answer to some other command: it will not say it
+        # again when IDLE starts, so the caller must look now (cleared by `examine`).
+        self.mail_signalled = False
+        self._fetches: dict[str, _Fetch] = {}
+        self._stream: _FetchStream | None = None
         self.protocol.conn_lost_cb = self._on_lost
-        protocol = self.protocol
+        reader = _Reader(self)
+        self.protocol.data_received = reader.feed  # type: ignore[method-assign]
+        untagged = self.protocol._untagged_response
 
-        def data_received(data: bytes) -> None:
-            # aioimaplib's own data_received formats every chunk into a debug message, logged or
-            # not (a 10,000-message download spends seconds on it); this is the same minus that.
-            self.last_data_at = time.monotonic()
-            try:
-                protocol._handle_responses(protocol.incomplete_line + data, protocol._handle_line,
-                                           protocol.current_command)
-                protocol.incomplete_line = b""
-                protocol.current_command = None
-            except aioimaplib.IncompleteRead as incomplete:
-                protocol.current_command = incomplete.cmd
-                protocol.incomplete_line = incomplete.data
+        def untagged_response(line: bytes) -> aioimaplib.Command:
+            if _EXISTS.match(line):
+                self.mail_signalled = True
+            return untagged(line)
 
-        self.protocol.data_received = data_received  # type: ignore[method-assign]
-        self.protocol._handle_responses = types.MethodType(_handle_responses, self.protocol)  # type: ignore[method-assign]
+        self.protocol._untagged_response = untagged_response  # type: ignore[method-assign]
         if self.protocol.transport is None or self.protocol.transport.is_closing():
             self.lost.set()
 
@@ -140,13 +225,17 @@ class ImapConnection:
                 command.close(b"connection lost", "KO")
 
     async def _run(self, command: aioimaplib.Command) -> aioimaplib.Response:
-        """Run one command; a server silent for `timeout` seconds (not a slow one: any byte
-        counts) is stalled, and its connection is dropped."""
+        """Run one command through aioimaplib."""
         if self.lost.is_set():
             raise ConnectionLost("the connection is closed")
+        return await self._watch(command, self.protocol.execute(command))
+
+    async def _watch(self, command: aioimaplib.Command, work: Any) -> aioimaplib.Response:
+        """Await `work`; a server silent for `timeout` seconds (not a slow one: any byte counts)
+        is stalled, and its connection is dropped."""
         self.last_data_at = time.monotonic()
         self.in_command = True
-        task = asyncio.ensure_future(self.protocol.execute(command))
+        task = asyncio.ensure_future(work)
         task.add_done_callback(_retrieve)
         try:
             while not task.done():
@@ -155,7 +244,7 @@ class ImapConnection:
                     self.close()
                     raise aioimaplib.CommandTimeout(command)
         finally:
-            self.in_command = False
+            self.in_command = bool(self._fetches)
             if not task.done():
                 task.cancel()
         response = task.result()
@@ -173,17 +262,50 @@ class ImapConnection:
             args.append("(CONDSTORE)")
         response = await self._run(self._command("EXAMINE", *args))
         self.protocol.state = aioimaplib.SELECTED
+        self.mail_signalled = False  # what EXAMINE itself counted is what this pass reads
         return parse_select(response.lines)
 
     async def uid_search(self, *criteria: str) -> list[int]:
         response = await self._run(self._command("SEARCH", *criteria, prefix="UID"))
         return parse_search(response.lines)
 
-    async def uid_fetch(self, uids: str, items: str, modifier: str = "") -> list[FetchItem]:
-        args = [uids, items] + ([modifier] if modifier else [])
-        command = _FetchCommand(self.protocol.new_tag(), *args, prefix="UID", loop=self.protocol.loop)
-        response = await self._run(command)
-        return parse_fetch(response.lines)
+    async def uid_fetch(self, uids: Collection[int] | range, items: str, modifier: str = "") -> list[FetchItem]:
+        """UID FETCH `items` of `uids` (a range for "first:last"). Sent at once, even while other
+        fetches are outstanding; returns the records of these UIDs, in UID order."""
+        if self.lost.is_set():
+            raise ConnectionLost("the connection is closed")
+        if isinstance(uids, range):
+            spec = f"{uids.start}:{uids.stop - 1}" if len(uids) else ""
+        else:
+            uids = frozenset(uids)
+            spec = uid_set(sorted(uids))
+        if not spec:
+            return []
+        command = _Fetch(self, uids, spec, items, *([modifier] if modifier else []))
+        if self._stream is None:
+            self._stream = _FetchStream(self)
+            self.protocol.pending_async_commands["FETCH"] = self._stream
+        self._fetches[command.tag] = command
+        self.protocol.pending_async_commands[command.untagged_resp_name] = command
+        self.protocol.send(str(command))
+        await self._watch(command, _answer(command))
+        return [command.items[uid] for uid in sorted(command.items)]
+
+    def _dispatch(self, item: FetchItem) -> None:
+        for fetch in self._fetches.values():
+            if item.uid in fetch.uids:
+                fetch.add(item)
+                return
+
+    def _fetch_closed(self, fetch: _Fetch) -> None:
+        self._fetches.pop(fetch.tag, None)
+        if self._fetches or self._stream is None:
+            return
+        stream, self._stream = self._stream, None
+        if self.protocol.pending_async_commands.get("FETCH") is stream:
+            del self.protocol.pending_async_commands["FETCH"]
+        if not stream._event.is_set():
+            stream.close(b"", "OK")  # releases a command that waits for every pending one
 
     async def noop(self) -> None:
         await self._run(self._command("NOOP"))

@@ -16,6 +16,7 @@ LITERAL_END = re.compile(rb"\{(\d+)\}$")
 _TOKEN = re.compile(rb'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"\[]+(?:\[[^\]]*\][^\s()]*)?))')
 
 _UNESCAPE = re.compile(rb"\\(.)")
+_QUOTED = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 Value = bytes | int | None | list["Value"]
 
@@ -175,6 +176,13 @@ def uid_set(uids: Sequence[int]) -> str:
     if start is not None:
         ranges.append(f"{start}:{prev}" if start != prev else str(start))
     return ",".join(ranges)
+
+
+def paren_depth(line: bytes) -> int:
+    """How many parentheses `line` leaves open (negative: closes), not counting any inside a
+    quoted string (a file name "report (1).pdf" in a BODYSTRUCTURE)."""
+    text = _QUOTED.sub(b"", line) if b'"' in line else line
+    return text.count(b"(") - text.count(b")")
 
 
 def has_new_mail(lines: Iterable[bytes | bytearray]) -> bool:

@@ -54,7 +54,11 @@ class RawMessage(models.Model):
                 fields=["account", "uidl"], name="raw_unique_pop3_key", condition=models.Q(uidl__isnull=False)
             ),
         ]
-        indexes = [models.Index(fields=["account", "-received_at"])]
+        indexes = [
+            models.Index(fields=["account", "-received_at"]),
+            # the duplicate check of every stored batch: (folder, content) lookups within an account
+            models.Index(fields=["account", "folder", "sha256"], name="raw_content_key"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_address} {self.folder} {self.uid or self.uidl}: {self.subject[:60]}"

@@ -23,6 +23,7 @@ from buzon.sync import dbs, progress, status
 from buzon.sync.account import AccountConfig
 from buzon.sync.imap import sync_folder
 from buzon.sync.imap_conn import CommandFailed, ImapConnection
+from buzon.sync.models import FolderCursor
 from buzon.sync.pop3 import sync_pop3
 
 log = logging.getLogger("buzon.sync")
@@ -123,7 +124,9 @@ class AccountRunner:
     # ------------------------------------------------------------------ IMAP
     async def _watch_folder(self, folder: str) -> None:
         wake = self._new_wake()
-        opts = self.config.folder_options(folder, settings.SYNC_FETCH_CHUNK, settings.SYNC_FETCH_CHUNK_BYTES)
+        opts = self.config.folder_options(folder, settings.SYNC_FETCH_CHUNK, settings.SYNC_FETCH_CHUNK_BYTES,
+                                          settings.SYNC_FETCH_DEPTH)
+        cursor: FolderCursor | None = None  # as committed by the last pass; re-read after a failure
         while True:
             await self._wait_backoff(wake)
             conn: ImapConnection | None = None
@@ -137,13 +140,16 @@ class AccountRunner:
                     stage = ""
                     self.busy_since = time.monotonic()
                     wake.clear()
-                    stored = await sync_folder(conn, opts, self._work_found)
+                    known, cursor = cursor, None  # trusted again once this pass has finished
+                    stored, cursor = await sync_folder(conn, opts, self._work_found, known)
                     self.busy_since = None
                     if stored:
                         log.info("stored account=%s folder=%s count=%s", self.config.account_id, folder, stored)
                     await self._pass_done(stored, folder)
                     if self.once:
                         return
+                    if conn.mail_signalled:
+                        continue  # announced during the pass: IDLE would not announce it again
                     await self._wait_for_change(conn, wake)
             except FAULTS as exc:
                 await self._failed(exc, stage, folder)

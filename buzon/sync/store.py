@@ -43,25 +43,21 @@ class Incoming:
     failed_reason: str = ""  # the server would not give this one: kept, marked, skipped
 
 
+@dataclass(frozen=True)
+class CursorMark:
+    """Where the folder cursor stands once a batch is committed: it covers every UID up to
+    `last_uid`; `done` once a whole pass (the first download included) has been read."""
+
+    last_uid: int
+    highest_modseq: int | None
+    done: bool
+
+
 @dataclass
 class StoreResult:
     stored: list[int] = field(default_factory=list)
     duplicates: int = 0
     already: int = 0
-
-
-def _existing_keys(box: Mailbox, items: Sequence[Incoming]) -> set[object]:
-    uids = [item.uid for item in items if item.uid is not None]
-    uidls = [item.uidl for item in items if item.uidl is not None]
-    keys: set[object] = set()
-    if uids:
-        keys |= set(RawMessage.objects.filter(
-            account_id=box.account_id, folder=box.folder, uidvalidity=box.uidvalidity, uid__in=uids,
-        ).values_list("uid", flat=True))
-    if uidls:
-        keys |= set(RawMessage.objects.filter(account_id=box.account_id, uidl__in=uidls)
-                    .values_list("uidl", flat=True))
-    return keys
 
 
 def _row(box: Mailbox, item: Incoming, digest: str, original: dict[tuple[str, str], int]) -> RawMessage:
@@ -96,13 +92,13 @@ def _content_index(box: Mailbox, digests: set[str]) -> dict[tuple[str, str], int
     return {(digest, message_id): raw_id for digest, message_id, raw_id in rows}
 
 
-def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor_uid: int | None = None) -> StoreResult:
-    """Store `items` and move the folder cursor to `cursor_uid`, atomically."""
+def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark | None = None) -> StoreResult:
+    """Store `items` and move the folder cursor to `cursor`, atomically."""
     result = StoreResult()
     with transaction.atomic():
-        known = _existing_keys(box, items)
-        fresh = [item for item in items if (item.uid if item.uid is not None else item.uidl) not in known]
-        result.already = len(items) - len(fresh)
+        # No look-up of the keys first: the cursor moves with the batch, so a key already held is
+        # only possible after a lost lease; the unique constraints catch it (see _insert).
+        fresh = list(items)
         digests = {id(item): sha256(item.data) for item in fresh}
         original = _content_index(box, set(digests.values()))
         rows: list[RawMessage] = []
@@ -114,10 +110,12 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor_uid: int | No
             if row.status == RawMessage.Status.STORED:
                 original.setdefault((row.sha256, row.message_id), -1)  # a copy within this batch
         created = _insert(box, rows)
+        result.already = len(rows) - len(created)
         result.stored = [row.pk for row in created if row.status != RawMessage.Status.SKIPPED]
-        if cursor_uid is not None:
+        if cursor is not None:
             FolderCursor.objects.filter(account_id=box.account_id, folder=box.folder).update(
-                last_uid=cursor_uid, uidvalidity=box.uidvalidity)
+                last_uid=cursor.last_uid, uidvalidity=box.uidvalidity, highest_modseq=cursor.highest_modseq,
+                initial_done=cursor.done)
         enqueue_processing(result.stored)
     return result
 
@@ -130,6 +128,8 @@ def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
             insert_rows(rows)
     except IntegrityError:
         return _insert_one_by_one(rows)
+    if rows[0].pk is not None:  # a single row, its id returned by the INSERT
+        return rows
     # Read the new ids back by their server keys (one indexed query).
     ids: dict[object, int]
     if rows[0].uid is not None:

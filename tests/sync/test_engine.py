@@ -47,6 +47,30 @@ def test_idle_brings_new_mail_within_seconds(dovecot, settings):
     assert SyncLease.objects.get(account=account).owner == ""  # released on a clean stop
 
 
+def test_mail_announced_during_a_pass_is_fetched_without_waiting_for_the_next(dovecot, settings, monkeypatch):
+    """The server announces a new message once (EXISTS), in the answer to whatever command is
+    running then; it does not announce it again when IDLE starts. Mail landing while a pass is
+    fetching must not wait for the next arrival or for IDLE's re-arm (tens of minutes)."""
+    from buzon.sync.imap_conn import ImapConnection
+
+    settings.SYNC_POLL_INTERVAL_S = 3600
+    account = make_account(dovecot)
+    for i in range(2):
+        dovecot.deliver(account.email_address, make_mail(i))
+    fetch = ImapConnection.uid_fetch
+    delivered = []
+
+    async def deliver_then_fetch(self, uids, items, modifier=""):
+        if "BODY.PEEK[]" in items and not delivered:  # the pass's last command: lands mid-pass
+            delivered.append(dovecot.deliver(account.email_address, make_mail(9)))
+        return await fetch(self, uids, items, modifier)
+
+    monkeypatch.setattr(ImapConnection, "uid_fetch", deliver_then_fetch)
+    with EngineThread(only={account.pk}):
+        wait_for(lambda: count(account) == 3, 5)
+    assert delivered
+
+
 def test_poll_without_idle_and_sync_now(dovecot, settings):
     settings.SYNC_POLL_INTERVAL_S = 3600
     account = make_account(dovecot, protocol="pop3")
