@@ -20,9 +20,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from buzon.mailboxes.endpoints import attachment_limit_mb
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
 from buzon.messages.models import Direction, Message, MessageStatus
@@ -134,6 +136,19 @@ def _subject_with_token(subject: str, record: models.Model | None) -> str:
     return f"{subject} {token}".strip()
 
 
+def _check_attachment_size(attachments: Sequence[Attachment], account: EmailAccount) -> None:
+    """The account's attachment limit (its own, else its domain's) applies to what it sends too, checked
+    here so the user hears it at once instead of from a failed message later. Base64 makes the mail
+    a third larger; the server's own SIZE limit is checked again when it is sent."""
+    total = sum(len(a.content) for a in attachments)
+    limit = attachment_limit_mb(account) * 1024 * 1024
+    if total > limit:
+        raise SendRefused(_("The attachments add up to %(size)s, more than the %(limit)s that %(address)s may send. "
+                            "Remove some, or send links to the files.")
+                          % {"size": filesizeformat(total), "limit": filesizeformat(limit),
+                             "address": account.email_address})
+
+
 def _message_id_domain(account: EmailAccount) -> str:
     return account.email_address.rpartition("@")[2] or "buzon.invalid"
 
@@ -167,6 +182,7 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
     if record is None and parent is not None:
         record = parent.record
     chosen = choose_account(account=account, kind=kind, record=record, parent=parent, user=user)
+    _check_attachment_size(attachments, chosen)
     request = ComposeRequest(kind=kind, priority=DEFAULT_PRIORITY[kind] if priority is None else priority,
                              attachments=tuple(attachments), headers=dict(headers or {}), send_at=send_at)
     subject = _subject_with_token(subject, record)

@@ -110,3 +110,16 @@ def test_notifications_use_the_edited_template_with_fallback(make_account: Any) 
     templated = queue_outgoing(to="agent@example.org", subject="New ticket", text="built-in", kind="notification",
                                template="ticket-assigned", language="es", record=ticket, context={"agent": "Ana"})
     assert templated.subject.startswith("Nuevo: Caja") and templated.text == "Te asignaron Caja (Ana)."
+
+
+def test_attachments_over_the_accounts_limit_are_refused_before_queueing(api: APIClient, make_account: Any) -> None:
+    account = make_account(attachment_limit_mb=1)
+    big = base64.b64encode(b"x" * (1024 * 1024 + 1)).decode()
+    payload = {"to": ["c@example.org"], "subject": "s", "text": "x", "account": account.pk,
+               "attachments": [{"filename": "big.bin", "content_base64": big}]}
+    response = api.post("/api/v1/messages/send/", payload, format="json")
+    assert response.status_code == 400
+    assert "more than the 1.0\xa0MB that sender@example.test may send" in response.json()["detail"][0]
+    assert not OutgoingEmail.objects.exists() and not Message.objects.exists()
+    payload["attachments"][0]["content_base64"] = base64.b64encode(b"x" * 1024 * 1024).decode()  # exactly 1 MB
+    assert api.post("/api/v1/messages/send/", payload, format="json").status_code == 202
