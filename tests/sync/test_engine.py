@@ -61,8 +61,9 @@ def test_mail_announced_during_a_pass_is_fetched_without_waiting_for_the_next(do
     delivered = []
 
     async def deliver_then_fetch(self, uids, items, modifier=""):
-        if "BODY.PEEK[]" in items and not delivered:  # the pass's last command: lands mid-pass
+        if "BODY.PEEK[]" in items and not delivered:  # lands mid-pass, after the new UIDs were read
             delivered.append(dovecot.deliver(account.email_address, make_mail(9)))
+            await self.noop()  # Dovecot looks at the Maildir (and says "* 3 EXISTS") in this answer
         return await fetch(self, uids, items, modifier)
 
     monkeypatch.setattr(ImapConnection, "uid_fetch", deliver_then_fetch)
