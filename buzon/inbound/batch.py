@@ -34,7 +34,7 @@ from buzon.inbound import batch_lookups, batch_threads, cache
 from buzon.inbound.context import Context, Duplicate, Skip, StopPipeline
 from buzon.inbound.pipeline import STEPS, run_pipeline
 from buzon.inbound.reprocess import import_skipped_from
-from buzon.inbound.steps import classify, customer, deduplicate, parse, route, store, thread
+from buzon.inbound.steps import bounced, classify, customer, deduplicate, parse, route, store, thread
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message
 from buzon.sync.models import RawMessage
@@ -73,19 +73,24 @@ class _Batch:
     outcomes: Counter[str] = field(default_factory=Counter)
     finished: list[RawMessage] = field(default_factory=list)  # duplicates and skipped: no Message
     copies: list[tuple[Context, Context]] = field(default_factory=list)  # (duplicate, its first copy)
-    deferred_ids: set[str] = field(default_factory=set)
-    deferred_senders: set[str] = field(default_factory=set)
+    skipped: list[Context] = field(default_factory=list)
+    # Message-IDs and senders of deferred messages -> the first such raw id
+    deferred_ids: dict[str, int] = field(default_factory=dict)
+    deferred_senders: dict[str, int] = field(default_factory=dict)
 
     def defer(self, ctx: Context) -> None:
-        """One by one after the batch; so, then, everything that answers it or comes from its sender."""
+        """One by one after the batch; so, then, every later message that answers it or comes from
+        its sender (which the deferred message may make a customer)."""
         self.rest.append(ctx.raw.pk)
         if ctx.message.message_id:
-            self.deferred_ids.add(ctx.message.message_id)
-        self.deferred_senders.add(ctx.message.from_address)
+            self.deferred_ids.setdefault(ctx.message.message_id, ctx.raw.pk)
+        self.deferred_senders.setdefault(ctx.message.from_address, ctx.raw.pk)
 
     def waits(self, ctx: Context) -> bool:
-        return (ctx.message.from_address in self.deferred_senders
-                or not self.deferred_ids.isdisjoint(thread.reference_ids(ctx)))
+        """Whether a message before this one went one by one and this one depends on it."""
+        before = ctx.raw.pk
+        return (self.deferred_senders.get(ctx.message.from_address, before) < before
+                or any(self.deferred_ids.get(i, before) < before for i in thread.reference_ids(ctx)))
 
     def finish(self, ctx: Context, status: str, stop: StopPipeline, outcome: str) -> None:
         """As run_pipeline ends a message a step stopped: the raw row's status and reason, no Message."""
@@ -109,12 +114,13 @@ def _parsed(raws: list[RawMessage], batch: _Batch) -> list[Context]:
     return contexts
 
 
-def _names_unknown_record(ctx: Context) -> bool:
-    """A token or plus address naming a record not found: one made earlier in this batch would be
-    found one by one, so such a message goes that way."""
+def _names_future_record(ctx: Context) -> bool:
+    """A token or plus address naming a record not found and newer than any: if a message before it
+    in this batch made that record, one by one would find it, so such a message goes that way."""
     known = ctx.known
-    return known is not None and any(known.records.get((target.model, record_id)) is None
-                                     for target, record_id, _ in thread.named_records(ctx))
+    return known is not None and any(
+        known.records.get((target.model, record_id)) is None and record_id > known.highest_id[target.model]
+        for target, record_id, _ in thread.named_records(ctx))
 
 
 def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
@@ -137,13 +143,13 @@ def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
             batch.copies.append((ctx, first[key]))  # a duplicate of the first copy, once it is stored
             continue
         first[key] = ctx
-        if batch.waits(ctx) or _names_unknown_record(ctx):
+        if batch.waits(ctx) or _names_future_record(ctx):
             batch.defer(ctx)
             continue
         kept.append(ctx)
     if kept:
         batch_lookups.index_sent_message_ids(kept[0].known)  # type: ignore[arg-type]
-    for ctx in kept:  # in arrival order: a bounce marks what it bounced before the next one looks
+    for ctx in kept:
         deduplicate.decide_new(ctx)
         classify.run(ctx)
     return kept
@@ -185,6 +191,7 @@ def _customers(contexts: list[Context], batch: _Batch) -> list[Context]:
                 creates = customer.decide(ctx, found.get(address) if address else None)
             except Skip as stop:
                 batch.finish(ctx, RawMessage.Status.SKIPPED, stop, "skipped")
+                batch.skipped.append(ctx)
                 continue
             if creates:
                 new[address] = Customer(store=ctx.account.store if ctx.account is not None else None)
@@ -244,11 +251,15 @@ def _store(contexts: list[Context]) -> None:
         status=RawMessage.Status.PROCESSED, status_reason="")
 
 
-def _after_store(contexts: list[Context]) -> None:
-    """assign, notify, auto-reply: per message, in arrival order (who gets which agent, which
-    message gets the day's auto-reply), as one by one."""
+def _after_store(contexts: list[Context], skipped: list[Context]) -> None:
+    """bounced, assign, notify, auto-reply: per message, in arrival order (which addresses a bounce
+    finds as customers, who gets which agent, which message gets the day's auto-reply), as one by
+    one. A skipped bounce still marks its recipients, as in run_pipeline."""
     changed = []
-    for ctx in sorted(contexts, key=lambda c: c.raw.pk):
+    for ctx in sorted([*contexts, *skipped], key=lambda c: c.raw.pk):
+        if ctx.message.pk is None:
+            bounced.run(ctx)
+            continue
         for step in AFTER_STORE:
             step.run(ctx)
         if ctx.decisions_saved != len(ctx.decisions):
@@ -297,7 +308,7 @@ def _bulk(chunk: list[int]) -> tuple[Counter[str], list[int]]:
             contexts = _timed("route", _records, _timed("customer", _customers, contexts, batch))
             _timed("store", _store, contexts)
             stored += contexts
-        _timed("after store", _after_store, stored)
+        _timed("after store", _after_store, stored, batch.skipped)
         _timed("finish", _finish, batch)
         batch.outcomes["processed"] += len(stored)
     return batch.outcomes, sorted(batch.rest)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Q
+from django.db.models import Max, Model, Q
 
 from buzon.inbound.context import Context, Known
 from buzon.inbound.mail import bounce
@@ -43,6 +43,8 @@ def prefetch(contexts: list[Context]) -> Known:
         named.update((target.model, record_id) for target, record_id, _ in thread.named_records(ctx))
     _outgoing(known, pks, message_ids)
     load_records(known, named)
+    for model in {model for model, pk in named if known.records[(model, pk)] is None}:
+        known.highest_id[model] = model._default_manager.aggregate(highest=Max("pk"))["highest"] or 0
     attach_records(known, [m for m in known.outgoing.values() if m is not None])
     return known
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import models
 
 from buzon.crm.models import Customer
+from buzon.inbound.mail.bounce import Bounce
 from buzon.inbound.mail.parse import ParsedMail
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages.models import Classification, Message
@@ -49,6 +50,8 @@ class Known:
     outgoing_by_message_id: dict[str, Message | None] = field(default_factory=dict)
     #: Records named by subject tokens, plus addresses and parents: (model, pk) -> the one instance.
     records: dict[tuple[type[models.Model], int], models.Model | None] = field(default_factory=dict)
+    #: The highest id of each model when a named record was not found: a higher one may be created later.
+    highest_id: dict[type[models.Model], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Context:
     message: Message
     parsed: ParsedMail | None = None
     parent: Message | None = None
+    bounce: Bounce | None = None  # what classify found, for the bounced step to mark
+    bounced: Message | None = None  # the message of ours that bounced
     record: models.Model | None = None
     new_conversation: bool = False
     customer: Customer | None = None

@@ -23,6 +23,7 @@ from buzon.inbound.context import Context, Duplicate, Skip, Unreadable
 from buzon.inbound.steps import (
     assign,
     autoreply,
+    bounced,
     classify,
     customer,
     deduplicate,
@@ -37,7 +38,9 @@ from buzon.sync.models import RawMessage
 
 logger = logging.getLogger(__name__)
 
-STEPS: list[ModuleType] = [parse, deduplicate, classify, thread, customer, route, store, assign, notify, autoreply]
+STEPS: list[ModuleType] = [
+    parse, deduplicate, classify, thread, customer, route, store, bounced, assign, notify, autoreply,
+]
 
 #: Seconds spent per step name since the process started (bench/bench_pipeline.py prints them).
 STEP_SECONDS: dict[str, float] = {}
@@ -114,6 +117,7 @@ def run_pipeline(raw_id: int) -> str:
                 _finish_raw(raw, RawMessage.Status.PROCESSED, stop.reason)
                 return "duplicate"
             except Skip as stop:
+                bounced.run(ctx)  # a bounce not imported still tells which addresses failed
                 _finish_raw(raw, RawMessage.Status.SKIPPED, stop.reason)
                 return "skipped"
             if ctx.decisions_saved != len(ctx.decisions):  # steps after store decided more

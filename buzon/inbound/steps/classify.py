@@ -5,12 +5,11 @@ from __future__ import annotations
 from django.db.models import Q
 from django.utils.translation import gettext_noop
 
-from buzon.crm.models import Contact, CustomerEmail
 from buzon.inbound.context import Context
 from buzon.inbound.mail import automatic, bounce
 from buzon.inbound.steps import deduplicate
 from buzon.messages import targets
-from buzon.messages.models import Classification, Direction, Message, MessageStatus, UndeliverableAddress
+from buzon.messages.models import Classification, Direction, Message
 
 NAME = "classify"
 
@@ -42,27 +41,13 @@ def _bounced_message(ctx: Context, found: bounce.Bounce) -> Message | None:
     return sent_with_message_id(mid)
 
 
-def _mark_undeliverable(ctx: Context, found: bounce.Bounce) -> None:
-    reason = found.diagnostic or "bounced"
-    for address in found.recipients:
-        UndeliverableAddress.objects.update_or_create(
-            address=address[:320], defaults={"reason": reason[:1000], "bounce": ctx.message if ctx.message.pk else None}
-        )
-        CustomerEmail.objects.filter(address=address).update(undeliverable=True, undeliverable_reason=reason[:1000])
-        Contact.objects.filter(email__iexact=address).update(undeliverable=True)
-
-
 def _handle_bounce(ctx: Context, found: bounce.Bounce) -> None:
+    """Decide; the bounced step marks the recipients and our message once the bounce is stored."""
     ctx.message.classification = Classification.BOUNCE
     sent = _bounced_message(ctx, found)
-    if found.permanent:
-        _mark_undeliverable(ctx, found)
+    ctx.bounce, ctx.bounced = found, sent
     if sent is not None:
         ctx.parent = sent
-        if found.permanent and sent.status != MessageStatus.BOUNCED:
-            sent.status = MessageStatus.BOUNCED
-            sent.status_reason = found.diagnostic[:1000] or ", ".join(found.recipients)
-            sent.save(update_fields=["status", "status_reason", "updated_at"])
     ctx.decide(
         NAME, "bounce", gettext_noop("Delivery failed for %(recipients)s (%(kind)s)."),
         recipients=", ".join(found.recipients) or "?", kind="permanent" if found.permanent else "temporary",

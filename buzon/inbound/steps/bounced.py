@@ -1,0 +1,29 @@
+"""bounced: a bounce marks its failed recipients undeliverable and, when permanent, our sent
+message bounced (classify found both). Runs once the bounce is stored, so the undeliverable address
+links to it, and for a bounce that is not imported (skipped) too: the addresses failed all the same."""
+
+from __future__ import annotations
+
+from buzon.crm.models import Contact, CustomerEmail
+from buzon.inbound.context import Context
+from buzon.messages.models import MessageStatus, UndeliverableAddress
+
+NAME = "bounced"
+
+
+def run(ctx: Context) -> None:
+    found = ctx.bounce
+    if found is None or not found.permanent:
+        return
+    reason = found.diagnostic or "bounced"
+    stored = ctx.message if ctx.message.pk else None
+    for address in found.recipients:
+        UndeliverableAddress.objects.update_or_create(
+            address=address[:320], defaults={"reason": reason[:1000], "bounce": stored})
+        CustomerEmail.objects.filter(address=address).update(undeliverable=True, undeliverable_reason=reason[:1000])
+        Contact.objects.filter(email__iexact=address).update(undeliverable=True)
+    sent = ctx.bounced
+    if sent is not None and sent.status != MessageStatus.BOUNCED:
+        sent.status = MessageStatus.BOUNCED
+        sent.status_reason = found.diagnostic[:1000] or ", ".join(found.recipients)
+        sent.save(update_fields=["status", "status_reason", "updated_at"])
