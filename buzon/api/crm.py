@@ -12,11 +12,12 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from buzon.api.permissions import IsStaffOrReadOnly, VisibleRowsMixin
+from buzon.api.permissions import ManagesAgents, VisibleRowsMixin
 from buzon.crm import notifications, roles
 from buzon.crm.models import Agent, AgentGroup, Contact, Customer, CustomerEmail, JobApplicant, Notification, Ticket
 from buzon.inbound.context import describe
@@ -205,12 +206,55 @@ class AgentStatusSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=Agent.Status.choices)
 
 
+def _unchanged(instance: Model, data: dict[str, Any], names: tuple[str, ...]) -> bool:
+    """Whether ``data`` leaves the fields ``names`` of ``instance`` as they are."""
+    for name in names:
+        if name not in data:
+            continue
+        value, now = data[name], getattr(instance, name)
+        if hasattr(now, "all"):
+            if {row.pk for row in value} != set(now.values_list("pk", flat=True)):
+                return False
+        elif (value.pk if isinstance(value, Model) else value) != (now.pk if isinstance(now, Model) else now):
+            return False
+    return True
+
+
+def _refuse_group_changes(user: Any, agent: Agent, groups: set[AgentGroup]) -> None:
+    refused = roles.refused_group_changes(user, agent, groups)
+    if refused:
+        raise PermissionDenied(_("You cannot change %(agent)s's membership of %(groups)s: only groups of the "
+                                 "stores you supervise, for agents who work there.")
+                               % {"agent": agent, "groups": ", ".join(g.name for g in refused)})
+
+
 class AgentViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Agent]):
-    """Agents (staff manage them); every agent reads and sets their own status at agents/me/."""
+    """Agents. Administrators manage them; a supervisor sets the status and the agent groups of the
+    agents of their stores (never their user or stores); every agent sets their own status at agents/me/."""
 
     queryset = Agent.objects.select_related("user").prefetch_related("stores", "groups")
     serializer_class = AgentSerializer
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [ManagesAgents]
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        serializer = super().get_serializer(*args, **kwargs)
+        if self.request.method not in permissions.SAFE_METHODS and hasattr(serializer, "fields"):
+            # Membership is judged group by group in perform_update (roles.may_join).
+            serializer.fields["groups"].child_relation.queryset = AgentGroup.objects.all()
+        return serializer
+
+    def perform_update(self, serializer: serializers.BaseSerializer[Agent]) -> None:
+        user, agent = self.request.user, serializer.instance
+        assert agent is not None
+        if not roles.is_admin(user):
+            data = serializer.validated_data  # type: ignore[union-attr]
+            if not roles.managed_agents(user).filter(pk=agent.pk).exists():
+                raise PermissionDenied(_("Only administrators change agents who work in stores you do not supervise."))
+            if not _unchanged(agent, data, ("user", "stores")):
+                raise PermissionDenied(_("Only administrators change which user or stores an agent has."))
+            if "groups" in data:
+                _refuse_group_changes(user, agent, set(data["groups"]))
+        serializer.save()
 
     @action(detail=False, methods=["get", "post"], url_path="me", permission_classes=[permissions.IsAuthenticated])
     def me(self, request: Request) -> Response:
@@ -234,9 +278,26 @@ class AgentGroupSerializer(serializers.ModelSerializer[AgentGroup]):
 
 
 class AgentGroupViewSet(VisibleRowsMixin, viewsets.ModelViewSet[AgentGroup]):
+    """Agent groups. Administrators manage them; a supervisor adds and removes the agents of their
+    stores in their stores' groups (never a group's name or store)."""
+
     queryset = AgentGroup.objects.prefetch_related("agents")
     serializer_class = AgentGroupSerializer
-    permission_classes = [IsStaffOrReadOnly]
+    permission_classes = [ManagesAgents]
+
+    def perform_update(self, serializer: serializers.BaseSerializer[AgentGroup]) -> None:
+        user, group = self.request.user, serializer.instance
+        assert group is not None
+        if not roles.is_admin(user):
+            data = serializer.validated_data  # type: ignore[union-attr]
+            if not roles.managed_groups(user).filter(pk=group.pk).exists():
+                raise PermissionDenied(_("Only administrators change groups of stores you do not supervise."))
+            if not _unchanged(group, data, ("name", "store")):
+                raise PermissionDenied(_("Only administrators rename a group or move it to another store."))
+            given = set(data.get("agents", group.agents.all()))
+            for agent in given ^ set(group.agents.all()):
+                _refuse_group_changes(user, agent, set(agent.groups.all()) ^ {group})
+        serializer.save()
 
 
 class NotificationSerializer(serializers.ModelSerializer[Notification]):

@@ -28,6 +28,21 @@ class IsStaffOrReadOnly(BasePermission):
         return request.method in SAFE_METHODS or roles.is_admin(request.user)
 
 
+class ManagesAgents(BasePermission):
+    """Agents and agent groups: read by everyone signed in (rows scoped by roles.visible); created and
+    deleted by administrators; changed by administrators and by supervisors, whose changes the
+    viewset limits to their stores' agents (status, groups) and groups (members)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not _signed_in(request):
+            return False
+        if request.method in SAFE_METHODS:
+            return True
+        if getattr(view, "action", "") in ("update", "partial_update"):
+            return roles.can_manage_any_agents(request.user)
+        return roles.is_admin(request.user)
+
+
 class AdminOnly(BasePermission):
     """Installation settings (DKIM keys...): administrators only, even to read."""
 

@@ -20,6 +20,7 @@ context above crm): the store path, the agent-group paths and the assigned-agent
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -216,17 +217,30 @@ def managed_groups(user: Any) -> QuerySet[AgentGroup]:
     return AgentGroup.objects.filter(store_id__in=supervised_store_ids(user))
 
 
-def may_join(user: Any, agent: Agent, group: AgentGroup) -> bool:
-    """Whether ``user`` may put ``agent`` in (or take them out of) ``group``.
+def joinable_groups(user: Any, agent: Agent, groups: Iterable[AgentGroup]) -> list[AgentGroup]:
+    """Those of ``groups`` that ``user`` may put ``agent`` in (or take them out of).
 
-    A supervisor: a group of a store they supervise, and an agent who works in that store (not an
-    administrator). Other stores' agents and groups are never theirs to change.
+    A supervisor: groups of a store they supervise, for an agent who works in that store and is not
+    an administrator. Other stores' agents and groups are never theirs to change. (Reads
+    ``agent.stores`` through any prefetch, so a page of agents costs no query per agent.)
     """
     if is_admin(user):
-        return True
-    if group.store_id is None or group.store_id not in supervised_store_ids(user) or agent.user.is_staff:
-        return False
-    return agent.stores.filter(pk=group.store_id).exists()
+        return list(groups)
+    if agent.user.is_staff:
+        return []
+    mine = supervised_store_ids(user) & {store.pk for store in agent.stores.all()}
+    return [group for group in groups if group.store_id in mine]
+
+
+def may_join(user: Any, agent: Agent, group: AgentGroup) -> bool:
+    return bool(joinable_groups(user, agent, [group]))
+
+
+def refused_group_changes(user: Any, agent: Agent, groups: set[AgentGroup]) -> list[AgentGroup]:
+    """The groups among those ``agent`` would join or leave (to end up in ``groups``) that ``user``
+    may not change; empty means the change is allowed."""
+    current = set(agent.groups.all())
+    return sorted((g for g in current ^ set(groups) if not may_join(user, agent, g)), key=lambda g: g.name)
 
 
 def account_field_choices(user: Any) -> dict[str, QuerySet[Any]] | None:

@@ -20,6 +20,7 @@ class NavItem:
     icon: str  # a Bootstrap Icons name, e.g. "inbox"
     section: str  # key of SECTIONS
     staff_only: bool = False
+    managers_only: bool = False  # administrators and supervisors
 
 
 #: Sidebar sections in display order: key -> heading (None: no heading).
@@ -42,6 +43,7 @@ NAV: list[NavItem] = [
     NavItem("web:template-list", _("Email templates"), "file-earmark-text", "settings"),
     NavItem("web:deliverability", _("Deliverability"), "shield-check", "settings"),
     NavItem("web:store-list", _("Stores"), "shop", "settings"),
+    NavItem("web:agent-list", _("Agents"), "person-gear", "settings", managers_only=True),
     NavItem("web:processes", _("Processes"), "cpu", "settings", staff_only=True),
     NavItem("web:audit", _("Audit log"), "journal-text", "settings", staff_only=True),
     NavItem("web:troubleshooting", _("Troubleshooting"), "life-preserver", "settings"),
@@ -56,7 +58,8 @@ class ShownItem:
     active: bool
 
 
-def sidebar(path: str, *, is_staff: bool) -> list[tuple[str | Promise | None, list[ShownItem]]]:
+def sidebar(path: str, *, is_staff: bool,
+            is_manager: bool = False) -> list[tuple[str | Promise | None, list[ShownItem]]]:
     """The sections and entries to show for this request; the entry owning the page is active.
 
     "Owning" is the longest URL that prefixes the path, so /settings/email/accounts/3/ marks
@@ -64,7 +67,7 @@ def sidebar(path: str, *, is_staff: bool) -> list[tuple[str | Promise | None, li
     """
     resolved: list[tuple[NavItem, str]] = []
     for item in NAV:
-        if item.staff_only and not is_staff:
+        if (item.staff_only and not is_staff) or (item.managers_only and not (is_staff or is_manager)):
             continue
         try:
             resolved.append((item, reverse(item.url_name)))

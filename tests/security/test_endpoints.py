@@ -118,6 +118,8 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "web:domain-new": ("GET", ADMIN, NONE, ""),
     "web:domain-edit": ("GET", ADMIN, pk(lambda w: w.a.domain), ""),
     "web:domain-delete": ("GET", ADMIN, pk(lambda w: w.a.domain), ""),
+    "web:agent-list": ("GET", MANAGES_A, NONE, ""),
+    "web:agent-update": ("POST", MANAGES_A, lambda w: {"pk": w.agents["agent_a"].pk}, ""),
     "web:store-list": ("GET", SIGNED_IN, NONE, ""),
     "web:store-new": ("GET", ADMIN, NONE, ""),
     "web:store-edit": ("GET", ADMIN, pk(lambda w: w.a.store), ""),

@@ -8,6 +8,7 @@ from django import forms, template
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
+from buzon.crm import roles
 from buzon.web import nav
 from buzon.web.help_links import error_items
 
@@ -18,7 +19,8 @@ register = template.Library()
 def sidebar(context: dict[str, Any]) -> dict[str, Any]:
     request: HttpRequest = context["request"]
     user = getattr(request, "user", None)
-    return {"sections": nav.sidebar(request.path, is_staff=bool(user and user.is_staff))}
+    return {"sections": nav.sidebar(request.path, is_staff=bool(user and user.is_staff),
+                                    is_manager=roles.can_manage_any_agents(user))}
 
 
 @register.filter

@@ -1,0 +1,78 @@
+"""Settings → Agents: a supervisor sets the status and agent groups of their stores' agents.
+
+Administrators see every agent and group. What may change is decided by buzon.crm.roles
+(managed_agents, managed_groups, joinable_groups), the same rules the API applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from buzon.crm import roles
+from buzon.crm.models import Agent
+from buzon.web import crumbs
+
+View = Callable[..., HttpResponse]
+
+
+def agent_managers(view: View) -> View:
+    """Administrators, and supervisors of at least one store."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not roles.can_manage_any_agents(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapped)
+
+
+def _agents(request: HttpRequest) -> Any:
+    return (roles.managed_agents(request.user).select_related("user")
+            .prefetch_related("stores", "groups").order_by("user__username"))
+
+
+@agent_managers
+def agent_list(request: HttpRequest) -> HttpResponse:
+    groups = list(roles.managed_groups(request.user).select_related("store"))
+    rows = []
+    for agent in _agents(request):
+        member_of = {group.pk for group in agent.groups.all()}
+        rows.append({"agent": agent, "groups": [(group, group.pk in member_of)
+                                                for group in roles.joinable_groups(request.user, agent, groups)]})
+    return render(request, "web/agents/list.html", {
+        "rows": rows, "statuses": Agent.Status.choices,
+        "breadcrumbs": [*crumbs.home(), (_("Agents"), None)],
+    })
+
+
+@agent_managers
+@require_POST
+def agent_update(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set one agent's status and the groups (of those this user may change) they belong to."""
+    agent = get_object_or_404(_agents(request), pk=pk)
+    status = request.POST.get("status", agent.status)
+    if status not in Agent.Status.values:
+        messages.error(request, _("Choose one of the listed statuses."))
+        return redirect("web:agent-list")
+    changeable = roles.joinable_groups(request.user, agent, roles.managed_groups(request.user))
+    checked = {int(value) for value in request.POST.getlist("groups") if value.isdigit()}
+    kept = [group for group in agent.groups.all() if group not in changeable]
+    with transaction.atomic():
+        agent.status = status
+        agent.save(update_fields=["status"])
+        agent.groups.set([*kept, *(group for group in changeable if group.pk in checked)])
+    messages.success(request, _("%(agent)s saved.") % {"agent": agent})
+    return redirect(reverse("web:agent-list") + f"#agent-{agent.pk}")
