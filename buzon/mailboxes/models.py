@@ -286,3 +286,4 @@ class EmailAccount(models.Model):
 
 
 from buzon.mailboxes.models_audit import AuditEntry  # noqa: E402,F401 - registered with the app
+from buzon.mailboxes.models_guard import ProbeCount  # noqa: E402,F401 - registered with the app

@@ -1,4 +1,5 @@
-"""AuditEntry: one change to an email account, email domain or store (written by mailboxes.audit)."""
+"""AuditEntry: one change to an email account, email domain or store, or to a user's second factor
+(written by mailboxes.audit)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ class AuditEntry(models.Model):
         CREATED = "created", _("Created")
         CHANGED = "changed", _("Changed")
         DELETED = "deleted", _("Deleted")
+        USED = "used", _("Used")  # a one-time recovery code
 
     class Target(models.TextChoices):
         ACCOUNT = "account", _("Email account")
         DOMAIN = "domain", _("Email domain")
         STORE = "store", _("Store")
+        USER = "user", _("User")  # their second factor (buzon.web.twofactor)
 
     at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("who"), null=True, blank=True,
