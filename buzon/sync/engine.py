@@ -137,7 +137,9 @@ class Engine:
 
     def _reap(self, account_id: int, item: Running) -> None:
         exc = item.task.exception() if not item.task.cancelled() else None
-        if exc is not None:
+        if isinstance(exc, lease.LeaseLost):
+            log.warning("%s: a late write was refused; account dropped", exc)
+        elif exc is not None:
             log.error("sync of account %s crashed", account_id, exc_info=exc)
         del self.running[account_id]  # restarted on the next round, after its backoff
 
@@ -157,14 +159,16 @@ class Engine:
         try:
             # One database job for the whole batch: awaited one by one, each load queued behind
             # the work of every runner already started, and 1,000 accounts took a minute to start.
-            configs = await dbs.run(_load_configs, self.owner, claimed)
+            configs = await dbs.run(_load_configs, self.owner, list(claimed))
             for account_id in claimed:
                 self.starting.discard(account_id)
                 config = configs.get(account_id)
                 if config is None:
                     continue
                 runner = AccountRunner(config)
-                task = asyncio.create_task(runner.run(), name=f"sync-{account_id}")
+                # every commit of this runner checks its fence (lease.check), in its own transaction
+                task = asyncio.create_task(runner.run(), name=f"sync-{account_id}",
+                                           context=lease.fenced_context(claimed[account_id]))
                 self.running[account_id] = Running(runner, task, desired[account_id])
         finally:
             self.starting.difference_update(claimed)

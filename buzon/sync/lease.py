@@ -1,25 +1,59 @@
 """Leases: one account is synced by one worker at a time, across processes and machines.
 
-A lease row holds the owner and an expiry. Claiming locks candidate rows with
+A lease row holds the owner, an expiry and an epoch. Claiming locks candidate rows with
 SELECT ... FOR UPDATE SKIP LOCKED (PostgreSQL; on SQLite the IMMEDIATE transaction already
 serialises writers), so two workers never take the same account. The holder renews it on a
 heartbeat; after a crash the lease simply expires and another worker takes the account over.
+
+Fencing: expiry alone cannot stop a holder that stalled (CPU-starved, swapped out, SIGSTOP)
+past its lease and then wakes up mid-pass, still believing it holds the account. Every claim
+increases the lease's epoch, and the claimer gets a `Fence` (owner, account, epoch) that its
+runner carries in a context variable (copied into the database thread by asgiref). Each commit of
+mail calls `check()` in its own transaction: it locks the lease row and refuses the whole
+transaction unless the row still has our owner and epoch. A takeover must lock that row to
+change the epoch, so once the check passed nobody can take the account until we commit; and
+after a takeover every late write of the old holder is rolled back, and it drops the account.
 """
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import os
 import socket
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from buzon.sync.models import SyncLease
+
+log = logging.getLogger("buzon.sync")
+
+@dataclass(frozen=True)
+class Fence:
+    """Proof of one claim: valid while the lease row still has this owner and epoch."""
+
+    owner: str
+    account_id: int
+    epoch: int
+
+
+class LeaseLost(Exception):
+    """A write was refused: another process took the account over (or it was released)."""
+
+    def __init__(self, fence: Fence, now_owner: str, now_epoch: int | None) -> None:
+        self.fence, self.now_owner, self.now_epoch = fence, now_owner, now_epoch
+        super().__init__(f"lease on account {fence.account_id} lost: held as epoch {fence.epoch} by "
+                         f"{fence.owner}, now epoch {now_epoch} by {now_owner or 'nobody'}")
+
+
+_current: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("buzon_sync_fence", default=None)
 
 
 def new_owner() -> str:
@@ -30,11 +64,14 @@ def _free_or_mine(owner: str) -> Q:
     return Q(owner=owner) | Q(expires_at__isnull=True) | Q(expires_at__lt=timezone.now())
 
 
-def claim(owner: str, account_ids: Iterable[int], *, limit: int) -> list[int]:
-    """Take up to `limit` of `account_ids` whose lease is free, expired or already ours."""
+def claim(owner: str, account_ids: Iterable[int], *, limit: int) -> dict[int, Fence]:
+    """Take up to `limit` of `account_ids` whose lease is free, expired or already ours.
+
+    Every claim, even of a lease we held, starts a new epoch: a runner of ours from before
+    (still finishing a write after we lost and took the account back) is fenced off too."""
     wanted = list(account_ids)
     if not wanted or limit <= 0:
-        return []
+        return {}
     existing = set(SyncLease.objects.filter(account_id__in=wanted).values_list("account_id", flat=True))
     SyncLease.objects.bulk_create(
         [SyncLease(account_id=pk) for pk in wanted if pk not in existing], ignore_conflicts=True
@@ -48,9 +85,9 @@ def claim(owner: str, account_ids: Iterable[int], *, limit: int) -> list[int]:
             .order_by("account_id").values_list("account_id", flat=True)[:limit]
         )
         SyncLease.objects.filter(account_id__in=free).filter(_free_or_mine(owner)).update(
-            owner=owner, expires_at=expires, taken_at=now)
-        return list(SyncLease.objects.filter(account_id__in=free, owner=owner, expires_at=expires)
-                    .values_list("account_id", flat=True))
+            owner=owner, expires_at=expires, taken_at=now, epoch=F("epoch") + 1)
+        rows = SyncLease.objects.filter(account_id__in=free, owner=owner, expires_at=expires)
+        return {pk: Fence(owner, pk, epoch) for pk, epoch in rows.values_list("account_id", "epoch")}
 
 
 def renew(owner: str, account_ids: Iterable[int]) -> set[int]:
@@ -73,3 +110,42 @@ def release(owner: str, account_ids: Iterable[int]) -> None:
 def holder(account_id: int) -> str | None:
     lease = SyncLease.objects.filter(account_id=account_id, expires_at__gt=timezone.now()).first()
     return lease.owner if lease and lease.owner else None
+
+
+# ---------------------------------------------------------------------------------------- fencing
+def fenced_context(fence: Fence) -> contextvars.Context:
+    """A context for the task that syncs `fence.account_id` (asyncio.create_task(..., context=))."""
+    context = contextvars.copy_context()
+    context.run(_current.set, fence)
+    return context
+
+
+def hold(fence: Fence | None) -> None:
+    """Make `fence` the current task's (or thread's) proof of holding its account."""
+    _current.set(fence)
+
+
+def current() -> Fence | None:
+    return _current.get()
+
+
+def check(account_id: int) -> None:
+    """Call inside the transaction that commits `account_id`'s mail, as its last statement: raises
+    LeaseLost (so the transaction rolls back) unless the fence this code runs under is still valid.
+
+    Code that runs under no fence (a test, a tool syncing without the engine) is not checked;
+    a fence for another account is a programming error, never a pass."""
+    fence = _current.get()
+    if fence is None:
+        return
+    if fence.account_id != account_id:
+        raise RuntimeError(f"a write for account {account_id} under the lease of account {fence.account_id}")
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lease.check() outside the transaction it guards checks nothing")
+    # FOR NO KEY UPDATE: a takeover (FOR UPDATE SKIP LOCKED, then UPDATE) waits for our commit.
+    row = (SyncLease.objects.select_for_update(no_key=True).filter(account_id=account_id)
+           .values_list("owner", "epoch").first())
+    if row is None or row != (fence.owner, fence.epoch):
+        lost = LeaseLost(fence, row[0] if row else "", row[1] if row else None)
+        log.warning("write refused, rolled back: %s", lost)
+        raise lost

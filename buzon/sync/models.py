@@ -97,6 +97,7 @@ class SyncLease(models.Model):
     owner = models.CharField(max_length=200, blank=True)
     expires_at = models.DateTimeField(null=True, db_index=True)
     taken_at = models.DateTimeField(null=True)
+    epoch = models.PositiveBigIntegerField(default=0)  # +1 on every claim: the fencing token (lease.check)
 
     def __str__(self) -> str:
         return f"{self.account_id} held by {self.owner or '-'} until {self.expires_at}"

@@ -59,11 +59,13 @@ async def sync_once(ids: list[int] | None, out: Writer) -> None:
     owner = lease.new_owner()
     dbs.STOPPING.clear()
     for account_id in ids if ids is not None else await dbs.run(_all_enabled):
-        if not await dbs.run(lease.claim, owner, [account_id], limit=1):
+        fences = await dbs.run(lease.claim, owner, [account_id], limit=1)
+        if not fences:
             holder = await dbs.run(lease.holder, account_id)
             out.write(_("Account %(id)s is being synced by %(holder)s; skipped.") % {
                 "id": account_id, "holder": holder} + "\n")
             continue
+        lease.hold(fences[account_id])
         try:
             runner = AccountRunner(await dbs.run(load_config, account_id), once=True)
             bar = asyncio.ensure_future(_show(runner.config.address, account_id, out))
@@ -76,4 +78,5 @@ async def sync_once(ids: list[int] | None, out: Writer) -> None:
             out.write("\r" + _("%(address)s: %(count)s new messages stored.") % {
                 "address": runner.config.address, "count": runner.stored} + " " * 40 + "\n")
         finally:
+            lease.hold(None)
             await dbs.run(lease.release, owner, [account_id])

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from buzon.sync import lease
 from buzon.sync.enqueue import enqueue_processing
 from buzon.sync.fastinsert import insert_rows
 from buzon.sync.headers import parse_header_fields, sha256
@@ -117,6 +118,7 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
                 last_uid=cursor.last_uid, uidvalidity=box.uidvalidity, highest_modseq=cursor.highest_modseq,
                 initial_done=cursor.done)
         enqueue_processing(result.stored)
+        lease.check(box.account_id)  # last: a holder that stalled past a takeover commits nothing
     return result
 
 
