@@ -113,12 +113,30 @@ def report(args: argparse.Namespace) -> dict[str, object]:
         "raw_status": raw_status,
         "message_subjects": len(per_subject), "message_duplicates": sum(n - 1 for n in per_subject.values() if n > 1),
         "received_subjects": sorted(per_subject) if args.subjects else [],
+        "raw_subject_list": sorted(raws) if args.subjects else [],
         "latency_p50": _percentile(latencies, 0.5), "latency_p99": _percentile(latencies, 0.99),
         "latency_max": max(latencies, default=0.0),
         "latency_mean": statistics.fmean(latencies) if latencies else 0.0,
         "outgoing": out_states, "outgoing_due_oldest_s": time.time() - min(oldest_wait) if oldest_wait else 0.0,
         "accounts": accounts,
         "leases_held": SyncLease.objects.exclude(owner="").count(),
+    }
+
+
+def account(args: argparse.Namespace) -> dict[str, object]:
+    """What Buzón knows of one account: folder cursors, lease, and the UIDs it stored."""
+    from buzon.mailboxes.models import EmailAccount
+    from buzon.sync.models import FolderCursor, RawMessage, SyncLease
+
+    acc = EmailAccount.objects.get(email_address=args.address)
+    lease = SyncLease.objects.filter(account=acc).first()
+    return {
+        "id": acc.pk, "state": acc.state, "last_error": acc.last_error,
+        "cursors": list(FolderCursor.objects.filter(account=acc).values("folder", "uidvalidity", "last_uid",
+                                                                          "initial_done")),
+        "lease": {"owner": lease.owner, "expires_at": str(lease.expires_at), "taken_at": str(lease.taken_at)}
+        if lease else None,
+        "uids": sorted(RawMessage.objects.filter(account=acc).values_list("uid", flat=True)),
     }
 
 
@@ -134,9 +152,11 @@ def main() -> None:
     p.add_argument("--out", required=True)
     p = sub.add_parser("report")
     p.add_argument("--subjects", action="store_true")
+    p = sub.add_parser("account")
+    p.add_argument("--address", required=True)
     args = parser.parse_args()
     _setup_django()
-    result = {"setup": setup, "send": send, "report": report}[args.command](args)
+    result = {"setup": setup, "send": send, "report": report, "account": account}[args.command](args)
     print(json.dumps(result))
 
 

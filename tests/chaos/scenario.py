@@ -43,6 +43,7 @@ class Scenario:
     settle_timeout: float = 90.0
     seed: int = 6
     lease_s: int = 4  # short in CI so takeovers fit in the test; the bench uses a production-like one
+    kill_kinds: tuple[str, ...] = ()  # only these kinds of process ("sync", "worker"); all by default
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Outcome:
     settled: bool = False
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     send_latencies: list[float] = field(default_factory=list)  # queued -> in the SMTP sink (s)
+    unstored: dict[str, str] = field(default_factory=dict)  # delivered but no raw message: subject -> address
 
 
 class SinkClock:
@@ -103,6 +105,7 @@ class Deliverer(threading.Thread):
         super().__init__(name="deliverer", daemon=True)
         self.dovecot, self.addresses, self.rate, self.seconds, self.rng = dovecot, addresses, rate, seconds, rng
         self.subjects: list[str] = []
+        self.mailbox: dict[str, str] = {}  # subject -> address it was delivered to
 
     def run(self) -> None:
         started = time.monotonic()
@@ -110,7 +113,9 @@ class Deliverer(threading.Thread):
         while (elapsed := time.monotonic() - started) < self.seconds:
             while n < int(elapsed * self.rate):
                 subject = f"in {time.time():.3f} {n}"
-                self.dovecot.deliver(self.rng.choice(self.addresses), _mail(subject, n))
+                address = self.rng.choice(self.addresses)
+                self.dovecot.deliver(address, _mail(subject, n))
+                self.mailbox[subject] = address
                 self.subjects.append(subject)
                 n += 1
             time.sleep(0.01)
@@ -181,6 +186,9 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         outcome.settle_s = time.monotonic() - started
         time.sleep(1)  # anything still in flight would show now
         outcome.report = _agent(env, "report", "--subjects")
+        stored = set(outcome.report["raw_subject_list"])  # type: ignore[call-overload]
+        outcome.unstored = {s: deliverer.mailbox[s] for s in outcome.delivered if s not in stored}
+        _diagnose(env, dovecot, outcome, log)
         sink_ids = Counter(m.message.get("Message-ID", "").strip() for m in list(sink.messages))
         clock.poll()
         outcome.send_latencies = clock.latencies
@@ -203,6 +211,15 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         shutil.rmtree(pg_dir, ignore_errors=True)
         dovecot.cleanup()
     return outcome
+
+
+def _diagnose(env: dict[str, str], dovecot: Dovecot, outcome: Outcome, log: object) -> None:
+    """For each message Dovecot holds but Buzón never stored: its UID there, and the account's
+    cursor, lease and stored UIDs here, so a loss can be traced in the processes' logs."""
+    for subject, address in sorted(outcome.unstored.items())[:20]:
+        found = dovecot.doveadm("search", "-u", address, "mailbox", "INBOX", "header", "subject", subject)
+        known = _agent(env, "account", "--address", address)
+        log(f"NOT STORED {subject!r} in {address} (dovecot: {found.strip()}): {json.dumps(known)}")  # type: ignore[operator]
 
 
 def _wait_ready(proxy: CountingProxy, fleet: Fleet, sc: Scenario, timeout: float = 120) -> None:
@@ -241,7 +258,7 @@ def _chaos(sc: Scenario, fleet: Fleet, dovecot: Dovecot, pg: PrivatePostgres, re
             outcome.events.append(f"{elapsed:.0f}s restart {what}")
             log(f"{elapsed:5.1f}s restarted {what}")  # type: ignore[operator]
         if time.monotonic() >= next_kill:
-            name = fleet.kill_random(rng)
+            name = fleet.kill_random(rng, sc.kill_kinds)
             outcome.events.append(f"{elapsed:.0f}s kill -9 {name}")
             log(f"{elapsed:5.1f}s kill -9 {name}")  # type: ignore[operator]
             next_kill += sc.kill_every

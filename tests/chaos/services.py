@@ -127,9 +127,9 @@ class Fleet:
                 self.restarts += 1
                 self._spawn(name)
 
-    def kill_random(self, rng: random.Random) -> str:
-        """Alternate the kind killed (sync, worker, ...), a random process of that kind."""
-        kinds = sorted({name.split("-")[0] for name in self.procs})
+    def kill_random(self, rng: random.Random, kinds: tuple[str, ...] = ()) -> str:
+        """Alternate the kind killed (sync, worker, ...; only `kinds` if given), a random process of it."""
+        kinds = tuple(sorted(kinds or {name.split("-")[0] for name in self.procs}))
         kind = kinds[len(self.kills) % len(kinds)]
         name = rng.choice(sorted(n for n in self.procs if n.startswith(kind)))
         proc = self.procs[name]
