@@ -21,9 +21,11 @@ import ipaddress
 import socket
 import time
 from collections.abc import Container
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils.translation import gettext
 
 from buzon.mailboxes.errors import AddressRefused
@@ -141,23 +143,60 @@ class ProbeRateLimited(Exception):
         ) % {"seconds": self.retry_after}
 
 
+#: The Redis key of one user's count for one minute (tests give it their own prefix).
+REDIS_KEY = "buzon:probe:{user}:{window}"
+_redis_clients: dict[str, Any] = {}
+
+
+def _redis() -> Any:
+    url = settings.REDIS_URL
+    if url not in _redis_clients:
+        import redis
+
+        _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return _redis_clients[url]
+
+
+def _count_in_redis(user_id: int, window: int) -> int:
+    """INCR and EXPIRE in one transaction: atomic across every process that shares the server."""
+    key = REDIS_KEY.format(user=user_id, window=window)
+    pipe = _redis().pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    count, _expiry = pipe.execute()
+    return int(count)
+
+
+def _count_in_database(user_id: int, window: int) -> int:
+    """One row per (user, minute), incremented in the database (an UPDATE locks the row, so two
+    processes never both read the same count), plus a sweep of minutes gone by."""
+    from buzon.mailboxes.models_guard import ProbeCount
+
+    mine = ProbeCount.objects.filter(user_id=user_id, window=window)
+    with transaction.atomic():
+        if not mine.update(count=F("count") + 1):
+            try:
+                with transaction.atomic():
+                    ProbeCount.objects.create(user_id=user_id, window=window, count=1)
+            except IntegrityError:  # another process created it first
+                mine.update(count=F("count") + 1)
+        count = mine.values_list("count", flat=True).get()
+    ProbeCount.objects.filter(window__lt=window - 1).delete()
+    return int(count)
+
+
 def take_probe_slot(user_id: int | None) -> None:
     """Count one probe for `user_id` in the current minute; raises ProbeRateLimited over the limit.
 
-    Counted in Django's cache (a fixed one-minute window): with the default local-memory cache each
-    web process counts on its own, which still bounds a scan to PROBE_RATE_PER_MINUTE × processes.
+    A fixed one-minute window, counted where every web process sees the same number: in Redis when
+    REDIS_URL is set, else in the database (ProbeCount). A process's own memory would let each web
+    process grant the whole limit again.
     """
     limit = int(settings.PROBE_RATE_PER_MINUTE)
     if user_id is None or limit <= 0:
         return
     now = time.time()
     window = int(now // 60)
-    key = f"buzon:probe:{user_id}:{window}"
-    cache.add(key, 0, timeout=70)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr: start the window again
-        cache.set(key, 1, timeout=70)
-        count = 1
+    count = _count_in_redis(user_id, window) if settings.REDIS_URL else _count_in_database(user_id, window)
     if count > limit:
         raise ProbeRateLimited(retry_after=max(1, int(60 - now % 60)))
