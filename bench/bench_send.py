@@ -50,6 +50,12 @@ def _sink(port_out: Any) -> None:
     from aiosmtpd.controller import Controller
 
     class Sink:
+        async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                              responses: list[str]) -> list[str]:
+            # As Postfix, Exim, Exchange and Gmail do (aiosmtpd reads pipelined commands in order).
+            session.host_name = hostname
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             return "250 2.0.0 OK"
 

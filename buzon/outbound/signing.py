@@ -61,13 +61,14 @@ def record_value(key: DkimKey) -> str:
 
 def _selected(headers: list[list[bytes]], names: list[bytes]) -> list[tuple[bytes, bytes]]:
     """RFC 6376 5.4.2: for each name in h=, the last not yet used instance, from the bottom up."""
+    lowered = [header[0].lower() for header in headers]
     chosen: list[tuple[bytes, bytes]] = []
     used: dict[bytes, int] = {}
     for name in names:
         i = used.get(name, len(headers))
         while i > 0:
             i -= 1
-            if headers[i][0].lower() == name:
+            if lowered[i] == name:
                 chosen.append((headers[i][0], headers[i][1]))
                 break
         used[name] = i
