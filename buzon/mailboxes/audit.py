@@ -1,4 +1,5 @@
-"""The audit log: who changed which setting of which email account, email domain or store, and when.
+"""The audit log: who changed which setting of which email account, email domain or store, and when;
+and who enrolled or removed a second factor, or signed in with a recovery code (record_second_factor).
 
 Entries are written on the models' save/delete (signals connected in MailboxesConfig.ready), so every
 face that changes settings is covered: the mailboxes services (web UI and API), the store pages and
@@ -23,6 +24,7 @@ from typing import Any
 from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 
 #: Encrypted fields: their values never reach the log.
 SECRET_FIELDS = frozenset({"password_encrypted", "oauth_refresh_token_encrypted"})
@@ -32,6 +34,8 @@ NOT_SETTINGS = frozenset({
     "updated_at", "oauth_access_token_encrypted", "oauth_expires_at",
 })
 TARGETS = {"mailboxes.emailaccount": "account", "mailboxes.emaildomain": "domain", "crm.store": "store"}
+#: What a user's second-factor entries (target "user") name: the device never has values shown.
+USER_FIELDS = {"two_factor": _("two-step sign-in (authenticator app)"), "recovery_codes": _("unused recovery codes")}
 
 _request: ContextVar[HttpRequest | None] = ContextVar("buzon_audit_request", default=None)
 _actor: ContextVar[Any] = ContextVar("buzon_audit_actor", default=None)
@@ -122,6 +126,18 @@ def record(instance: models.Model, action: str, changes: list[dict[str, Any]]) -
     )
 
 
+def record_second_factor(user: Any, action: str, changes: list[dict[str, Any]]) -> None:
+    """A change to ``user``'s second factor: a device enrolled or removed ("created", "deleted"),
+    recovery codes made anew ("changed") or one of them used to sign in ("used")."""
+    from buzon.mailboxes.models import AuditEntry
+
+    actor = current_user() or user
+    AuditEntry.objects.create(
+        actor=actor, actor_name=actor.get_username(), action=action, target_type="user", target_id=user.pk,
+        target_label=str(user.get_username())[:300], changes=changes,
+    )
+
+
 def _pre_save(sender: type[models.Model], instance: models.Model, raw: bool = False,
               update_fields: frozenset[str] | None = None, **kwargs: Any) -> None:
     if raw or (update_fields is not None and not (set(update_fields) - (NOT_SETTINGS - SECRET_FIELDS))):
@@ -166,6 +182,8 @@ def connect_signals() -> None:
 def _field_label(target_type: str, name: str) -> str:
     from django.apps import apps
 
+    if target_type == "user":
+        return str(USER_FIELDS.get(name, name))
     label = next((key for key, value in TARGETS.items() if value == target_type), None)
     if label is None:
         return name
