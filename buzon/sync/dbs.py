@@ -1,13 +1,21 @@
 """The database side of the engine, run off the event loop in one thread (Django's ORM is sync).
 
 Every function here is short and commits on its own; the event loop awaits them through `run`.
+Batches of mail go through `store`: those that wait while the database thread is busy (many
+accounts' arrivals landing together) are committed together next, in one transaction with a
+savepoint each, so one batch's failure never undoes another's and each still commits with its
+own folder cursor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -74,7 +82,7 @@ def close_cursor(account_id: int, folder: str, last_uid: int, highest_modseq: in
         last_uid=last_uid, highest_modseq=highest_modseq, initial_done=True)
 
 
-def store(box: Mailbox, items: Sequence[Incoming], cursor: CursorMark | None, *, tracked: bool = True) -> int:
+def store_now(box: Mailbox, items: Sequence[Incoming], cursor: CursorMark | None, *, tracked: bool = True) -> int:
     """`tracked`: the pass shows a progress bar (an arrival by IDLE does not: one write fewer each)."""
     from buzon.sync import progress
 
@@ -82,6 +90,94 @@ def store(box: Mailbox, items: Sequence[Incoming], cursor: CursorMark | None, *,
     if tracked:
         progress.add_done(box.account_id, len(items))
     return len(result.stored)
+
+
+GROUP_MESSAGES = 500  # messages in one grouped transaction, at most (a single batch may be larger)
+
+
+@dataclass
+class _StoreJob:
+    box: Mailbox
+    items: Sequence[Incoming]
+    cursor: CursorMark | None
+    tracked: bool
+    context: contextvars.Context  # the submitting runner's, its lease fence included
+    future: asyncio.Future[int]
+
+
+class _StoreQueue:
+    def __init__(self) -> None:
+        self.waiting: deque[_StoreJob] = deque()
+        self.draining: asyncio.Task[None] | None = None
+
+    async def drain(self) -> None:
+        while self.waiting:
+            jobs: list[_StoreJob] = []
+            count = 0
+            while self.waiting and (not jobs or count + len(self.waiting[0].items) <= GROUP_MESSAGES):
+                job = self.waiting.popleft()
+                if not job.future.done():  # its runner was cancelled before its turn: nothing to do
+                    jobs.append(job)
+                    count += len(job.items)
+            if not jobs:
+                continue
+            try:
+                outcomes = await run(_store_group, jobs)
+            except BaseException as exc:  # nothing of this group was committed
+                for job in jobs:
+                    if job.future.done():
+                        continue
+                    if isinstance(exc, Exception):
+                        job.future.set_exception(exc)
+                    else:
+                        job.future.cancel()
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                if job.future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    job.future.set_exception(outcome)
+                else:
+                    job.future.set_result(outcome)
+
+
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _StoreQueue] = weakref.WeakKeyDictionary()
+
+
+async def store(box: Mailbox, items: Sequence[Incoming], cursor: CursorMark | None, *, tracked: bool = True) -> int:
+    """Commit one batch with its cursor (see store_now); returns how many messages were stored."""
+    loop = asyncio.get_running_loop()
+    queue = _queues.get(loop)
+    if queue is None:
+        queue = _queues[loop] = _StoreQueue()
+    job = _StoreJob(box, items, cursor, tracked, contextvars.copy_context(), loop.create_future())
+    queue.waiting.append(job)
+    if queue.draining is None or queue.draining.done():
+        queue.draining = loop.create_task(queue.drain())
+    return await job.future
+
+
+def _store_one(job: _StoreJob) -> int:
+    return job.context.run(store_now, job.box, job.items, job.cursor, tracked=job.tracked)
+
+
+def _store_group(jobs: list[_StoreJob]) -> list[int | Exception]:
+    if len(jobs) == 1:
+        try:
+            return [_store_one(jobs[0])]
+        except Exception as exc:
+            return [exc]
+    outcomes: list[int | Exception] = []
+    with transaction.atomic():
+        for job in jobs:
+            try:
+                with transaction.atomic():  # a savepoint: a failed batch leaves the others whole
+                    outcomes.append(_store_one(job))
+            except Exception as exc:
+                outcomes.append(exc)
+    return outcomes
 
 
 def update_flags(account_id: int, folder: str, uidvalidity: int | None, flags: dict[int, list[str]]) -> None:

@@ -134,7 +134,7 @@ async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], 
             last = index + 1 == len(batches)
             mark = (CursorMark(close.last_uid, close.highest_modseq, done=True) if last
                     else CursorMark(max(batch), cursor.highest_modseq, done=cursor.initial_done))
-            stored += await dbs.run(dbs.store, box, items, mark, tracked=tracked)
+            stored += await dbs.store(box, items, mark, tracked=tracked)
             cursor.last_uid, cursor.highest_modseq, cursor.initial_done = mark.last_uid, mark.highest_modseq, mark.done
     finally:
         for pending in inflight:

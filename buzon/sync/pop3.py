@@ -93,7 +93,7 @@ async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[i
         batch = new[start : start + BATCH]
         items = [await asyncio.to_thread(_retrieve, client, num, uidl, size, opts.limit_bytes)
                  for num, uidl, size in batch]
-        stored += await dbs.run(dbs.store, box, items, None, tracked=tracked)
+        stored += await dbs.store(box, items, None, tracked=tracked)
         if opts.delete_after_download:  # only now: the bytes above are committed
             for (num, _uidl, _size), item in zip(batch, items, strict=True):
                 if not item.failed_reason:
