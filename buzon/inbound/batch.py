@@ -72,7 +72,7 @@ class _Batch:
     rest: list[int] = field(default_factory=list)  # raw ids for run_pipeline, after the batch
     outcomes: Counter[str] = field(default_factory=Counter)
     finished: list[RawMessage] = field(default_factory=list)  # duplicates and skipped: no Message
-    copies: list[tuple[Context, Context]] = field(default_factory=list)  # (duplicate, its first copy)
+    copies: dict[int, Context] = field(default_factory=dict)  # id(duplicate) -> the copy before it
     skipped: list[Context] = field(default_factory=list)
     # Message-IDs and senders of deferred messages -> the first such raw id
     deferred_ids: dict[str, int] = field(default_factory=dict)
@@ -127,7 +127,7 @@ def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
     """The deduplicate and classify steps: copies of our sent mail and duplicates end here."""
     keys = [c.message.dedupe_key for c in contexts]
     stored = dict(Message.objects.filter(dedupe_key__in=keys).order_by().values_list("dedupe_key", "pk"))
-    first: dict[str | None, Context] = {}
+    last: dict[str | None, Context] = {}
     kept = []
     for ctx in contexts:
         try:
@@ -139,10 +139,12 @@ def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
         if key in stored:
             batch.finish(ctx, RawMessage.Status.PROCESSED, deduplicate.already_stored(stored[key]), "duplicate")
             continue
-        if key in first:
-            batch.copies.append((ctx, first[key]))  # a duplicate of the first copy, once it is stored
+        if key in last:
+            batch.copies[id(ctx)] = last[key]  # decided once the copy before it is (_threaded)
+            last[key] = ctx
+            kept.append(ctx)
             continue
-        first[key] = ctx
+        last[key] = ctx
         if batch.waits(ctx) or _names_future_record(ctx):
             batch.defer(ctx)
             continue
@@ -150,15 +152,40 @@ def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
     if kept:
         batch_lookups.index_sent_message_ids(kept[0].known)  # type: ignore[arg-type]
     for ctx in kept:
-        deduplicate.decide_new(ctx)
-        classify.run(ctx)
+        if id(ctx) not in batch.copies:
+            _new(ctx)
     return kept
+
+
+def _new(ctx: Context) -> None:
+    deduplicate.decide_new(ctx)
+    classify.run(ctx)
+
+
+def _copy_settled(ctx: Context, batch: _Batch) -> bool:
+    """For a later copy of mail that came earlier in the batch: a duplicate of the earlier one if that
+    was stored, one by one if that went one by one; else (not imported) it is new. True when settled."""
+    earlier = batch.copies.get(id(ctx))
+    while earlier is not None:
+        if earlier.message.pk is not None:
+            batch.finish(ctx, RawMessage.Status.PROCESSED, deduplicate.already_stored(earlier.message.pk),
+                         "duplicate")
+            return True
+        if earlier.raw.pk in batch.rest:
+            batch.defer(ctx)
+            return True
+        earlier = batch.copies.get(id(earlier))
+    if id(ctx) in batch.copies:
+        _new(ctx)  # the earlier copies were skipped: as one by one, this one is decided afresh
+    return False
 
 
 def _threaded(generation: list[Context], threads: batch_threads.Threads, batch: _Batch) -> list[Context]:
     """The thread step for one generation, with parents found for the whole batch beforehand."""
     kept = []
     for ctx in generation:
+        if _copy_settled(ctx, batch):
+            continue
         parent_ctx = threads.in_batch.get(id(ctx))
         if (parent_ctx is not None and parent_ctx.message.pk is None) or batch.waits(ctx):
             batch.defer(ctx)  # its parent (or its sender's first message) went one by one: so does it
@@ -199,7 +226,10 @@ def _customers(contexts: list[Context], batch: _Batch) -> list[Context]:
         kept.append(ctx)
     if new:
         Customer.objects.bulk_create(new.values())
-        CustomerEmail.objects.bulk_create(CustomerEmail(customer=c, address=a) for a, c in new.items())
+        failed = customer.undeliverable_reasons(list(new))
+        CustomerEmail.objects.bulk_create(
+            CustomerEmail(customer=c, address=a, undeliverable=a in failed, undeliverable_reason=failed.get(a, ""))
+            for a, c in new.items())
         if RawMessage.objects.filter(status=RawMessage.Status.SKIPPED).exists():
             for address in new:
                 import_skipped_from(address)  # bulk inserts send no post_save signal
@@ -270,13 +300,7 @@ def _after_store(contexts: list[Context], skipped: list[Context]) -> None:
 
 
 def _finish(batch: _Batch) -> None:
-    """Duplicates of a message stored in this batch, then every raw row that ends without a Message."""
-    for copy, original in batch.copies:
-        if original.message.pk is None:
-            batch.rest.append(copy.raw.pk)  # its first copy went one by one: run_pipeline decides
-        else:
-            batch.finish(copy, RawMessage.Status.PROCESSED, deduplicate.already_stored(original.message.pk),
-                         "duplicate")
+    """Every raw row that ends without a Message: duplicates, skipped."""
     if batch.finished:
         RawMessage.objects.bulk_update(batch.finished, ["status", "status_reason"])
 
@@ -301,7 +325,7 @@ def _bulk(chunk: list[int]) -> tuple[Counter[str], list[int]]:
         parsed = _timed("parse", _parsed, raws, batch)
         known = _timed("lookups", batch_lookups.prefetch, parsed)
         threads = _timed("thread", batch_threads.resolve, _timed("deduplicate+classify", _new_only, parsed, batch),
-                         known)
+                         known, batch.copies)
         stored: list[Context] = []
         for generation in threads.generations:  # parents before their replies
             contexts = _timed("thread", _threaded, generation, threads, batch)

@@ -46,8 +46,12 @@ def _stored_parents(ids: set[str], known: Known) -> dict[str, Message]:
     return {k: rows[v] for k, v in by_id.items() if v in rows}
 
 
-def resolve(contexts: list[Context], known: Known) -> Threads:
-    """Every context's parent and generation. ``contexts`` are in raw order, none stored yet."""
+def resolve(contexts: list[Context], known: Known, copies: dict[int, Context] | None = None) -> Threads:
+    """Every context's parent and generation. ``contexts`` are in raw order, none stored yet.
+
+    ``copies`` maps a duplicate (by id) to the earlier copy of the same mail, which it must follow:
+    whether it is a duplicate or imported in its own right depends on what became of that one."""
+    copies = copies or {}
     refs = {id(c): thread.reference_ids(c) for c in contexts}
     stored = _stored_parents({i for ids in refs.values() for i in ids}, known)
     found = Threads()
@@ -66,6 +70,8 @@ def resolve(contexts: list[Context], known: Known) -> Threads:
                 found.in_batch[id(ctx)] = parent
                 level = max(level, generation[id(parent)] + 1)
                 break
+        if id(ctx) in copies:
+            level = max(level, generation[id(copies[id(ctx)])] + 1)
         generation[id(ctx)] = level
         sender_level.setdefault(ctx.message.from_address, level)
         if ctx.message.message_id:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from django.utils.translation import gettext_noop
 
 from buzon.crm import records
+from buzon.crm.models import CustomerEmail
 from buzon.inbound.context import Context, Skip
-from buzon.messages.models import Classification
+from buzon.messages.models import Classification, UndeliverableAddress
 
 NAME = "customer"
 
@@ -22,7 +23,17 @@ def run(ctx: Context) -> None:
     if decide(ctx, records.find_customer(address) if address else None):
         store = ctx.account.store if ctx.account is not None else None
         customer, created = records.create_customer_for(address, store=store)
+        reason = undeliverable_reasons([address]).get(address)
+        if created and reason is not None:
+            CustomerEmail.objects.filter(address=address).update(undeliverable=True, undeliverable_reason=reason)
         linked(ctx, customer, created=created)
+
+
+def undeliverable_reasons(addresses: list[str]) -> dict[str, str]:
+    """Addresses a bounce marked undeliverable before their customer existed, with the reason: the
+    new customer's address is marked at once (the bounced step marks the customers that exist)."""
+    return {address: reason[:1000] for address, reason in
+            UndeliverableAddress.objects.filter(address__in=addresses).values_list("address", "reason")}
 
 
 def decide(ctx: Context, found: records.Customer | None) -> bool:
