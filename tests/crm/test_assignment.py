@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
+from queue import Empty, Queue
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
 from buzon.crm.assignment import assign_agent
-from buzon.crm.models import Agent, AgentGroup, Customer
-from buzon.inbound import pipeline
+from buzon.crm.models import Agent, AgentGroup, Customer, CustomerEmail
+from buzon.inbound import batch, pipeline
+from buzon.inbound.tasks import process_raw_messages
 from buzon.messages.models import Message
+from buzon.sync.models import RawMessage
 from tests.inbound.helpers import mail, store_raw, support_account
 
 
@@ -55,31 +60,69 @@ def test_pipeline_assigns_and_notifies_the_agent_once():
     assert agents[0].user.notifications.filter(kind="new_email").count() == 2
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_assignment_stays_even_under_four_concurrent_workers(postgres_url):
-    assert connection.vendor == "postgresql"
-    group, agents = _group([Agent.Status.FREE] * 5 + [Agent.Status.BUSY])
-    account = support_account(agent_group=group)
-    raws = [store_raw(mail(sender=f"c{i}@customer.test"), account).pk for i in range(60)]
+def _run_concurrently(jobs: list[list[int]], run: Callable[[list[int]], object], workers: int = 4) -> None:
+    """``workers`` threads (each its own database connection) take the jobs from one queue, as task
+    workers take tasks."""
+    queue: Queue[list[int]] = Queue()
+    for job in jobs:
+        queue.put(job)
     errors: list[BaseException] = []
 
-    def worker(chunk: list[int]) -> None:
+    def worker() -> None:
         try:
-            for raw_id in chunk:
-                assert pipeline.run_pipeline(raw_id) == "processed"
+            while True:
+                try:
+                    job = queue.get_nowait()
+                except Empty:
+                    return
+                run(job)
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             errors.append(error)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker, args=(raws[i::4],)) for i in range(4)]
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors, errors
+
+
+def _one_by_one(ids: list[int]) -> None:
+    for raw_id in ids:
+        assert pipeline.run_pipeline(raw_id) == "processed"
+
+
+def _as_tasks(ids: list[int]) -> None:
+    """What a worker runs for one process_raw_messages task (the sync engine's chunk)."""
+    process_raw_messages.call(ids)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("run", [_one_by_one, _as_tasks], ids=["one-by-one", "batch-tasks"])
+def test_assignment_stays_even_under_four_concurrent_workers(postgres_url, run, caplog):
+    assert connection.vendor == "postgresql"
+    group, agents = _group([Agent.Status.FREE] * 5 + [Agent.Status.BUSY])
+    account = support_account(agent_group=group)
+    # 90 senders; a third write twice (the second a reply), so chunks race on the same new senders too.
+    data = [mail(sender=f"c{i}@customer.test", message_id=f"<m{i}@customer.test>") for i in range(90)]
+    data += [mail(sender=f"c{i}@customer.test", subject="Re: Hola", headers={"In-Reply-To": f"<m{i}@customer.test>"})
+             for i in range(0, 90, 3)]
+    raws = [store_raw(d, account).pk for d in data]
+    jobs = [raws[i::8] for i in range(8)] if run is _one_by_one else [raws[i:i + 12] for i in range(0, len(raws), 12)]
+    bulk_stores = batch.STAGE_SECONDS.get("store", 0.0)
+    with caplog.at_level(logging.ERROR, logger="buzon.inbound.batch"):
+        _run_concurrently(jobs, run)
+    if run is _as_tasks:  # the bulk path ran (a chunk that lost a race may have gone one by one)
+        fallbacks = sum("bulk processing failed" in r.getMessage() for r in caplog.records)
+        assert batch.STAGE_SECONDS.get("store", 0.0) > bulk_stores and fallbacks < len(jobs) / 2, fallbacks
+    assert not RawMessage.objects.exclude(status=RawMessage.Status.PROCESSED).exists()
+    assert Message.objects.count() == len(raws) and Customer.objects.count() == 90
+    assert CustomerEmail.objects.count() == 90
+    assert not Message.objects.filter(agent__isnull=True).exists()
     counts = Counter(Customer.objects.values_list("agent_id", flat=True))
     free = [counts.get(a.pk, 0) for a in agents[:5]]
-    assert sum(free) == 60 and counts.get(agents[5].pk, 0) == 0
+    assert sum(free) == 90 and counts.get(agents[5].pk, 0) == 0
     assert max(free) - min(free) <= 1, free
