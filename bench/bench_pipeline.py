@@ -3,6 +3,14 @@
 Run: .venv/bin/python bench/bench_pipeline.py [N]   (default 2000 messages, SQLite in a temp dir)
 Baseline in the same run: the first headers-only version (parse headers, insert a Message).
 The pipeline must reach at least 500 msg/s on plain messages.
+
+In process: the pipeline one by one, and the batch runner a sync chunk at a time. End to end (the
+production path): the messages are stored by the sync store (buzon.sync.store.store_batch, chunks of
+200, which enqueues one process_raw_messages task per chunk) while a real worker process
+(`buzon worker`, database task backend) drains the tasks; timed from the first store to the last
+message processed. Once with plain mail, once with a realistic mix: a third replies, record tokens,
+plus addresses, bounces of our sent mail, out-of-office replies, list mail and copies of our own sent
+mail. The worker's per-stage cost comes from its heartbeat (settings.PROCESS_STATS).
 """
 
 from __future__ import annotations
@@ -11,14 +19,17 @@ import hashlib
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 
 os.environ.setdefault("BUZON_DATA_DIR", tempfile.mkdtemp(prefix="buzon-bench-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buzon.settings")
-os.environ.setdefault("BUZON_TASKS", "dummy")
+os.environ.setdefault("BUZON_TASKS", "db")  # the end-to-end worker drains the database queue
+os.environ.setdefault("BUZON_HEARTBEAT", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import django  # noqa: E402
@@ -33,11 +44,14 @@ import email.policy  # noqa: E402
 import email.utils  # noqa: E402
 from email.parser import BytesHeaderParser  # noqa: E402
 
+from buzon.core.models import ProcessHeartbeat  # noqa: E402
+from buzon.crm.models import Ticket  # noqa: E402
 from buzon.inbound import batch, pipeline  # noqa: E402
 from buzon.inbound.batch import CHUNK, run_batch  # noqa: E402
 from buzon.mailboxes.models import EmailAccount  # noqa: E402
 from buzon.messages.models import Direction, Message, MessageStatus  # noqa: E402
 from buzon.sync.models import RawMessage  # noqa: E402
+from buzon.sync.store import Incoming, Mailbox, store_batch  # noqa: E402
 
 TARGET = 500.0
 
@@ -88,6 +102,143 @@ def row(label: str, rate: float, cpu_rate: float, latencies: list[float], load: 
             f"{q[98] * 1000:>9.2f}{cpu_rate / baseline_cpu:>10.2f}{load:>7.1f}")
 
 
+# -- end to end: the sync store and a real worker process ---------------------------------------------
+
+def mixed(i: int, world: str, tickets: list[int], sent: list[tuple[int, str]]) -> bytes:
+    """A realistic inbox: a third replies, then tokens, plus addresses, bounces, out-of-office replies,
+    list mail and copies of our own sent mail among new conversations from a few hundred senders."""
+    sender, to, subject, extra, body = f"c{i % 300}@{world}.test", "support@shop.test", f"Question {i}", "", "Hello"
+    ticket = tickets[i % len(tickets)]
+    sent_pk, sent_id = sent[i % len(sent)]
+    if i % 3 == 1:
+        extra = f"In-Reply-To: <{world}-{i - 1}@example.test>\r\n"
+        subject = f"Re: Question {i - 1}"
+    elif i % 20 == 2:
+        subject = f"Re: [#T-{ticket}] your order"
+    elif i % 20 == 5:
+        to = f"support+ticket-{ticket}@shop.test"
+    elif i % 20 == 8:  # a bounce of mail we sent
+        return (f"From: Mail Delivery System <MAILER-DAEMON@mx.{world}.test>\r\nTo: support@shop.test\r\n"
+                f"Subject: Undelivered Mail Returned to Sender\r\nDate: {formatdate()}\r\n"
+                f"Message-ID: <{world}-{i}@example.test>\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+                "--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+                "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.test\r\n\r\n"
+                f"Final-Recipient: rfc822; gone{i}@{world}.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+                "--b\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@shop.test\r\n"
+                f"Message-ID: {sent_id}\r\n\r\n--b--\r\n").encode()
+    elif i % 20 == 11:
+        subject, extra = "Out of office", f"Auto-Submitted: auto-replied\r\nIn-Reply-To: {sent_id}\r\n"
+    elif i % 20 == 14:
+        sender, extra = f"news@lists.{world}.test", f"List-Id: <news.{world}.test>\r\n"
+    elif i % 20 == 17:  # our own sent mail, synced back
+        sender, to, extra = "support@shop.test", f"c{i % 300}@{world}.test", f"X-Buzon-Ref: m={sent_pk}\r\n"
+    return (
+        f"From: Customer <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {formatdate()}\r\n"
+        f"Message-ID: <{world}-{i}@example.test>\r\n{extra}"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body} {i}\r\n"
+    ).encode()
+
+
+def _history(account: EmailAccount) -> tuple[list[int], list[tuple[int, str]]]:
+    """Tickets the mix names by token, and mail we sent that it bounces and answers."""
+    tickets = [Ticket.objects.create(subject=f"Old {n}").pk for n in range(50)]
+    sent = []
+    for n in range(50):
+        message = Message.objects.create(direction=Direction.OUTGOING, status=MessageStatus.SENT, account=account,
+                                         message_id=f"<sent-{n}@shop.test>", subject=f"Old {n}")
+        sent.append((message.pk, message.message_id))
+    return tickets, sent
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_stats(pid: int) -> dict[str, float]:
+    time.sleep(1.5)  # one heartbeat (BUZON_HEARTBEAT=1) after the last task
+    row = ProcessHeartbeat.objects.filter(pid=pid, kind="worker").order_by("-started_at").first()
+    return dict((row.stats if row else {}).get("pipeline_batch_stage_seconds", {}))
+
+
+class Worker:
+    """`buzon worker` as production runs it (database queue), in its own process."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "buzon.core.cli", "worker", "--no-periodic", "--interval", "0.05"],
+            env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not ProcessHeartbeat.objects.filter(pid=self.process.pid, kind="worker").exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the worker did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def end_to_end(worker: Worker, label: str, make: Callable[[int], bytes], n: int,
+               account: EmailAccount) -> tuple[str, dict[str, float], float]:
+    box = Mailbox(account_id=account.pk, address=account.email_address, folder="INBOX", uidvalidity=1)
+    items = [Incoming(data=make(i), uid=i + 1) for i in range(n)]
+    stages_before = _worker_stats(worker.process.pid)
+    worker_cpu, store_cpu = _cpu_seconds(worker.process.pid), time.process_time()
+    started = time.perf_counter()
+    for start in range(0, n, CHUNK):  # as the sync engine stores a FETCH chunk
+        store_batch(box, items[start:start + CHUNK])
+    stored, store_cpu = time.perf_counter() - started, time.process_time() - store_cpu
+    waiting = RawMessage.objects.filter(account=account, status=RawMessage.Status.STORED)
+    while waiting.exists():
+        if worker.process.poll() is not None:
+            raise RuntimeError("the worker stopped")
+        time.sleep(0.02)
+    wall = time.perf_counter() - started
+    worker_cpu = _cpu_seconds(worker.process.pid) - worker_cpu
+    load = os.getloadavg()[0]
+    stages = {k: v - stages_before.get(k, 0.0) for k, v in _worker_stats(worker.process.pid).items()}
+    statuses = dict(RawMessage.objects.filter(account=account).values_list("status").annotate(
+        count=django.db.models.Count("id")).order_by())
+    with open(f"/proc/{worker.process.pid}/status") as status:
+        peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    line = (f"{label:<28}{n / wall:>10.0f}{n / (worker_cpu + store_cpu):>12.0f}{n / stored:>12.0f}"
+            f"{n / worker_cpu:>13.0f}{peak_mb:>9.0f}{load:>7.1f}   {statuses}")
+    return line, stages, n / wall
+
+
+def run_end_to_end(n: int) -> list[float]:
+    print(f"\nend to end: sync store (chunks of {CHUNK}) + one `buzon worker` process (database queue), {n} messages")
+    print(f"{'':<28}{'msg/s':>10}{'msg/s (CPU)':>12}{'stored/s':>12}{'worker (CPU)':>13}{'RSS MB':>9}{'load':>7}"
+          "   raw status")
+    print("(msg/s: first store to last processed, wall; CPU: of the store and the worker together; worker (CPU): "
+          "msg/s of the worker's CPU time; RSS: the worker's peak)")
+    worker = Worker()
+    rates = []
+    try:
+        for label, world in (("plain", "p"), ("mix", "m")):
+            account = EmailAccount.objects.create(email_address=f"e2e-{world}@shop.test", append_to="ticket",
+                                                  auto_link=True)
+            tickets, sent = _history(account)
+            make = (lambda i, w=world: plain(i).replace(b"bench-", f"{w}-".encode())
+                    .replace(b"customer", f"{w}customer".encode())) if label == "plain" else \
+                (lambda i, w=world, t=tickets, s=sent: mixed(i, w, t, s))
+            line, stages, rate = end_to_end(worker, f"{label}, end to end", make, n, account)
+            rates.append(rate)
+            print(line)
+            print("    worker's per-stage cost (ms of wall time per message): " + ", ".join(
+                f"{name} {seconds / n * 1000:.3f}" for name, seconds in stages.items()))
+    finally:
+        worker.stop()
+    return rates
+
+
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     account = EmailAccount.objects.create(email_address="support@shop.test", append_to="ticket", auto_link=True)
@@ -125,11 +276,15 @@ def main() -> int:
     print(f"per-stage cost, batches of {CHUNK} (ms of wall time per message):")
     for name, seconds in batch.STAGE_SECONDS.items():
         print(f"  {name:<22}{seconds / n * 1000:>8.3f}")
+    e2e = run_end_to_end(n)
+    print(f"baseline (headers+insert, in process): {base_rate:.0f} msg/s wall, {base_cpu:.0f} msg/s CPU; "
+          f"end to end plain / baseline = {e2e[0] / base_rate:.2f}, mix / baseline = {e2e[1] / base_rate:.2f}")
     # On a shared machine the wall clock depends on the neighbours: CPU time is the code's own cost.
     best = max(rate, b_rate, b_cpu)
     status = "OK" if best >= TARGET else "BELOW TARGET"
     print(f"\n{status}: batches {b_rate:.0f} msg/s wall, {b_cpu:.0f} msg/s CPU (target {TARGET:.0f}); "
-          f"one by one {rate:.0f} msg/s wall, {cpu_rate:.0f} msg/s CPU")
+          f"one by one {rate:.0f} msg/s wall, {cpu_rate:.0f} msg/s CPU; end to end plain {e2e[0]:.0f} msg/s, "
+          f"mix {e2e[1]:.0f} msg/s (wall, load {os.getloadavg()[0]:.1f})")
     return 0 if best >= TARGET else 1
 
 
