@@ -21,6 +21,7 @@ from typing import Any
 
 import aioimaplib
 
+from buzon.mailboxes import imap_names
 from buzon.sync.imap_parse import (
     LITERAL_END,
     FetchItem,
@@ -256,8 +257,9 @@ class ImapConnection:
         return aioimaplib.Command(name, self.protocol.new_tag(), *args, prefix=prefix, loop=self.protocol.loop)
 
     async def examine(self, folder: str) -> FolderStatus:
-        """Open `folder` read-only: nothing the engine does can change a flag on the server."""
-        args = [aioimaplib.quoted(folder)]
+        """Open `folder` (its name as the user reads it, sent in modified UTF-7) read-only: nothing
+        the engine does can change a flag on the server."""
+        args = [imap_names.quoted(folder)]
         if self.condstore:
             args.append("(CONDSTORE)")
         response = await self._run(self._command("EXAMINE", *args))
