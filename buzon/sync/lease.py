@@ -9,10 +9,10 @@ Fencing: expiry alone cannot stop a holder that stalled (CPU-starved, swapped ou
 past its lease and then wakes up mid-pass, still believing it holds the account. Every claim
 increases the lease's epoch, and the claimer gets a `Fence` (owner, account, epoch) that its
 runner carries in a context variable (copied into the database thread by asgiref). Each commit of
-mail calls `check()` in its own transaction: it locks the lease row and refuses the whole
-transaction unless the row still has our owner and epoch. A takeover must lock that row to
-change the epoch, so once the check passed nobody can take the account until we commit; and
-after a takeover every late write of the old holder is rolled back, and it drops the account.
+mail calls `check()` in its own transaction: it locks the lease row (FOR KEY SHARE) and refuses
+the whole transaction unless the row still has our owner and epoch. A takeover must lock that row
+FOR UPDATE to change the epoch, so once the check passed nobody can take the account until we commit;
+and after a takeover every late write of the old holder is rolled back, and it drops the account.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -113,6 +113,23 @@ def holder(account_id: int) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------- fencing
+def _locked_lease(account_id: int) -> tuple[str, int] | None:
+    """The lease row's (owner, epoch), locked FOR KEY SHARE until our transaction ends.
+
+    That lock is the weakest that still works: only FOR UPDATE conflicts with it, and the epoch and
+    owner change only under FOR UPDATE (claim), so no takeover can happen before we commit (the
+    claimer skips the row); while renew and release (plain UPDATEs) never wait for a store, nor a
+    store for them. A stronger lock deadlocked under load: a transaction storing several accounts'
+    batches locks several lease rows one by one, and a renew locks many at once, in another order.
+    SQLite has no row locks: its one writer at a time is the same guarantee."""
+    table = connection.ops.quote_name(SyncLease._meta.db_table)
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT owner, epoch FROM {table} WHERE account_id = %s{lock}", [account_id])  # noqa: S608  # nosec B608
+        row = cursor.fetchone()
+    return (str(row[0]), int(row[1])) if row else None
+
+
 def fenced_context(fence: Fence) -> contextvars.Context:
     """A context for the task that syncs `fence.account_id` (asyncio.create_task(..., context=))."""
     context = contextvars.copy_context()
@@ -142,9 +159,7 @@ def check(account_id: int) -> None:
         raise RuntimeError(f"a write for account {account_id} under the lease of account {fence.account_id}")
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lease.check() outside the transaction it guards checks nothing")
-    # FOR NO KEY UPDATE: a takeover (FOR UPDATE SKIP LOCKED, then UPDATE) waits for our commit.
-    row = (SyncLease.objects.select_for_update(no_key=True).filter(account_id=account_id)
-           .values_list("owner", "epoch").first())
+    row = _locked_lease(account_id)
     if row is None or row != (fence.owner, fence.epoch):
         lost = LeaseLost(fence, row[0] if row else "", row[1] if row else None)
         log.warning("write refused, rolled back: %s", lost)

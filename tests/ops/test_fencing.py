@@ -122,6 +122,32 @@ def test_a_takeover_waits_for_a_write_that_passed_its_check(dovecot, postgres_ur
     assert lease.claim("b", [account.pk], limit=1)[account.pk].epoch == fence.epoch + 1
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_never_waits_for_a_store(dovecot, postgres_url, fenceless):
+    """A transaction storing several accounts' batches checks their leases one by one while the
+    heartbeat renews them all at once: if either waited for the other they could deadlock (they did,
+    under load, with a FOR NO KEY UPDATE check)."""
+    accounts = [make_account(dovecot) for _ in range(2)]
+    fences = lease.claim("a", [a.pk for a in accounts], limit=2)
+    renewed: list[set[int]] = []
+
+    def heartbeat() -> None:
+        renewed.append(lease.renew("a", [a.pk for a in reversed(accounts)]))
+        connection.close()
+
+    with transaction.atomic():
+        for account in accounts:
+            with transaction.atomic():
+                lease.hold(fences[account.pk])
+                _store(account.pk, account.email_address, 1)
+        thread = threading.Thread(target=heartbeat)
+        thread.start()
+        thread.join(5)
+        assert renewed == [{a.pk for a in accounts}], "the renewal waited for the storing transaction"
+    assert RawMessage.objects.count() == 2
+
+
 def _lock_waits(url: str, table: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("select count(*) from pg_stat_activity where datname = current_database() and "
