@@ -15,6 +15,7 @@ backlog took to drain after the load stopped (the queue lag bound), RSS of each 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import sys
@@ -33,7 +34,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def table(sc: Scenario, out: Outcome, wall: float) -> str:
+def table(sc: Scenario, out: Outcome, wall: float, load_start: tuple[float, ...] = ()) -> str:
     r = out.report
     lost_in = len(set(out.delivered)) - int(r["message_subjects"])  # type: ignore[call-overload]
     rows = [
@@ -41,13 +42,17 @@ def table(sc: Scenario, out: Outcome, wall: float) -> str:
         ("task backend / sync lease", ("rq (Redis)" if sc.redis else "database") + f" / {sc.lease_s} s"),
         ("load", f"{sc.in_rate:g} in/s, {sc.out_rate:g} out/s for {sc.seconds:g} s"),
         ("faults", "; ".join(out.events) or "none"),
-        ("incoming delivered", str(len(out.delivered))),
+        ("incoming delivered (rate achieved)", f"{len(out.delivered)} ({len(out.delivered) / sc.seconds:.1f}/s)"),
         ("  recorded exactly once / not recorded / duplicated",
          f"{r['message_subjects']} / {lost_in} / {int(r['message_duplicates']) + int(r['raw_duplicates'])}"),  # type: ignore[call-overload]
         ("  raw messages by status", str(r["raw_status"])),
         ("  arrival -> record p50 / p99 / max (s)",
          f"{r['latency_p50']:.2f} / {r['latency_p99']:.2f} / {r['latency_max']:.2f}"),
-        ("outgoing queued", str(len(out.queued))),
+        ("    stage: arrival -> raw stored (sync) p50 / p99 (s)",
+         f"{r.get('sync_p50', 0):.2f} / {r.get('sync_p99', 0):.2f}"),
+        ("    stage: raw stored -> record (pipeline) p50 / p99 (s)",
+         f"{r.get('pipeline_p50', 0):.2f} / {r.get('pipeline_p99', 0):.2f}"),
+        ("outgoing queued (rate achieved)", f"{len(out.queued)} ({len(out.queued) / sc.seconds:.1f}/s)"),
         ("  in the SMTP sink exactly once / missing / resent",
          f"{out.sink_distinct} / {out.sink_missing} / {out.sink_total - out.sink_distinct}"),
         ("  queued -> SMTP p50 / p99 (s)",
@@ -61,6 +66,9 @@ def table(sc: Scenario, out: Outcome, wall: float) -> str:
         rows.append((f"RSS {name} start -> end (MB)",
                      f"{out.rss_start.get(name, 0) / 1024:.0f} -> {out.rss_end[name] / 1024:.0f}"))
     rows.append(("wall time (s)", f"{wall:.0f}"))
+    # the host is shared: figures measured under another load are floors, so print it beside them
+    rows.append(("host load average 1/5/15 min, at start -> at end",
+                 " ".join(f"{x:.1f}" for x in load_start) + " -> " + " ".join(f"{x:.1f}" for x in os.getloadavg())))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
@@ -85,9 +93,9 @@ def main() -> None:
                   restart_postgres=args.chaos, restart_redis=args.chaos, settle_timeout=args.settle, lease_s=args.lease)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the servers are cleaned up
     work = Path(tempfile.mkdtemp(prefix="buzon-load-"))
-    started = time.monotonic()
+    started, load_start = time.monotonic(), os.getloadavg()
     out = run(sc, work, make_certs(work / "certs"), log=lambda line: print(line, flush=True))
-    print(table(sc, out, time.monotonic() - started))
+    print(table(sc, out, time.monotonic() - started, load_start))
     print(f"logs: {work / 'logs'}")
     if out.send_latencies:
         print(f"(mean queued -> SMTP {statistics.fmean(out.send_latencies):.2f} s)")

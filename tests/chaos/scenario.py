@@ -44,6 +44,7 @@ class Scenario:
     seed: int = 6
     lease_s: int = 4  # short in CI so takeovers fit in the test; the bench uses a production-like one
     kill_kinds: tuple[str, ...] = ()  # only these kinds of process ("sync", "worker"); all by default
+    stall_every: float = 0.0  # SIGSTOP a sync process this often (0: never), for lease_s + 2 s: takeovers
 
 
 @dataclass
@@ -165,7 +166,7 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         clock = SinkClock(sink)
         _chaos(sc, fleet, dovecot, pg, redis, rng, outcome, log, clock)
         deliverer.join()
-        sender.wait(timeout=120)
+        sender.wait(timeout=180)
         outcome.rss_end = {name: rss_kb(pid) for name, pid in fleet.pids().items()}
         outcome.delivered = list(deliverer.subjects)
         outcome.queued = json.loads((workdir / "queued.json").read_text())
@@ -249,6 +250,7 @@ def _chaos(sc: Scenario, fleet: Fleet, dovecot: Dovecot, pg: PrivatePostgres, re
     if sc.restart_postgres:
         faults.append((0.7, "postgres"))
     next_kill = started + sc.kill_every if sc.kill_every else float("inf")
+    next_stall = started + sc.stall_every if sc.stall_every else float("inf")
     while (elapsed := time.monotonic() - started) < sc.seconds:
         fleet.keep_up()
         clock.poll()
@@ -262,6 +264,11 @@ def _chaos(sc: Scenario, fleet: Fleet, dovecot: Dovecot, pg: PrivatePostgres, re
             outcome.events.append(f"{elapsed:.0f}s kill -9 {name}")
             log(f"{elapsed:5.1f}s kill -9 {name}")  # type: ignore[operator]
             next_kill += sc.kill_every
+        if time.monotonic() >= next_stall:
+            name = fleet.stall(rng, sc.lease_s + 2)
+            outcome.events.append(f"{elapsed:.0f}s SIGSTOP {name} for {sc.lease_s + 2} s")
+            log(f"{elapsed:5.1f}s SIGSTOP {name}")  # type: ignore[operator]
+            next_stall += sc.stall_every
         time.sleep(0.2)
 
 

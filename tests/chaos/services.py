@@ -109,6 +109,8 @@ class Fleet:
         self.specs: dict[str, list[str]] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.kills: list[tuple[float, str, int]] = []
+        self.stalls: list[tuple[float, str, int]] = []
+        self._frozen: list[tuple[float, subprocess.Popen[bytes]]] = []  # (resume at, process) under SIGSTOP
         self.restarts = 0
         logs.mkdir(parents=True, exist_ok=True)
 
@@ -122,6 +124,7 @@ class Fleet:
                                             env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     def keep_up(self) -> None:
+        self._thaw(time.monotonic())
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 self.restarts += 1
@@ -134,15 +137,36 @@ class Fleet:
         name = rng.choice(sorted(n for n in self.procs if n.startswith(kind)))
         proc = self.procs[name]
         self.kills.append((time.monotonic(), name, proc.pid))
+        self._frozen = [(at, p) for at, p in self._frozen if p is not proc]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         self._spawn(name)
         return name
 
+    def stall(self, rng: random.Random, seconds: float, kind: str = "sync") -> str:
+        """SIGSTOP a random running process of `kind` for `seconds` (a CPU-starved or swapped-out host):
+        it keeps its sockets and wakes up believing it still holds what it held."""
+        frozen = {proc.pid for _at, proc in self._frozen}
+        name = rng.choice(sorted(n for n, p in self.procs.items() if n.startswith(kind) and p.pid not in frozen))
+        proc = self.procs[name]
+        proc.send_signal(signal.SIGSTOP)
+        self.stalls.append((time.monotonic(), name, proc.pid))
+        self._frozen.append((time.monotonic() + seconds, proc))
+        return name
+
+    def _thaw(self, now: float) -> None:
+        for item in list(self._frozen):
+            resume_at, proc = item
+            if now >= resume_at:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
+                self._frozen.remove(item)
+
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.items()}
 
     def stop(self) -> dict[str, int | None]:
+        self._thaw(float("inf"))
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
