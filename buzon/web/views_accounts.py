@@ -23,6 +23,7 @@ from buzon.web.access import account_managers, require_manage_account
 from buzon.web.forms import AccountForm
 from buzon.web.probe_view import probe_results
 from buzon.web.progress_view import with_progress
+from buzon.web.views_oauth import start_for_new_account
 
 DIRECTIONS = ("incoming", "outgoing")
 
@@ -90,6 +91,13 @@ def account_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         if form.cleaned_data["password"] and not roles.may_enter_password(request.user, _saved(pk)):
             form.add_error("password", _("This account waits for its user to enter the password at sign-in."))
             return _form_page(request, form, account, pk)
+        provider = request.POST.get("oauth_provider", "")
+        if provider and not pk:  # a new account signs in with its provider straight away
+            try:
+                return start_for_new_account(request, form.instance, provider)
+            except ValidationError as error:
+                form.add_service_errors(error)
+                return _form_page(request, form, account, pk)
         try:
             services.save_account(form.instance, password=form.cleaned_data["password"] or None)
         except ValidationError as error:

@@ -4,6 +4,10 @@
 `state` and PKCE challenge kept in their session; the provider sends the browser back to
 /settings/email/oauth/callback/, where the state is checked (once), the code exchanged, the tokens
 stored encrypted and the account probed with them before it is saved (mailboxes.services).
+
+A brand-new account starts the same flow from the new-account form (start_for_new_account): it is
+saved at once with its directions off (no credentials, so nothing syncs or sends through it), and
+the directions asked for are switched on when consent returns and the probe with the token passes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from django.utils.translation import gettext as _
 import buzon.mailboxes.services as services
 from buzon.crm import roles
 from buzon.mailboxes import oauth
+from buzon.mailboxes.models import EmailAccount
 from buzon.web.access import account_managers, require_manage_account
 
 SESSION_KEY = "buzon_oauth_pending"
@@ -31,6 +36,21 @@ def _callback_url(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("web:oauth-callback"))
 
 
+#: What a new account waiting for consent has switched off, to switch back on when consent returns.
+HELD_BACK = ("incoming_enabled", "outgoing_enabled", "default_incoming", "default_outgoing")
+
+
+def _to_provider(request: HttpRequest, account: EmailAccount, p: oauth.Provider,
+                 enable: dict[str, bool] | None = None) -> HttpResponse:
+    verifier, challenge = oauth.pkce_pair()
+    state = secrets.token_urlsafe(32)
+    pending = dict(list(request.session.get(SESSION_KEY, {}).items())[-(MAX_PENDING - 1):])
+    pending[state] = {"account": account.pk, "provider": p.key, "verifier": verifier, "enable": enable or {}}
+    request.session[SESSION_KEY] = pending
+    return redirect(oauth.authorization_url(p, redirect_uri=_callback_url(request), state=state,
+                                            challenge=challenge, login_hint=account.login_name))
+
+
 @account_managers
 def oauth_start(request: HttpRequest, pk: int, provider: str) -> HttpResponse:
     account = get_object_or_404(roles.visible_accounts(request.user), pk=pk)
@@ -39,13 +59,23 @@ def oauth_start(request: HttpRequest, pk: int, provider: str) -> HttpResponse:
     if p is None or not p.configured:
         messages.error(request, _("Sign-in with this provider is not set up on this installation."))
         return redirect("web:account-edit", pk=account.pk)
-    verifier, challenge = oauth.pkce_pair()
-    state = secrets.token_urlsafe(32)
-    pending = dict(list(request.session.get(SESSION_KEY, {}).items())[-(MAX_PENDING - 1):])
-    pending[state] = {"account": account.pk, "provider": p.key, "verifier": verifier}
-    request.session[SESSION_KEY] = pending
-    return redirect(oauth.authorization_url(p, redirect_uri=_callback_url(request), state=state,
-                                            challenge=challenge, login_hint=account.login_name))
+    return _to_provider(request, account, p)
+
+
+def start_for_new_account(request: HttpRequest, account: EmailAccount, provider: str) -> HttpResponse:
+    """Save a new account (already validated by its form) as waiting for the provider, and go there.
+
+    Raises ValidationError when the services refuse the account (shown on the form).
+    """
+    p = oauth.provider(provider)
+    if p is None or not p.configured:
+        raise ValidationError(_("Sign-in with this provider is not set up on this installation."))
+    wanted = {name: bool(getattr(account, name)) for name in HELD_BACK}
+    for name in HELD_BACK:
+        setattr(account, name, False)
+    account.oauth_provider, account.awaiting_password = p.key, False
+    services.save_account(account, probe=False)
+    return _to_provider(request, account, p, enable=wanted)
 
 
 @login_required
@@ -69,6 +99,9 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
                                      redirect_uri=_callback_url(request))
         oauth.store_tokens(account, p, answer)
         account.awaiting_password = False
+        for name, value in started.get("enable", {}).items():
+            if name in HELD_BACK:
+                setattr(account, name, value)
         services.save_account(account)
     except oauth.OAuthError as exc:
         messages.error(request, _("The provider refused the sign-in (%(reason)s).") % {"reason": exc.code})

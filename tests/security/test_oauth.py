@@ -323,3 +323,71 @@ def test_tokens_never_go_to_a_plain_http_token_endpoint_elsewhere(settings):
     with pytest.raises(oauth.OAuthError) as raised:
         oauth.exchange_code(oauth.providers()["leaky"], code="c", verifier="v", redirect_uri="https://b/")
     assert raised.value.code == "insecure_token_url"
+
+
+def _new_account_form(server: dovecot_support.Dovecot, **extra: str) -> dict[str, str]:
+    return {"email_address": server.add_user(), "incoming_enabled": "on", "incoming_protocol": "imap",
+            "incoming_host": "localhost", "incoming_port": str(server.imaps_port), "incoming_security": "ssl",
+            "default_incoming": "on", "sync_option": "all", "initial_sync_count": "250",
+            "oauth_provider": "testidp", **extra}
+
+
+def _consent(client: Client, start: Any) -> Any:
+    """The browser at the provider, which sends it back to Buzón's callback."""
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(start["Location"])
+    back = urlsplit(redirect.value.headers["Location"])
+    return client.get(back.path, {k: v[0] for k, v in parse_qs(back.query).items()})
+
+
+def test_a_new_account_signs_in_with_the_provider_from_the_form(staff, idp, oauth_dovecot, provider_settings):
+    from buzon.sync.account import eligible_accounts
+
+    page = staff.get("/settings/email/accounts/new/").content.decode()
+    assert 'name="oauth_provider" value="testidp"' in page and 'form="account-form"' in page
+    form = _new_account_form(oauth_dovecot)
+    start = staff.post("/settings/email/accounts/new/", form)
+    assert start.status_code == 302 and start["Location"].startswith(f"{idp.url}/authorize?"), start.content[:500]
+    assert parse_qs(urlsplit(start["Location"]).query)["login_hint"] == [form["email_address"]]
+    pending = EmailAccount.objects.get(email_address=form["email_address"])
+    # Saved switched off until consent returns: no password asked for, nothing syncs through it.
+    assert pending.oauth_provider == "testidp" and not pending.incoming_enabled and not pending.awaiting_password
+    assert pending.state == AccountState.DISABLED and pending.oauth_refresh_token_encrypted == ""
+    assert pending.pk not in eligible_accounts()
+
+    done = _consent(staff, start)
+    assert done.status_code == 302 and done["Location"] == f"/settings/email/accounts/{pending.pk}/", \
+        [str(m) for m in done.wsgi_request._messages]
+    pending.refresh_from_db()
+    assert pending.incoming_enabled and pending.default_incoming and pending.state == AccountState.IDLE
+    assert idp.refresh[crypto.decrypt(pending.oauth_refresh_token_encrypted)] == pending.email_address
+    assert pending.pk in eligible_accounts()
+    assert probe_account(pending, outgoing=False, timeout=5).ok
+
+
+def test_a_new_account_stays_off_when_the_provider_refuses(staff, idp, oauth_dovecot, provider_settings):
+    form = _new_account_form(oauth_dovecot)
+    start = staff.post("/settings/email/accounts/new/", form)
+    state = parse_qs(urlsplit(start["Location"]).query)["state"][0]
+    refused = staff.get("/settings/email/oauth/callback/", {"error": "access_denied", "state": state})
+    account = EmailAccount.objects.get(email_address=form["email_address"])
+    assert refused["Location"] == f"/settings/email/accounts/{account.pk}/edit/"
+    assert not account.incoming_enabled and account.state == AccountState.DISABLED
+    unknown = staff.post("/settings/email/accounts/new/", _new_account_form(oauth_dovecot, oauth_provider="nope"))
+    assert unknown.status_code == 200 and "not set up on this installation" in unknown.content.decode()
+
+
+def test_a_new_oauth_account_as_every_role(world, idp, oauth_dovecot, provider_settings):
+    """Administrators, and a supervisor for their own store only; agents and others never."""
+    for role, store, expected in (("admin", None, 302), ("supervisor_a", world.a.store, 302),
+                                  ("supervisor_a", world.b.store, 200), ("agent_a", world.a.store, 403),
+                                  ("agent_b", world.b.store, 403), ("nobody", None, 403), ("anonymous", None, 302)):
+        form = _new_account_form(oauth_dovecot, **({"store": str(store.pk)} if store else {}))
+        response = world.client(role).post("/settings/email/accounts/new/", form)
+        assert response.status_code == expected, (role, response.status_code)
+        created = EmailAccount.objects.filter(email_address=form["email_address"]).exists()
+        goes_to_provider = expected == 302 and response["Location"].startswith(idp.url)
+        assert created is goes_to_provider, (role, store)
+        if role == "anonymous":
+            assert response["Location"].startswith("/login/")
