@@ -37,6 +37,7 @@ def _pages(world: World) -> list[str]:
             "/settings/email/accounts/new/", "/settings/email/domains/", "/settings/stores/",
             "/settings/email/templates/", f"/settings/email/templates/{template.pk}/",
             "/settings/email/deliverability/", "/settings/processes/", "/settings/audit/", "/settings/two-factor/",
+            "/settings/agents/",
             "/help/troubleshooting/", "/api/docs/"]
 
 
