@@ -1,23 +1,51 @@
 """Insert many rows with one prepared statement (executemany), values prepared by Django's fields.
 
 bulk_create() compiles SQL per object and, on SQLite, splits a batch into statements of ~40 rows;
-for a first download that compile step costs more than writing the mail. Values here go through
-each field's own pre_save()/get_db_prep_save(), exactly as bulk_create prepares them.
+for a first download that compile step costs more than writing the mail. Values here are what
+each field's own pre_save()/get_db_prep_save() make of them, exactly as bulk_create prepares them;
+a value already of the plain type such a field stores (a str for a CharField, an int for an
+IntegerField) is passed as it is, since those calls would return it unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
 
 from django.db import connection, models
 
+# Fields whose database value is the Python value itself when it already has this type (or is None).
+_PLAIN: dict[type[models.Field[Any, Any]], type] = {
+    models.CharField: str, models.TextField: str, models.BooleanField: bool,
+    models.IntegerField: int, models.BigIntegerField: int, models.SmallIntegerField: int,
+    models.PositiveIntegerField: int, models.PositiveBigIntegerField: int, models.PositiveSmallIntegerField: int,
+}
 
-def insert_rows(objs: Sequence[models.Model]) -> None:
-    """Insert `objs`; a single row gets its primary key back (RETURNING, where the database has
-    it), so the caller need not read it back by its natural key."""
-    if not objs:
-        return
-    model = type(objs[0])
+
+def _plain_type(field: models.Field[Any, Any]) -> type | None:
+    if isinstance(field, models.ForeignKey):
+        target = field.target_field
+        return int if isinstance(target, models.AutoField | models.BigAutoField) else _PLAIN.get(type(target))
+    return _PLAIN.get(type(field))
+
+
+def _preparer(field: models.Field[Any, Any]) -> Callable[[models.Model], Any]:
+    plain = _plain_type(field)
+    own_pre_save = type(field).pre_save is not models.Field.pre_save  # auto_now and the like
+    attname = field.attname
+
+    def prepare(obj: models.Model) -> Any:
+        value = field.pre_save(obj, True) if own_pre_save else getattr(obj, attname)
+        if plain is not None and (value is None or type(value) is plain):
+            return value
+        return field.get_db_prep_save(value, connection)
+
+    return prepare
+
+
+@cache
+def _statement(model: type[models.Model], vendor: str) -> tuple[str, str | None, list[Callable[[models.Model], Any]]]:
     fields = [f for f in model._meta.concrete_fields
               if not (f.primary_key and isinstance(f, models.AutoField | models.BigAutoField))]
     quote = connection.ops.quote_name
@@ -25,14 +53,23 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     columns = ", ".join(quote(str(f.column)) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608  # nosec B608
-    params = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in objs]
     pk = model._meta.pk
-    returning = len(objs) == 1 and connection.features.can_return_columns_from_insert and pk is not None and \
-        isinstance(pk, models.AutoField | models.BigAutoField)
+    returning = None
+    if connection.features.can_return_columns_from_insert and isinstance(pk, models.AutoField | models.BigAutoField):
+        returning = f"{sql} RETURNING {quote(str(pk.column))}"
+    return sql, returning, [_preparer(f) for f in fields]
+
+
+def insert_rows(objs: Sequence[models.Model]) -> None:
+    """Insert `objs`; a single row gets its primary key back (RETURNING, where the database has
+    it), so the caller need not read it back by its natural key."""
+    if not objs:
+        return
+    sql, returning, preparers = _statement(type(objs[0]), connection.vendor)
+    params = [[prepare(obj) for prepare in preparers] for obj in objs]
     with connection.cursor() as cursor:
-        if returning:
-            assert pk is not None
-            cursor.execute(f"{sql} RETURNING {quote(str(pk.column))}", params[0])
+        if returning and len(objs) == 1:
+            cursor.execute(returning, params[0])
             objs[0].pk = cursor.fetchone()[0]
         else:
             cursor.executemany(sql, params)

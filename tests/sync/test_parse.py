@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import AutoField, BigAutoField
+
 from buzon.sync.headers import parse_header_fields
 from buzon.sync.imap import chunks
 from buzon.sync.imap_parse import parse_fetch, parse_search, parse_select, uid_set
@@ -59,3 +61,32 @@ def test_bodystructure_plan_keeps_text_and_small_files():
     assert [leaf.part for leaf in chosen.keep] == ["1.1", "1.2", "3"]
     assert [leaf.name for leaf in chosen.left_out] == ["big.pdf"]
     assert plan([Leaf("1", "text/plain", 10, "", True)], 5).left_out[0].part == "1"
+
+
+def test_fast_insert_prepares_every_value_as_django_does(monkeypatch):
+    from datetime import UTC, datetime
+
+    from django.db import connection
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from buzon.sync import fastinsert
+    from buzon.sync.models import RawMessage
+
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))  # auto_now_add
+    rows = [
+        RawMessage(account_id=3, account_address="a@example.test", folder="Facturación", uidvalidity=9, uid=12,
+                   data=b"raw\x00bytes", size=9, sha256="ab" * 32, message_id="<x@y>", subject="ñ",
+                   date=datetime(2026, 1, 1, tzinfo=UTC), flags=["\\Seen"], truncated=True, status="stored"),
+        RawMessage(account_id=None, account_address="b", uidl="u1", data=b"", size=0, sha256="",
+                   subject=5, flags=[], status="skipped"),  # a value of an unexpected type: Django's way
+        DBTaskResult(id="0d4a2c1e-5b0f-4a7e-9d3c-2f1e0a9b8c7d", args_kwargs={"args": [[1, 2]], "kwargs": {}},
+                     priority=0, task_path="a.b", queue_name="default", backend_name="default",
+                     run_after=datetime(2026, 1, 1, tzinfo=UTC)),
+    ]
+    for row in rows:
+        _sql, _returning, preparers = fastinsert._statement(type(row), connection.vendor)
+        fields = [f for f in type(row)._meta.concrete_fields if not (f.primary_key and f.attname == "id"
+                                                                     and isinstance(f, AutoField | BigAutoField))]
+        django_way = [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
+        assert [prepare(row) for prepare in preparers] == django_way
