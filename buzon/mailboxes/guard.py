@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import Container
@@ -31,6 +32,7 @@ from django.utils.translation import gettext
 from buzon.mailboxes.errors import AddressRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+logger = logging.getLogger(__name__)
 
 #: Addresses of instance-metadata services (AWS, GCP, Azure, OpenStack, Oracle, Alibaba, AWS IPv6).
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
@@ -185,18 +187,29 @@ def _count_in_database(user_id: int, window: int) -> int:
     return int(count)
 
 
+def count_probe(user_id: int, window: int) -> int:
+    """Add one probe to the user's count for minute ``window``; the count so far."""
+    if settings.REDIS_URL:
+        from redis.exceptions import RedisError
+
+        try:
+            return _count_in_redis(user_id, window)
+        except RedisError as exc:  # the limit still holds, in the database, while Redis is away
+            logger.warning("probe rate limit: Redis unreachable (%s); counting in the database", exc)
+    return _count_in_database(user_id, window)
+
+
 def take_probe_slot(user_id: int | None) -> None:
     """Count one probe for `user_id` in the current minute; raises ProbeRateLimited over the limit.
 
     A fixed one-minute window, counted where every web process sees the same number: in Redis when
-    REDIS_URL is set, else in the database (ProbeCount). A process's own memory would let each web
-    process grant the whole limit again.
+    REDIS_URL is set (the database while Redis cannot be reached), else in the database
+    (ProbeCount). A process's own memory would let each web process grant the whole limit again.
     """
     limit = int(settings.PROBE_RATE_PER_MINUTE)
     if user_id is None or limit <= 0:
         return
     now = time.time()
     window = int(now // 60)
-    count = _count_in_redis(user_id, window) if settings.REDIS_URL else _count_in_database(user_id, window)
-    if count > limit:
+    if count_probe(user_id, window) > limit:
         raise ProbeRateLimited(retry_after=max(1, int(60 - now % 60)))

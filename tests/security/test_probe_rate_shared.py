@@ -93,3 +93,14 @@ def test_two_web_processes_share_one_limit_in_redis(redis_url: str):
     key = f"buzon-test:{uuid.uuid4().hex}:probe:{{user}}:{{window}}"
     allowed = _two_processes({"REDIS_URL": redis_url, "PROBE_KEY": key})
     assert sum(allowed) == LIMIT, allowed
+
+
+@pytest.mark.django_db
+def test_the_limit_holds_in_the_database_while_redis_is_unreachable(settings: Any):
+    settings.PROBE_RATE_PER_MINUTE, settings.REDIS_URL = 2, "redis://127.0.0.1:1/0"  # nothing listens there
+    guard._redis_clients.pop(settings.REDIS_URL, None)
+    guard.take_probe_slot(9)
+    guard.take_probe_slot(9)
+    with pytest.raises(guard.ProbeRateLimited):
+        guard.take_probe_slot(9)
+    assert ProbeCount.objects.get(user_id=9).count == 3
