@@ -68,6 +68,8 @@ def test_an_administrator_working_in_the_store_is_not_the_supervisors_to_manage(
 def test_the_api_lets_a_supervisor_change_their_stores_agents_only(world: World):
     ana, bruno = world.agents["agent_a"], world.agents["agent_b"]
     api = _api(world, "supervisor_a")
+    listed = {row["username"] for row in api.get("/api/v1/agents/?limit=100").json()["results"]}
+    assert listed == {"ana", "sara"}
     ok = api.patch(f"/api/v1/agents/{ana.pk}/", {"status": "busy", "groups": [world.a.group.pk]}, format="json")
     assert ok.status_code == 200, ok.content
     assert ok.json()["status"] == "busy" and ok.json()["groups"] == [world.a.group.pk]
