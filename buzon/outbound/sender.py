@@ -40,7 +40,7 @@ from buzon.outbound.smtp import Gate, SendOutcome, SMTPPool, shared_pool
 log = logging.getLogger("buzon.outbound")
 # A request may wait this long for others to share its transaction: a commit per message would cost
 # more CPU than composing it, and a connection waiting a few milliseconds for its mark loses little.
-GROUP_S = 0.004
+GROUP_S = 0.010
 
 
 @dataclass
@@ -50,6 +50,7 @@ class DeliveryStats:
     failed: int = 0
     worker: str = ""
     states: dict[int, str] = field(default_factory=dict)
+    commits: int = 0  # database transactions for the marks and outcomes (fewer than messages, in groups)
 
 
 def worker_name() -> str:
@@ -114,10 +115,8 @@ class _Desk:
         self.size = size  # messages handed to the pool and not yet finished, at most
         self.inflight = 0
         self.requests: queues.SimpleQueue[_Mark | _Done] = queues.SimpleQueue()
-        self.group = max(1, size // 4)  # this many waiting requests are committed without waiting for more
-        self.served_at = time.monotonic()
+        self.group = max(1, size // 2)  # this many waiting requests are committed without waiting for more
         self.closed = False
-        self.commits = 0
 
     def full(self) -> bool:
         return self.inflight >= self.size
@@ -145,10 +144,11 @@ class _Desk:
         self.requests.put(_Done(outgoing, outcome=queue.Outcome(outgoing, sent=False, reply=reply)))
 
     def serve(self, block: bool) -> None:
-        """Commit the requests waiting, as one group: at once if `group` of them wait or GROUP_S has
-        passed since the last commit; otherwise return (or, with `block`, wait until then)."""
+        """Commit the requests waiting, as one group. Without `block`, only once `group` of them wait
+        (this thread is composing: the window filling up makes it block soon enough); with it, wait
+        for one, then up to GROUP_S for the group to fill."""
         batch: list[_Mark | _Done] = []
-        if not block and self.requests.qsize() < self.group and time.monotonic() - self.served_at < GROUP_S:
+        if not block and self.requests.qsize() < self.group:
             return
         try:
             if block:
@@ -160,10 +160,9 @@ class _Desk:
                 batch.append(self.requests.get_nowait())
         except queues.Empty:
             pass
-        self.served_at = time.monotonic()
         if not batch:
             return
-        self.commits += 1
+        self.stats.commits += 1
         marks = [r for r in batch if isinstance(r, _Mark)]
         done = [r for r in batch if isinstance(r, _Done)]
         outcomes: list[queue.Outcome] = []
