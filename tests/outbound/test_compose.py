@@ -128,6 +128,31 @@ def test_attachments_travel(smtp_starttls: Any, make_account: Any, pool: Any) ->
     assert [(p.get_filename(), p.get_content()) for p in parts] == [("factura.pdf", b"%PDF-1.4 test")]
 
 
+@pytest.mark.parametrize(("text", "html", "encoding"), [
+    ("Short ASCII lines.\nSecond line.", "", "7bit"),
+    ("Pedido enviado: ñandú, café, 10 €\n" + "línea larga " * 20 + "\n.una línea que empieza con punto\n"
+     "trailing spaces   \n=3D stays literal", "", "quoted-printable"),
+    ("x" * 200, "<p>Hola <b>ñ</b></p>" + "<br>" * 60, "quoted-printable"),
+])
+def test_bodies_arrive_exactly_as_written(smtp_starttls: Any, make_account: Any, pool: Any, text: str, html: str,
+                                          encoding: str) -> None:
+    account = make_account(smtp_starttls)
+    queue_outgoing(to="c@example.org", subject="s", text=text, html=html, account=account)
+    deliver_due(pool=pool)
+    raw = smtp_starttls.messages[0].data
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78  # DKIM- and relay-safe line lengths
+    mail = sent(smtp_starttls)
+    plain = mail.get_body(preferencelist=("plain",))
+    assert plain is not None and plain["Content-Transfer-Encoding"] == encoding
+    assert plain.get_content_charset() == "utf-8"
+    assert body(mail).rstrip("\n") == text
+    if html:
+        assert mail.get_content_type() == "multipart/alternative"
+        assert body(mail, "html").rstrip("\n") == html
+    else:
+        assert mail.get_content_type() == "text/plain" and mail["MIME-Version"] == "1.0"
+
+
 def test_bcc_is_delivered_but_not_shown(smtp_starttls: Any, make_account: Any, pool: Any) -> None:
     account = make_account(smtp_starttls)
     queue_outgoing(to="a@example.org", cc="b@example.org", bcc="hidden@example.org", subject="s", text="x",
