@@ -60,6 +60,10 @@ async def run_fresh(func: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(job)
 
 
+def read_cursor(account_id: int, folder: str) -> FolderCursor | None:
+    return FolderCursor.objects.filter(account_id=account_id, folder=folder).first()
+
+
 def open_cursor(account_id: int, folder: str, uidvalidity: int | None) -> FolderCursor:
     """The folder's cursor; a new UIDVALIDITY starts it over (duplicates are caught by content).
 

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from buzon.sync import dbs
 from buzon.sync.imap_conn import CommandFailed, ImapConnection
-from buzon.sync.imap_parse import FetchItem
+from buzon.sync.imap_parse import FetchItem, FolderStatus
 from buzon.sync.models import FolderCursor
 from buzon.sync.store import CursorMark, Incoming, Mailbox
 from buzon.sync.truncate import Plan, build, leaves_from_bodystructure, note_text, plan
@@ -62,10 +62,19 @@ async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callab
     """Bring in every new message of `opts.folder`; returns how many were stored, and the folder's
     cursor as committed. `cursor`: the one the last pass returned (this worker is the only one
     moving it while it holds the lease), so an arrival by IDLE does not read it again."""
-    status = await conn.examine(opts.folder)
+    if cursor is None:
+        cursor = await dbs.run(dbs.read_cursor, opts.account_id, opts.folder)
+    since = (cursor.uidvalidity, cursor.highest_modseq) if cursor and cursor.uidvalidity and cursor.highest_modseq \
+        else None
+    status = await conn.examine(opts.folder, since)
+    # QRESYNC: the answer to EXAMINE already said which flags changed (and what was expunged).
+    resynced = conn.qresync and since is not None and status.uidvalidity == since[0]
     if cursor is None or cursor.uidvalidity != status.uidvalidity:
         cursor = await dbs.run(dbs.open_cursor, opts.account_id, opts.folder, status.uidvalidity)
-    flags_changed = bool(conn.condstore and cursor.highest_modseq and status.highest_modseq != cursor.highest_modseq)
+    if resynced:
+        await _apply_changes(opts, cursor, status)
+    flags_changed = bool(conn.condstore and cursor.highest_modseq and status.highest_modseq != cursor.highest_modseq
+                         and not resynced)
     if cursor.initial_done and status.uidnext is not None and status.uidnext <= cursor.last_uid + 1:
         if flags_changed:
             await _refresh_flags(conn, opts, cursor, status.uidvalidity)
@@ -209,3 +218,14 @@ async def _refresh_flags(conn: ImapConnection, opts: FolderOptions, cursor: Fold
     items = await conn.uid_fetch(range(1, cursor.last_uid + 1), "(UID FLAGS)", changed_since)
     if items:
         await dbs.run(dbs.update_flags, opts.account_id, opts.folder, uidvalidity, {i.uid: i.flags for i in items})
+
+
+async def _apply_changes(opts: FolderOptions, cursor: FolderCursor, status: FolderStatus) -> None:
+    """QRESYNC's news about messages already stored: their new flags. Expunged ones (VANISHED)
+    stay stored: Buzón keeps mail that was deleted on the server once it has brought it in."""
+    flags = {item.uid: item.flags for item in status.changed if item.uid <= cursor.last_uid}
+    if flags:
+        await dbs.run(dbs.update_flags, opts.account_id, opts.folder, status.uidvalidity, flags)
+    if status.vanished:
+        log.debug("account %s folder %s: %s messages expunged on the server since the last pass",
+                  opts.account_id, opts.folder, status.vanished)

@@ -189,6 +189,7 @@ class ImapConnection:
         # again when IDLE starts, so the caller must look now (cleared by `examine`).
         self.mail_signalled = False
         self._fetches: dict[str, _Fetch] = {}
+        self._qresync = False
         self._stream: _FetchStream | None = None
         self.protocol.conn_lost_cb = self._on_lost
         reader = _Reader(self)
@@ -256,11 +257,26 @@ class ImapConnection:
     def _command(self, name: str, *args: str, prefix: str | None = None) -> aioimaplib.Command:
         return aioimaplib.Command(name, self.protocol.new_tag(), *args, prefix=prefix, loop=self.protocol.loop)
 
-    async def examine(self, folder: str) -> FolderStatus:
+    @property
+    def qresync(self) -> bool:
+        """QRESYNC is enabled on this connection (see examine)."""
+        return self._qresync
+
+    async def examine(self, folder: str, since: tuple[int, int] | None = None) -> FolderStatus:
         """Open `folder` (its name as the user reads it, sent in modified UTF-7) read-only: nothing
-        the engine does can change a flag on the server."""
+        the engine does can change a flag on the server.
+
+        `since`: the (UIDVALIDITY, HIGHESTMODSEQ) last seen. Where the server offers QRESYNC, it is
+        enabled on the connection's first EXAMINE, and the answer then carries what changed since
+        (the flags of changed messages and the expunged ones), so no second command asks for it."""
+        if self.protocol.state == aioimaplib.AUTH and "QRESYNC" in self.capabilities:
+            response = await self._run(self._command("ENABLE", "QRESYNC"))
+            self._qresync = any(isinstance(line, bytes) and line.upper().startswith(b"ENABLED")
+                                and b"QRESYNC" in line.upper() for line in response.lines)
         args = [imap_names.quoted(folder)]
-        if self.condstore:
+        if self._qresync and since is not None:
+            args.append(f"(QRESYNC ({since[0]} {since[1]}))")
+        elif self.condstore:
             args.append("(CONDSTORE)")
         response = await self._run(self._command("EXAMINE", *args))
         self.protocol.state = aioimaplib.SELECTED

@@ -37,6 +37,9 @@ class FolderStatus:
     uidnext: int | None
     exists: int
     highest_modseq: int | None
+    # QRESYNC (RFC 7162): what changed since the (UIDVALIDITY, MODSEQ) the folder was opened with
+    changed: list[FetchItem] = field(default_factory=list)  # flags of messages changed since
+    vanished: int = 0  # how many messages were expunged since
 
 
 def _tokens(segments: Sequence[bytes | bytearray]) -> Iterator[tuple[str, bytes]]:
@@ -130,9 +133,9 @@ _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.IGNOREC
 _EXISTS = re.compile(rb"^(\d+) EXISTS", re.IGNORECASE)
 
 
-def parse_select(lines: Iterable[bytes | bytearray]) -> FolderStatus:
+def parse_select(lines: Sequence[bytes | bytearray]) -> FolderStatus:
     codes: dict[bytes, int] = {}
-    exists = 0
+    exists = vanished = 0
     for line in lines:
         if not isinstance(line, bytes):
             continue
@@ -141,10 +144,25 @@ def parse_select(lines: Iterable[bytes | bytearray]) -> FolderStatus:
         match = _EXISTS.match(line)
         if match:
             exists = int(match.group(1))
+        match = _VANISHED.match(line)
+        if match:
+            vanished += uid_set_size(match.group(1).decode())
     return FolderStatus(
         uidvalidity=codes.get(b"UIDVALIDITY"), uidnext=codes.get(b"UIDNEXT"), exists=exists,
-        highest_modseq=codes.get(b"HIGHESTMODSEQ"),
+        highest_modseq=codes.get(b"HIGHESTMODSEQ"), changed=parse_fetch(lines), vanished=vanished,
     )
+
+
+_VANISHED = re.compile(rb"^VANISHED \(EARLIER\) ([\d:,]+)", re.IGNORECASE)
+
+
+def uid_set_size(spec: str) -> int:
+    """How many UIDs an IMAP sequence set such as "1:3,7,9:10" names (5), without listing them."""
+    total = 0
+    for part in spec.split(","):
+        first, _, last = part.partition(":")
+        total += abs(int(last) - int(first)) + 1 if last else 1
+    return total
 
 
 def parse_search(lines: Sequence[bytes | bytearray]) -> list[int]:
