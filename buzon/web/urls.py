@@ -28,6 +28,7 @@ urlpatterns = [
     path("inbox/", views_inbox.inbox, name="inbox"),
     path("inbox/<int:pk>/", views_inbox.message_detail, name="inbox-message"),
     path("inbox/attachments/<int:pk>/", views_inbox.attachment_download, name="attachment"),
+    path("inbox/attachments/<int:pk>/inline/", views_inbox.attachment_inline, name="attachment-inline"),
     path("customers/", views_inbox.customers, name="customers"),
     path("tickets/", views_inbox.tickets, name="tickets"),
     path("job-applicants/", views_inbox.job_applicants, name="job-applicants"),

@@ -7,12 +7,17 @@ images blocked until the reader asks for them.
 from __future__ import annotations
 
 import re
+from typing import Any
+from urllib.parse import urlencode
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
@@ -21,6 +26,7 @@ from django.views.decorators.http import require_POST
 from buzon.crm import notifications, roles
 from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Ticket
 from buzon.inbound.context import describe
+from buzon.inbound.mail.inline import SHOWN_TYPES, link_inline_images
 from buzon.inbound.mail.parse import part_bytes
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message
@@ -74,12 +80,17 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
                     .order_by("created_at", "id") if record is not None else Message.objects.none())
     show_images = request.GET.get("images") == "1"
     html = _safe_html(message, show_images) if message.html else ""
+    images_blocked = bool(message.html) and html != message.html
+    attachments = list(message.attachments.all())
+    # Inline images (cid:) from the message's own parts, served by Buzón: never fetched remotely.
+    html = link_inline_images(html, [(a.content_id, str(a.pk)) for a in attachments if a.content_id],
+                              lambda pk: _inline_image_url(request.user, int(pk)))
     response = render(request, "web/inbox/message.html", {
         "message": message, "record": record, "record_token": target.token(record.pk) if target and record else "",
         "conversation": conversation[:100], "html": html, "show_images": show_images,
-        "images_blocked": bool(message.html) and html != message.html,
+        "images_blocked": images_blocked,
         "decisions": [describe(d) for d in message.decisions if isinstance(d, dict)],
-        "attachments": message.attachments.all(),
+        "attachments": attachments,
         "customer": message.customer if message.customer and roles.can_see(request.user, message.customer) else None,
         "breadcrumbs": [(_("Inbox"), "/inbox/"), (message.subject or _("(no subject)"), None)],
     })
@@ -107,6 +118,41 @@ def attachment_download(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(data, content_type="application/octet-stream")  # never rendered by the browser
     response["Content-Disposition"] = content_disposition_header(True, _download_name(attachment))
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# The message is shown in a sandboxed frame (an opaque origin), whose requests carry no session
+# cookie (SameSite), so an inline image's URL carries its own proof: which user the page was shown
+# to, signed, for a few hours. Each request checks again that this user may see the message.
+_INLINE_SALT = "buzon.web.inline-image"
+_INLINE_MAX_AGE_S = 12 * 3600
+
+
+def _inline_image_url(user: Any, attachment_pk: int) -> str:
+    token = signing.dumps([attachment_pk, user.pk], salt=_INLINE_SALT, compress=False)
+    return f"{reverse('web:attachment-inline', args=[attachment_pk])}?{urlencode({'t': token})}"
+
+
+def attachment_inline(request: HttpRequest, pk: int) -> HttpResponse:
+    """An inline image (<img src="cid:...">) of a message view: a raster image, shown as one."""
+    try:
+        attachment_pk, user_pk = signing.loads(request.GET.get("t", ""), salt=_INLINE_SALT,
+                                               max_age=_INLINE_MAX_AGE_S)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise Http404 from None
+    user = get_user_model().objects.filter(pk=user_pk, is_active=True).first() if attachment_pk == pk else None
+    if user is None:
+        raise Http404
+    attachment = get_object_or_404(roles.visible(Attachment.objects.select_related("message__raw"), user), pk=pk)
+    raw = attachment.message.raw
+    found = part_bytes(bytes(raw.data), attachment.part) if raw is not None else None
+    if found is None or found[1] not in SHOWN_TYPES:
+        raise Http404
+    response = HttpResponse(found[0], content_type=found[1])
+    response["Content-Disposition"] = "inline"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
     return response
 
 

@@ -1,0 +1,50 @@
+"""Inline images: ``cid:`` references in a message's HTML, linked to the message's own parts.
+
+A sender's HTML names the images sent with it by Content-ID (RFC 2392: ``<img src="cid:logo@x">``,
+the id URL-encoded, without angle brackets). The sanitiser keeps ``cid:`` sources; the reader's view
+points each at the part it names, served by Buzón itself, so inline images show without fetching
+anything remote. A ``cid:`` naming no part of the message is left as it is (nothing loads it).
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from collections.abc import Callable, Iterable
+from urllib.parse import unquote
+
+from django.utils.html import escape
+
+# The sanitiser (nh3) writes every attribute as name="value".
+_CID_SRC_RE = re.compile(r'(<img\b[^>]*?\ssrc=)"cid:([^"]*)"', re.I)
+
+#: Content types an inline part is shown as (raster images; SVG can carry script, so never).
+SHOWN_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def content_id_of_url(url_part: str) -> str:
+    """RFC 2392: the Content-ID a ``cid:`` URL names (percent-decoded, no angle brackets)."""
+    return unquote(html_lib.unescape(url_part)).strip().strip("<>")
+
+
+def link_inline_images(markup: str, parts: Iterable[tuple[str, str]], url_of: Callable[[str], str]) -> str:
+    """``markup`` with each ``src="cid:..."`` naming one of ``parts`` (content id, key) replaced by
+    ``url_of(key)``. Content-IDs compare exactly, then without regard to case (clients differ)."""
+    exact: dict[str, str] = {}
+    folded: dict[str, str] = {}
+    for content_id, key in parts:
+        content_id = content_id.strip().strip("<>")
+        if content_id:
+            exact.setdefault(content_id, key)
+            folded.setdefault(content_id.lower(), key)
+    if not exact or "cid:" not in markup.lower():
+        return markup
+
+    def replace(match: re.Match[str]) -> str:
+        wanted = content_id_of_url(match.group(2))
+        key = exact.get(wanted) or folded.get(wanted.lower())
+        if key is None:
+            return match.group(0)
+        return f'{match.group(1)}"{escape(url_of(key))}"'
+
+    return _CID_SRC_RE.sub(replace, markup)
