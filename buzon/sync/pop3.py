@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import poplib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils.translation import gettext as _
 
-from buzon.sync import dbs
+from buzon.sync import dbs, mimescan
 from buzon.sync.models import RawMessage
 from buzon.sync.store import Incoming, Mailbox
 from buzon.sync.truncate import truncate_bytes
 
 BATCH = 50
+SPOOL_BYTES = 1024 * 1024  # an oversized message's first bytes are kept in memory, the rest on disk
 
 
 @dataclass(frozen=True)
@@ -61,16 +64,38 @@ def _first_pass(account_id: int) -> bool:
 
 def _retrieve(client: poplib.POP3, num: int, uidl: str, size: int, limit: int) -> Incoming:
     try:
+        if size > limit:
+            return _retrieve_oversized(client, num, uidl, limit)
         _, lines, _ = client.retr(num)
     except poplib.error_proto as exc:
         return Incoming(data=b"", uidl=uidl, size=size, failed_reason=_(
             "The mail server could not deliver this message: %(reason)s") % {"reason": str(exc)[:200]})
     data = b"\r\n".join(lines) + b"\r\n"
-    if len(data) > limit:
+    if len(data) > limit:  # the listing said less
         cut = truncate_bytes(data, limit)
         if cut is not None:
             return Incoming(data=cut[0], uidl=uidl, size=len(data), truncation_note=cut[1])
     return Incoming(data=data, uidl=uidl, size=len(data))
+
+
+def _retrieve_oversized(client: poplib.POP3, num: int, uidl: str, limit: int) -> Incoming:
+    """RETR streamed to a temporary file (spilled to disk past SPOOL_BYTES), then cut from there:
+    a message far over the limit is never held whole in memory."""
+    wire: Any = client  # poplib's own line reader (retr() would gather every line in a list)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        wire._putcmd(f"RETR {num}")
+        wire._getresp()  # -ERR raises error_proto
+        while True:
+            line, _octets = wire._getline()
+            if line == b".":
+                break
+            spool.write((line[1:] if line.startswith(b"..") else line) + b"\r\n")  # dot-unstuffing
+        total = spool.tell()
+        cut = mimescan.cut(spool, limit)  # type: ignore[arg-type]
+        if cut is not None:
+            return Incoming(data=cut[0], uidl=uidl, size=total, truncation_note=cut[1])
+        spool.seek(0)
+        return Incoming(data=spool.read(), uidl=uidl, size=total)  # every part fits after all
 
 
 async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[int], bool] | None = None) -> int:

@@ -40,3 +40,22 @@ def test_oversized_message_is_kept_without_its_big_attachment(dovecot, protocol)
 
 def test_truncate_bytes_keeps_small_messages_whole():
     assert truncate_bytes(make_mail(1, attachment_kb=10), 1024 * 1024) is None
+
+
+def test_pop3_message_far_over_the_limit_is_never_held_whole_in_memory(dovecot):
+    import gc
+    import tracemalloc
+
+    account = make_account(dovecot, protocol="pop3", attachment_limit_mb=1)
+    dovecot.deliver(account.email_address, make_mail(1, attachment_kb=24 * 1024))  # ~33 MB once encoded
+    gc.collect()
+    tracemalloc.start()
+    try:
+        sync(account)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    row = RawMessage.objects.get(account=account)
+    _check_truncated(row, "report-1.pdf")
+    assert row.size > 30 * 1024 * 1024
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MB while reading a {row.size / 2**20:.0f} MB message"
