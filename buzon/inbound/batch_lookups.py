@@ -33,7 +33,7 @@ def prefetch(contexts: list[Context]) -> Known:
         pk = deduplicate.sent_ref(ctx)
         if pk is not None:
             pks.add(pk)
-        found = bounce.detect(ctx.mail, ctx.own_addresses) if bounce.is_bounce_like(ctx.mail) else None
+        found = known.bounces[ctx.raw.pk] = bounce.detect(ctx.mail, ctx.own_addresses)
         if found is not None:
             pk = classify.bounced_ref(found)
             if pk is not None:

@@ -50,6 +50,8 @@ class Known:
     outgoing_by_message_id: dict[str, Message | None] = field(default_factory=dict)
     #: Records named by subject tokens, plus addresses and parents: (model, pk) -> the one instance.
     records: dict[tuple[type[models.Model], int], models.Model | None] = field(default_factory=dict)
+    #: What bounce.detect found for each raw message of the batch (by raw id), so classify reads it.
+    bounces: dict[int, Bounce | None] = field(default_factory=dict)
     #: The highest id of each model when a named record was not found: a higher one may be created later.
     highest_id: dict[type[models.Model], int] = field(default_factory=dict)
 

@@ -57,7 +57,11 @@ def _handle_bounce(ctx: Context, found: bounce.Bounce) -> None:
 
 def run(ctx: Context) -> None:
     mail = ctx.mail
-    found = bounce.detect(mail, ctx.own_addresses)
+    known = ctx.known  # the batch runner detected it already
+    if known is not None and ctx.raw.pk in known.bounces:
+        found = known.bounces[ctx.raw.pk]
+    else:
+        found = bounce.detect(mail, ctx.own_addresses)
     if found is not None:
         _handle_bounce(ctx, found)
         return
