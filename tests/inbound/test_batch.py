@@ -211,3 +211,32 @@ def test_replies_in_a_batch_cost_queries_per_batch_not_per_message():
 def test_batch_matches_one_by_one_on_postgresql():
     """The bulk path (RETURNING ids, row locks with FOR UPDATE OF) gives the same results on PostgreSQL."""
     test_replies_bounces_and_chains_match_one_by_one()
+
+
+def test_a_failure_in_the_bulk_path_marks_that_message_only(monkeypatch):
+    """A step raising for one message rolls the chunk's bulk work back; run_pipeline then processes
+    every message alone, so the failing one is kept as failed (with the step) and the rest go through."""
+    from buzon.inbound.mail import automatic
+
+    real = automatic.auto_reply_reason
+
+    def auto_reply_reason(parsed):
+        if parsed.subject == "boom":
+            raise RuntimeError("a bug in a classifier")
+        return real(parsed)
+
+    monkeypatch.setattr(automatic, "auto_reply_reason", auto_reply_reason)
+    account = support_account()
+    subjects = ["uno", "dos", "boom", "tres", "Re: uno"]
+    ids = [store_raw(mail(sender=f"c{n}@customer.test", subject=s, message_id=f"<f{n}@x>",
+                          headers={"In-Reply-To": "<f0@x>"} if s.startswith("Re:") else None), account).pk
+           for n, s in enumerate(subjects)]
+    assert run_batch(ids) == Counter(processed=4, failed=1)
+    failed = Message.objects.get(raw_id=ids[2])
+    assert failed.status == MessageStatus.FAILED and failed.status_reason.startswith("classify: RuntimeError")
+    assert RawMessage.objects.get(pk=failed.raw_id).status == RawMessage.Status.FAILED
+    assert Message.objects.filter(status=MessageStatus.PROCESSED).count() == 4
+    assert Ticket.objects.count() == 3 and Message.objects.get(subject="Re: uno").record_id is not None
+    monkeypatch.setattr(automatic, "auto_reply_reason", real)
+    assert run_batch([failed.raw_id]) == Counter(processed=1)  # fixed: re-running it is safe
+    assert Message.objects.count() == 5 and Ticket.objects.count() == 4
