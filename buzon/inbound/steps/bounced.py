@@ -4,6 +4,8 @@ links to it, and for a bounce that is not imported (skipped) too: the addresses 
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_noop
+
 from buzon.crm.models import Contact, CustomerEmail
 from buzon.inbound.context import Context
 from buzon.messages.models import MessageStatus, UndeliverableAddress
@@ -27,3 +29,6 @@ def run(ctx: Context) -> None:
         sent.status = MessageStatus.BOUNCED
         sent.status_reason = found.diagnostic[:1000] or ", ".join(found.recipients)
         sent.save(update_fields=["status", "status_reason", "updated_at"])
+    if found.recipients:
+        ctx.decide(NAME, "undeliverable", gettext_noop("%(recipients)s marked as undeliverable."),
+                   recipients=", ".join(found.recipients), bounced_message=sent.pk if sent else None)
