@@ -10,6 +10,7 @@ import datetime as dt
 import email.header
 import email.utils
 import hashlib
+import re
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -40,6 +41,8 @@ def _decode(value: object) -> str:
     if value is None:
         return ""
     text = str(value)
+    if "=?" not in text:  # no encoded word: decode_header would hand the text back as it is
+        return " ".join(text.split())[:MAX_FIELD]
     try:
         parts = email.header.decode_header(text)
         decoded = "".join(
@@ -63,18 +66,57 @@ def _date(value: object) -> dt.datetime | None:
     return parsed
 
 
+WANTED = ("from", "to", "subject", "message-id", "date")
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+_HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")  # the email package's headerRE
+
+
+def _ascii_fields(block: bytes) -> dict[str, str] | None:
+    """The first value of each WANTED field of an all-ASCII header block, read exactly as the
+    email package's parser (compat32) reads it, without building a Message; None if not ASCII."""
+    if not block.isascii():
+        return None
+    found: dict[str, str] = {}
+    name, value = "", []
+    for line in _LINES.findall(block.decode("ascii")):
+        if not _HEADER_LINE.match(line):
+            break  # the end of the headers: an empty line, or a line that cannot be a header
+        if line[0] in " \t":
+            if name:
+                value.append(line)  # a folded continuation
+            continue
+        if name:
+            found.setdefault(name, "".join(value).rstrip("\r\n"))
+            name, value = "", []
+        if line.startswith("From "):
+            continue  # an mbox "From " line: never a field
+        head, _, rest = line.partition(":")
+        if head.lower() in WANTED:
+            name, value = head.lower(), [rest.lstrip(" \t")]
+    if name:
+        found.setdefault(name, "".join(value).rstrip("\r\n"))
+    return found
+
+
+def _parsed_fields(block: bytes) -> dict[str, object]:
+    headers = BytesHeaderParser(policy=compat32).parsebytes(block)
+    return {name: headers.get(name) for name in WANTED if headers.get(name) is not None}
+
+
 def parse_header_fields(data: bytes) -> HeaderFields:
+    block = header_block(data)
     try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(header_block(data))
+        ascii_fields = _ascii_fields(block)
+        fields: dict[str, object] = dict(ascii_fields) if ascii_fields is not None else _parsed_fields(block)
     except Exception:  # noqa: BLE001 - a header we cannot read must never block storage
         return HeaderFields()
-    message_id = " ".join(str(headers.get("Message-ID", "") or "").split()).strip()
+    message_id = " ".join(str(fields.get("message-id", "") or "").split()).strip()
     return HeaderFields(
-        from_header=_decode(headers.get("From")),
-        to_header=_decode(headers.get("To")),
-        subject=_decode(headers.get("Subject")),
+        from_header=_decode(fields.get("from")),
+        to_header=_decode(fields.get("to")),
+        subject=_decode(fields.get("subject")),
         message_id=message_id[:998],
-        date=_date(headers.get("Date")),
+        date=_date(fields.get("date")),
     )
 
 

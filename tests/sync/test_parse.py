@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db.models import AutoField, BigAutoField
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from buzon.sync.headers import parse_header_fields
 from buzon.sync.imap import chunks
@@ -90,3 +92,28 @@ def test_fast_insert_prepares_every_value_as_django_does(monkeypatch):
                                                                      and isinstance(f, AutoField | BigAutoField))]
         django_way = [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
         assert [prepare(row) for prepare in preparers] == django_way
+
+
+LINES = ["From: A <a@example.test>\r\n", "from:b@example.test\r\n", "To: x@example.test,\r\n", "\t y@example.test\r\n",
+         " folded more\n", "Subject: =?utf-8?b?w7FhbmTDug==?= ok\r\n", "SUBJECT:  two  spaces \r",
+         "Date: Thu, 1 Jan 2026 10:00:00 +0100\r\n", "Message-ID: <m@x>\r\n", "Message-Id:\r\n",
+         "From nobody Thu Jan  1\r\n", ": empty\r\n", "X-Other: 1\r\n", "not a header\r\n", "\r\n",
+         "Received: from a\r\n\tby b\r\n", "To:\r\n", "Date: bogus\n"]
+
+
+@given(st.lists(st.sampled_from(LINES), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_ascii_header_fields_read_exactly_as_the_email_parser_reads_them(lines):
+    from buzon.sync.headers import _ascii_fields, _parsed_fields
+
+    block = "".join(lines).encode()
+    assert _ascii_fields(block) == _parsed_fields(block)
+
+
+def test_header_fields_beyond_ascii_still_go_through_the_email_parser():
+    from buzon.sync.headers import _ascii_fields
+
+    block = "Subject: caf\u00e9 cr\u00e8me\r\nFrom: x@y\r\n\r\nbody".encode()
+    assert _ascii_fields(block) is None
+    fields = parse_header_fields(block)
+    assert (fields.subject, fields.from_header) == ("caf\ufffd\ufffd cr\ufffd\ufffdme", "x@y")
