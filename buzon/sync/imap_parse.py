@@ -98,10 +98,45 @@ def _records(lines: Iterable[bytes | bytearray]) -> Iterator[list[bytes | bytear
         yield current
 
 
+# The usual answer to a body fetch: "(UID u FLAGS (...) RFC822.SIZE s BODY[] {s}", the body, ")".
+_BODY_HEAD = re.compile(rb"\(((?:[A-Z0-9.]+ (?:\d+|\([^()\"{}]*\)) )*)BODY\[\] \{\d+\}", re.IGNORECASE)
+_BODY_ITEM = re.compile(rb"([A-Z0-9.]+) (\d+|\([^()\"{}]*\)) ", re.IGNORECASE)
+
+
+def _body_record(record: list[bytes | bytearray]) -> FetchItem | None:
+    """That usual answer read without the general tokenizer (what parse_list would make of it);
+    None for any other shape."""
+    if len(record) != 3 or not isinstance(record[1], bytearray) or record[2] != b")":
+        return None
+    head = _BODY_HEAD.fullmatch(record[0])
+    if head is None:
+        return None
+    item = FetchItem(uid=0)
+    for key, value in _BODY_ITEM.findall(head.group(1)):
+        name = key.upper()
+        if name == b"UID" and value.isdigit():
+            item.uid = int(value)
+        elif name == b"RFC822.SIZE" and value.isdigit():
+            item.size = int(value)
+        elif name == b"FLAGS" and value[:1] == b"(":
+            item.flags = [flag.decode("utf-8", "replace") for flag in value[1:-1].split()
+                          if not flag.isdigit() and flag.upper() != b"NIL"]
+        else:
+            return None
+    if not item.uid:
+        return None
+    item.sections["BODY[]"] = bytes(record[1])
+    return item
+
+
 def parse_fetch(lines: Iterable[bytes | bytearray]) -> list[FetchItem]:
     """FETCH responses that carry a UID (unsolicited flag updates without one are skipped)."""
     items = []
     for record in _records(lines):
+        quick = _body_record(record)
+        if quick is not None:
+            items.append(quick)
+            continue
         values = parse_list(record)
         pairs = dict(zip(values[::2], values[1::2], strict=False))
         uid = pairs.get(b"UID")

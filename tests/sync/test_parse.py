@@ -117,3 +117,36 @@ def test_header_fields_beyond_ascii_still_go_through_the_email_parser():
     assert _ascii_fields(block) is None
     fields = parse_header_fields(block)
     assert (fields.subject, fields.from_header) == ("caf\ufffd\ufffd cr\ufffd\ufffdme", "x@y")
+
+
+HEAD_ITEMS = [b"UID 7", b"UID 12", b"RFC822.SIZE 5", b"FLAGS (\\Seen $Label)", b"FLAGS ()", b"FLAGS (NIL 12 \\Draft)",
+              b"MODSEQ (4)", b"INTERNALDATE 3", b'FLAGS ("q")', b"X-GM-MSGID 99"]
+
+
+@given(st.lists(st.sampled_from(HEAD_ITEMS), max_size=4), st.binary(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_usual_body_records_read_as_the_general_parser_reads_them(head, body):
+    from buzon.sync import imap_parse
+
+    lines = [b"1 FETCH (" + b"".join(part + b" " for part in head) + b"BODY[] {%d}" % len(body), bytearray(body),
+             b")"]
+    [record] = list(imap_parse._records(lines))
+    quick = imap_parse._body_record(record)
+    monkeypatched = imap_parse._body_record
+    try:
+        imap_parse._body_record = lambda record: None  # the general parser alone
+        general = imap_parse.parse_fetch(lines)
+    finally:
+        imap_parse._body_record = monkeypatched
+    if quick is not None:
+        assert [quick] == general
+
+
+def test_the_usual_body_record_takes_the_quick_path():
+    from buzon.sync import imap_parse
+
+    [record] = list(imap_parse._records([b"3 FETCH (UID 9 FLAGS (\\Seen) RFC822.SIZE 2 BODY[] {2}", bytearray(b"ok"),
+                                         b")"]))
+    quick = imap_parse._body_record(record)
+    assert quick is not None and (quick.uid, quick.flags, quick.size, quick.sections) == (9, ["\\Seen"], 2,
+                                                                                          {"BODY[]": b"ok"})
