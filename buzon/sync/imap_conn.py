@@ -33,7 +33,7 @@ from buzon.sync.imap_parse import (
     uid_set,
 )
 
-_EXISTS = re.compile(rb"\* \d+ EXISTS", re.IGNORECASE)
+_EXISTS = re.compile(rb"\* (\d+) EXISTS", re.IGNORECASE)
 
 
 class ConnectionLost(ConnectionResetError):
@@ -188,6 +188,7 @@ class ImapConnection:
         # The server announced new mail in an answer to some other command: it will not say it
         # again when IDLE starts, so the caller must look now (cleared by `examine`).
         self.mail_signalled = False
+        self._examined_exists = 0  # the message count the last EXAMINE reported
         self._fetches: dict[str, _Fetch] = {}
         self._qresync = False
         self._stream: _FetchStream | None = None
@@ -197,7 +198,9 @@ class ImapConnection:
         untagged = self.protocol._untagged_response
 
         def untagged_response(line: bytes) -> aioimaplib.Command:
-            if _EXISTS.match(line):
+            exists = _EXISTS.match(line)
+            # More than EXAMINE counted (servers may repeat an unchanged count: no pass for that).
+            if exists and int(exists.group(1)) > self._examined_exists:
                 self.mail_signalled = True
             return untagged(line)
 
@@ -280,8 +283,9 @@ class ImapConnection:
             args.append("(CONDSTORE)")
         response = await self._run(self._command("EXAMINE", *args))
         self.protocol.state = aioimaplib.SELECTED
-        self.mail_signalled = False  # what EXAMINE itself counted is what this pass reads
-        return parse_select(response.lines)
+        status = parse_select(response.lines)
+        self._examined_exists, self.mail_signalled = status.exists, False  # what this pass reads
+        return status
 
     async def uid_search(self, *criteria: str) -> list[int]:
         response = await self._run(self._command("SEARCH", *criteria, prefix="UID"))

@@ -82,6 +82,11 @@ def test_outstanding_fetches_get_their_own_records_whatever_the_order(step):
             assert item.sections["BODY[]"] == bodies[item.uid] and item.size == len(bodies[item.uid])
         assert got_one[0].flags == ["\\Seen"] and got_one[1].flags == ["x)", "\\Flagged"]
         assert conn.mail_signalled
+        conn.mail_signalled, conn._examined_exists = False, 7
+        feed(conn, b"* 7 EXISTS\r\n", step)  # the same count again: nothing new
+        assert not conn.mail_signalled
+        feed(conn, b"* 8 EXISTS\r\n", step)
+        assert conn.mail_signalled
         assert "FETCH" not in conn.protocol.pending_async_commands  # nothing left waiting
         assert not conn.protocol.pending_async_commands
 
