@@ -54,7 +54,7 @@ def test_concurrent_claims_are_disjoint_on_this_database(make_account: Any) -> N
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_claims_skip_locked_on_postgres(make_account: Any) -> None:
+def test_concurrent_claims_skip_locked_on_postgres(make_account: Any, postgres_url: str) -> None:
     assert connection.vendor == "postgresql"
     _queue(make_account, 60)
     results = _claim_concurrently(4, 5)
@@ -65,7 +65,7 @@ def test_concurrent_claims_skip_locked_on_postgres(make_account: Any) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_send_and_record_on_postgres(make_account: Any, smtp_starttls: Any, pool: Any) -> None:
+def test_send_and_record_on_postgres(make_account: Any, smtp_starttls: Any, pool: Any, postgres_url: str) -> None:
     from buzon.outbound.sender import deliver_due
 
     account = make_account(smtp_starttls)
