@@ -151,7 +151,7 @@ def _worker(commits: Any) -> None:
     pool.shutdown()
 
 
-def run_buzon(port: int, n: int, label: str) -> dict[str, Any]:
+def run_buzon(port: int, n: int, label: str, dkim: bool = True) -> dict[str, Any]:
     from django.db import connections
     from django.utils import timezone
 
@@ -159,12 +159,15 @@ def run_buzon(port: int, n: int, label: str) -> dict[str, Any]:
     from buzon.messages.models import Message
     from buzon.messages.outbox import queue_outgoing
     from buzon.outbound import confirm, signing
-    from buzon.outbound.models import OutgoingEmail
+    from buzon.outbound.models import DkimKey, OutgoingEmail
 
     OutgoingEmail.objects.all().delete()
     Message.objects.all().delete()
     domain, _ = EmailDomain.objects.get_or_create(domain_name="shop.test")
-    signing.generate(domain)
+    if dkim:
+        signing.generate(domain)
+    else:
+        DkimKey.objects.filter(domain=domain).delete()
     account, _ = EmailAccount.objects.update_or_create(email_address="orders@shop.test", defaults={
         "domain": domain, "outgoing_enabled": True, "smtp_host": "127.0.0.1", "smtp_port": port,
         "smtp_security": "none", "smtp_auth": False, "add_signature": True, "signature": "The shop",
@@ -190,10 +193,11 @@ def run_buzon(port: int, n: int, label: str) -> dict[str, Any]:
     sent = OutgoingEmail.objects.filter(state="sent").count()
     assert sent == n, f"sent {sent} of {n}"
     latencies = [(o.sent_at - start_at).total_seconds() for o in OutgoingEmail.objects.only("sent_at")]
-    signed = Message.objects.count() and OutgoingEmail.objects.first()
-    assert signed and bytes(signed.mime or b"").startswith(b"DKIM-Signature:")
-    return {"label": label, "n": n, "seconds": elapsed, "latencies": latencies,
-            "note": f"{WORKERS} workers x {CONNECTIONS // WORKERS} conns; DKIM; {cpu_ms:.2f} ms CPU/msg; "
+    first = OutgoingEmail.objects.first()
+    assert first is not None and bytes(first.mime or b"").startswith(b"DKIM-Signature:") == dkim
+    return {"label": label, "n": n, "load": os.getloadavg()[0], "seconds": elapsed, "latencies": latencies,
+            "note": f"{WORKERS} workers x {CONNECTIONS // WORKERS} conns; {'DKIM' if dkim else 'no DKIM'}; "
+                    f"{cpu_ms:.2f} ms CPU/msg; "
                     f"{n / transactions:.1f} msg/commit; queueing {n / queued_s:.0f} msg/s"}
 
 
@@ -208,8 +212,8 @@ def run_send_mail(port: int, n: int, label: str) -> dict[str, Any]:
         s = time.perf_counter()
         send_mail(subject(i), text(i), "orders@shop.test", [f"customer{i}@example.test"])
         latencies.append(time.perf_counter() - s)
-    return {"label": label, "n": n, "seconds": time.perf_counter() - t0, "latencies": latencies,
-            "note": "1 connection per message; no DKIM"}
+    return {"label": label, "n": n, "load": os.getloadavg()[0], "seconds": time.perf_counter() - t0,
+            "latencies": latencies, "note": "1 connection per message; no DKIM"}
 
 
 def run_post_office(port: int, n: int, label: str) -> dict[str, Any]:
@@ -227,7 +231,7 @@ def run_post_office(port: int, n: int, label: str) -> dict[str, Any]:
     elapsed = time.perf_counter() - t0
     sent = Email.objects.filter(status=0).count()
     assert sent == n, f"post_office sent {sent} of {n}"
-    return {"label": label, "n": n, "seconds": elapsed, "latencies": [],
+    return {"label": label, "n": n, "load": os.getloadavg()[0], "seconds": elapsed, "latencies": [],
             "note": "send_queued_mail, 5 threads; no DKIM"}
 
 
@@ -237,7 +241,8 @@ def row(result: dict[str, Any], base: float | None) -> str:
     pct = (f"{statistics.quantiles(lat, n=100)[49] * 1000:8.0f} {statistics.quantiles(lat, n=100)[94] * 1000:8.0f}"
            f" {statistics.quantiles(lat, n=100)[98] * 1000:8.0f}") if len(lat) > 2 else f"{'-':>8} {'-':>8} {'-':>8}"
     ratio = f"{rate / base:7.1f}x" if base else f"{'1.0x':>8}"
-    return f"{result['label']:<34} {result['n']:>6} {rate:9.1f} {pct} {ratio}  {result['note']}"
+    return (f"{result['label']:<34} {result['n']:>6} {rate:9.1f} {pct} {ratio}  load {result['load']:4.1f}; "
+            f"{result['note']}")
 
 
 def main() -> int:
@@ -251,6 +256,8 @@ def main() -> int:
                                             (f"{RTT_S * 1000:.0f} ms RTT proxy", proxy_port, BASELINE_SAMPLE, 100.0)):
             runs = [run_send_mail(port, min(N, sample if where != "loopback" else 1000), "Django send_mail loop"),
                     run_post_office(port, min(N, sample), "django-post-office send_queued_mail"),
+                    *([run_buzon(port, N, "Buzón queue, no DKIM (as the others)", dkim=False)]
+                      if where == "loopback" else []),
                     run_buzon(port, N, "Buzón queue (claim+compose+DKIM+send)")]
             results.append((where, runs, target))
     finally:
