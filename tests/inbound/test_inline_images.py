@@ -3,6 +3,7 @@ the authenticated attachment URL, never fetched from anywhere else (and never as
 
 from __future__ import annotations
 
+import base64
 import html as html_lib
 import re
 import struct
@@ -35,8 +36,6 @@ SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 
 
 def _related_mail() -> bytes:
-    import base64
-
     def b64(data: bytes) -> str:
         return base64.encodebytes(data).decode().replace("\n", "\r\n")
 
