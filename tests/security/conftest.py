@@ -1,6 +1,6 @@
 """Two stores, each with an account, mail run through the real pipeline (ticket, customer, an
 attachment), and the people who may or may not see it: administrator, store A's supervisor, store
-A's agent, store B's agent, and a signed-in user with no role."""
+A's agent, store B's agent and supervisor, and a signed-in user with no role."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from buzon.outbound.models import EmailTemplate
 from tests.inbound.helpers import store_raw, support_account
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "parse"
-ROLES = ("anonymous", "nobody", "agent_b", "agent_a", "supervisor_a", "admin")
+ROLES = ("anonymous", "nobody", "agent_b", "supervisor_b", "agent_a", "supervisor_a", "admin")
 
 
 @dataclass
@@ -95,8 +95,11 @@ def world(db: Any) -> World:
     supervisor_user, supervisor = _agent("sara", a.store, supervisor=True)
     agent_a_user, agent_a = _agent("ana", a.store)
     agent_b_user, agent_b = _agent("bruno", b.store)
+    supervisor_b_user, supervisor_b = _agent("sergio", b.store, supervisor=True)
     nobody = User.objects.create_user("nadie", password="nadie-pw-123")
     Notification.objects.create(user=agent_a_user, kind="new_email", text="Correo nuevo", url="/inbox/", key="t1")
     return World(a=a, b=b, users={"anonymous": None, "nobody": nobody, "agent_b": agent_b_user,
-                                  "agent_a": agent_a_user, "supervisor_a": supervisor_user, "admin": admin},
-                 agents={"supervisor_a": supervisor, "agent_a": agent_a, "agent_b": agent_b})
+                                  "supervisor_b": supervisor_b_user, "agent_a": agent_a_user,
+                                  "supervisor_a": supervisor_user, "admin": admin},
+                 agents={"supervisor_a": supervisor, "agent_a": agent_a, "agent_b": agent_b,
+                         "supervisor_b": supervisor_b})

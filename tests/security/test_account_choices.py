@@ -26,6 +26,9 @@ def test_the_new_account_form_offers_a_supervisor_only_their_store(world: World)
     admin = world.client("admin").get("/settings/email/accounts/new/").content.decode()
     assert {"No store", "Tienda A", "Tienda B"} <= _options(admin, "store")
     assert {"Equipo A", "Equipo B"} <= _options(admin, "agent_group")
+    other = world.client("supervisor_b").get("/settings/email/accounts/new/").content.decode()
+    assert _options(other, "store") == {"Tienda B"} and _options(other, "agent_group") == {"None", "Equipo B"}
+    assert _options(other, "owner") == {"Nobody", "bruno", "sergio"}
     for role in ("agent_a", "agent_b", "nobody"):
         assert world.client(role).get("/settings/email/accounts/new/").status_code == 403, role
 
@@ -63,7 +66,7 @@ def test_the_api_refuses_another_stores_ids_to_a_supervisor(world: World):
     created = api.post("/api/v1/email-accounts/", {**base, "store": world.a.store.pk, "agent_group": world.a.group.pk,
                                                    "owner": world.users["agent_a"].pk}, format="json")
     assert created.status_code == 201, created.content
-    for role in ("agent_a", "agent_b", "nobody"):
+    for role in ("agent_a", "agent_b", "supervisor_b", "nobody"):
         other = APIClient()
         other.force_authenticate(world.users[role])
         assert other.post("/api/v1/email-accounts/", {**base, "email_address": f"{role}@tienda-a.test",

@@ -30,6 +30,8 @@ def test_the_agents_page_lists_the_supervisors_store_only(world: World):
         assert world.client(role).get("/settings/agents/").status_code == 403, role
         assert 'href="/settings/agents/"' not in world.client(role).get("/").content.decode(), role
     assert 'href="/settings/agents/"' in world.client("supervisor_a").get("/").content.decode()
+    other = world.client("supervisor_b").get("/settings/agents/").content.decode()
+    assert 'data-agent="bruno"' in other and 'data-agent="sergio"' in other and 'data-agent="ana"' not in other
 
 
 def test_a_supervisor_sets_status_and_groups_in_the_ui_but_not_for_other_stores(world: World):
@@ -51,6 +53,7 @@ def test_a_supervisor_sets_status_and_groups_in_the_ui_but_not_for_other_stores(
     assert _fresh(bruno).status != "lunch"
     for role in ("agent_a", "agent_b", "nobody"):
         assert world.client(role).post(f"/settings/agents/{ana.pk}/", {"status": "busy"}).status_code == 403
+    assert world.client("supervisor_b").post(f"/settings/agents/{ana.pk}/", {"status": "busy"}).status_code == 404
     assert _fresh(ana).status == "free"
 
 
@@ -98,7 +101,7 @@ def test_the_api_lets_a_supervisor_change_their_stores_agents_only(world: World)
                     format="json").status_code == 403
     assert set(AgentGroup.objects.get(pk=world.a.group.pk).agents.all()) == {ana}
 
-    for role in ("agent_a", "agent_b", "nobody"):
+    for role in ("agent_a", "agent_b", "supervisor_b", "nobody"):
         other = _api(world, role)
         assert other.patch(f"/api/v1/agents/{ana.pk}/", {"status": "free"}, format="json").status_code in (403, 404)
         assert other.patch(f"/api/v1/agent-groups/{world.a.group.pk}/", {"agents": []},

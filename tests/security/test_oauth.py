@@ -381,7 +381,8 @@ def test_a_new_account_stays_off_when_the_provider_refuses(staff, idp, oauth_dov
 def test_a_new_oauth_account_as_every_role(world, idp, oauth_dovecot, provider_settings):
     """Administrators, and a supervisor for their own store only; agents and others never."""
     for role, store, expected in (("admin", None, 302), ("supervisor_a", world.a.store, 302),
-                                  ("supervisor_a", world.b.store, 200), ("agent_a", world.a.store, 403),
+                                  ("supervisor_a", world.b.store, 200), ("supervisor_b", world.a.store, 200),
+                                  ("agent_a", world.a.store, 403),
                                   ("agent_b", world.b.store, 403), ("nobody", None, 403), ("anonymous", None, 302)):
         form = _new_account_form(oauth_dovecot, **({"store": str(store.pk)} if store else {}))
         response = world.client(role).post("/settings/email/accounts/new/", form)

@@ -155,7 +155,8 @@ def test_rows_with_no_store_reach_administrators_and_the_group_that_brought_them
     grouped = _storeless(world, group, "hola@grupo.test", "G")
     orphan = _storeless(world, None, "nadie@huerfana.test", "O")
     assert grouped["ticket"] is not None
-    sees = {"admin": {"G", "O"}, "agent_b": {"G"}, "agent_a": set(), "supervisor_a": set(), "nobody": set()}
+    sees = {"admin": {"G", "O"}, "agent_b": {"G"}, "agent_a": set(), "supervisor_a": set(), "supervisor_b": set(),
+            "nobody": set()}
     for role, tags in sees.items():
         client, api = world.client(role), APIClient()
         api.force_authenticate(world.users[role])
