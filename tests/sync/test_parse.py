@@ -91,7 +91,15 @@ def test_fast_insert_prepares_every_value_as_django_does(monkeypatch):
         fields = [f for f in type(row)._meta.concrete_fields if not (f.primary_key and f.attname == "id"
                                                                      and isinstance(f, AutoField | BigAutoField))]
         django_way = [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
-        assert [prepare(row) for prepare in preparers] == django_way
+        # PostgreSQL's driver wraps bytes and JSON in adapters that do not compare: compare what they wrap
+        assert [adapted(prepare(row)) for prepare in preparers] == [adapted(value) for value in django_way]
+
+
+def adapted(value):
+    for wrapped in ("obj", "adapted"):  # psycopg's Binary and Jsonb, psycopg2's adapters
+        if hasattr(value, wrapped):
+            return type(value), getattr(value, wrapped)
+    return value
 
 
 LINES = ["From: A <a@example.test>\r\n", "from:b@example.test\r\n", "To: x@example.test,\r\n", "\t y@example.test\r\n",
