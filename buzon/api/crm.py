@@ -109,20 +109,20 @@ class MessageBriefSerializer(serializers.ModelSerializer[Message]):
 
 
 class CreatorKeepsSightMixin:
-    """A customer or ticket an agent files under no store and no agent is assigned to them.
+    """A customer or ticket an agent creates that they could not see (no store of theirs, no group
+    of theirs) is assigned to them, so they do not lose sight of what they just created.
 
-    Rows with no store are seen only by administrators and the agents they reach (roles), so
-    without this the agent would lose sight of what they just created.
+    Rows with no store are seen only by administrators and the agents they reach (roles).
     """
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         user = self.request.user  # type: ignore[attr-defined]
-        data = serializer.validated_data  # type: ignore[union-attr]
-        agent = roles.agent_of(user)
-        if not roles.is_admin(user) and agent is not None and not data.get("store") and not data.get("agent"):
-            serializer.save(agent=agent)
-        else:
-            serializer.save()
+        with transaction.atomic():
+            created = serializer.save()
+            agent = roles.agent_of(user)
+            if agent is not None and created.agent_id is None and not roles.can_see(user, created):
+                created.agent = agent
+                created.save(update_fields=["agent"])
 
 
 class CustomerViewSet(CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Customer]):

@@ -188,3 +188,7 @@ def test_an_agent_keeps_sight_of_a_store_less_customer_they_create(world: World)
     other = APIClient()
     other.force_authenticate(world.users["agent_a"])
     assert other.get(f"/api/v1/customers/{created.json()['id']}/").status_code == 404
+    # A record they can see anyway (their store's) is not assigned to them just for creating it.
+    ticket = api.post("/api/v1/tickets/", {"subject": "x", "customer": world.b.customer.pk, "store": world.b.store.pk},
+                      format="json")
+    assert ticket.status_code == 201 and ticket.json()["agent"] is None
