@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 
 from buzon.messages.outbox import queue_outgoing
 from buzon.outbound import queue
@@ -16,16 +17,27 @@ from buzon.outbound.models import OutgoingEmail, QueueState
 
 def _claim_concurrently(workers: int, per_claim: int) -> list[list[int]]:
     results: list[list[int]] = [[] for _ in range(workers)]
+    errors: list[BaseException] = []
     barrier = threading.Barrier(workers)
 
     def run(n: int) -> None:
         barrier.wait()
         try:
             while True:
-                ids = queue.claim_due(f"w{n}", per_claim)
+                try:
+                    ids = queue.claim_due(f"w{n}", per_claim)
+                except OperationalError as exc:
+                    # The test database is in-memory SQLite with a shared cache, which answers "locked"
+                    # at once where a database file waits (busy_timeout): wait here instead.
+                    if "locked" not in str(exc):
+                        raise
+                    time.sleep(0.005)
+                    continue
                 if not ids:
                     return
                 results[n].extend(ids)
+        except BaseException as exc:
+            errors.append(exc)
         finally:
             connection.close()
 
@@ -34,6 +46,7 @@ def _claim_concurrently(workers: int, per_claim: int) -> list[list[int]]:
         t.start()
     for t in threads:
         t.join()
+    assert not errors, errors
     return results
 
 
