@@ -103,6 +103,20 @@ def test_unconfirmed_sender_is_flagged_and_refused_on_compose(staff_client: Clie
 
 
 @pytest.mark.django_db
+def test_compose_refuses_attachments_over_the_limit_before_queueing(staff_client: Client, smtp_starttls: Any,
+                                                                    make_account: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    account = make_account(smtp_starttls, attachment_limit_mb=1)
+    big = SimpleUploadedFile("big.pdf", b"x" * (1024 * 1024 + 1), content_type="application/pdf")
+    response = staff_client.post("/compose/", {"account": account.pk, "to": "c@example.org", "subject": "s",
+                                               "text": "x", "attachments": [big]})
+    assert response.status_code == 200
+    assert "more than the 1.0\xa0MB that sender@example.test may send" in response.content.decode()
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db
 def test_sender_confirmation_page_sends_and_accepts_the_code(staff_client: Client, smtp_starttls: Any,
                                                             make_account: Any) -> None:
     import re
