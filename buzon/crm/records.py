@@ -56,6 +56,8 @@ def create_customer_for(address: str, *, name: str = "", store: Store | None = N
     """
     address = normalise_address(address)
     customer = Customer.objects.create(name=name[:200], store=store)
+    if not address:
+        return customer, True  # mail with no usable sender: a customer, but no address to find it by
     try:
         with savepoint():
             CustomerEmail.objects.create(customer=customer, address=address)

@@ -135,3 +135,18 @@ def test_own_address_is_a_loop_and_creates_nothing():
     message = Message.objects.get()
     assert message.classification == Classification.LOOP
     assert not Customer.objects.exists() and not Ticket.objects.exists()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_mail_without_a_sender_address_each_gets_its_own_customer_record(bulk):
+    from buzon.inbound.batch import run_batch
+
+    account = support_account(append_to="customer")
+    raws = [store_raw(mail(sender="undisclosed-recipients:;", subject=f"sin remitente {i}"), account)
+            for i in range(2)]
+    if bulk:
+        assert run_batch([r.pk for r in raws])["processed"] == 2
+    else:
+        assert [pipeline.run_pipeline(r.pk) for r in raws] == ["processed", "processed"]
+    assert set(RawMessage.objects.values_list("status", flat=True)) == {RawMessage.Status.PROCESSED}
+    assert Customer.objects.count() == 2 and not CustomerEmail.objects.exists()
