@@ -95,8 +95,13 @@ def role(user: Any) -> str:
 
 
 def store_ids(user: Any) -> set[int]:
+    """The user's stores (cached on the user object for the request, like agent_of)."""
     agent = agent_of(user)
-    return set(agent.stores.values_list("pk", flat=True)) if agent is not None else set()
+    if agent is None:
+        return set()
+    if not hasattr(user, "_buzon_store_ids"):
+        user._buzon_store_ids = frozenset(agent.stores.values_list("pk", flat=True))
+    return set(user._buzon_store_ids)
 
 
 def group_ids(user: Any) -> set[int]:

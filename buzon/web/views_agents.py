@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,6 +26,7 @@ from buzon.crm.models import Agent
 from buzon.web import crumbs
 
 View = Callable[..., HttpResponse]
+PAGE_SIZE = 50
 
 
 def agent_managers(view: View) -> View:
@@ -47,13 +49,14 @@ def _agents(request: HttpRequest) -> Any:
 @agent_managers
 def agent_list(request: HttpRequest) -> HttpResponse:
     groups = list(roles.managed_groups(request.user).select_related("store"))
+    page = Paginator(_agents(request), PAGE_SIZE).get_page(request.GET.get("page"))
     rows = []
-    for agent in _agents(request):
+    for agent in page:
         member_of = {group.pk for group in agent.groups.all()}
         rows.append({"agent": agent, "groups": [(group, group.pk in member_of)
                                                 for group in roles.joinable_groups(request.user, agent, groups)]})
     return render(request, "web/agents/list.html", {
-        "rows": rows, "statuses": Agent.Status.choices,
+        "rows": rows, "page": page, "statuses": Agent.Status.choices,
         "breadcrumbs": [*crumbs.home(), (_("Agents"), None)],
     })
 

@@ -109,3 +109,26 @@ def test_the_api_lets_a_supervisor_change_their_stores_agents_only(world: World)
     admin = _api(world, "admin")
     assert admin.patch(f"/api/v1/agents/{bruno.pk}/", {"groups": [world.a.group.pk, world.b.group.pk]},
                        format="json").status_code == 200
+
+
+def test_the_agents_page_pages_and_costs_no_query_per_agent(world: World):
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = world.client("supervisor_a")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/settings/agents/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    for index in range(60):
+        agent = Agent.objects.create(user=User.objects.create_user(f"agente{index:02d}"))
+        agent.stores.add(world.a.store)
+        agent.groups.add(world.a.group)
+    assert queries() == few
+    first = client.get("/settings/agents/").content.decode()
+    second = client.get("/settings/agents/?page=2").content.decode()
+    assert first.count('data-agent="') == 50 and second.count('data-agent="') == 12  # 62 in store A
