@@ -98,21 +98,29 @@ def _records(lines: Iterable[bytes | bytearray]) -> Iterator[list[bytes | bytear
         yield current
 
 
-# The usual answer to a body fetch: "(UID u FLAGS (...) RFC822.SIZE s BODY[] {s}", the body, ")".
-_BODY_HEAD = re.compile(rb"\(((?:[A-Z0-9.]+ (?:\d+|\([^()\"{}]*\)) )*)BODY\[\] \{\d+\}", re.IGNORECASE)
+# The usual answers: "(UID u FLAGS (...) RFC822.SIZE s BODY[] {s}", the body, ")" to a body fetch,
+# "(UID u RFC822.SIZE s)" to the size fetch of a pass.
+_ITEM = rb"[A-Z0-9.]+ (?:\d+|\([^()\"{}]*\))"
+_BODY_HEAD = re.compile(rb"\(((?:" + _ITEM + rb" )*)BODY\[\] \{\d+\}", re.IGNORECASE)
+_PLAIN_RECORD = re.compile(rb"\(((?:" + _ITEM + rb" )*" + _ITEM + rb")\)", re.IGNORECASE)
 _BODY_ITEM = re.compile(rb"([A-Z0-9.]+) (\d+|\([^()\"{}]*\)) ", re.IGNORECASE)
 
 
 def _body_record(record: list[bytes | bytearray]) -> FetchItem | None:
-    """That usual answer read without the general tokenizer (what parse_list would make of it);
-    None for any other shape."""
-    if len(record) != 3 or not isinstance(record[1], bytearray) or record[2] != b")":
+    """Those usual answers read without the general tokenizer (what parse_list would make of
+    them); None for any other shape."""
+    if len(record) == 3 and isinstance(record[1], bytearray) and record[2] == b")":
+        head = _BODY_HEAD.fullmatch(record[0])
+        items = head.group(1) if head else None
+    elif len(record) == 1 and not isinstance(record[0], bytearray):
+        head = _PLAIN_RECORD.fullmatch(record[0])
+        items = head.group(1) + b" " if head else None
+    else:
         return None
-    head = _BODY_HEAD.fullmatch(record[0])
-    if head is None:
+    if items is None:
         return None
     item = FetchItem(uid=0)
-    for key, value in _BODY_ITEM.findall(head.group(1)):
+    for key, value in _BODY_ITEM.findall(items):
         name = key.upper()
         if name == b"UID" and value.isdigit():
             item.uid = int(value)
@@ -125,7 +133,8 @@ def _body_record(record: list[bytes | bytearray]) -> FetchItem | None:
             return None
     if not item.uid:
         return None
-    item.sections["BODY[]"] = bytes(record[1])
+    if len(record) == 3:
+        item.sections["BODY[]"] = bytes(record[1])
     return item
 
 

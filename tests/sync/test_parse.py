@@ -131,13 +131,13 @@ HEAD_ITEMS = [b"UID 7", b"UID 12", b"RFC822.SIZE 5", b"FLAGS (\\Seen $Label)", b
               b"MODSEQ (4)", b"INTERNALDATE 3", b'FLAGS ("q")', b"X-GM-MSGID 99"]
 
 
-@given(st.lists(st.sampled_from(HEAD_ITEMS), max_size=4), st.binary(max_size=40))
-@settings(max_examples=300, deadline=None)
-def test_usual_body_records_read_as_the_general_parser_reads_them(head, body):
+@given(st.lists(st.sampled_from(HEAD_ITEMS), max_size=4), st.binary(max_size=40), st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_usual_records_read_as_the_general_parser_reads_them(head, body, with_body):
     from buzon.sync import imap_parse
 
     lines = [b"1 FETCH (" + b"".join(part + b" " for part in head) + b"BODY[] {%d}" % len(body), bytearray(body),
-             b")"]
+             b")"] if with_body else [b"1 FETCH (" + b" ".join(head) + b")"]
     [record] = list(imap_parse._records(lines))
     quick = imap_parse._body_record(record)
     monkeypatched = imap_parse._body_record
@@ -158,3 +158,6 @@ def test_the_usual_body_record_takes_the_quick_path():
     quick = imap_parse._body_record(record)
     assert quick is not None and (quick.uid, quick.flags, quick.size, quick.sections) == (9, ["\\Seen"], 2,
                                                                                           {"BODY[]": b"ok"})
+    [sizes] = list(imap_parse._records([b"4 FETCH (UID 12 RFC822.SIZE 3456)"]))
+    quick = imap_parse._body_record(sizes)
+    assert quick is not None and (quick.uid, quick.size, quick.sections) == (12, 3456, {})
