@@ -19,31 +19,28 @@ from buzon.crm import roles
 View = Callable[..., HttpResponse]
 
 
-def staff_required(view: View) -> View:
-    """Administrators only (settings: domains, stores, templates, DKIM, processes)."""
+def allowed_if(allowed: Callable[[Any], bool]) -> Callable[[View], View]:
+    """A decorator: signed-in users for whom `allowed(user)` holds, 403 for the others."""
 
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not roles.is_admin(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not allowed(request.user):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
 
-    return login_required(wrapped)
+        return login_required(wrapped)
+
+    return decorator
 
 
+#: Administrators only (settings: domains, stores, templates, DKIM, processes).
+staff_required = allowed_if(roles.is_admin)
 admin_required = staff_required
-
-
-def account_managers(view: View) -> View:
-    """Administrators, and supervisors of at least one store; the view checks the account's store."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not roles.can_manage_any_accounts(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return login_required(wrapped)
+#: Administrators, and supervisors of at least one store; the view checks the account's store.
+account_managers = allowed_if(roles.can_manage_any_accounts)
+#: Administrators, and supervisors of at least one store; the view checks which agents.
+agent_managers = allowed_if(roles.can_manage_any_agents)
 
 
 def require_manage_account(request: HttpRequest, store_id: int | None) -> None:

@@ -7,12 +7,9 @@ Administrators see every agent and group. What may change is decided by buzon.cr
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -24,21 +21,10 @@ from django.views.decorators.http import require_POST
 from buzon.crm import roles
 from buzon.crm.models import Agent
 from buzon.web import crumbs
+from buzon.web.access import agent_managers
 
 View = Callable[..., HttpResponse]
 PAGE_SIZE = 50
-
-
-def agent_managers(view: View) -> View:
-    """Administrators, and supervisors of at least one store."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not roles.can_manage_any_agents(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return login_required(wrapped)
 
 
 def _agents(request: HttpRequest) -> Any:
