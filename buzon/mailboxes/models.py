@@ -47,7 +47,9 @@ class EmailDomain(models.Model):
     )
     attachment_limit_mb = models.PositiveIntegerField(
         _("attachment limit (MB)"), default=25,
-        help_text=_("Larger attachments are left out of stored mail, named in a note instead."),
+        help_text=_("Incoming: larger attachments are left out of stored mail, named in a note instead. "
+                    "Outgoing: a message sent from this domain's accounts may carry at most this many MB of "
+                    "attachments in total."),
     )
     tls_verify = models.BooleanField(
         _("verify TLS certificates"), default=True,

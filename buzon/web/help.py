@@ -27,8 +27,9 @@ FALLBACK_HELP: dict[str, StrOrPromise] = {
     "smtp_port": _("Leave blank for the usual port: 465 (SSL), 587 (STARTTLS), 25 (none)."),
     "smtp_security": _("SSL/TLS (usually port 465) or STARTTLS (usually port 587). "
                        "Use None only inside a trusted network."),
-    "attachment_limit_mb": _("Larger attachments are left out of stored mail, named in a note instead. "
-                             "Leave blank to use the domain's limit."),
+    "attachment_limit_mb": _("Incoming: larger attachments are left out of stored mail, named in a note instead. "
+                             "Outgoing: a message sent from this account may carry at most this many MB of "
+                             "attachments in total. Leave blank to use the domain's limit."),
     # Account, general
     "email_address": _("The address mail is received at and sent from. Known providers (Gmail, Outlook, "
                        "Yahoo...) need no email domain; any other address needs its domain created first."),
