@@ -92,6 +92,7 @@ class Engine:
         # SQLite call; at the default 5 ms switch interval each hand-back could wait 5 ms, so one
         # arrival's few statements cost ~50 ms and 1,000 accounts' arrivals queued for seconds.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        lease.end_frozen_transactions()
         log.info("sync engine %s started", self.owner)
         last_renew = time.monotonic()
         requests_since = timezone.now()

@@ -28,6 +28,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -128,6 +130,22 @@ def _locked_lease(account_id: int) -> tuple[str, int] | None:
         cursor.execute(f"SELECT owner, epoch FROM {table} WHERE account_id = %s{lock}", [account_id])  # noqa: S608  # nosec B608
         row = cursor.fetchone()
     return (str(row[0]), int(row[1])) if row else None
+
+
+def end_frozen_transactions() -> None:
+    """In a sync process: let PostgreSQL end our sessions left idle inside a transaction for twice
+    the lease. The fence keeps a process frozen mid-transaction (SIGSTOP, a paused VM) from
+    committing after a takeover, but until it wakes its uncommitted rows would hold up the new
+    holder, which waits to insert the same messages; this bounds that wait. Our transactions never
+    wait on the network, so only a frozen or starved process stays idle in one that long."""
+    limit_ms = max(10, 2 * settings.SYNC_LEASE_S) * 1000
+
+    def on_connect(sender: object, connection: BaseDatabaseWrapper, **kwargs: object) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)", [str(limit_ms)])
+
+    connection_created.connect(on_connect, weak=False, dispatch_uid="buzon.sync.lease.end_frozen_transactions")
 
 
 def fenced_context(fence: Fence) -> contextvars.Context:

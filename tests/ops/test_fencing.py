@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -193,6 +194,48 @@ def test_sync_process_stopped_past_a_takeover_commits_nothing_and_drops_the_acco
         assert held.owner != a_owner and held.epoch == 2
         assert a.poll() is None  # A dropped the account; it did not crash
         assert FolderCursor.objects.get(account=account, folder="INBOX").last_uid == 2
+        assert sorted(RawMessage.objects.filter(account=account).values_list("uid", flat=True)) == [1, 2]
+    finally:
+        if a.poll() is None:
+            a.send_signal(signal.SIGCONT)
+            stop(a)
+        if b is not None and b.poll() is None:
+            stop(b)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_process_frozen_inside_a_transaction_holds_up_the_new_holder_only_briefly(
+        dovecot, postgres_url, tmp_path: Path):
+    """Its uncommitted message would make the new holder wait to insert the same one for as long as it
+    stays frozen; PostgreSQL ends that session after twice the lease (at least 10 s)."""
+    account = make_account(dovecot)
+    dovecot.deliver(account.email_address, make_mail(0))
+    url = _database_url()
+    env = buzon_env(url, tmp_path, BUZON_SYNC_LEASE="3", BUZON_SYNC_TIMEOUT="300", BUZON_HEARTBEAT="1")
+    a = buzon(env, "sync", log=tmp_path / "a.log")
+    b = None
+    try:
+        wait_for(lambda: RawMessage.objects.filter(account=account).count() == 1, 90)
+        a_owner = SyncLease.objects.get(account=account).owner
+        with psycopg.connect(url) as blocker:
+            blocker.execute("select 1 from sync_foldercursor where account_id = %s for update", (account.pk,))
+            dovecot.deliver(account.email_address, make_mail(1))
+            wait_for(lambda: _lock_waits(url, "sync_foldercursor") == 1, 60)
+            a.send_signal(signal.SIGSTOP)
+            blocker.rollback()
+        frozen_at = time.monotonic()
+        b = buzon(env, "sync", log=tmp_path / "b.log")
+        wait_for(lambda: RawMessage.objects.filter(account=account).count() == 2, 60)  # A still frozen
+        assert time.monotonic() - frozen_at < 10 + 3 + 15  # the limit, the lease, B's start on this host
+        a.send_signal(signal.SIGCONT)
+        # its session was ended under it: the runner fails on the lost connection, or the heartbeat
+        # finds the lease gone first; either way the account is let go
+        dropped = (f"sync of account {account.pk} crashed", f"lease on account {account.pk} lost")
+        wait_for(lambda: any(line in (tmp_path / "a.log").read_text(errors="replace") for line in dropped), 30)
+        assert a.poll() is None
+        assert SyncLease.objects.get(account=account).owner not in ("", a_owner)
         assert sorted(RawMessage.objects.filter(account=account).values_list("uid", flat=True)) == [1, 2]
     finally:
         if a.poll() is None:
