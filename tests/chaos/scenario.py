@@ -43,6 +43,7 @@ class Scenario:
     settle_timeout: float = 90.0
     seed: int = 6
     lease_s: int = 4  # short in CI so takeovers fit in the test; the bench uses a production-like one
+    proxy: bool = True  # count connections per account through a proxy (False: straight to Dovecot, to time it)
     kill_kinds: tuple[str, ...] = ()  # only these kinds of process ("sync", "worker"); all by default
     stall_every: float = 0.0  # SIGSTOP a sync process this often (0: never), for lease_s + 2 s: takeovers
 
@@ -144,19 +145,20 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
     proxy: CountingProxy | None = None
     try:
         addresses = [dovecot.add_user() for _ in range(sc.accounts)]
-        proxy = CountingProxy(dovecot.imaps_port, addresses).start()
+        proxy = CountingProxy(dovecot.imaps_port, addresses).start() if sc.proxy else None
+        ports = proxy.ports if proxy is not None else dict.fromkeys(addresses, dovecot.imaps_port)
         env = _environment(workdir, pg.url, certs, redis.url if redis else "")
         env["BUZON_SYNC_LEASE"] = str(sc.lease_s)
         subprocess.run([sys.executable, "-m", "buzon.core.cli", "migrate", "-v", "0"], cwd=ROOT, env=env,
                        check=True, timeout=300)
-        (workdir / "addresses.json").write_text(json.dumps(proxy.ports))
+        (workdir / "addresses.json").write_text(json.dumps(ports))
         _agent(env, "setup", "--addresses", str(workdir / "addresses.json"), "--smtp-port", str(sink.port))
         fleet = Fleet(env, workdir / "logs")
         for i in range(sc.sync_procs):
             fleet.add(f"sync-{i + 1}", "sync")
         for i in range(sc.workers):
             fleet.add(f"worker-{i + 1}", "worker")
-        _wait_ready(proxy, fleet, sc)
+        _wait_ready(proxy, dovecot, fleet, sc)
         outcome.rss_start = {name: rss_kb(pid) for name, pid in fleet.pids().items()}
         sender = subprocess.Popen([sys.executable, "-m", "tests.chaos.agent", "send", "--rate", str(sc.out_rate),
                                    "--seconds", str(sc.seconds), "--out", str(workdir / "queued.json")],
@@ -198,8 +200,9 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         outcome.sink_missing = len(set(outcome.queued) - set(sink_ids))
         outcome.kills = [name for _t, name, _pid in fleet.kills]
         outcome.restarts = fleet.restarts
-        outcome.overlaps = list(proxy.overlaps)
-        outcome.proxy_connections = proxy.connections
+        if proxy is not None:
+            outcome.overlaps = list(proxy.overlaps)
+            outcome.proxy_connections = proxy.connections
     finally:
         if fleet is not None:
             outcome.exit_codes = fleet.stop()
@@ -223,13 +226,20 @@ def _diagnose(env: dict[str, str], dovecot: Dovecot, outcome: Outcome, log: obje
         log(f"NOT STORED {subject!r} in {address} (dovecot: {found.strip()}): {json.dumps(known)}")  # type: ignore[operator]
 
 
-def _wait_ready(proxy: CountingProxy, fleet: Fleet, sc: Scenario, timeout: float = 120) -> None:
+def _logged_in(dovecot: Dovecot) -> int:
+    """Users with an IMAP session open, as Dovecot itself counts them."""
+    return sum(1 for line in dovecot.doveadm("who").splitlines()[1:] if "imap" in line)
+
+
+def _wait_ready(proxy: CountingProxy | None, dovecot: Dovecot, fleet: Fleet, sc: Scenario,
+                timeout: float = 120) -> None:
     """Every account connected (IDLE) and every worker polling, so start-up is not measured as lag."""
     deadline = time.monotonic() + timeout
     markers = ("Starting worker", "started with PID")  # db_worker, rq
     while time.monotonic() < deadline:
         fleet.keep_up()
-        connected = sum(1 for n in proxy.open.values() if n) == sc.accounts
+        connected = (sum(1 for n in proxy.open.values() if n) if proxy is not None else _logged_in(dovecot)) \
+            == sc.accounts
         logs = [(fleet.logs / f"worker-{i + 1}.log") for i in range(sc.workers)]
         polling = all(p.exists() and any(m in p.read_text(errors="replace") for m in markers) for p in logs)
         if connected and polling:
