@@ -14,8 +14,8 @@ import quopri
 from dataclasses import dataclass
 from email.header import Header
 from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from email.policy import SMTP, SMTPUTF8
+from email.utils import format_datetime, parseaddr
 
 import nh3
 from django.conf import settings
@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
 from buzon.messages.models import Message
-from buzon.outbound import tokens
+from buzon.outbound import addresses, tokens
 from buzon.outbound.models import OutgoingEmail
 from buzon.outbound.signing import Signer
 
@@ -39,6 +39,8 @@ class Composed:
     envelope_from: str
     recipients: list[str]
     data: bytes
+    # Addresses with a non-ASCII local part: the message is UTF-8 (RFC 6532) and needs SMTPUTF8.
+    utf8_addresses: tuple[str, ...] = ()
 
 
 def _home_address() -> str:
@@ -56,16 +58,16 @@ def sender_headers(message: Message, account: EmailAccount, kind: str, home: str
     reply_to: list[str] = []
     if kind == "normal" and user_email and not account.always_use_account_address \
             and user_email.lower() != account.email_address.lower():
-        headers["From"] = formataddr((user_name, user_email))
-        headers["Sender"] = formataddr((account_name, account.email_address))
+        headers["From"] = addresses.format_human(user_name, user_email)
+        headers["Sender"] = addresses.format_human(account_name, account.email_address)
     elif kind == "normal" and user:
         shown = _("%(user)s via %(account)s") % {"user": user_name, "account": account_name} \
             if account_name else user_name
-        headers["From"] = formataddr((shown, account.email_address))
+        headers["From"] = addresses.format_human(shown, account.email_address)
         if user_email:
-            reply_to.append(formataddr((user_name, user_email)))
+            reply_to.append(addresses.format_human(user_name, user_email))
     else:
-        headers["From"] = formataddr((account_name, account.email_address))
+        headers["From"] = addresses.format_human(account_name, account.email_address)
     if not account.incoming_enabled:
         home = _home_address() if home is None else home
         if home and home.lower() != account.email_address.lower():
@@ -79,8 +81,9 @@ def sender_headers(message: Message, account: EmailAccount, kind: str, home: str
 ADDRESS_HEADERS = {"from", "sender", "reply-to", "to", "cc"}
 
 
-def _encoded(name: str, value: str) -> str:
-    """The header value as it goes on the wire: RFC 2047 words for non-ASCII text, addresses kept intact.
+def _encoded(name: str, value: str, utf8: bool = False) -> str:
+    """The header value as it goes on the wire: RFC 2047 words for non-ASCII text; addresses with their
+    domains in A-labels and names in RFC 2047 words, or, in a UTF-8 message (RFC 6532), as written.
 
     Setting pre-encoded values with `set_raw` skips the email package's header parser, which costs
     more than the rest of composing; the policy still folds any line that is too long.
@@ -88,16 +91,27 @@ def _encoded(name: str, value: str) -> str:
     if value.isascii():
         return value
     if name.lower() in ADDRESS_HEADERS:
-        return ", ".join(formataddr(parseaddr(part), charset="utf-8") for part in _split_addresses(value))
+        return ", ".join(box.header(utf8) for box in addresses.parse_all([value]))
     return Header(value, "utf-8").encode()
 
 
-def _split_addresses(value: str) -> list[str]:
-    return [formataddr(pair) for pair in getaddresses([value]) if pair[1]]
+def _set(mail: EmailMessage, name: str, value: str, utf8: bool = False) -> None:
+    mail.set_raw(name, _encoded(name, value, utf8))
 
 
-def _set(mail: EmailMessage, name: str, value: str) -> None:
-    mail.set_raw(name, _encoded(name, value))
+def _envelope_address(value: str) -> str:
+    """The bare address for MAIL FROM / RCPT TO, its domain in A-labels; "" for an empty entry."""
+    if value.isascii():
+        return parseaddr(value)[1]
+    boxes = addresses.parse_all([value])
+    return boxes[0].envelope if boxes else ""
+
+
+def _utf8_addresses(headers: dict[str, str], bcc: list[str], envelope_from: str) -> tuple[str, ...]:
+    """The addresses (in headers or envelope) that only SMTPUTF8 can carry, each once, in order."""
+    values = [v for k, v in headers.items() if k.lower() in ADDRESS_HEADERS and not v.isascii()]
+    values += [v for v in [*bcc, envelope_from] if not v.isascii()]
+    return tuple(dict.fromkeys(box.address for box in addresses.parse_all(values) if box.utf8))
 
 
 def _encoded_body(text: str) -> tuple[str, str]:
@@ -210,8 +224,9 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
     for name, value in (outgoing.headers or {}).items():
         if name.lower() not in {"from", "to", "cc", "bcc", "message-id", "subject", "date", "sender"}:
             headers[name] = value
+    utf8 = _utf8_addresses(headers, message.bcc, account.email_address)
     for name, value in headers.items():
-        _set(mail, name, value)
+        _set(mail, name, value, bool(utf8))
     text, html, unsubscribe = _bodies(outgoing, message, account)
     if unsubscribe:
         _set(mail, "List-Unsubscribe", f"<{unsubscribe}>")
@@ -221,12 +236,13 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
         maintype, _slash, subtype = attachment.mimetype.partition("/")
         mail.add_attachment(bytes(attachment.content), maintype=maintype or "application",
                             subtype=subtype or "octet-stream", filename=attachment.filename)
-    data = mail.as_bytes()
+    data = mail.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
     from_name, from_address = parseaddr(headers["From"])
     if signer is not None:
         data = signer.sign(data, from_address)
     message.from_address, message.from_name = from_address, from_name
     message.reply_to = [headers["Reply-To"]] if headers.get("Reply-To") else []
-    recipients = [address for address in (parseaddr(a)[1] for a in [*message.to, *message.cc, *message.bcc])
+    recipients = [address for address in (_envelope_address(a) for a in [*message.to, *message.cc, *message.bcc])
                   if address]
-    return Composed(envelope_from=account.email_address, recipients=recipients, data=data)
+    return Composed(envelope_from=_envelope_address(account.email_address), recipients=recipients, data=data,
+                    utf8_addresses=utf8)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
 from email.utils import formatdate, make_msgid
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from django.utils.translation import gettext as _
 from buzon.mailboxes.endpoints import provider_preset
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages.outbox import SendRefused
-from buzon.outbound import tokens
+from buzon.outbound import addresses, tokens
 from buzon.outbound.models import SenderConfirmation
 
 MAX_CODE_TRIES = 5
@@ -53,12 +54,13 @@ def _hash(code: str) -> str:
 def confirmation_email(account: EmailAccount, code: str) -> EmailMessage:
     link = settings.BASE_URL + reverse("outbound:confirm-sender",
                                        args=[tokens.confirm_token(account.pk, account.email_address)])
-    mail = EmailMessage()
-    mail["From"] = account.email_address
-    mail["To"] = account.email_address
+    box = addresses.parse(account.email_address)  # an internationalised address goes as addresses.py says
+    mail = EmailMessage(policy=SMTPUTF8 if box.utf8 else SMTP)
+    mail["From"] = box.header(box.utf8)
+    mail["To"] = box.header(box.utf8)
     mail["Subject"] = _("Confirm %(address)s as a sender in Buzón") % {"address": account.email_address}
     mail["Date"] = formatdate(localtime=False)
-    mail["Message-ID"] = make_msgid(domain=account.email_address.rpartition("@")[2] or "buzon.invalid")
+    mail["Message-ID"] = make_msgid(domain=box.ascii_domain)
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content(_("Buzón was asked to send mail as %(address)s.\n\nTo confirm, open this link:\n%(link)s\n\n"
                        "or enter this code in Buzón: %(code)s\n\nIf you did not ask for this, ignore this message.")
@@ -72,7 +74,8 @@ def start(account: EmailAccount) -> None:
 
     code = f"{secrets.randbelow(10**6):06d}"
     mail = confirmation_email(account, code)
-    send_now(account, account.email_address, [account.email_address], mail.as_bytes())
+    box = addresses.parse(account.email_address)
+    send_now(account, box.envelope, [box.envelope], mail.as_bytes(), utf8_addresses=[box.address] if box.utf8 else [])
     SenderConfirmation.objects.update_or_create(
         account=account, defaults={"code_hash": _hash(code), "sent_at": timezone.now(), "failed_tries": 0},
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
 from buzon.messages.outbox import Attachment
-from buzon.outbound import mail_templates
+from buzon.outbound import addresses, mail_templates
 from buzon.outbound.models import EmailTemplate
 
 
@@ -45,10 +44,10 @@ class BootstrapMixin:
 
 
 def _addresses(value: str) -> list[str]:
-    found = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    """The addresses typed, each checked as it will be sent (internationalised ones too, see addresses.py)."""
+    found = addresses.split(value)
     for address in found:
-        bare = address.rsplit("<", 1)[-1].rstrip(">").strip()
-        validate_email(bare)
+        addresses.parse(address)
     return found
 
 
@@ -84,8 +83,8 @@ class ComposeForm(BootstrapMixin, forms.Form):
     def _clean_list(self, name: str) -> list[str]:
         try:
             return _addresses(self.cleaned_data.get(name) or "")
-        except forms.ValidationError as exc:
-            raise forms.ValidationError(_("Check the addresses: one of them is not a valid email address.")) from exc
+        except addresses.AddressError as exc:  # names the address and says what is wrong with it
+            raise forms.ValidationError(str(exc)) from exc
 
     def record(self) -> Any:
         target = targets.get_target(self.cleaned_data.get("record_type") or "")

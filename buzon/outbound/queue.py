@@ -43,7 +43,7 @@ from django.utils.translation import gettext as _
 
 from buzon.messages.models import Message, MessageStatus
 from buzon.messages.outbox import ComposeRequest, SendRefused
-from buzon.outbound import confirm
+from buzon.outbound import addresses, compose, confirm
 from buzon.outbound.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -73,9 +73,23 @@ def _bare(address: str) -> str:
     return parseaddr(address)[1].strip().lower()
 
 
+def _check_addresses(message: Message, kind: str) -> None:
+    """Refuse, naming it, an address that could never be sent (see addresses.py): recipients, and the
+    From/Sender/Reply-To the message will carry. Whether a non-ASCII local part can go depends on
+    the server (SMTPUTF8), known only when sending: such an address is accepted here."""
+    assert message.account is not None
+    try:
+        for value in [*message.to, *message.cc, *message.bcc]:
+            addresses.parse(value)
+        addresses.parse_all(compose.sender_headers(message, message.account, kind).values())
+    except addresses.AddressError as exc:
+        raise SendRefused(str(exc)) from exc
+
+
 def admit(message: Message, request: ComposeRequest) -> OutgoingEmail:
     """settings.OUTBOUND_ADMIT: store the queue entry inside queue_outgoing's transaction."""
     assert message.account is not None
+    _check_addresses(message, request.kind)
     if request.kind == "normal":
         confirm.require_confirmed(message.account)
     if request.kind == "bulk":

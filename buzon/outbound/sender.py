@@ -33,6 +33,7 @@ from buzon.core.crypto import SecretUnreadable
 from buzon.mailboxes.endpoints import MissingServer
 from buzon.messages.outbox import enqueue_delivery
 from buzon.outbound import compose, queue
+from buzon.outbound.addresses import AddressError
 from buzon.outbound.models import OutgoingEmail, QueueState
 from buzon.outbound.signing import Signer
 from buzon.outbound.smtp import Gate, SendOutcome, SMTPPool, shared_pool
@@ -57,14 +58,26 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _prepare(outgoing: OutgoingEmail, signer: Signer, home: str) -> compose.Composed | str:
+@dataclass(frozen=True)
+class _Unsendable:
+    """Composing failed: the reason in plain words; permanent when no retry can change it."""
+
+    reply: str
+    permanent: bool = False
+
+
+def _prepare(outgoing: OutgoingEmail, signer: Signer, home: str) -> compose.Composed | _Unsendable:
     """Compose (or, for a retry, reuse the stored bytes). Errors come back as plain words."""
     try:
         composed = compose.compose(outgoing, signer if outgoing.mime is None else None, home)
-    except (MissingServer, SecretUnreadable) as exc:
-        return _("The account %(address)s cannot send: %(why)s") % {"address": outgoing.message.account, "why": exc}
+    except (MissingServer, SecretUnreadable) as exc:  # the account's settings can be corrected: retried
+        return _Unsendable(_("The account %(address)s cannot send: %(why)s")
+                           % {"address": outgoing.message.account, "why": exc})
+    except AddressError as exc:  # an address queued before it was checked (or the account's own): final
+        return _Unsendable(_("The message was not sent: %(why)s") % {"why": exc}, permanent=True)
     if outgoing.mime is not None:  # a retry resends the very bytes of the first attempt
-        return compose.Composed(composed.envelope_from, composed.recipients, bytes(outgoing.mime))
+        return compose.Composed(composed.envelope_from, composed.recipients, bytes(outgoing.mime),
+                                composed.utf8_addresses)
     return composed
 
 
@@ -135,13 +148,14 @@ class _Desk:
         account = outgoing.message.account
         assert account is not None
         future = pool.submit(account, item.envelope_from, item.recipients, item.data,
-                             gate=self._gate(outgoing, item.data))
+                             gate=self._gate(outgoing, item.data), utf8_addresses=item.utf8_addresses)
         self.inflight += 1
         future.add_done_callback(lambda f: self.requests.put(_Done(outgoing, future=f)))
 
-    def failed(self, outgoing: OutgoingEmail, reply: str) -> None:
+    def failed(self, outgoing: OutgoingEmail, item: _Unsendable) -> None:
         self.inflight += 1
-        self.requests.put(_Done(outgoing, outcome=queue.Outcome(outgoing, sent=False, reply=reply)))
+        self.requests.put(_Done(outgoing, outcome=queue.Outcome(outgoing, sent=False, permanent=item.permanent,
+                                                                reply=item.reply)))
 
     def serve(self, block: bool) -> None:
         """Commit the requests waiting, as one group. Without `block`, only once `group` of them wait
@@ -249,7 +263,7 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
                 desk.serve(block=False)
                 while desk.full():
                     desk.serve(block=True)
-                if isinstance(item, str):
+                if isinstance(item, _Unsendable):
                     desk.failed(outgoing, item)
                 else:
                     desk.send(pool, outgoing, item)

@@ -12,7 +12,9 @@ in well under a millisecond. PKCS#1 v1.5 signatures are deterministic, so the re
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import operator
 import time
 from dataclasses import dataclass
 
@@ -20,10 +22,12 @@ import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from django.db.models import Q
 from dkim.canonicalization import CanonicalizationPolicy
 
 from buzon.core import crypto
 from buzon.mailboxes.models import EmailDomain
+from buzon.outbound import addresses
 from buzon.outbound.models import DkimKey
 
 KEY_BITS = 2048
@@ -113,13 +117,21 @@ class Signer:
     def _load(self, domain_name: str) -> _Loaded | None:
         if domain_name in self._loaded:
             return self._loaded[domain_name]
-        key = DkimKey.objects.select_related("domain").filter(domain__domain_name__iexact=domain_name).first()
+        # An internationalised domain may be stored in either form; d= is always its A-labels (RFC 8616).
+        try:
+            ascii_name = addresses.ascii_domain(domain_name)
+        except UnicodeError:  # not a domain: nothing to sign with
+            self._loaded[domain_name] = None
+            return None
+        names = {ascii_name, addresses.unicode_domain(ascii_name)}
+        key = (DkimKey.objects.select_related("domain")
+               .filter(functools.reduce(operator.or_, (Q(domain__domain_name__iexact=n) for n in names))).first())
         loaded = None
         if key is not None:
             pem = crypto.decrypt(key.private_key_encrypted).encode("ascii")
             private = serialization.load_pem_private_key(pem, password=None)
             assert isinstance(private, rsa.RSAPrivateKey)
-            loaded = _Loaded(key.selector.encode(), domain_name.lower().encode(), private)
+            loaded = _Loaded(key.selector.encode(), ascii_name.encode("ascii"), private)
         self._loaded[domain_name] = loaded
         return loaded
 

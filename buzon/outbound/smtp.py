@@ -14,6 +14,10 @@ replies read with its `getreply()`, on the connection it opened. Where the serve
 (RFC 1870), a message larger than its limit is failed before anything is sent, and MAIL FROM
 declares the size so a server can refuse early.
 
+A message naming an address with a non-ASCII local part (see addresses.py) goes with the SMTPUTF8
+parameter (RFC 6531) and its commands in UTF-8 where the server offers SMTPUTF8; where it does not,
+the message is failed before anything is sent, naming the address: no retry could change that.
+
 An idle connection the server has closed is noticed before any of the message is written, so it
 is replaced and the message tried on a fresh one without any risk of sending it twice. A rejected
 login (535) fails the message with the reason in plain words and is remembered for
@@ -27,7 +31,7 @@ import re
 import smtplib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -39,6 +43,7 @@ from buzon.mailboxes.connections import open_smtp
 from buzon.mailboxes.endpoints import ServerSettings, smtp_settings
 from buzon.mailboxes.errors import AuthenticationFailed, MailServerError, classify
 from buzon.mailboxes.models import EmailAccount
+from buzon.outbound.addresses import no_smtputf8_text
 
 IDLE_S = 60.0  # close connections unused this long (servers drop idle clients after a few minutes)
 LOGIN_REFUSED_HOLD_S = 300.0  # how long a refused login fails the account's mail without trying again
@@ -95,18 +100,29 @@ def _size_refusal(client: smtplib.SMTP, size: int) -> SendOutcome | None:
     return SendOutcome(sent=False, permanent=True, code=552, reply=text)
 
 
-def _envelope(client: smtplib.SMTP, envelope_from: str, recipients: list[str], size: int,
+def _smtputf8_refusal(client: smtplib.SMTP, utf8_addresses: Sequence[str]) -> SendOutcome | None:
+    """RFC 6531: only a server offering SMTPUTF8 may be given an address with a non-ASCII local part."""
+    if not utf8_addresses or client.has_extn("smtputf8"):
+        return None
+    server = str(getattr(client, "_host", "") or "") or _("the server")
+    return SendOutcome(sent=False, permanent=True, reply=no_smtputf8_text(utf8_addresses, server))
+
+
+def _envelope(client: smtplib.SMTP, envelope_from: str, recipients: list[str], size: int, smtputf8: bool,
               ) -> tuple[tuple[int, bytes], list[tuple[int, bytes]], tuple[int, bytes]]:
     """MAIL FROM, RCPT TO each, DATA: pipelined in one write where the server allows it."""
     options = [f"SIZE={size}"] if client.has_extn("size") else []
+    if smtputf8:
+        options.append("SMTPUTF8")
     if client.has_extn("pipelining"):
         commands = [f"MAIL FROM:{smtplib.quoteaddr(envelope_from)}{''.join(' ' + o for o in options)}",
                     *(f"RCPT TO:{smtplib.quoteaddr(r)}" for r in recipients), "DATA"]
-        client.send("".join(c + "\r\n" for c in commands))
+        # ASCII unless SMTPUTF8 was checked to be offered (then the addresses may be UTF-8, RFC 6531 3.3).
+        client.send("".join(c + "\r\n" for c in commands).encode("utf-8" if smtputf8 else "ascii"))
         mail = client.getreply()
         rcpts = [client.getreply() for _r in recipients]
         return mail, rcpts, client.getreply()
-    mail = client.mail(envelope_from, options)
+    mail = client.mail(envelope_from, options)  # with SMTPUTF8, smtplib sends the commands as UTF-8
     if mail[0] != 250:
         return mail, [], (0, b"")
     rcpts = [client.rcpt(r) for r in recipients]
@@ -116,18 +132,19 @@ def _envelope(client: smtplib.SMTP, envelope_from: str, recipients: list[str], s
 
 
 def transmit(client: smtplib.SMTP, envelope_from: str, recipients: list[str], data: bytes,
-             gate: Gate | None = None) -> SendOutcome:
+             gate: Gate | None = None, utf8_addresses: Sequence[str] = ()) -> SendOutcome:
     """One SMTP transaction on an open connection. Raises StaleConnection if the connection failed
-    before the content was written, and smtplib/OS errors if it failed later."""
+    before the content was written, and smtplib/OS errors if it failed later. `utf8_addresses`:
+    the addresses that need SMTPUTF8 (compose.Composed.utf8_addresses)."""
     if not recipients:
         return SendOutcome(sent=False, permanent=True, reply=_("The message has no recipients."))
-    too_big = _size_refusal(client, len(data))
-    if too_big is not None:
-        return too_big
+    refusal = _size_refusal(client, len(data)) or _smtputf8_refusal(client, utf8_addresses)
+    if refusal is not None:
+        return refusal
     if gate is not None and not gate():
         return SendOutcome(sent=False, skipped=True)
     try:
-        mail, rcpts, data_reply = _envelope(client, envelope_from, recipients, len(data))
+        mail, rcpts, data_reply = _envelope(client, envelope_from, recipients, len(data), bool(utf8_addresses))
     except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
         raise StaleConnection(str(exc)) from exc
     refused = {r: _text(code, reply) for r, (code, reply) in zip(recipients, rcpts, strict=False)
@@ -173,9 +190,11 @@ class SMTPPool:
         self.opened = 0  # connections opened so far (tests check reuse with it)
 
     def submit(self, account: EmailAccount, envelope_from: str, recipients: list[str], data: bytes,
-               server: ServerSettings | None = None, gate: Gate | None = None) -> Future[SendOutcome]:
+               server: ServerSettings | None = None, gate: Gate | None = None,
+               utf8_addresses: Sequence[str] = ()) -> Future[SendOutcome]:
         server = server or smtp_settings(account)
-        return self._executor.submit(self._send, (account.pk, server), envelope_from, recipients, data, gate)
+        return self._executor.submit(self._send, (account.pk, server), envelope_from, recipients, data, gate,
+                                     tuple(utf8_addresses))
 
     def _slot(self, key: tuple[int, ServerSettings]) -> threading.BoundedSemaphore:
         with self._lock:
@@ -213,7 +232,7 @@ class SMTPPool:
         return outcome
 
     def _send(self, key: tuple[int, ServerSettings], envelope_from: str, recipients: list[str],
-              data: bytes, gate: Gate | None = None) -> SendOutcome:
+              data: bytes, gate: Gate | None = None, utf8_addresses: Sequence[str] = ()) -> SendOutcome:
         with self._slot(key):
             refused = self._login_refused(key)
             if refused is not None:  # the same password was refused moments ago: do not try it again
@@ -226,7 +245,7 @@ class SMTPPool:
                 except MailServerError as exc:
                     return SendOutcome(sent=False, reply=exc.message())
                 try:
-                    outcome = transmit(client, envelope_from, recipients, data, gate)
+                    outcome = transmit(client, envelope_from, recipients, data, gate, utf8_addresses)
                 except StaleConnection as exc:
                     client.close()
                     # A reused connection the server dropped while idle: nothing was delivered, go again
@@ -270,12 +289,13 @@ def shared_pool() -> SMTPPool:
         return _shared
 
 
-def send_now(account: EmailAccount, envelope_from: str, recipients: list[str], data: bytes) -> SendOutcome:
+def send_now(account: EmailAccount, envelope_from: str, recipients: list[str], data: bytes,
+             utf8_addresses: Sequence[str] = ()) -> SendOutcome:
     """Send one message right away on its own connection (sender confirmation). Raises on any failure."""
     server = smtp_settings(account)
     client = open_smtp(server, timeout=settings.OUTBOUND_SMTP_TIMEOUT_S)
     try:
-        outcome = transmit(client, envelope_from, recipients, data)
+        outcome = transmit(client, envelope_from, recipients, data, utf8_addresses=utf8_addresses)
     except (smtplib.SMTPException, OSError) as exc:
         raise classify(exc, server, "send") from exc
     finally:
