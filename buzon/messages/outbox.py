@@ -106,9 +106,31 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
     return chosen
 
 
+def split_addresses(text: str) -> list[str]:
+    """Addresses typed in one string, separated by commas or semicolons; a quoted name may hold either
+    ('"Pérez, Ana" <ana@ejemplo.es>; luis@ejemplo.es' is two addresses)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char in ",;" and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
 def _addresses(values: Iterable[str] | str) -> list[str]:
     if isinstance(values, str):
-        values = values.split(",")
+        return split_addresses(values)
     return [v.strip() for v in values if v and v.strip()]
 
 

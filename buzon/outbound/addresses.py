@@ -174,27 +174,6 @@ def parse_all(values: Iterable[str]) -> list[Mailbox]:
     return found
 
 
-def split(text: str) -> list[str]:
-    """Addresses typed in one box, separated by commas or semicolons; quoted names may hold either."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char in ",;" and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return [part.strip() for part in parts if part.strip()]
-
-
 def no_smtputf8_text(addresses: Iterable[str], server: str = "") -> str:
     """Why a message naming these addresses cannot go through a server without SMTPUTF8."""
     listed = ", ".join(addresses)

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
-from buzon.messages.outbox import Attachment
+from buzon.messages.outbox import Attachment, split_addresses
 from buzon.outbound import addresses, mail_templates
 from buzon.outbound.models import EmailTemplate
 
@@ -45,7 +45,7 @@ class BootstrapMixin:
 
 def _addresses(value: str) -> list[str]:
     """The addresses typed, each checked as it will be sent (internationalised ones too, see addresses.py)."""
-    found = addresses.split(value)
+    found = split_addresses(value)
     for address in found:
         addresses.parse(address)
     return found

@@ -21,7 +21,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from buzon.messages.models import Message, MessageStatus
-from buzon.messages.outbox import SendRefused, queue_outgoing
+from buzon.messages.outbox import SendRefused, queue_outgoing, split_addresses
 from buzon.outbound import addresses
 from buzon.outbound.models import AttemptOutcome, DeliveryAttempt, OutgoingEmail, QueueState
 from buzon.outbound.sender import deliver_due
@@ -118,7 +118,7 @@ def test_addresses_that_can_never_be_sent_are_refused_in_plain_words(typed: str,
 
 
 def test_split_keeps_quoted_names_whole() -> None:
-    assert addresses.split('"Pérez, Ana" <ana@correos.españa>; josé@ejemplo.es,') == [
+    assert split_addresses('"Pérez, Ana" <ana@correos.españa>; josé@ejemplo.es,') == [
         '"Pérez, Ana" <ana@correos.españa>', "josé@ejemplo.es"]
 
 
@@ -278,6 +278,9 @@ def test_queue_refuses_an_unsendable_address_naming_it(make_account: Any) -> Non
     assert not Message.objects.exists() and not OutgoingEmail.objects.exists()
     # A non-ASCII local part is accepted here: whether it can go depends on the server (SMTPUTF8).
     assert queue_outgoing(to=["josé@ejemplo.es"], subject="x", text="y", account=account).pk
+    typed = queue_outgoing(to='"Pérez, Ana" <ana@correos.españa>; luis@example.org', subject="x", text="y",
+                           account=account)
+    assert typed.to == ['"Pérez, Ana" <ana@correos.españa>', "luis@example.org"]
 
 
 def test_api_answers_400_naming_the_address(make_account: Any) -> None:
