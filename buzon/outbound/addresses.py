@@ -119,6 +119,15 @@ def ascii_domain(domain: str) -> str:
     return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
 
 
+def dns_name(domain: str) -> str:
+    """The domain as DNS records name it (A-labels, no trailing dot); unchanged if it is not a valid name."""
+    domain = domain.strip().rstrip(".")
+    try:
+        return ascii_domain(domain)
+    except (idna.IDNAError, UnicodeError):
+        return domain.lower()
+
+
 def unicode_domain(domain: str) -> str:
     """The domain as people read it (A-labels decoded); unchanged if it does not decode."""
     try:

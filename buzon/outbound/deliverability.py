@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from buzon.mailboxes.models import EmailDomain
-from buzon.outbound import signing
+from buzon.outbound import addresses, signing
 from buzon.outbound.models import DkimKey
 
 # What each provider asks to be included in SPF (their published instructions).
@@ -50,7 +50,7 @@ def spf_mechanism(domain: EmailDomain) -> str:
 
 
 def expected_records(domain: EmailDomain) -> list[DnsRecord]:
-    name = domain.domain_name.lower().rstrip(".")
+    name = addresses.dns_name(domain.domain_name)  # an internationalised domain is published in A-labels
     records = [DnsRecord("spf", name, "TXT", f"v=spf1 {spf_mechanism(domain)} ~all")]
     key = DkimKey.objects.filter(domain=domain).first()
     if key is not None:

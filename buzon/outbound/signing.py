@@ -56,7 +56,7 @@ def generate(domain: EmailDomain, selector: str = "buzon") -> DkimKey:
 
 
 def record_name(key: DkimKey) -> str:
-    return f"{key.selector}._domainkey.{key.domain.domain_name}"
+    return f"{key.selector}._domainkey.{addresses.dns_name(key.domain.domain_name)}"
 
 
 def record_value(key: DkimKey) -> str:

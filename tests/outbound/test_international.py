@@ -261,6 +261,11 @@ def test_dkim_signs_an_idn_from_domain_with_its_a_labels(utf8_sink: SMTPServer, 
     assert b"d=correos.xn--espaa-rta;" in re.sub(rb"\s", b"", _headers(data))
     record = signing.record_value(key).encode()
 
+    from buzon.outbound import deliverability
+
+    assert [r.name for r in deliverability.expected_records(domain)] == [
+        "correos.xn--espaa-rta", f"{key.selector}._domainkey.correos.xn--espaa-rta", "_dmarc.correos.xn--espaa-rta"]
+
     def dns(name: bytes, timeout: int = 5) -> bytes:
         assert name == f"{key.selector}._domainkey.correos.xn--espaa-rta.".encode()
         return record
