@@ -317,3 +317,30 @@ def test_compose_form_names_the_address(make_account: Any) -> None:
     response = client.post("/compose/", {"account": account.pk, "to": typed, "subject": "s", "text": "x"})
     assert response.status_code == 302
     assert Message.objects.get().to == ['"Pérez, Ana" <ana@correos.españa>', "josé@ejemplo.es"]
+
+
+def test_utf8_message_is_copied_to_the_sent_folder_byte_for_byte(test_certs: TestCerts, dovecot: Any,
+                                                                  make_account: Any, pool: Any, settings: Any,
+                                                                  django_capture_on_commit_callbacks: Any) -> None:
+    from buzon.outbound.models import OutgoingEmail as Outgoing
+
+    address = dovecot.add_user(password="smtp-secret")
+    smtp = SMTPServer(test_certs, mode="starttls", users={address: "smtp-secret"})
+    smtp.controller.SMTP_kwargs["enable_SMTPUTF8"] = True
+    smtp.start()
+    try:
+        account = make_account(smtp, address=address, incoming_enabled=True, incoming_protocol="imap",
+                               incoming_host="localhost", incoming_port=dovecot.imap_port,
+                               incoming_security="starttls", append_to_sent=True)
+        message = queue_outgoing(to="José <josé@ejemplo.es>", subject="Año", text="x", account=account)
+        settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+        with django_capture_on_commit_callbacks(execute=True):
+            assert deliver_due(pool=pool).sent == 1
+        assert smtp.messages[0].rcpt_tos == ["josé@ejemplo.es"]
+        assert dovecot.message_count(address, "Sent") == 1
+        stored = next((dovecot.maildir(address, "Sent") / "cur").iterdir()).read_bytes()
+        mime = bytes(Outgoing.objects.get(pk=message.pk).mime)
+        assert "To: José <josé@ejemplo.es>".encode() in mime
+        assert stored.replace(b"\r\n", b"\n") == mime.replace(b"\r\n", b"\n")
+    finally:
+        smtp.stop()
