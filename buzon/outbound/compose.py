@@ -244,5 +244,6 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
     message.reply_to = [headers["Reply-To"]] if headers.get("Reply-To") else []
     recipients = [address for address in (_envelope_address(a) for a in [*message.to, *message.cc, *message.bcc])
                   if address]
-    return Composed(envelope_from=_envelope_address(account.email_address), recipients=recipients, data=data,
-                    utf8_addresses=utf8)
+    sender = account.email_address  # a bare address (the account's field): parsed only when it is not ASCII
+    return Composed(envelope_from=sender if sender.isascii() else _envelope_address(sender), recipients=recipients,
+                    data=data, utf8_addresses=utf8)

@@ -43,7 +43,7 @@ from django.utils.translation import gettext as _
 
 from buzon.messages.models import Message, MessageStatus
 from buzon.messages.outbox import ComposeRequest, SendRefused
-from buzon.outbound import addresses, compose, confirm
+from buzon.outbound import addresses, confirm
 from buzon.outbound.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -78,10 +78,13 @@ def _check_addresses(message: Message, kind: str) -> None:
     From/Sender/Reply-To the message will carry. Whether a non-ASCII local part can go depends on
     the server (SMTPUTF8), known only when sending: such an address is accepted here."""
     assert message.account is not None
+    user_email = message.created_by.email if kind == "normal" and message.created_by else ""
     try:
         for value in [*message.to, *message.cc, *message.bcc]:
             addresses.parse(value)
-        addresses.parse_all(compose.sender_headers(message, message.account, kind).values())
+        for sender in (message.account.email_address, user_email):
+            if sender:
+                addresses.mailbox("", sender)
     except addresses.AddressError as exc:
         raise SendRefused(str(exc)) from exc
 
