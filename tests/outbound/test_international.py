@@ -344,3 +344,28 @@ def test_utf8_message_is_copied_to_the_sent_folder_byte_for_byte(test_certs: Tes
         assert stored.replace(b"\r\n", b"\n") == mime.replace(b"\r\n", b"\n")
     finally:
         smtp.stop()
+
+
+@pytest.mark.parametrize("utf8", [False, True])
+def test_long_address_headers_fold_and_read_back_exactly(make_account: Any, utf8: bool) -> None:
+    from email import message_from_bytes
+    from email.policy import default
+
+    from buzon.outbound import compose
+
+    account = make_account(display_name="Soporte Técnico, Madrid")
+    local = "josé" if utf8 else "ana"
+    to = [f'"Núñez Pérez, {local} {n}" <{local}{n}@correos.españa>' for n in range(6)]
+    message = queue_outgoing(to=to, subject="Añadido " * 12, text="x", account=account)
+    composed = compose.compose(OutgoingEmail.objects.get(pk=message.pk), None, "")
+    head = _headers(composed.data)
+    assert bool(composed.utf8_addresses) is utf8 and head.isascii() is not utf8
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    parsed = (message_from_string(composed.data.decode("utf-8"), policy=SMTPUTF8) if utf8
+              else message_from_bytes(composed.data, policy=default))
+    domain = "correos.españa" if utf8 else "correos.xn--espaa-rta"
+    assert [(a.display_name, a.addr_spec) for a in parsed["To"].addresses] == [
+        (f"Núñez Pérez, {local} {n}", f"{local}{n}@{domain}") for n in range(6)]
+    assert parsed["From"].addresses[0].display_name == "Soporte Técnico, Madrid"
+    assert parsed["Subject"].rstrip() == ("Añadido " * 12).rstrip()
+    assert composed.recipients == [f"{local}{n}@correos.xn--espaa-rta" for n in range(6)]
