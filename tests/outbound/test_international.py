@@ -369,3 +369,17 @@ def test_long_address_headers_fold_and_read_back_exactly(make_account: Any, utf8
     assert parsed["From"].addresses[0].display_name == "Soporte Técnico, Madrid"
     assert parsed["Subject"].rstrip() == ("Añadido " * 12).rstrip()
     assert composed.recipients == [f"{local}{n}@correos.xn--espaa-rta" for n in range(6)]
+
+
+def test_an_unsendable_address_already_queued_fails_at_once_without_retries(ascii_sink: SMTPServer,
+                                                                             make_account: Any, pool: Any) -> None:
+    account = make_account(ascii_sink, smtp_security="none", smtp_auth=False)
+    message = queue_outgoing(to=["ana@example.org"], subject="x", text="Hola", account=account)
+    Message.objects.filter(pk=message.pk).update(to=["ana@correos..españa"])  # queued before addresses were checked
+    stats = deliver_due(pool=pool)
+    assert (stats.sent, stats.failed, stats.retrying) == (0, 1, 0)
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SEND_FAILED
+    assert message.status_reason == ("The message was not sent: ana@correos..españa is not a valid email address: "
+                                     "correos..españa is not a valid domain.")
+    assert OutgoingEmail.objects.get(pk=message.pk).attempts == 1 and ascii_sink.messages == []
