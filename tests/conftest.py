@@ -48,11 +48,18 @@ def _probe_reaches_test_servers() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_probe_counts() -> None:
-    """Each test starts with no probes counted (user ids repeat after rollbacks; the limit is per minute)."""
+def _fresh_probe_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no probes counted: user ids repeat after rollbacks and between test
+    processes, and with REDIS_URL set the counts live in one shared Redis (the database's are rolled
+    back with the test)."""
+    import uuid
+
     from django.core.cache import cache
 
+    from buzon.mailboxes import guard
+
     cache.clear()
+    monkeypatch.setattr(guard, "REDIS_KEY", f"buzon-test-{uuid.uuid4().hex}:probe:{{user}}:{{window}}")
 
 
 @pytest.fixture(scope="session")
