@@ -63,9 +63,10 @@ def test_cid_sources_point_at_the_parts_they_name():
             '<img src="cid:unknown@x"><a href="cid:logo%20one@customer.test">x</a><img src="https://a.test/cid:logo">')
     linked = link_inline_images(html, parts, lambda key: f"/inbox/attachments/{key}/?inline=1&x=<")
     assert linked == ('<img src="/inbox/attachments/7/?inline=1&amp;x=&lt;"><img alt="x" '
-                      'src="/inbox/attachments/8/?inline=1&amp;x=&lt;"><img src="cid:unknown@x">'
+                      'src="/inbox/attachments/8/?inline=1&amp;x=&lt;"><img data-missing-src="cid:unknown@x">'
                       '<a href="cid:logo%20one@customer.test">x</a><img src="https://a.test/cid:logo">')
-    assert link_inline_images(html, [], str) == html
+    assert link_inline_images(html, [], str) == html.replace('src="cid:', 'data-missing-src="cid:')
+    assert link_inline_images("<p>no images</p>", [], str) == "<p>no images</p>"
 
 
 @pytest.fixture
@@ -96,7 +97,8 @@ def test_the_message_view_shows_inline_images_from_its_own_parts(client, agent_a
     urls = _inline_urls(page)  # in the frame's srcdoc
     assert len(urls) == 3, urls  # the logo twice (exact and differently-cased Content-ID), the SVG once
     assert urls[0] == urls[1] and urls[0].startswith(f"/inbox/attachments/{logo.pk}/inline/?t=")
-    assert "cid:nowhere@customer.test" in page and "data-blocked-src" in page  # remote stays blocked
+    assert "data-missing-src=&quot;cid:nowhere@customer.test" in page  # a cid: naming no part: not a source
+    assert " src=&quot;cid:" not in page and "data-blocked-src" in page  # remote stays blocked
     client.logout()  # the frame's requests carry no session cookie: the URL itself is the proof
     shown = client.get(urls[0])
     assert shown.status_code == 200 and shown["Content-Type"] == "image/png" and shown.content == LOGO

@@ -3,7 +3,8 @@
 A sender's HTML names the images sent with it by Content-ID (RFC 2392: ``<img src="cid:logo@x">``,
 the id URL-encoded, without angle brackets). The sanitiser keeps ``cid:`` sources; the reader's view
 points each at the part it names, served by Buzón itself, so inline images show without fetching
-anything remote. A ``cid:`` naming no part of the message is left as it is (nothing loads it).
+anything remote. A ``cid:`` naming no part of the message is kept only as ``data-missing-src``: a
+browser asked to load an unknown scheme may still try (and report a request), so none is left as a source.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def content_id_of_url(url_part: str) -> str:
 
 def link_inline_images(markup: str, parts: Iterable[tuple[str, str]], url_of: Callable[[str], str]) -> str:
     """``markup`` with each ``src="cid:..."`` naming one of ``parts`` (content id, key) replaced by
-    ``url_of(key)``. Content-IDs compare exactly, then without regard to case (clients differ)."""
+    ``url_of(key)``, and each naming none turned into ``data-missing-src``. Content-IDs compare
+    exactly, then without regard to case (clients differ)."""
     exact: dict[str, str] = {}
     folded: dict[str, str] = {}
     for content_id, key in parts:
@@ -37,14 +39,14 @@ def link_inline_images(markup: str, parts: Iterable[tuple[str, str]], url_of: Ca
         if content_id:
             exact.setdefault(content_id, key)
             folded.setdefault(content_id.lower(), key)
-    if not exact or "cid:" not in markup.lower():
+    if "cid:" not in markup.lower():
         return markup
 
     def replace(match: re.Match[str]) -> str:
         wanted = content_id_of_url(match.group(2))
         key = exact.get(wanted) or folded.get(wanted.lower())
         if key is None:
-            return match.group(0)
+            return f'{match.group(1)[:-len("src=")]}data-missing-src="cid:{match.group(2)}"'
         return f'{match.group(1)}"{escape(url_of(key))}"'
 
     return _CID_SRC_RE.sub(replace, markup)
