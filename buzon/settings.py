@@ -210,6 +210,9 @@ SYNC_POLL_INTERVAL_S = config.env_int("BUZON_SYNC_POLL_INTERVAL", 60)
 # message ids of at most INBOUND_TASK_BATCH (sync never imports the pipeline).
 INBOUND_TASK = "buzon.inbound.tasks.process_raw_messages"
 INBOUND_TASK_BATCH = config.env_int("BUZON_INBOUND_TASK_BATCH", 200)
+# With a task backend outside the database (Redis): ids stored within this many seconds go as one
+# task (buzon.sync.enqueue); 0 sends each commit's at once.
+INBOUND_ENQUEUE_WINDOW_S = config.env_int("BUZON_INBOUND_ENQUEUE_WINDOW_MS", 200) / 1000
 SYNC_LEASE_S = config.env_int("BUZON_SYNC_LEASE", 60)
 # Sync engine (buzon.sync): retries, IDLE re-arm, batch sizes, timeouts.
 SYNC_TIMEOUT_S = float(config.env_str("BUZON_SYNC_TIMEOUT", "60"))  # a server silent this long is stalled

@@ -32,7 +32,7 @@ from buzon.crm import records
 from buzon.crm.models import Customer, CustomerEmail
 from buzon.inbound import batch_lookups, batch_threads, cache
 from buzon.inbound.context import Context, Duplicate, Skip, StopPipeline
-from buzon.inbound.pipeline import STEPS, run_pipeline
+from buzon.inbound.pipeline import STEPS, TAKEN, WAITING, run_pipeline
 from buzon.inbound.reprocess import import_skipped_from
 from buzon.inbound.steps import bounced, classify, customer, deduplicate, parse, route, store, thread
 from buzon.messages import targets
@@ -50,18 +50,45 @@ AFTER_STORE = STEPS[STEPS.index(store) + 1:]
 
 def run_batch(raw_ids: Iterable[int]) -> Counter[str]:
     """Process the raw messages; returns how many ended processed, duplicate, skipped, ..."""
+    return _run(list(dict.fromkeys(raw_ids)), room=0)
+
+
+def run_queued(raw_ids: Iterable[int]) -> Counter[str]:
+    """A pipeline task's messages, with the other stored messages waiting for the pipeline.
+
+    Under load most tasks carry one IDLE arrival, and a batch's fixed cost (tens of queries) is then
+    most of the work. So a task fills its first chunk up to CHUNK with the oldest stored messages no
+    one is processing (SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE transactions take one writer at
+    a time), and skips what another worker is processing or has processed since it was queued: that
+    work is done or being done, never twice. Only messages still waiting (stored, or skipped ones a
+    new customer brings back) are taken; ``run_batch`` (``buzon reprocess``) reruns anything."""
+    return _run(_waiting(list(dict.fromkeys(raw_ids))), room=CHUNK)
+
+
+def _waiting(ids: list[int]) -> list[int]:
+    if not ids:
+        return []
+    return list(RawMessage.objects.filter(pk__in=ids, status__in=WAITING).order_by("id").values_list("id", flat=True))
+
+
+def _run(ids: list[int], room: int) -> Counter[str]:
     outcomes: Counter[str] = Counter()
-    ids = list(dict.fromkeys(raw_ids))
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
+    first = True
+    while ids or (first and room):
+        chunk, ids = ids[:CHUNK], ids[CHUNK:]
+        claimed: list[int] = []
         try:
-            done, rest = _bulk(chunk)
+            done, rest = _bulk(chunk, room=max(0, room - len(chunk)) if first else 0, queued=room > 0,
+                               claimed=claimed)
         except Exception:  # the chunk's transaction rolled back: every message goes the careful way
-            logger.exception("bulk processing failed; processing %s messages one by one", len(chunk))
-            done, rest = Counter(), chunk
+            logger.exception("bulk processing failed; processing %s messages one by one", len(claimed or chunk))
+            done, rest = Counter(), (claimed or chunk)
+        first = False
         outcomes.update(done)
-        for raw_id in rest:
-            outcomes[run_pipeline(raw_id)] += 1
+        for raw_id in rest:  # a task's: only what no other worker took meanwhile (our locks are gone)
+            outcome = run_pipeline(raw_id, queued=room > 0)
+            if outcome != TAKEN:
+                outcomes[outcome] += 1
     return outcomes
 
 
@@ -313,15 +340,32 @@ def _timed(stage: str, function: Callable[..., T], *args: Any) -> T:
         STAGE_SECONDS[stage] = STAGE_SECONDS.get(stage, 0.0) + time.perf_counter() - started
 
 
-def _bulk(chunk: list[int]) -> tuple[Counter[str], list[int]]:
+def _claim(chunk: list[int], room: int, queued: bool) -> tuple[list[RawMessage], list[int]]:
+    """The chunk's raw rows, locked, and the ids run_pipeline must take instead; for a task
+    (``queued``), also up to ``room`` more stored messages, and nothing another worker holds."""
+    rows = RawMessage.objects.filter(message__isnull=True).defer("from_header", "to_header", "flags").order_by("id")
+    skip = connection.features.has_select_for_update_skip_locked
+    locked = rows.select_for_update(of=("self",), skip_locked=queued and skip)
+    if not queued:
+        raws = list(locked.filter(pk__in=chunk))
+        claimed = {r.pk for r in raws}
+        return raws, [i for i in chunk if i not in claimed]  # reprocessing, or gone: run_pipeline handles it
+    raws = list(locked.filter(pk__in=chunk, status__in=WAITING)) if chunk else []
+    if room:
+        raws += locked.filter(status=RawMessage.Status.STORED).exclude(pk__in=chunk)[:room]
+    return sorted(raws, key=lambda r: r.pk), []
+
+
+def _bulk(chunk: list[int], *, room: int = 0, queued: bool = False,
+          claimed: list[int] | None = None) -> tuple[Counter[str], list[int]]:
     batch = _Batch()
     if not connection.features.can_return_rows_from_bulk_insert:
         return batch.outcomes, chunk  # bulk-created rows would have no ids to link to
     with transaction.atomic():
-        raws = list(RawMessage.objects.select_for_update(of=("self",)).filter(pk__in=chunk, message__isnull=True)
-                    .defer("from_header", "to_header", "flags").order_by("id"))
-        claimed = {r.pk for r in raws}
-        batch.rest.extend(i for i in chunk if i not in claimed)  # reprocessing, or gone: run_pipeline handles it
+        raws, rest = _claim(chunk, room, queued)
+        if claimed is not None:
+            claimed.extend(r.pk for r in raws)
+        batch.rest.extend(rest)
         parsed = _timed("parse", _parsed, raws, batch)
         known = _timed("lookups", batch_lookups.prefetch, parsed)
         threads = _timed("thread", batch_threads.resolve, _timed("deduplicate+classify", _new_only, parsed, batch),
@@ -334,5 +378,6 @@ def _bulk(chunk: list[int]) -> tuple[Counter[str], list[int]]:
             stored += contexts
         _timed("after store", _after_store, stored, batch.skipped)
         _timed("finish", _finish, batch)
-        batch.outcomes["processed"] += len(stored)
+        if stored:
+            batch.outcomes["processed"] += len(stored)
     return batch.outcomes, sorted(batch.rest)

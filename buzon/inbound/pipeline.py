@@ -15,7 +15,7 @@ import logging
 import time
 from types import ModuleType
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.translation import gettext_noop
 
 from buzon.inbound import cache
@@ -102,12 +102,24 @@ def _quarantine(raw_id: int, error: BaseException) -> str:
     return "failed"
 
 
-def run_pipeline(raw_id: int) -> str:
-    """Process one raw message; returns processed, duplicate, skipped, unparseable or failed."""
+#: Raw messages a pipeline task may take: stored, or skipped ones a new customer brings back.
+WAITING = (RawMessage.Status.STORED, RawMessage.Status.SKIPPED)
+#: run_pipeline(queued=True) for a message another worker holds or has processed since.
+TAKEN = "taken"
+
+
+def run_pipeline(raw_id: int, *, queued: bool = False) -> str:
+    """Process one raw message; returns processed, duplicate, skipped, unparseable or failed.
+
+    ``queued`` (a task's message, not a rerun): only if it still waits and no other worker holds it
+    (SKIP LOCKED on PostgreSQL), else TAKEN: that work is done or being done."""
+    rows = RawMessage.objects.select_related("message").defer("from_header", "to_header", "flags")
+    if queued:
+        rows = rows.filter(status__in=WAITING)
+    skip = queued and connection.features.has_select_for_update_skip_locked
     try:
         with transaction.atomic():
-            raw = (RawMessage.objects.select_for_update(of=("self",)).select_related("message")
-                   .defer("from_header", "to_header", "flags").get(pk=raw_id))
+            raw = rows.select_for_update(of=("self",), skip_locked=skip).get(pk=raw_id)
             ctx = _context(raw)
             try:
                 _run_steps(ctx)
@@ -126,6 +138,8 @@ def run_pipeline(raw_id: int) -> str:
             _finish_raw(raw, RawMessage.Status.PROCESSED)
             return "processed"
     except RawMessage.DoesNotExist:
+        if queued:
+            return TAKEN
         logger.warning("raw message %s no longer exists", raw_id)
         return "missing"
     except Exception as error:  # quarantine: the message is kept, marked, and can be re-run

@@ -46,7 +46,8 @@ def requeue_stored_task() -> int:
 
 @task()
 def process_raw_messages(raw_ids: list[int]) -> dict[str, int]:
-    """A sync chunk at once: plain mail in bulk, the rest one by one (buzon.inbound.batch)."""
-    from buzon.inbound.batch import run_batch
+    """A sync chunk at once, topped up with other stored messages waiting: plain mail in bulk, the
+    rest one by one (buzon.inbound.batch.run_queued)."""
+    from buzon.inbound.batch import run_queued
 
-    return dict(run_batch(raw_ids))
+    return dict(run_queued(raw_ids))

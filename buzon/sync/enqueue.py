@@ -6,11 +6,17 @@ can read and write them in bulk. With the database task backend the task rows ar
 same transaction as the raw bytes, so a crash can never leave a stored message without its task.
 Any other backend (Redis) cannot join our transaction, so its tasks are sent once the transaction
 has committed; a message whose task was lost is enqueued again by the pipeline's periodic sweep.
+There, what is stored within settings.INBOUND_ENQUEUE_WINDOW_S goes as one task: a sync process
+watching many accounts stores one IDLE arrival at a time, and a task per arrival would make the
+workers pay a task's and a batch's fixed cost per message (the pipeline task also takes up other
+waiting messages, see buzon.inbound.batch.run_queued). The window's timer is not a daemon, so a
+process that exits normally sends what it holds first.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -66,13 +72,50 @@ def _bulk_db_enqueue(task: Any, groups: list[list[int]]) -> None:
     ])
 
 
-def enqueue_processing(ids: Sequence[int]) -> None:
-    """Call inside the transaction that stored `ids`."""
+class _Window:
+    """Ids committed within one window, sent together when it closes (or once a batch is full)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: list[int] = []
+        self._timer: threading.Timer | None = None
+
+    def add(self, ids: Sequence[int]) -> None:
+        window = settings.INBOUND_ENQUEUE_WINDOW_S
+        if window <= 0:
+            _send(batches(ids))
+            return
+        with self._lock:
+            self._ids.extend(ids)
+            full = len(self._ids) >= settings.INBOUND_TASK_BATCH
+            if not full and self._timer is None:
+                self._timer = threading.Timer(window, self.flush)
+                self._timer.name = "buzon-enqueue-window"
+                self._timer.start()
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            ids, self._ids = self._ids, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        if ids:
+            _send(batches(ids))
+
+
+window = _Window()
+
+
+def enqueue_processing(ids: Sequence[int], *, coalesce: bool = False) -> None:
+    """Call inside the transaction that stored `ids`. ``coalesce``: the sync engine's arrivals, sent
+    with the others of the window (a backend outside the database only)."""
     if not ids:
         return
     task = _task()
-    groups = batches(ids)
     if _joins_transaction(task):
-        _bulk_db_enqueue(task, groups)
+        _bulk_db_enqueue(task, batches(ids))
         return
-    transaction.on_commit(lambda: _send(groups))
+    stored = list(ids)
+    transaction.on_commit(lambda: window.add(stored) if coalesce else _send(batches(stored)))

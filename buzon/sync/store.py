@@ -117,7 +117,7 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
             FolderCursor.objects.filter(account_id=box.account_id, folder=box.folder).update(
                 last_uid=cursor.last_uid, uidvalidity=box.uidvalidity, highest_modseq=cursor.highest_modseq,
                 initial_done=cursor.done)
-        enqueue_processing(result.stored)
+        enqueue_processing(result.stored, coalesce=True)
         lease.check(box.account_id)  # last: a holder that stalled past a takeover commits nothing
     return result
 
