@@ -160,7 +160,9 @@ class _Desk:
     def serve(self, block: bool) -> None:
         """Commit the requests waiting, as one group. Without `block`, only once `group` of them wait
         (this thread is composing: the window filling up makes it block soon enough); with it, wait
-        for one, then up to GROUP_S for the group to fill."""
+        for one, then up to GROUP_S for the group to fill, while more can come: each message in
+        flight asks once at a time (its Done cannot come while its Mark waits here), so with one
+        message (a task per queued message, under steady load) nothing is waited for."""
         batch: list[_Mark | _Done] = []
         if not block and self.requests.qsize() < self.group:
             return
@@ -168,7 +170,8 @@ class _Desk:
             if block:
                 batch.append(self.requests.get(timeout=1.0))
                 deadline = time.monotonic() + GROUP_S
-                while len(batch) < self.group and (left := deadline - time.monotonic()) > 0:
+                while (len(batch) < min(self.group, self.inflight)
+                       and (left := deadline - time.monotonic()) > 0):
                     batch.append(self.requests.get(timeout=left))
             while True:
                 batch.append(self.requests.get_nowait())
