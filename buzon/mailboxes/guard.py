@@ -22,13 +22,13 @@ import logging
 import socket
 import time
 from collections.abc import Container
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.translation import gettext
 
+from buzon.core import redis_client
 from buzon.mailboxes.errors import AddressRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -147,22 +147,12 @@ class ProbeRateLimited(Exception):
 
 #: The Redis key of one user's count for one minute (tests give it their own prefix).
 REDIS_KEY = "buzon:probe:{user}:{window}"
-_redis_clients: dict[str, Any] = {}
-
-
-def _redis() -> Any:
-    url = settings.REDIS_URL
-    if url not in _redis_clients:
-        import redis
-
-        _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return _redis_clients[url]
 
 
 def _count_in_redis(user_id: int, window: int) -> int:
     """INCR and EXPIRE in one transaction: atomic across every process that shares the server."""
     key = REDIS_KEY.format(user=user_id, window=window)
-    pipe = _redis().pipeline(transaction=True)
+    pipe = redis_client.client().pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, 120)
     count, _expiry = pipe.execute()

@@ -239,8 +239,47 @@ def _enqueue_after_commit(message_id: int, run_after: datetime.datetime | None) 
         logging.getLogger("buzon.outbound").exception("could not enqueue delivery of message %s", message_id)
 
 
+#: On Redis: set while a delivery task is queued and has not started (see enqueue_delivery).
+DELIVERY_WAITING_KEY = "buzon:outbound:delivery-waiting"
+
+
+def _delivery_waiting_redis() -> Any:
+    if settings.TASK_BACKEND_NAME != "rq" or not settings.REDIS_URL:
+        return None
+    from buzon.core import redis_client
+
+    return redis_client.client()
+
+
+def delivery_started() -> None:
+    """The delivery task calls this first, before it claims anything: mail committed from now on
+    needs a task of its own."""
+    redis = _delivery_waiting_redis()
+    if redis is not None:
+        try:
+            redis.delete(DELIVERY_WAITING_KEY)
+        except Exception:  # the mark expires by itself; the next enqueue then sends a task
+            logging.getLogger("buzon.outbound").warning("could not clear the delivery-waiting mark", exc_info=True)
+
+
+def _another_delivery_waits() -> bool:
+    """With RQ, one task per queued message would make the workers pay a task's fixed cost per
+    message (each task delivers whatever is due). While a delivery task is queued and has not yet
+    started, it will claim this committed message too: no second task. The mark expires after
+    OUTBOUND_COALESCE_S, so a task lost with Redis costs at most that (then the periodic sweep)."""
+    redis = _delivery_waiting_redis()
+    if redis is None or settings.OUTBOUND_COALESCE_S <= 0:
+        return False
+    try:
+        return not redis.set(DELIVERY_WAITING_KEY, "1", nx=True, ex=settings.OUTBOUND_COALESCE_S)
+    except Exception:  # Redis unreachable: enqueue as usual (and that reports the outage)
+        return False
+
+
 def enqueue_delivery(message_id: int, run_after: datetime.datetime | None = None) -> None:
     """Ask the task worker to deliver; a backend that cannot defer runs it now (the queue re-checks time)."""
+    if run_after is None and _another_delivery_waits():
+        return
     task = import_string(settings.OUTBOUND_TASK)
     if run_after is not None and task.get_backend().supports_defer:
         task = task.using(run_after=run_after)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django_tasks import task
 
+from buzon.messages.outbox import delivery_started
 from buzon.outbound.sender import deliver_due
 
 
@@ -14,6 +15,7 @@ def deliver_outgoing(message_id: int) -> int:
     The id only says why the task was started: any worker may send any due message, so a task for
     a message another worker already sent simply drains the rest of the queue.
     """
+    delivery_started()
     return deliver_due().sent
 
 

@@ -15,6 +15,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
+from buzon.core import redis_client
 from buzon.mailboxes import guard
 from buzon.mailboxes.models_guard import ProbeCount
 
@@ -98,7 +99,7 @@ def test_two_web_processes_share_one_limit_in_redis(redis_url: str):
 @pytest.mark.django_db
 def test_the_limit_holds_in_the_database_while_redis_is_unreachable(settings: Any):
     settings.PROBE_RATE_PER_MINUTE, settings.REDIS_URL = 2, "redis://127.0.0.1:1/0"  # nothing listens there
-    guard._redis_clients.pop(settings.REDIS_URL, None)
+    redis_client._clients.pop(settings.REDIS_URL, None)
     guard.take_probe_slot(9)
     guard.take_probe_slot(9)
     with pytest.raises(guard.ProbeRateLimited):
