@@ -31,7 +31,11 @@ from buzon.inbound.mail.parse import part_bytes
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message
 
-_REMOTE_SRC_RE = re.compile(r"""(<img\b[^>]*?\s)src=(["'])(https?:)?//""", re.I)
+# The sanitiser (nh3) writes every attribute as name="value". Any image source but the message's own
+# parts (cid:) and inline data is held back until the reader asks: whatever its spelling (" http:",
+# "HTTPS:", "//host", a relative path), a browser would resolve it to a request.
+_IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\s)src="([^"]*)"', re.I)
+_OWN_SOURCE_RE = re.compile(r"\s*(cid|data):", re.I)
 
 
 def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
@@ -66,7 +70,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def _safe_html(message: Message, show_images: bool) -> str:
     if show_images:
         return message.html
-    return _REMOTE_SRC_RE.sub(r"\1data-blocked-src=\2\3//", message.html)
+    def hold_back(match: re.Match[str]) -> str:
+        if _OWN_SOURCE_RE.match(match.group(2)):
+            return match.group(0)
+        return f'{match.group(1)}data-blocked-src="{match.group(2).strip()}"'
+    return _IMG_SRC_RE.sub(hold_back, message.html)
 
 
 @login_required

@@ -3,6 +3,7 @@ records, notifications and the agent's own status; one pass in headless Chromium
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,20 @@ def test_inbox_in_a_real_browser(browser_page, agent_user):
     assert page.locator("#customer-card").is_visible() and page.locator("#decisions li").count() >= 5
     screenshot(page, "inbox-message")
     page.select_option("#status-select", "busy") if page.locator("#status-select").count() else None
+
+
+def test_every_image_source_but_the_message_own_is_held_back_until_asked():
+    """However the sender spells it (a leading space, upper case, //host, a relative path), an image
+    source is a request the browser would make: only cid: parts and inline data stay as sources."""
+    from buzon.inbound.mail.htmltext import sanitise
+    from buzon.web.views_inbox import _safe_html
+
+    body = (Path(__file__).resolve().parents[1] / "data" / "hostile" / "10-remote-media.eml").read_text()
+    html = sanitise(body.split("\n\n", 1)[1]) + '<img src="data:image/gif;base64,R0lGODlh">'
+    message = Message(html=html)
+    blocked = _safe_html(message, show_images=False)
+    sources = [s.strip() for s in re.findall(r'<img\b[^>]*?\ssrc="([^"]*)"', blocked)]
+    assert sorted(sources) == ["cid:logo@attacker.test", "data:image/gif;base64,R0lGODlh"], sources
+    assert 'data-blocked-src="http://evil.example/leading-space.gif"' in blocked
+    assert 'data-blocked-src="x.gif"' in blocked
+    assert _safe_html(message, show_images=True) == html
