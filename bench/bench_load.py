@@ -66,6 +66,10 @@ def table(sc: Scenario, out: Outcome, wall: float, load_start: tuple[float, ...]
     for name in sorted(out.rss_end):
         rows.append((f"RSS {name} start -> end (MB)",
                      f"{out.rss_start.get(name, 0) / 1024:.0f} -> {out.rss_end[name] / 1024:.0f}"))
+    for name in sorted(out.cpu_load):
+        rows.append((f"CPU {name} during the load (s, share of one core)",
+                     f"{out.cpu_load[name]:.0f} ({out.cpu_load[name] / sc.seconds:.0%})"))
+    rows.append((f"host CPU busy during the load (all {os.cpu_count()} cores)", f"{out.host_busy:.0%}"))
     rows.append(("wall time (s)", f"{wall:.0f}"))
     # the host is shared: figures measured under another load are floors, so print it beside them
     rows.append(("host load average 1/5/15 min, at start -> at end",

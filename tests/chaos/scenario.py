@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.chaos.leases import CountingProxy
-from tests.chaos.services import ROOT, Fleet, PrivatePostgres, PrivateRedis, rss_kb
+from tests.chaos.services import ROOT, Fleet, PrivatePostgres, PrivateRedis, cpu_s, host_cpu, rss_kb
 from tests.chaos.sink import SinkProcess
 from tests.support.certs import TestCerts
 from tests.support.dovecot import Dovecot
@@ -65,6 +65,10 @@ class Outcome:
     proxy_connections: int = 0
     rss_start: dict[str, int] = field(default_factory=dict)
     rss_end: dict[str, int] = field(default_factory=dict)
+    # CPU seconds each process used while the load ran (only processes that were never restarted),
+    # and the share of the whole host's CPU that was busy then: saturation shows here.
+    cpu_load: dict[str, float] = field(default_factory=dict)
+    host_busy: float = 0.0
     settle_s: float = 0.0
     settled: bool = False
     exit_codes: dict[str, int | None] = field(default_factory=dict)
@@ -161,6 +165,9 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
             fleet.add(f"worker-{i + 1}", "worker")
         _wait_ready(proxy, dovecot, fleet, sc)
         outcome.rss_start = {name: rss_kb(pid) for name, pid in fleet.pids().items()}
+        pids_start = fleet.pids()
+        cpu_start = {name: cpu_s(pid) for name, pid in pids_start.items()}
+        host_start = host_cpu()
         # Several users queue mail at once (one process queues ~25/s on a busy 2-core host).
         senders = [subprocess.Popen([sys.executable, "-m", "tests.chaos.agent", "send", "--rate",
                                      str(sc.out_rate / SENDERS), "--seconds", str(sc.seconds),
@@ -176,6 +183,10 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         for sender in senders:
             sender.wait(timeout=180)
         outcome.rss_end = {name: rss_kb(pid) for name, pid in fleet.pids().items()}
+        outcome.cpu_load = {name: cpu_s(pid) - cpu_start[name] for name, pid in fleet.pids().items()
+                            if pids_start.get(name) == pid}
+        host_end = host_cpu()
+        outcome.host_busy = (host_end[0] - host_start[0]) / max(host_end[1] - host_start[1], 1e-9)
         outcome.delivered = list(deliverer.subjects)
         outcome.queued = [m for i in range(SENDERS) for m in json.loads((workdir / f"queued-{i}.json").read_text())]
         log(f"load done: {len(outcome.delivered)} delivered, {len(outcome.queued)} queued; settling")
