@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 import weakref
 from collections import deque
@@ -22,10 +23,12 @@ from asgiref.sync import sync_to_async
 from django import db
 from django.db import transaction
 
+from buzon.sync import lease
 from buzon.sync.models import FolderCursor, RawMessage
-from buzon.sync.store import CursorMark, Incoming, Mailbox, store_batch
+from buzon.sync.store import Batch, CursorMark, Incoming, Mailbox, store_batch, store_batches
 
 T = TypeVar("T")
+log = logging.getLogger("buzon.sync")
 
 
 STOPPING = threading.Event()
@@ -173,6 +176,9 @@ def _store_group(jobs: list[_StoreJob]) -> list[int | Exception]:
             return [_store_one(jobs[0])]
         except Exception as exc:
             return [exc]
+    together = _store_together(jobs)
+    if together is not None:
+        return together
     outcomes: list[int | Exception] = []
     with transaction.atomic():
         for job in jobs:
@@ -182,6 +188,27 @@ def _store_group(jobs: list[_StoreJob]) -> list[int | Exception]:
             except Exception as exc:
                 outcomes.append(exc)
     return outcomes
+
+
+def _store_together(jobs: list[_StoreJob]) -> list[int | Exception] | None:
+    """The whole group with a few statements (store_batches); None if any part of it failed, and
+    nothing of it was committed: the caller then stores the batches one by one."""
+    from buzon.sync import progress
+
+    fences: dict[int, lease.Fence | None] = {}
+    for job in jobs:
+        fence = job.context.run(lease.current)
+        if fences.setdefault(job.box.account_id, fence) != fence:
+            return None  # one account under two claims: let each batch be checked on its own
+    try:
+        results = store_batches([Batch(job.box, job.items, job.cursor) for job in jobs], fences)
+    except Exception as exc:
+        log.debug("a group of %d batches did not commit together (%r): storing them one by one", len(jobs), exc)
+        return None
+    for job in jobs:
+        if job.tracked:
+            progress.add_done(job.box.account_id, len(job.items))
+    return [len(result.stored) for result in results]
 
 
 def update_flags(account_id: int, folder: str, uidvalidity: int | None, flags: dict[int, list[str]]) -> None:

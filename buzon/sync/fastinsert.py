@@ -73,3 +73,30 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
             objs[0].pk = cursor.fetchone()[0]
         else:
             cursor.executemany(sql, params)
+
+
+def insert_rows_returning(objs: Sequence[models.Model]) -> None:
+    """insert_rows() that gives every row its primary key: multi-row INSERTs with RETURNING (rows come
+    back in the order of their VALUES, which Django's bulk_create relies on too), as many rows per
+    statement as the database takes parameters."""
+    if not objs:
+        return
+    model = type(objs[0])
+    sql, returning, preparers = _statement(model, connection.vendor)
+    if returning is None or not connection.features.can_return_rows_from_bulk_insert:
+        for obj in objs:
+            insert_rows([obj])
+        return
+    pk = model._meta.pk
+    assert pk is not None
+    per_statement = max(1, (connection.features.max_query_params or 10_000) // len(preparers))
+    head = sql[:sql.index(" VALUES ")]
+    row_marks = "(" + ", ".join(["%s"] * len(preparers)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), per_statement):
+            chunk = objs[start:start + per_statement]
+            cursor.execute(f"{head} VALUES {', '.join([row_marks] * len(chunk))} "  # noqa: S608  # nosec B608
+                           f"RETURNING {connection.ops.quote_name(str(pk.column))}",
+                           [prepare(obj) for obj in chunk for prepare in preparers])
+            for obj, (key,) in zip(chunk, cursor.fetchall(), strict=True):
+                obj.pk = key

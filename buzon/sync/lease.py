@@ -115,8 +115,9 @@ def holder(account_id: int) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------- fencing
-def _locked_lease(account_id: int) -> tuple[str, int] | None:
-    """The lease row's (owner, epoch), locked FOR KEY SHARE until our transaction ends.
+def _locked_leases(account_ids: list[int]) -> dict[int, tuple[str, int]]:
+    """The lease rows' (owner, epoch) by account, locked FOR KEY SHARE until our transaction ends
+    (in account order, the order claims lock them in too).
 
     That lock is the weakest that still works: only FOR UPDATE conflicts with it, and the epoch and
     owner change only under FOR UPDATE (claim), so no takeover can happen before we commit (the
@@ -126,10 +127,11 @@ def _locked_lease(account_id: int) -> tuple[str, int] | None:
     SQLite has no row locks: its one writer at a time is the same guarantee."""
     table = connection.ops.quote_name(SyncLease._meta.db_table)
     lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    marks = ", ".join(["%s"] * len(account_ids))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT owner, epoch FROM {table} WHERE account_id = %s{lock}", [account_id])  # noqa: S608  # nosec B608
-        row = cursor.fetchone()
-    return (str(row[0]), int(row[1])) if row else None
+        cursor.execute(f"SELECT account_id, owner, epoch FROM {table} WHERE account_id IN ({marks}) "  # noqa: S608  # nosec B608
+                       f"ORDER BY account_id{lock}", list(account_ids))
+        return {int(account_id): (str(owner), int(epoch)) for account_id, owner, epoch in cursor.fetchall()}
 
 
 def end_frozen_transactions() -> None:
@@ -177,7 +179,29 @@ def check(account_id: int) -> None:
         raise RuntimeError(f"a write for account {account_id} under the lease of account {fence.account_id}")
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lease.check() outside the transaction it guards checks nothing")
-    row = _locked_lease(account_id)
+    row = _locked_leases([account_id]).get(account_id)
+    _refuse_unless_held(fence, row)
+
+
+def check_many(fences: dict[int, Fence | None]) -> None:
+    """check() for several accounts' writes in one transaction, with one query: raises LeaseLost
+    for the first account whose fence no longer holds (the whole transaction rolls back)."""
+    for account_id, fence in fences.items():
+        if fence is not None and fence.account_id != account_id:
+            raise RuntimeError(f"a write for account {account_id} under the lease of account {fence.account_id}")
+    fenced = sorted(account_id for account_id, fence in fences.items() if fence is not None)
+    if not fenced:
+        return
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lease.check_many() outside the transaction it guards checks nothing")
+    rows = _locked_leases(fenced)
+    for account_id in fenced:
+        fence = fences[account_id]
+        assert fence is not None
+        _refuse_unless_held(fence, rows.get(account_id))
+
+
+def _refuse_unless_held(fence: Fence, row: tuple[str, int] | None) -> None:
     if row is None or row != (fence.owner, fence.epoch):
         lost = LeaseLost(fence, row[0] if row else "", row[1] if row else None)
         log.warning("write refused, rolled back: %s", lost)

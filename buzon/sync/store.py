@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from buzon.sync import lease
 from buzon.sync.enqueue import enqueue_processing
-from buzon.sync.fastinsert import insert_rows
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning
 from buzon.sync.headers import parse_header_fields, sha256
 from buzon.sync.models import FolderCursor, RawMessage
 
@@ -99,17 +99,8 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
     with transaction.atomic():
         # No look-up of the keys first: the cursor moves with the batch, so a key already held is
         # only possible after a lost lease; the unique constraints catch it (see _insert).
-        fresh = list(items)
-        digests = {id(item): sha256(item.data) for item in fresh}
-        original = _content_index(box, set(digests.values()))
-        rows: list[RawMessage] = []
-        for item in fresh:
-            row = _row(box, item, digests[id(item)], original)
-            if row.status == RawMessage.Status.SKIPPED:
-                result.duplicates += 1
-            rows.append(row)
-            if row.status == RawMessage.Status.STORED:
-                original.setdefault((row.sha256, row.message_id), -1)  # a copy within this batch
+        digests = {id(item): sha256(item.data) for item in items}
+        rows = _rows(box, items, digests, _content_index(box, set(digests.values())), result)
         created = _insert(box, rows)
         result.already = len(rows) - len(created)
         result.stored = [row.pk for row in created if row.status != RawMessage.Status.SKIPPED]
@@ -120,6 +111,83 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
         enqueue_processing(result.stored, coalesce=True)
         lease.check(box.account_id)  # last: a holder that stalled past a takeover commits nothing
     return result
+
+
+@dataclass(frozen=True)
+class Batch:
+    box: Mailbox
+    items: Sequence[Incoming]
+    cursor: CursorMark | None = None
+
+
+def store_batches(batches: Sequence[Batch], fences: dict[int, lease.Fence | None]) -> list[StoreResult]:
+    """store_batch() for many batches (many accounts' IDLE arrivals) in one transaction, with a
+    fixed number of statements for all of them: one content look-up, one INSERT, one cursor update
+    per batch sent together, one lease check. `fences`: each account's, as its runner holds it.
+
+    All or nothing: any failure (a key already held, a lease lost) raises and stores none of them;
+    the caller then stores them one by one (store_batch), where each fails or commits alone."""
+    results = [StoreResult() for _ in batches]
+    with transaction.atomic():
+        digests = {id(item): sha256(item.data) for batch in batches for item in batch.items}
+        known = _content_indexes({(b.box.account_id, b.box.folder) for b in batches}, set(digests.values()))
+        rows = [_rows(batch.box, batch.items, digests, known.setdefault((batch.box.account_id, batch.box.folder), {}),
+                      result) for batch, result in zip(batches, results, strict=True)]
+        insert_rows_returning([row for batch_rows in rows for row in batch_rows])
+        for batch_rows, result in zip(rows, results, strict=True):
+            result.stored = [row.pk for row in batch_rows if row.status != RawMessage.Status.SKIPPED]
+        _move_cursors([b for b in batches if b.cursor is not None])
+        enqueue_processing([pk for result in results for pk in result.stored], coalesce=True)
+        lease.check_many(fences)  # last, as in store_batch
+    return results
+
+
+def _rows(box: Mailbox, items: Sequence[Incoming], digests: dict[int, str], original: dict[tuple[str, str], int],
+          result: StoreResult) -> list[RawMessage]:
+    """The rows to insert; `original` (what the folder holds, by content) learns each stored one."""
+    rows: list[RawMessage] = []
+    for item in items:
+        row = _row(box, item, digests[id(item)], original)
+        if row.status == RawMessage.Status.SKIPPED:
+            result.duplicates += 1
+        rows.append(row)
+        if row.status == RawMessage.Status.STORED:
+            original.setdefault((row.sha256, row.message_id), -1)  # a copy within this batch
+    return rows
+
+
+Folder = tuple[int, str]  # (account id, folder name)
+
+
+def _content_indexes(boxes: set[Folder], digests: set[str]) -> dict[Folder, dict[tuple[str, str], int]]:
+    """_content_index() for several folders in one query (by content hash, then sorted by folder)."""
+    found: dict[Folder, dict[tuple[str, str], int]] = {}
+    rows = RawMessage.objects.filter(sha256__in=digests).filter(~Q(status=RawMessage.Status.SKIPPED)).values_list(
+        "account_id", "folder", "sha256", "message_id", "id")
+    for account_id, folder, digest, message_id, raw_id in rows:
+        if (account_id, folder) in boxes:
+            found.setdefault((account_id, folder), {})[(digest, message_id)] = raw_id
+    return found
+
+
+def _move_cursors(batches: Sequence[Batch]) -> None:
+    """Each batch's folder cursor, in order (a later batch of the same folder has the last word)."""
+    if not batches:
+        return
+    quote = connection.ops.quote_name
+
+    columns = {field.name: str(field.column) for field in FolderCursor._meta.concrete_fields}
+
+    def column(name: str) -> str:
+        return quote(columns[name])
+
+    table = quote(FolderCursor._meta.db_table)
+    sql = (f"UPDATE {table} SET {column('last_uid')} = %s, {column('uidvalidity')} = %s, "  # noqa: S608  # nosec B608
+           f"{column('highest_modseq')} = %s, {column('initial_done')} = %s "
+           f"WHERE {column('account')} = %s AND {column('folder')} = %s")
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(b.cursor.last_uid, b.box.uidvalidity, b.cursor.highest_modseq, b.cursor.done,
+                                  b.box.account_id, b.box.folder) for b in batches if b.cursor is not None])
 
 
 def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
