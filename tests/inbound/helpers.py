@@ -6,6 +6,9 @@ import hashlib
 import itertools
 from email.utils import formatdate, make_msgid
 
+from django.contrib.auth.models import User
+
+from buzon.crm.models import Agent, AgentGroup
 from buzon.mailboxes.models import EmailAccount
 from buzon.sync.models import RawMessage
 
@@ -37,3 +40,12 @@ def support_account(**options: object) -> EmailAccount:
                                    "append_to": "ticket", "auto_link": True}
     defaults.update(options)
     return EmailAccount.objects.create(**defaults)
+
+
+def free_agent_in_group(username: str = "lucia", password: str = "pw-lucia-123") -> tuple[User, Agent, AgentGroup]:
+    """An agent (free) in the group "Soporte", signing in as `username` with `password`."""
+    user = User.objects.create_user(username, email=f"{username}@shop.test", password=password)
+    agent = Agent.objects.create(user=user, status=Agent.Status.FREE)
+    group = AgentGroup.objects.create(name="Soporte")
+    agent.groups.add(group)
+    return user, agent, group

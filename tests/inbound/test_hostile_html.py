@@ -16,12 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 
-from buzon.crm.models import Agent, AgentGroup
 from buzon.inbound import pipeline
 from buzon.messages.models import Message, MessageStatus
-from tests.inbound.helpers import store_raw, support_account
+from tests.inbound.helpers import free_agent_in_group, store_raw, support_account
 from tests.support.browser import screenshot, sign_in
 
 HOSTILE = Path(__file__).resolve().parents[1] / "data" / "hostile"
@@ -86,10 +84,7 @@ def evil_server() -> Iterator[tuple[str, list[str]]]:
 @pytest.mark.django_db(transaction=True)
 def test_hostile_html_in_a_real_browser_runs_no_script_and_fetches_nothing(browser_page, live_server, evil_server):
     evil_host, hits = evil_server
-    user = User.objects.create_user("lucia", email="lucia@shop.test", password="pw-lucia-123")
-    agent = Agent.objects.create(user=user, status=Agent.Status.FREE)
-    group = AgentGroup.objects.create(name="Soporte")
-    agent.groups.add(group)
+    _user, _agent, group = free_agent_in_group()
     account = support_account(agent_group=group)
     ids = []
     for path in FILES:

@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 
-from buzon.crm.models import Agent, AgentGroup, Notification, Store
+from buzon.crm.models import Agent, Notification, Store
 from buzon.inbound import pipeline
 from buzon.messages.models import Attachment, Message
-from tests.inbound.helpers import mail, store_raw, support_account
+from tests.inbound.helpers import free_agent_in_group, mail, store_raw, support_account
 from tests.support.browser import screenshot, sign_in
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "parse"
@@ -24,11 +23,7 @@ HOSTILE = (b"From: promo@example.test\r\nTo: support@shop.test\r\nSubject: Ofert
 
 @pytest.fixture
 def agent_user(db):
-    user = User.objects.create_user("lucia", email="lucia@shop.test", password="pw-lucia-123")
-    agent = Agent.objects.create(user=user, status=Agent.Status.FREE)
-    group = AgentGroup.objects.create(name="Soporte")
-    agent.groups.add(group)
-    return user, agent, group
+    return free_agent_in_group()
 
 
 def _store_of(agent: Agent) -> Store:

@@ -12,12 +12,11 @@ import zlib
 import pytest
 from django.contrib.auth.models import User
 
-from buzon.crm.models import Agent, AgentGroup
 from buzon.inbound import pipeline
 from buzon.inbound.mail.inline import link_inline_images
 from buzon.messages.models import Attachment, Message
 from buzon.web import views_inbox
-from tests.inbound.helpers import store_raw, support_account
+from tests.inbound.helpers import free_agent_in_group, store_raw, support_account
 from tests.support.browser import screenshot, sign_in
 
 
@@ -71,10 +70,7 @@ def test_cid_sources_point_at_the_parts_they_name():
 
 @pytest.fixture
 def agent_and_message(db):
-    user = User.objects.create_user("lucia", email="lucia@shop.test", password="pw-lucia-123")
-    agent = Agent.objects.create(user=user, status=Agent.Status.FREE)
-    group = AgentGroup.objects.create(name="Soporte")
-    agent.groups.add(group)
+    user, _agent, group = free_agent_in_group()
     raw = store_raw(_related_mail(), support_account(agent_group=group))
     assert pipeline.run_pipeline(raw.pk) == "processed"
     return user, Message.objects.get(raw=raw)

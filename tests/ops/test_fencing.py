@@ -33,6 +33,21 @@ def _store(account_id: int, address: str, uid: int) -> None:
     store_batch(box, [Incoming(data=make_mail(uid), uid=uid)])
 
 
+def _freeze_inside_a_store(url: str, dovecot, account, process) -> str:
+    """Once `process` has stored the first message, catch it inside the transaction that stores the
+    next one: hold the folder cursor's row, which that transaction updates after inserting the
+    message, and stop the process right there (SIGSTOP). Returns the lease owner it was."""
+    wait_for(lambda: RawMessage.objects.filter(account=account).count() == 1, 90)
+    owner = SyncLease.objects.get(account=account).owner
+    with psycopg.connect(url) as blocker:
+        blocker.execute("select 1 from sync_foldercursor where account_id = %s for update", (account.pk,))
+        dovecot.deliver(account.email_address, make_mail(1))
+        wait_for(lambda: _lock_waits(url, "sync_foldercursor") == 1, 60)
+        process.send_signal(signal.SIGSTOP)
+        blocker.rollback()
+    return owner
+
+
 @pytest.fixture
 def fenceless():
     yield
@@ -170,16 +185,7 @@ def test_sync_process_stopped_past_a_takeover_commits_nothing_and_drops_the_acco
     a = buzon(env, "sync", log=a_log)
     b = None
     try:
-        wait_for(lambda: RawMessage.objects.filter(account=account).count() == 1, 90)
-        a_owner = SyncLease.objects.get(account=account).owner
-        # Catch A inside the transaction that stores the next message: hold the folder cursor's row,
-        # which that transaction updates after inserting the message, then stop A right there.
-        with psycopg.connect(url) as blocker:
-            blocker.execute("select 1 from sync_foldercursor where account_id = %s for update", (account.pk,))
-            dovecot.deliver(account.email_address, make_mail(1))
-            wait_for(lambda: _lock_waits(url, "sync_foldercursor") == 1, 60)
-            a.send_signal(signal.SIGSTOP)
-            blocker.rollback()
+        a_owner = _freeze_inside_a_store(url, dovecot, account, a)
         # A is frozen with message 1 inserted but not committed, its lease running out; B takes over.
         b = buzon(env, "sync", log=b_log)
         wait_for(lambda: SyncLease.objects.filter(account=account).exclude(owner=a_owner)
@@ -217,14 +223,7 @@ def test_a_process_frozen_inside_a_transaction_holds_up_the_new_holder_only_brie
     a = buzon(env, "sync", log=tmp_path / "a.log")
     b = None
     try:
-        wait_for(lambda: RawMessage.objects.filter(account=account).count() == 1, 90)
-        a_owner = SyncLease.objects.get(account=account).owner
-        with psycopg.connect(url) as blocker:
-            blocker.execute("select 1 from sync_foldercursor where account_id = %s for update", (account.pk,))
-            dovecot.deliver(account.email_address, make_mail(1))
-            wait_for(lambda: _lock_waits(url, "sync_foldercursor") == 1, 60)
-            a.send_signal(signal.SIGSTOP)
-            blocker.rollback()
+        a_owner = _freeze_inside_a_store(url, dovecot, account, a)
         frozen_at = time.monotonic()
         b = buzon(env, "sync", log=tmp_path / "b.log")
         wait_for(lambda: RawMessage.objects.filter(account=account).count() == 2, 60)  # A still frozen

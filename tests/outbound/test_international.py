@@ -9,13 +9,11 @@ from __future__ import annotations
 import re
 import smtplib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from email import message_from_string
 from email.policy import SMTPUTF8
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
@@ -27,33 +25,14 @@ from buzon.outbound.models import AttemptOutcome, DeliveryAttempt, OutgoingEmail
 from buzon.outbound.sender import deliver_due
 from buzon.outbound.smtp import transmit
 from tests.support.certs import TestCerts
-from tests.support.smtpd import SinkHandler, SMTPServer
+from tests.support.smtpd import PipeliningHandler, SMTPServer
 
 pytestmark = pytest.mark.django_db
 
 
-@dataclass
-class RecordingHandler(SinkHandler):
-    """The sink, announcing PIPELINING and keeping each transaction's MAIL FROM parameters."""
-
-    mail_options: list[list[str]] = field(default_factory=list)
-
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
-                          responses: list[str]) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          mail_options: list[str]) -> str:
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        self.mail_options.append(list(mail_options))
-        return "250 OK"
-
-
 def _sink(certs: TestCerts, smtputf8: bool) -> SMTPServer:
     server = SMTPServer(certs, mode="plain", require_auth=False)
-    server.handler = server.controller.handler = RecordingHandler()
+    server.handler = server.controller.handler = PipeliningHandler()
     server.controller.SMTP_kwargs["enable_SMTPUTF8"] = smtputf8
     return server.start()
 

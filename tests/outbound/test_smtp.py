@@ -4,38 +4,16 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from buzon.outbound.smtp import SendOutcome, transmit
 from tests.support.certs import TestCerts
-from tests.support.smtpd import SinkHandler, SMTPServer
+from tests.support.smtpd import PipeliningHandler, SinkHandler, SMTPServer
 
 MESSAGE = (b"From: a@example.test\r\nTo: b@example.org\r\nSubject: x\r\n\r\nfirst line\r\n"
            b".a line that starts with a dot\r\n.\r\nlast line\r\n")
-
-
-@dataclass
-class PipeliningHandler(SinkHandler):
-    """The sink, announcing PIPELINING (aiosmtpd reads commands in order, so it can take them)."""
-
-    refuse_sender: str = ""
-
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
-                          responses: list[str]) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
-                          mail_options: list[str]) -> str:
-        if self.refuse_sender and address == self.refuse_sender:
-            return "550 5.7.1 Sender not allowed"
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
 
 
 def _server(certs: TestCerts, handler: SinkHandler | None = None, size_limit: int | None = None) -> SMTPServer:

@@ -55,6 +55,29 @@ class SinkHandler:
         return "250 2.0.0 Message accepted for delivery"
 
 
+@dataclass
+class PipeliningHandler(SinkHandler):
+    """The sink, announcing PIPELINING (aiosmtpd reads commands in order, so it can take them) and
+    keeping each transaction's MAIL FROM parameters; `refuse_sender` answers 550 to that sender."""
+
+    refuse_sender: str = ""
+    mail_options: list[list[str]] = field(default_factory=list)
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self.refuse_sender and address == self.refuse_sender:
+            return "550 5.7.1 Sender not allowed"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        self.mail_options.append(list(mail_options))
+        return "250 OK"
+
+
 class _Authenticator:
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
