@@ -48,6 +48,13 @@ def _freeze_inside_a_store(url: str, dovecot, account, process) -> str:
     return owner
 
 
+def _stop_thawed(*processes) -> None:
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            stop(process)
+
+
 @pytest.fixture
 def fenceless():
     yield
@@ -202,11 +209,7 @@ def test_sync_process_stopped_past_a_takeover_commits_nothing_and_drops_the_acco
         assert FolderCursor.objects.get(account=account, folder="INBOX").last_uid == 2
         assert sorted(RawMessage.objects.filter(account=account).values_list("uid", flat=True)) == [1, 2]
     finally:
-        if a.poll() is None:
-            a.send_signal(signal.SIGCONT)
-            stop(a)
-        if b is not None and b.poll() is None:
-            stop(b)
+        _stop_thawed(a, b)
 
 
 @pytest.mark.postgres
@@ -237,8 +240,4 @@ def test_a_process_frozen_inside_a_transaction_holds_up_the_new_holder_only_brie
         assert SyncLease.objects.get(account=account).owner not in ("", a_owner)
         assert sorted(RawMessage.objects.filter(account=account).values_list("uid", flat=True)) == [1, 2]
     finally:
-        if a.poll() is None:
-            a.send_signal(signal.SIGCONT)
-            stop(a)
-        if b is not None and b.poll() is None:
-            stop(b)
+        _stop_thawed(a, b)
