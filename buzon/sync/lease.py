@@ -172,15 +172,7 @@ def check(account_id: int) -> None:
 
     Code that runs under no fence (a test, a tool syncing without the engine) is not checked;
     a fence for another account is a programming error, never a pass."""
-    fence = _current.get()
-    if fence is None:
-        return
-    if fence.account_id != account_id:
-        raise RuntimeError(f"a write for account {account_id} under the lease of account {fence.account_id}")
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("lease.check() outside the transaction it guards checks nothing")
-    row = _locked_leases([account_id]).get(account_id)
-    _refuse_unless_held(fence, row)
+    check_many({account_id: _current.get()})
 
 
 def check_many(fences: dict[int, Fence | None]) -> None:
@@ -189,20 +181,15 @@ def check_many(fences: dict[int, Fence | None]) -> None:
     for account_id, fence in fences.items():
         if fence is not None and fence.account_id != account_id:
             raise RuntimeError(f"a write for account {account_id} under the lease of account {fence.account_id}")
-    fenced = sorted(account_id for account_id, fence in fences.items() if fence is not None)
-    if not fenced:
+    held = {account_id: fence for account_id, fence in sorted(fences.items()) if fence is not None}
+    if not held:
         return
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("lease.check_many() outside the transaction it guards checks nothing")
-    rows = _locked_leases(fenced)
-    for account_id in fenced:
-        fence = fences[account_id]
-        assert fence is not None
-        _refuse_unless_held(fence, rows.get(account_id))
-
-
-def _refuse_unless_held(fence: Fence, row: tuple[str, int] | None) -> None:
-    if row is None or row != (fence.owner, fence.epoch):
-        lost = LeaseLost(fence, row[0] if row else "", row[1] if row else None)
-        log.warning("write refused, rolled back: %s", lost)
-        raise lost
+        raise RuntimeError("a lease check outside the transaction it guards checks nothing")
+    rows = _locked_leases(list(held))
+    for fence in held.values():
+        row = rows.get(fence.account_id)
+        if row is None or row != (fence.owner, fence.epoch):
+            lost = LeaseLost(fence, row[0] if row else "", row[1] if row else None)
+            log.warning("write refused, rolled back: %s", lost)
+            raise lost

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from buzon.sync import lease
 from buzon.sync.enqueue import enqueue_processing
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning
+from buzon.sync.fastinsert import insert_rows_returning
 from buzon.sync.headers import parse_header_fields, sha256
 from buzon.sync.models import FolderCursor, RawMessage
 
@@ -54,6 +54,13 @@ class CursorMark:
     done: bool
 
 
+@dataclass(frozen=True)
+class Batch:
+    box: Mailbox
+    items: Sequence[Incoming]
+    cursor: CursorMark | None = None
+
+
 @dataclass
 class StoreResult:
     stored: list[int] = field(default_factory=list)
@@ -86,13 +93,6 @@ def _row(box: Mailbox, item: Incoming, digest: str, original: dict[tuple[str, st
     return row
 
 
-def _content_index(box: Mailbox, digests: set[str]) -> dict[tuple[str, str], int]:
-    rows = RawMessage.objects.filter(
-        account_id=box.account_id, folder=box.folder, sha256__in=digests,
-    ).filter(~Q(status=RawMessage.Status.SKIPPED)).values_list("sha256", "message_id", "id")
-    return {(digest, message_id): raw_id for digest, message_id, raw_id in rows}
-
-
 def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark | None = None) -> StoreResult:
     """Store `items` and move the folder cursor to `cursor`, atomically."""
     result = StoreResult()
@@ -100,24 +100,15 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
         # No look-up of the keys first: the cursor moves with the batch, so a key already held is
         # only possible after a lost lease; the unique constraints catch it (see _insert).
         digests = {id(item): sha256(item.data) for item in items}
-        rows = _rows(box, items, digests, _content_index(box, set(digests.values())), result)
-        created = _insert(box, rows)
+        known = _content_indexes({(box.account_id, box.folder)}, set(digests.values()))
+        rows = _rows(box, items, digests, known.get((box.account_id, box.folder), {}), result)
+        created = _insert(rows)
         result.already = len(rows) - len(created)
         result.stored = [row.pk for row in created if row.status != RawMessage.Status.SKIPPED]
-        if cursor is not None:
-            FolderCursor.objects.filter(account_id=box.account_id, folder=box.folder).update(
-                last_uid=cursor.last_uid, uidvalidity=box.uidvalidity, highest_modseq=cursor.highest_modseq,
-                initial_done=cursor.done)
+        _move_cursors([Batch(box, items, cursor)])
         enqueue_processing(result.stored, coalesce=True)
         lease.check(box.account_id)  # last: a holder that stalled past a takeover commits nothing
     return result
-
-
-@dataclass(frozen=True)
-class Batch:
-    box: Mailbox
-    items: Sequence[Incoming]
-    cursor: CursorMark | None = None
 
 
 def store_batches(batches: Sequence[Batch], fences: dict[int, lease.Fence | None]) -> list[StoreResult]:
@@ -136,7 +127,7 @@ def store_batches(batches: Sequence[Batch], fences: dict[int, lease.Fence | None
         insert_rows_returning([row for batch_rows in rows for row in batch_rows])
         for batch_rows, result in zip(rows, results, strict=True):
             result.stored = [row.pk for row in batch_rows if row.status != RawMessage.Status.SKIPPED]
-        _move_cursors([b for b in batches if b.cursor is not None])
+        _move_cursors(batches)
         enqueue_processing([pk for result in results for pk in result.stored], coalesce=True)
         lease.check_many(fences)  # last, as in store_batch
     return results
@@ -160,10 +151,11 @@ Folder = tuple[int, str]  # (account id, folder name)
 
 
 def _content_indexes(boxes: set[Folder], digests: set[str]) -> dict[Folder, dict[tuple[str, str], int]]:
-    """_content_index() for several folders in one query (by content hash, then sorted by folder)."""
+    """What each folder already holds of these contents: (sha256, Message-ID) -> raw id, by folder,
+    in one query (by content hash, then sorted by folder)."""
     found: dict[Folder, dict[tuple[str, str], int]] = {}
-    rows = RawMessage.objects.filter(sha256__in=digests).filter(~Q(status=RawMessage.Status.SKIPPED)).values_list(
-        "account_id", "folder", "sha256", "message_id", "id")
+    rows = RawMessage.objects.filter(account_id__in={account_id for account_id, _ in boxes}, sha256__in=digests).filter(
+        ~Q(status=RawMessage.Status.SKIPPED)).values_list("account_id", "folder", "sha256", "message_id", "id")
     for account_id, folder, digest, message_id, raw_id in rows:
         if (account_id, folder) in boxes:
             found.setdefault((account_id, folder), {})[(digest, message_id)] = raw_id
@@ -171,48 +163,46 @@ def _content_indexes(boxes: set[Folder], digests: set[str]) -> dict[Folder, dict
 
 
 def _move_cursors(batches: Sequence[Batch]) -> None:
-    """Each batch's folder cursor, in order (a later batch of the same folder has the last word)."""
-    if not batches:
+    """Each batch's folder cursor (a later batch of the same folder has the last word).
+
+    On PostgreSQL one statement, never executemany: psycopg pipelines that and sends the pipeline's
+    Sync only once every result is back, so a process frozen mid-pipeline would leave its session
+    waiting outside the idle-in-transaction timeout (see lease.end_frozen_transactions).
+    SQLite runs in this process: executemany there is one call and no round trip."""
+    moves = {(b.box.account_id, b.box.folder): (b.cursor.last_uid, b.box.uidvalidity, b.cursor.highest_modseq,
+                                                 b.cursor.done) for b in batches if b.cursor is not None}
+    if not moves:
         return
     quote = connection.ops.quote_name
-
-    columns = {field.name: str(field.column) for field in FolderCursor._meta.concrete_fields}
-
-    def column(name: str) -> str:
-        return quote(columns[name])
-
+    fields = {field.name: field for field in FolderCursor._meta.concrete_fields}
+    moved, keys = ["last_uid", "uidvalidity", "highest_modseq", "initial_done"], ["account", "folder"]
     table = quote(FolderCursor._meta.db_table)
-    sql = (f"UPDATE {table} SET {column('last_uid')} = %s, {column('uidvalidity')} = %s, "  # noqa: S608  # nosec B608
-           f"{column('highest_modseq')} = %s, {column('initial_done')} = %s "
-           f"WHERE {column('account')} = %s AND {column('folder')} = %s")
+    column = {name: quote(str(fields[name].column)) for name in moved + keys}
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [(b.cursor.last_uid, b.box.uidvalidity, b.cursor.highest_modseq, b.cursor.done,
-                                  b.box.account_id, b.box.folder) for b in batches if b.cursor is not None])
+        if connection.vendor == "postgresql":
+            # All of them in one statement; typed, since a VALUES list's NULLs have no type of their own.
+            row = "(" + ", ".join(f"%s::{fields[name].db_type(connection)}" for name in moved + keys) + ")"
+            names = ", ".join(column[name] for name in moved + keys)
+            cursor.execute(
+                f"UPDATE {table} AS c SET "  # noqa: S608  # nosec B608
+                + ", ".join(f"{column[name]} = v.{column[name]}" for name in moved)
+                + f" FROM (VALUES {', '.join([row] * len(moves))}) AS v({names}) WHERE "
+                + " AND ".join(f"c.{column[name]} = v.{column[name]}" for name in keys),
+                [value for (account_id, folder), move in moves.items() for value in (*move, account_id, folder)])
+            return
+        sql = (f"UPDATE {table} SET " + ", ".join(f"{column[name]} = %s" for name in moved)  # noqa: S608  # nosec B608
+               + " WHERE " + " AND ".join(f"{column[name]} = %s" for name in keys))
+        cursor.executemany(sql, [[*move, account_id, folder] for (account_id, folder), move in moves.items()])
 
 
-def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
+def _insert(rows: list[RawMessage]) -> list[RawMessage]:
     if not rows:
         return []
     try:
         with transaction.atomic():
-            insert_rows(rows)
+            insert_rows_returning(rows)
     except IntegrityError:
         return _insert_one_by_one(rows)
-    if rows[0].pk is not None:  # a single row, its id returned by the INSERT
-        return rows
-    # Read the new ids back by their server keys (one indexed query).
-    ids: dict[object, int]
-    if rows[0].uid is not None:
-        ids = dict(RawMessage.objects.filter(
-            account_id=box.account_id, folder=box.folder, uidvalidity=box.uidvalidity,
-            uid__in=[row.uid for row in rows]).values_list("uid", "id"))
-        for row in rows:
-            row.pk = ids[row.uid]
-    else:
-        ids = dict(RawMessage.objects.filter(account_id=box.account_id, uidl__in=[row.uidl for row in rows])
-                   .values_list("uidl", "id"))
-        for row in rows:
-            row.pk = ids[row.uidl]
     return rows
 
 
