@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from buzon.sync import lease
 from buzon.sync.enqueue import enqueue_processing
-from buzon.sync.fastinsert import insert_rows_returning
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning
 from buzon.sync.headers import parse_header_fields, sha256
 from buzon.sync.models import FolderCursor, RawMessage
 
@@ -102,7 +102,7 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
         digests = {id(item): sha256(item.data) for item in items}
         known = _content_indexes({(box.account_id, box.folder)}, set(digests.values()))
         rows = _rows(box, items, digests, known.get((box.account_id, box.folder), {}), result)
-        created = _insert(rows)
+        created = _insert(box, rows)
         result.already = len(rows) - len(created)
         result.stored = [row.pk for row in created if row.status != RawMessage.Status.SKIPPED]
         _move_cursors([Batch(box, items, cursor)])
@@ -154,7 +154,13 @@ def _content_indexes(boxes: set[Folder], digests: set[str]) -> dict[Folder, dict
     """What each folder already holds of these contents: (sha256, Message-ID) -> raw id, by folder,
     in one query (by content hash, then sorted by folder)."""
     found: dict[Folder, dict[tuple[str, str], int]] = {}
-    rows = RawMessage.objects.filter(account_id__in={account_id for account_id, _ in boxes}, sha256__in=digests).filter(
+    # One folder: its own index (account, folder, sha256). Several: the content hash alone is as
+    # selective, where filtering by account would let the planner scan each account's mail.
+    where = Q()
+    if len(boxes) == 1:
+        ((account_id, folder),) = boxes
+        where = Q(account_id=account_id, folder=folder)
+    rows = RawMessage.objects.filter(where, sha256__in=digests).filter(
         ~Q(status=RawMessage.Status.SKIPPED)).values_list("account_id", "folder", "sha256", "message_id", "id")
     for account_id, folder, digest, message_id, raw_id in rows:
         if (account_id, folder) in boxes:
@@ -195,14 +201,30 @@ def _move_cursors(batches: Sequence[Batch]) -> None:
         cursor.executemany(sql, [[*move, account_id, folder] for (account_id, folder), move in moves.items()])
 
 
-def _insert(rows: list[RawMessage]) -> list[RawMessage]:
+def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
     if not rows:
         return []
     try:
         with transaction.atomic():
-            insert_rows_returning(rows)
+            insert_rows(rows)
     except IntegrityError:
         return _insert_one_by_one(rows)
+    if rows[0].pk is not None:  # a single row, its id returned by the INSERT
+        return rows
+    # Read the new ids back by their server keys (one indexed query): for a first download's chunks
+    # an executemany and this query beat multi-row INSERTs with RETURNING (measured on SQLite).
+    ids: dict[object, int]
+    if rows[0].uid is not None:
+        ids = dict(RawMessage.objects.filter(
+            account_id=box.account_id, folder=box.folder, uidvalidity=box.uidvalidity,
+            uid__in=[row.uid for row in rows]).values_list("uid", "id"))
+        for row in rows:
+            row.pk = ids[row.uid]
+    else:
+        ids = dict(RawMessage.objects.filter(account_id=box.account_id, uidl__in=[row.uidl for row in rows])
+                   .values_list("uidl", "id"))
+        for row in rows:
+            row.pk = ids[row.uidl]
     return rows
 
 
