@@ -1,3 +1,4 @@
+import os
 from typing import Any
 
 from django.conf import settings
@@ -6,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from buzon.core import config
+from buzon.core.cli import QUIET_START
 from buzon.core.supervisor import Child, Supervisor, buzon_argv, inherit_env
 
 
@@ -19,6 +21,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         inherit_env()
+        # The children use the data directory this process announced, and do not announce it again.
+        os.environ["BUZON_DATA_DIR"] = str(settings.DATA_DIR)
+        os.environ[QUIET_START] = "1"
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         host, port = options["host"], options["port"]
