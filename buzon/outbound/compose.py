@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
 from buzon.messages.models import Message
-from buzon.outbound import addresses, tokens
+from buzon.outbound import addresses, tokens, verbatim
 from buzon.outbound.models import OutgoingEmail
 from buzon.outbound.signing import Signer
 
@@ -79,6 +79,9 @@ def sender_headers(message: Message, account: EmailAccount, kind: str, home: str
 
 
 ADDRESS_HEADERS = {"from", "sender", "reply-to", "to", "cc"}
+# Headers that are words for people: the email package folds (and, if it must, encodes) them.
+# Every other ASCII header is ids, URLs or keywords and is written verbatim (verbatim.py).
+TEXT_HEADERS = ADDRESS_HEADERS | {"subject"}
 
 
 def _encoded(name: str, value: str, utf8: bool = False) -> str:
@@ -96,6 +99,9 @@ def _encoded(name: str, value: str, utf8: bool = False) -> str:
 
 
 def _set(mail: EmailMessage, name: str, value: str, utf8: bool = False) -> None:
+    if name.lower() not in TEXT_HEADERS and verbatim.fits(name, value):
+        mail.set_raw(name, verbatim.Verbatim(name, value))  # URLs and ids: folded, never encoded
+        return
     mail.set_raw(name, _encoded(name, value, utf8))
 
 
