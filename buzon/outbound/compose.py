@@ -32,6 +32,11 @@ from buzon.outbound.signing import Signer
 
 MAX_LINE = 78  # RFC 5322 2.1.1: lines SHOULD be at most 78 characters
 AUTO_SUBMITTED = {"auto_reply": "auto-replied", "notification": "auto-generated"}
+# Mail to the organisation's own people (agent notifications, unreplied alerts): it leaves through the
+# default outgoing account like any notification, but carries none of what is for customers
+# (signature, unsubscribe link, tracking pixel, Reply-To to the shared mailbox) and is not filed in
+# the account's Sent folder, which is the record of what customers were sent.
+INTERNAL_KINDS = frozenset({"notification"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def sender_headers(message: Message, account: EmailAccount, kind: str, home: str
             reply_to.append(addresses.format_human(user_name, user_email))
     else:
         headers["From"] = addresses.format_human(account_name, account.email_address)
-    if not account.incoming_enabled:
+    if not account.incoming_enabled and kind not in INTERNAL_KINDS:
         home = _home_address() if home is None else home
         if home and home.lower() != account.email_address.lower():
             # Every answer to the company must land in Buzón, not in a mailbox nobody reads.
@@ -186,6 +191,8 @@ def _bodies(outgoing: OutgoingEmail, message: Message, account: EmailAccount) ->
     text, html = message.text, outgoing.html_source
     if not text and html:
         text = _text_from_html(html)
+    if outgoing.kind in INTERNAL_KINDS:
+        return text, html, ""
     if account.add_signature and account.signature.strip():
         text = f"{text.rstrip()}\n\n-- \n{account.signature.strip()}\n"
         if html:

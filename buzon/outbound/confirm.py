@@ -1,10 +1,12 @@
 """Sender confirmation (seed 002): an account outside the known providers proves it owns its address.
 
-Buzón mails a link and a six-digit code to the account's own address, through the account's own
-SMTP server. Either one confirms it. Until then normal mail from the account is refused with a
-reason the UI and API show; notifications and auto-replies are not held back (they are the system's
-own mail). Accounts on a provider preset (Gmail, Outlook…) need no confirmation: the provider
-already refuses a From it does not own.
+Buzón mails a link and a six-digit code to the account's own address. Either one confirms it. The
+mail is Buzón writing to the person who set the account up, so like every notification it leaves
+through the default outgoing account (seed 000 §3.4), or through the account itself while there is
+no other. Until then normal mail from the account is refused with a reason the UI and API show;
+notifications and auto-replies are not held back (they are the system's own mail). Accounts on a
+provider preset (Gmail, Outlook…) need no confirmation: the provider already refuses a From it does
+not own.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from buzon.mailboxes.endpoints import provider_preset
 from buzon.mailboxes.models import EmailAccount
-from buzon.messages.outbox import SendRefused
+from buzon.messages.outbox import SendRefused, default_outgoing_account
 from buzon.outbound import addresses, tokens
 from buzon.outbound.models import SenderConfirmation
 
@@ -51,16 +53,25 @@ def _hash(code: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 
-def confirmation_email(account: EmailAccount, code: str) -> EmailMessage:
+def carrier(account: EmailAccount) -> EmailAccount:
+    """The account the confirmation leaves through: the notifications one, else the account itself."""
+    default = default_outgoing_account()
+    return default if default is not None and default.pk != account.pk else account
+
+
+def confirmation_email(account: EmailAccount, code: str, via: EmailAccount | None = None) -> EmailMessage:
     link = settings.BASE_URL + reverse("outbound:confirm-sender",
                                        args=[tokens.confirm_token(account.pk, account.email_address)])
     box = addresses.parse(account.email_address)  # an internationalised address goes as addresses.py says
-    mail = EmailMessage(policy=SMTPUTF8 if box.utf8 else SMTP)
-    mail["From"] = box.header(box.utf8)
-    mail["To"] = box.header(box.utf8)
+    via = via or account
+    sender = addresses.mailbox(via.display_name or "Buzón", via.email_address)
+    utf8 = box.utf8 or sender.utf8
+    mail = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
+    mail["From"] = sender.header(utf8)
+    mail["To"] = box.header(utf8)
     mail["Subject"] = _("Confirm %(address)s as a sender in Buzón") % {"address": account.email_address}
     mail["Date"] = formatdate(localtime=False)
-    mail["Message-ID"] = make_msgid(domain=box.ascii_domain)
+    mail["Message-ID"] = make_msgid(domain=sender.ascii_domain)
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content(_("Buzón was asked to send mail as %(address)s.\n\nTo confirm, open this link:\n%(link)s\n\n"
                        "or enter this code in Buzón: %(code)s\n\nIf you did not ask for this, ignore this message.")
@@ -73,9 +84,11 @@ def start(account: EmailAccount) -> None:
     from buzon.outbound.smtp import send_now
 
     code = f"{secrets.randbelow(10**6):06d}"
-    mail = confirmation_email(account, code)
-    box = addresses.parse(account.email_address)
-    send_now(account, box.envelope, [box.envelope], mail.as_bytes(), utf8_addresses=[box.address] if box.utf8 else [])
+    via = carrier(account)
+    mail = confirmation_email(account, code, via)
+    box, sender = addresses.parse(account.email_address), addresses.parse(via.email_address)
+    send_now(via, sender.envelope, [box.envelope], mail.as_bytes(),
+             utf8_addresses=[b.address for b in (sender, box) if b.utf8])
     SenderConfirmation.objects.update_or_create(
         account=account, defaults={"code_hash": _hash(code), "sent_at": timezone.now(), "failed_tries": 0},
     )

@@ -83,7 +83,8 @@ def _prepare(outgoing: OutgoingEmail, signer: Signer, home: str) -> compose.Comp
 
 def _after_sent(outgoing: OutgoingEmail) -> None:
     account = outgoing.message.account
-    if account is not None and account.append_to_sent and account.incoming_enabled:
+    if account is not None and account.append_to_sent and account.incoming_enabled \
+            and outgoing.kind not in compose.INTERNAL_KINDS:  # staff mail is not filed with customers'
         pk = outgoing.pk
         transaction.on_commit(lambda: import_string(settings.OUTBOUND_APPEND_TASK).enqueue(pk))
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from buzon.mailboxes.connections import open_imap
 from buzon.mailboxes.endpoints import ServerSettings, incoming_settings
 from buzon.mailboxes.errors import MailServerError, ProtocolError, classify
+from buzon.outbound.compose import INTERNAL_KINDS
 from buzon.outbound.models import OutgoingEmail
 
 USUAL_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "INBOX.Sent", "INBOX/Sent", "Enviados",
@@ -76,6 +77,8 @@ def append_sent_copy(outgoing_id: int) -> bool:
     outgoing = OutgoingEmail.objects.select_related("message__account__domain").filter(pk=outgoing_id).first()
     if outgoing is None or outgoing.appended_to_sent or outgoing.mime is None:
         return bool(outgoing and outgoing.appended_to_sent)
+    if outgoing.kind in INTERNAL_KINDS:  # mail to staff is not filed with what customers were sent
+        return False
     account = outgoing.message.account
     if account is None or not account.incoming_enabled:
         return False
