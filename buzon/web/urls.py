@@ -14,6 +14,7 @@ from buzon.web import (
     views_oauth,
     views_outbound,
     views_password,
+    views_setup,
     views_stores,
 )
 
@@ -21,7 +22,9 @@ app_name = "web"
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
+    path("setup/", views_setup.setup, name="setup"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("language/", views.choose_language, name="language"),
     path("login/verify/", twofactor.verify, name="two-factor-verify"),
     path("settings/two-factor/", twofactor.two_factor, name="two-factor"),
     path("", views.home, name="home"),
@@ -34,6 +37,7 @@ urlpatterns = [
     path("job-applicants/", views_inbox.job_applicants, name="job-applicants"),
     path("notifications/", views_inbox.notification_list, name="notifications"),
     path("notifications/read/", views_inbox.notifications_read, name="notifications-read"),
+    path("notifications/bell/", views_inbox.bell, name="bell"),
     path("agent/status/", views_inbox.agent_status, name="agent-status"),
     path("passwords/", views_password.pending_passwords, name="pending-passwords"),
     path("settings/email/", views.settings_index, name="settings"),

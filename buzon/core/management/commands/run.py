@@ -2,11 +2,11 @@ import os
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
 
-from buzon.core import config
+from buzon.core import config, first_run
 from buzon.core.cli import QUIET_START
 from buzon.core.supervisor import Child, Supervisor, buzon_argv, inherit_env
 
@@ -29,8 +29,8 @@ class Command(BaseCommand):
         host, port = options["host"], options["port"]
         shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0"} else host  # noqa: S104  # nosec B104
         self.stdout.write(f"Buzón is running at http://{shown_host}:{port}/  (data in {settings.DATA_DIR})")
-        if not get_user_model().objects.filter(is_superuser=True).exists():
-            self.stdout.write("Create the first administrator with:  .venv/bin/buzon createsuperuser")
+        if first_run.needs_setup():
+            self.stdout.write(f"Create the first administrator: open http://{shown_host}:{port}{first_run.setup_path()}")
         self.stdout.write("Stop with Ctrl-C.")
         self.stdout.flush()
         children = [
@@ -38,4 +38,7 @@ class Command(BaseCommand):
             Child("worker", buzon_argv("worker")),
             Child("sync", buzon_argv("sync")),
         ]
+        # The supervisor only starts (fork + exec) and watches its children: it keeps no database
+        # connection open for its whole life, nor hands one to a child.
+        connections.close_all()
         Supervisor(children).run()
