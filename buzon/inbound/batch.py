@@ -37,7 +37,7 @@ from buzon.inbound.reprocess import import_skipped_from
 from buzon.inbound.steps import bounced, classify, customer, deduplicate, parse, route, store, thread
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message
-from buzon.sync.models import RawMessage
+from buzon.sync.models import KEY_ONLY, RawMessage
 
 logger = logging.getLogger(__name__)
 
@@ -346,8 +346,8 @@ def _claim(chunk: list[int], room: int, queued: bool) -> tuple[list[RawMessage],
     rows = RawMessage.objects.filter(message__isnull=True).defer("from_header", "to_header", "flags").order_by("id")
     skip = connection.features.has_select_for_update_skip_locked
     locked = rows.select_for_update(of=("self",), skip_locked=queued and skip)
-    if not queued:
-        raws = list(locked.filter(pk__in=chunk))
+    if not queued:  # a key-only row (a duplicate) goes to run_pipeline, which leaves it as it is
+        raws = list(locked.filter(pk__in=chunk).exclude(status__in=KEY_ONLY))
         claimed = {r.pk for r in raws}
         return raws, [i for i in chunk if i not in claimed]  # reprocessing, or gone: run_pipeline handles it
     raws = list(locked.filter(pk__in=chunk, status__in=WAITING)) if chunk else []

@@ -34,7 +34,7 @@ from buzon.inbound.steps import (
     thread,
 )
 from buzon.messages.models import Direction, Message, MessageStatus
-from buzon.sync.models import RawMessage
+from buzon.sync.models import KEY_ONLY, RawMessage
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,11 @@ WAITING = (RawMessage.Status.STORED, RawMessage.Status.SKIPPED)
 TAKEN = "taken"
 
 
+def key_only_outcome(status: str) -> str:
+    """What running a KEY_ONLY row comes to: it stays as the sync recorded it."""
+    return "duplicate" if status == RawMessage.Status.DUPLICATE else "skipped"
+
+
 def run_pipeline(raw_id: int, *, queued: bool = False) -> str:
     """Process one raw message; returns processed, duplicate, skipped, unparseable or failed.
 
@@ -120,6 +125,8 @@ def run_pipeline(raw_id: int, *, queued: bool = False) -> str:
     try:
         with transaction.atomic():
             raw = rows.select_for_update(of=("self",), skip_locked=skip).get(pk=raw_id)
+            if raw.status in KEY_ONLY:  # a server key without the message (its bytes were never kept)
+                return key_only_outcome(raw.status)
             ctx = _context(raw)
             try:
                 _run_steps(ctx)

@@ -10,12 +10,13 @@ from django.db.models import QuerySet
 from buzon.inbound.pipeline import run_pipeline
 from buzon.messages.models import Message
 from buzon.sync.enqueue import enqueue_processing
-from buzon.sync.models import RawMessage
+from buzon.sync.models import KEY_ONLY, RawMessage
 
 
 def raw_ids(*, message_id: int | None = None, account_id: int | None = None, skipped: bool = False,
             failed: bool = False) -> list[int]:
-    rows: QuerySet[RawMessage] = RawMessage.objects.filter(deleted_at__isnull=True)
+    # Never a row holding only a server key (a duplicate, mail not downloaded): there is nothing to run.
+    rows: QuerySet[RawMessage] = RawMessage.objects.filter(deleted_at__isnull=True).exclude(status__in=KEY_ONLY)
     if message_id is not None:
         raw_id = Message.objects.filter(pk=message_id).values_list("raw_id", flat=True).first()
         return [raw_id] if raw_id else []

@@ -21,6 +21,9 @@ class RawMessage(models.Model):
         PROCESSED = "processed", _("Processed")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        # Only the server key is kept (so it is never fetched again), not the message: never processed.
+        DUPLICATE = "duplicate", _("Duplicate")  # the same bytes as a message already held in the folder
+        NOT_DOWNLOADED = "unfetched", _("Not downloaded")  # older than the initial sync count (POP3)
 
     account = models.ForeignKey(EmailAccount, null=True, on_delete=models.SET_NULL, related_name="raw_messages")
     account_address = models.CharField(max_length=320)
@@ -62,6 +65,10 @@ class RawMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_address} {self.folder} {self.uid or self.uidl}: {self.subject[:60]}"
+
+
+#: Rows holding a server key and no message: nothing the pipeline may run (they would read as empty).
+KEY_ONLY = (RawMessage.Status.DUPLICATE, RawMessage.Status.NOT_DOWNLOADED)
 
 
 class FolderCursor(models.Model):

@@ -130,7 +130,7 @@ def _pass_over(box: Mailbox, items: list[Incoming]) -> None:
     """Remember messages older than the initial count without downloading them."""
     RawMessage.objects.bulk_create([
         RawMessage(account_id=box.account_id, account_address=box.address, uidl=item.uidl, data=b"",
-                   size=item.size or 0, sha256="", status=RawMessage.Status.SKIPPED,
+                   size=item.size or 0, sha256="", status=RawMessage.Status.NOT_DOWNLOADED,
                    status_reason=_("Older than the initial sync count; not downloaded."))
         for item in items
     ], ignore_conflicts=True)

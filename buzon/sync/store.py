@@ -4,7 +4,8 @@ One call stores one batch in one transaction, together with the folder cursor th
 and the tasks that will process it, so a crash at any point leaves either all of it or none.
 The unique keys (account, folder, UIDVALIDITY, UID) and (account, UIDL) make a duplicate
 impossible; a copy of a message already held in the folder (same Message-ID and sha256, e.g.
-after a UIDVALIDITY reset, or one deleted in Buzón) is recorded as skipped, never shown twice.
+after a UIDVALIDITY reset, one delivered twice, or one deleted in Buzón) is recorded as a duplicate:
+its server key without its bytes, which nothing processes (KEY_ONLY), so it is never shown twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from buzon.sync import lease
 from buzon.sync.enqueue import enqueue_processing
 from buzon.sync.fastinsert import insert_rows, insert_rows_returning
 from buzon.sync.headers import parse_header_fields, sha256
-from buzon.sync.models import FolderCursor, RawMessage
+from buzon.sync.models import KEY_ONLY, FolderCursor, RawMessage
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _row(box: Mailbox, item: Incoming, digest: str, original: dict[tuple[str, st
     duplicate_of = original.get((digest, fields.message_id))
     if duplicate_of is not None:
         # Keep the server key (so it is never fetched again) but not a second copy of the bytes.
-        row.status = RawMessage.Status.SKIPPED
+        row.status = RawMessage.Status.DUPLICATE
         row.status_reason = (
             _("Same message as #%(id)s, already stored from this folder.") % {"id": duplicate_of}
             if duplicate_of > 0 else _("Same message as another one stored from this folder.")
@@ -104,7 +105,7 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
         rows = _rows(box, items, digests, known.get((box.account_id, box.folder), {}), result)
         created = _insert(box, rows)
         result.already = len(rows) - len(created)
-        result.stored = [row.pk for row in created if row.status != RawMessage.Status.SKIPPED]
+        result.stored = [row.pk for row in created if row.status != RawMessage.Status.DUPLICATE]
         _move_cursors([Batch(box, items, cursor)])
         enqueue_processing(result.stored, coalesce=True)
         lease.check(box.account_id)  # last: a holder that stalled past a takeover commits nothing
@@ -126,7 +127,7 @@ def store_batches(batches: Sequence[Batch], fences: dict[int, lease.Fence | None
                       result) for batch, result in zip(batches, results, strict=True)]
         insert_rows_returning([row for batch_rows in rows for row in batch_rows])
         for batch_rows, result in zip(rows, results, strict=True):
-            result.stored = [row.pk for row in batch_rows if row.status != RawMessage.Status.SKIPPED]
+            result.stored = [row.pk for row in batch_rows if row.status != RawMessage.Status.DUPLICATE]
         _move_cursors(batches)
         enqueue_processing([pk for result in results for pk in result.stored], coalesce=True)
         lease.check_many(fences)  # last, as in store_batch
@@ -139,7 +140,7 @@ def _rows(box: Mailbox, items: Sequence[Incoming], digests: dict[int, str], orig
     rows: list[RawMessage] = []
     for item in items:
         row = _row(box, item, digests[id(item)], original)
-        if row.status == RawMessage.Status.SKIPPED:
+        if row.status == RawMessage.Status.DUPLICATE:
             result.duplicates += 1
         rows.append(row)
         if row.status == RawMessage.Status.STORED:
@@ -160,8 +161,10 @@ def _content_indexes(boxes: set[Folder], digests: set[str]) -> dict[Folder, dict
     if len(boxes) == 1:
         ((account_id, folder),) = boxes
         where = Q(account_id=account_id, folder=folder)
+    # A row that holds the message, whatever became of it (processed, skipped as from an unknown
+    # sender, quarantined, deleted in Buzón), not one that holds only a key.
     rows = RawMessage.objects.filter(where, sha256__in=digests).filter(
-        ~Q(status=RawMessage.Status.SKIPPED)).values_list("account_id", "folder", "sha256", "message_id", "id")
+        ~Q(status__in=KEY_ONLY)).values_list("account_id", "folder", "sha256", "message_id", "id")
     for account_id, folder, digest, message_id, raw_id in rows:
         if (account_id, folder) in boxes:
             found.setdefault((account_id, folder), {})[(digest, message_id)] = raw_id

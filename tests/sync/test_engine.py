@@ -8,7 +8,7 @@ import pytest
 
 from buzon.mailboxes.models import AccountState, EmailAccount
 from buzon.sync.control import request_sync
-from buzon.sync.models import RawMessage, SyncLease
+from buzon.sync.models import KEY_ONLY, RawMessage, SyncLease
 from tests.support.proxy import Proxy
 from tests.sync.helpers import EngineThread, make_account, make_mail, on_db, wait_for
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def count(account, **filters) -> int:
     return on_db(lambda: RawMessage.objects.filter(account=account, **filters)
-                 .exclude(status=RawMessage.Status.SKIPPED).count())
+                 .exclude(status__in=KEY_ONLY).count())
 
 
 def state(account) -> str:

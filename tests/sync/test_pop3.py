@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from buzon.sync.models import RawMessage
+from buzon.sync.models import KEY_ONLY, RawMessage
 from tests.sync.helpers import make_account, make_mail, sync
 
 pytestmark = pytest.mark.django_db
 
 
 def stored(account):
-    return RawMessage.objects.filter(account=account).exclude(status=RawMessage.Status.SKIPPED)
+    return RawMessage.objects.filter(account=account).exclude(status__in=KEY_ONLY)
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])

@@ -110,7 +110,7 @@ def test_a_group_costs_a_few_statements_whatever_its_size_and_stores_what_one_by
         cursor = FolderCursor.objects.get(account=acc)
         assert (cursor.last_uid, cursor.highest_modseq, cursor.initial_done) == (2, 9, True)
     statuses = dict(RawMessage.objects.filter(account=first).values_list("uid", "status"))
-    assert statuses == {1: "stored", 2: "skipped", 3: "stored", 4: "skipped"}
+    assert statuses == {1: "stored", 2: "duplicate", 3: "stored", 4: "duplicate"}
     cursor = FolderCursor.objects.get(account=first)
     assert (cursor.last_uid, cursor.highest_modseq) == (4, 10)  # the later batch has the last word
 
