@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Remembers the request so the audit log names who changed a setting (also an API token's user).
     "buzon.mailboxes.audit.AuditMiddleware",
+    # Keeps the signed-in session's "last seen" (Agent.online), at most one write a minute per session.
+    "buzon.crm.presence.PresenceMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "buzon.web.security.SecondFactorMiddleware",
     "buzon.web.security.ContentSecurityPolicyMiddleware",
@@ -251,7 +253,11 @@ PERIODIC_TASKS = {
     "notify-unreplied": ("buzon.inbound.tasks.notify_unreplied_task", 60),
     "outbound-due": (OUTBOUND_TASK, config.env_int("BUZON_OUTBOUND_SWEEP", 30), 0),  # retries, lost tasks
     "inbound-requeue": ("buzon.inbound.tasks.requeue_stored_task", config.env_int("BUZON_INBOUND_SWEEP", 60)),
+    "presence-sweep": ("buzon.crm.tasks.presence_sweep_task", 60),  # expired/idle sessions: agents offline
 }
+# A signed-in session unused this long no longer counts as "online" (buzon.crm.presence); the bell
+# polls every minute, so a browser left open stays online.
+AGENT_ONLINE_IDLE_MINUTES = config.env_int("BUZON_ONLINE_IDLE_MINUTES", 10)
 # A stored message still unprocessed this long after arrival lost its task (worker killed, Redis restarted).
 INBOUND_REQUEUE_AFTER_S = config.env_int("BUZON_INBOUND_REQUEUE_AFTER", 300)
 # In-process counters each process's heartbeat publishes (summed by /metrics): name -> dotted path.

@@ -68,3 +68,40 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} next at {self.next_run_at}"
+
+
+# People using Buzón: their own settings, and where they are signed in (buzon.crm.presence).
+
+
+class UserPreferences(models.Model):
+    """What a user chose for themselves. No row, or a blank value, means the site's default
+    (``language`` blank: settings.LANGUAGE_CODE, whatever it is at the time)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
+    # Not choices=settings.LANGUAGES: the site's languages are a setting, not a schema change.
+    language = models.CharField(_("language"), max_length=10, blank=True)
+
+    class Meta:
+        verbose_name = _("user preferences")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language}"
+
+
+class SignedInSession(models.Model):
+    """One browser session a user signed in with, until they sign out, it expires, or it goes idle.
+
+    Written at sign-in, removed at sign-out, and touched (``last_seen_at``) at most once a minute
+    while the browser is in use; the presence sweep removes the expired and idle ones. A user is
+    signed in ("online") while at least one row is live (buzon.crm.presence).
+    """
+
+    session_key = models.CharField(max_length=40, primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signed_in_sessions")
+    signed_in_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} seen {self.last_seen_at}"

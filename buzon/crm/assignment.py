@@ -1,7 +1,9 @@
 """Spreading new customers over the agents of a group (seed 002).
 
-First evenly among agents whose status is ``free``; when none is free, evenly among those at lunch,
-busy, on break or offline (not logged in). "Evenly" counts the customers this group already gave
+First evenly among signed-in agents whose status is ``free``; when there is none, evenly among the
+others: at lunch, busy, on break, offline, or not signed in (``Agent.online``, buzon.crm.presence:
+a "free" agent who signed out is not free to answer).
+"Evenly" counts the customers this group already gave
 each agent; ties go to the lowest agent id, so the choice is deterministic.
 
 Race-free with many workers: the group's row is locked (SELECT ... FOR UPDATE) for the rest of the
@@ -22,7 +24,7 @@ FALLBACK_STATUSES = (Agent.Status.LUNCH, Agent.Status.BUSY, Agent.Status.BREAK, 
 
 def choose_agent(group: AgentGroup) -> Agent | None:
     agents = group.agents.annotate(load=Count("customers", filter=Q(customers__agent_group=group)))
-    free = agents.filter(status=Agent.Status.FREE)
+    free = agents.filter(status=Agent.Status.FREE, online=True)
     pool = free if free.exists() else agents.filter(Q(status__in=FALLBACK_STATUSES) | Q(online=False))
     return pool.order_by("load", "id").first()
 

@@ -1,0 +1,13 @@
+"""crm's periodic task: the presence sweep (settings.PERIODIC_TASKS, every minute)."""
+
+from __future__ import annotations
+
+from django_tasks import task
+
+
+@task()
+def presence_sweep_task() -> int:
+    """Agents whose last session expired or went idle are offline (buzon.crm.presence)."""
+    from buzon.crm.presence import sweep
+
+    return sweep()
