@@ -37,6 +37,7 @@ from buzon.inbound.reprocess import import_skipped_from
 from buzon.inbound.steps import bounced, classify, customer, deduplicate, parse, route, store, thread
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message
+from buzon.sync import deletion
 from buzon.sync.models import KEY_ONLY, RawMessage
 
 logger = logging.getLogger(__name__)
@@ -378,6 +379,9 @@ def _bulk(chunk: list[int], *, room: int = 0, queued: bool = False,
             stored += contexts
         _timed("after store", _after_store, stored, batch.skipped)
         _timed("finish", _finish, batch)
+        # imported (stored, or a duplicate of mail held): the sync may now delete the server's copy
+        deletion.mark_imported([c.raw.pk for c in stored] + [
+            raw.pk for raw in batch.finished if raw.status == RawMessage.Status.PROCESSED])
         if stored:
             batch.outcomes["processed"] += len(stored)
     return batch.outcomes, sorted(batch.rest)

@@ -34,6 +34,7 @@ from buzon.inbound.steps import (
     thread,
 )
 from buzon.messages.models import Direction, Message, MessageStatus
+from buzon.sync import deletion
 from buzon.sync.models import KEY_ONLY, RawMessage
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ def _context(raw: RawMessage) -> Context:
 def _finish_raw(raw: RawMessage, status: str, reason: str = "") -> None:
     raw.status, raw.status_reason = status, reason[:2000]
     RawMessage.objects.filter(pk=raw.pk).update(status=status, status_reason=raw.status_reason)
+    if status == RawMessage.Status.PROCESSED:  # imported: the sync may now delete the server's copy
+        deletion.mark_imported([raw.pk])
 
 
 def _run_steps(ctx: Context) -> None:

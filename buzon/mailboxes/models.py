@@ -154,7 +154,11 @@ class EmailAccount(models.Model):
     folders = models.JSONField(_("folders"), default=list, blank=True, help_text=_("IMAP folders to sync."))
     delete_after_download = models.BooleanField(
         _("delete downloaded messages"), default=False,
-        help_text=_("Delete each message from the mail server once it is safely stored in Buzón."),
+        help_text=_("Once Buzón has imported a message, delete it from the mail server (IMAP or POP3), "
+                    "including messages imported before this was turned on. Mail that is not imported "
+                    "(for example from senders who are not customers) stays on the server, and so does "
+                    "everything in the Sent and Drafts folders. An IMAP server without UIDPLUS only gets "
+                    "the messages marked as deleted."),
     )
     append_to = models.CharField(
         _("append to"), max_length=64, blank=True,

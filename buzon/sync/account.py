@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from buzon.mailboxes.endpoints import MissingServer, ServerSettings, attachment_limit_mb, incoming_settings
 from buzon.mailboxes.errors import ConfigurationError, MailServerError, classify
 from buzon.mailboxes.models import EmailAccount, SyncOption
+from buzon.sync import deletion
 from buzon.sync.imap import FolderOptions
 from buzon.sync.pop3 import Pop3Options
 
@@ -32,7 +33,7 @@ class AccountConfig:
         return FolderOptions(
             account_id=self.account_id, address=self.address, folder=folder, unseen_only=self.unseen_only,
             initial_count=self.initial_count, limit_bytes=self.limit_bytes, chunk=chunk, chunk_bytes=chunk_bytes,
-            depth=depth,
+            depth=depth, delete=self.delete_after_download,
         )
 
     def pop3_options(self) -> Pop3Options:
@@ -63,6 +64,7 @@ def load_config(account_id: int) -> AccountConfig:
     except Exception as exc:  # a password that no key decrypts, for instance
         raise classify(exc, None, "config") from exc
     folders = tuple(str(folder) for folder in (account.folders or []) if str(folder).strip()) or ("INBOX",)
+    deletion.follow_option(account.pk, account.delete_after_download)
     return AccountConfig(
         account_id=account.pk, address=account.email_address, server=server, folders=folders,
         unseen_only=account.sync_option == SyncOption.UNSEEN, initial_count=account.initial_sync_count,

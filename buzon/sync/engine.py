@@ -23,7 +23,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from buzon.mailboxes.errors import MailServerError
-from buzon.sync import dbs, lease, status
+from buzon.sync import dbs, deletion, lease, status
 from buzon.sync.account import AccountConfig, eligible_accounts, load_config
 from buzon.sync.runner import AccountRunner
 
@@ -85,6 +85,8 @@ class Engine:
     running: dict[int, Running] = field(default_factory=dict)
     starting: set[int] = field(default_factory=set)  # claimed, runner not started yet: renewed too
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # (account, folder) -> the newest raw id waiting to be deleted from the server that woke it
+    deletes_seen: dict[tuple[int, str], int] = field(default_factory=dict)
 
     async def run(self) -> None:
         dbs.STOPPING.clear()
@@ -114,6 +116,7 @@ class Engine:
                 for account_id in await dbs.run(status.requested_since, list(self.running), requests_since):
                     self.running[account_id].runner.wake()
                 requests_since = now
+                await self._wake_for_deletions()
                 self._watchdog()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), settings.SYNC_REFRESH_S)
@@ -173,6 +176,18 @@ class Engine:
                 self.running[account_id] = Running(runner, task, desired[account_id])
         finally:
             self.starting.difference_update(claimed)
+
+    async def _wake_for_deletions(self) -> None:
+        """Mail the pipeline has just imported for an account that deletes it from the server: wake
+        its folder (cutting its IDLE short), so it is deleted now, not when new mail next comes."""
+        ids = [pk for pk, item in self.running.items() if item.runner.config.delete_after_download]
+        if not ids:
+            return
+        for (account_id, folder), top in (await dbs.run(deletion.waiting, ids)).items():
+            item = self.running.get(account_id)
+            if item is not None and top > self.deletes_seen.get((account_id, folder), 0):
+                self.deletes_seen[(account_id, folder)] = top
+                item.runner.wake_folder(folder)
 
     def _watchdog(self) -> None:
         """A command silent for longer than its timeout should have failed already; if the

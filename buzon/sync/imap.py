@@ -2,8 +2,10 @@
 
 The cursor is (UIDVALIDITY, last UID), never the \\Seen flag, so mail another client read is
 still brought in. Bodies are fetched with BODY.PEEK[] on a folder opened with EXAMINE: syncing
-never changes anything on the server. Each chunk is committed with the cursor that covers it;
-several chunks are on the wire while one is being stored.
+never changes anything on the server, unless the account deletes downloaded mail: then the folder
+is opened with SELECT and, after the new mail is stored, the messages the pipeline has imported
+since are deleted (`_delete_imported`, see buzon.sync.deletion). Each chunk is committed with the
+cursor that covers it; several chunks are on the wire while one is being stored.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from buzon.sync import dbs
+from buzon.sync import dbs, deletion
 from buzon.sync.imap_conn import CommandFailed, ImapConnection
-from buzon.sync.imap_parse import FetchItem, FolderStatus
+from buzon.sync.imap_parse import FetchItem, FolderStatus, uid_set
 from buzon.sync.models import FolderCursor
 from buzon.sync.store import CursorMark, Incoming, Mailbox
 from buzon.sync.truncate import Plan, build, leaves_from_bodystructure, note_text, plan
@@ -26,6 +28,10 @@ from buzon.sync.truncate import Plan, build, leaves_from_bodystructure, note_tex
 log = logging.getLogger("buzon.sync")
 BODY_ITEMS = "(UID FLAGS RFC822.SIZE BODY.PEEK[])"
 UID_MAX = 2**32 - 1
+#: UIDs deleted by one STORE and one UID EXPUNGE at most, and the longest UID set sent in them
+#: (RFC 7162 asks clients to keep command lines under 8,192 octets).
+DELETE_BATCH = 5_000
+UID_SET_CHARS = 6_500  # checked every 50 UIDs, each at most 22 characters more
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class FolderOptions:
     chunk: int
     chunk_bytes: int
     depth: int = 3  # chunks on the wire at once
+    delete: bool = False  # the account deletes imported mail from the server
 
 
 def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int) -> list[list[int]]:
@@ -61,12 +68,22 @@ async def sync_folder(conn: ImapConnection, opts: FolderOptions, on_work: Callab
                       cursor: FolderCursor | None = None) -> tuple[int, FolderCursor]:
     """Bring in every new message of `opts.folder`; returns how many were stored, and the folder's
     cursor as committed. `cursor`: the one the last pass returned (this worker is the only one
-    moving it while it holds the lease), so an arrival by IDLE does not read it again."""
+    moving it while it holds the lease), so an arrival by IDLE does not read it again.
+    Then, if the account deletes downloaded mail, delete what the pipeline has imported."""
+    deleting = opts.delete and await _deletes_here(conn, opts)
+    stored, cursor = await _bring_in(conn, opts, on_work, cursor, deleting)
+    if deleting:
+        await _delete_imported(conn, opts, cursor.uidvalidity)
+    return stored, cursor
+
+
+async def _bring_in(conn: ImapConnection, opts: FolderOptions, on_work: Callable[[int], bool] | None,
+                    cursor: FolderCursor | None, writable: bool) -> tuple[int, FolderCursor]:
     if cursor is None:
         cursor = await dbs.run(dbs.read_cursor, opts.account_id, opts.folder)
     since = (cursor.uidvalidity, cursor.highest_modseq) if cursor and cursor.uidvalidity and cursor.highest_modseq \
         else None
-    status = await conn.examine(opts.folder, since)
+    status = await (conn.examine(opts.folder, since, writable=True) if writable else conn.examine(opts.folder, since))
     # QRESYNC: the answer to EXAMINE already said which flags changed (and what was expunged).
     resynced = conn.qresync and since is not None and status.uidvalidity == since[0]
     if cursor is None or cursor.uidvalidity != status.uidvalidity:
@@ -229,3 +246,54 @@ async def _apply_changes(opts: FolderOptions, cursor: FolderCursor, status: Fold
     if status.vanished:
         log.debug("account %s folder %s: %s messages expunged on the server since the last pass",
                   opts.account_id, opts.folder, status.vanished)
+
+
+async def _deletes_here(conn: ImapConnection, opts: FolderOptions) -> bool:
+    """Whether imported mail is deleted from this folder: not from Sent or Drafts (asked once per
+    connection; their rows waiting are marked kept, so they do not wake the folder again)."""
+    kept = conn.folder_kept.get(opts.folder)
+    if kept is None:
+        attributes = await conn.list_attributes(opts.folder)
+        kept = conn.folder_kept[opts.folder] = deletion.folder_kept(opts.folder, attributes or ())
+    if kept:
+        waiting = await dbs.run(deletion.imap_waiting, opts.account_id, opts.folder)
+        if waiting:
+            await dbs.run(deletion.mark, [pk for pk, _, _ in waiting], deletion.OnServer.NEVER)
+    return not kept
+
+
+def delete_batches(uids: list[int]) -> list[list[int]]:
+    """UIDs in runs of at most DELETE_BATCH, each written as a set of at most UID_SET_CHARS."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    for uid in sorted(uids):
+        current.append(uid)
+        if len(current) >= DELETE_BATCH or (len(current) % 50 == 0 and len(uid_set(current)) > UID_SET_CHARS):
+            out.append(current)
+            current = []
+    if current:
+        out.append(current)
+    return out
+
+
+async def _delete_imported(conn: ImapConnection, opts: FolderOptions, uidvalidity: int | None) -> None:
+    """Delete from the server the folder's messages the pipeline has imported, a batch of UIDs per
+    STORE and UID EXPUNGE; each batch is marked deleted once the server has confirmed it (a crash
+    before leaves it marked waiting, and the next pass deletes it: both commands are idempotent)."""
+    waiting = await dbs.run(deletion.imap_waiting, opts.account_id, opts.folder)
+    if not waiting:
+        return
+    # Rows of an earlier UIDVALIDITY name no message of the folder any more: nothing can be deleted.
+    stale = [pk for pk, validity, _ in waiting if validity != uidvalidity]
+    if stale:
+        await dbs.run(deletion.mark, stale, deletion.OnServer.KEPT)
+    by_uid = {uid: pk for pk, validity, uid in waiting if validity == uidvalidity}
+    expunged = True
+    for batch in delete_batches(list(by_uid)):
+        expunged = await conn.delete_uids(batch)
+        state = deletion.OnServer.DELETED if expunged else deletion.OnServer.FLAGGED
+        await dbs.run(deletion.mark, [by_uid[uid] for uid in batch], state)
+    if by_uid:
+        await dbs.run(deletion.record_expunge, opts.account_id, expunged)
+        log.info("deleted from the server account=%s folder=%s count=%s expunged=%s", opts.account_id,
+                 opts.folder, len(by_uid), expunged)

@@ -31,9 +31,13 @@ from buzon.sync.imap_parse import (
     parse_search,
     parse_select,
     uid_set,
+    uid_set_size,
 )
 
 _EXISTS = re.compile(rb"\* (\d+) EXISTS", re.IGNORECASE)
+_EXPUNGE = re.compile(rb"\* \d+ EXPUNGE", re.IGNORECASE)
+_VANISHED_NOW = re.compile(rb"\* VANISHED ([\d:,]+)", re.IGNORECASE)  # not "(EARLIER)": just expunged
+_LIST = re.compile(rb"^\* LIST \(([^)]*)\)", re.IGNORECASE)
 
 
 class ConnectionLost(ConnectionResetError):
@@ -189,6 +193,7 @@ class ImapConnection:
         # again when IDLE starts, so the caller must look now (cleared by `examine`).
         self.mail_signalled = False
         self._examined_exists = 0  # the message count the last EXAMINE reported
+        self.folder_kept: dict[str, bool] = {}  # folder -> never emptied by "delete downloaded messages"
         self._fetches: dict[str, _Fetch] = {}
         self._qresync = False
         self._stream: _FetchStream | None = None
@@ -202,6 +207,12 @@ class ImapConnection:
             # More than EXAMINE counted (servers may repeat an unchanged count: no pass for that).
             if exists and int(exists.group(1)) > self._examined_exists:
                 self.mail_signalled = True
+            elif _EXPUNGE.match(line):  # one message fewer: a later EXISTS counts from here
+                self._examined_exists -= 1
+            else:
+                vanished = _VANISHED_NOW.match(line)
+                if vanished:
+                    self._examined_exists -= uid_set_size(vanished.group(1).decode())
             return untagged(line)
 
         self.protocol._untagged_response = untagged_response  # type: ignore[method-assign]
@@ -219,6 +230,11 @@ class ImapConnection:
     @property
     def can_idle(self) -> bool:
         return "IDLE" in self.capabilities
+
+    @property
+    def uidplus(self) -> bool:
+        """UID EXPUNGE is offered (UIDPLUS, or IMAP4rev2 where it is part of the base protocol)."""
+        return bool({"UIDPLUS", "IMAP4REV2"} & self.capabilities)
 
     def _on_lost(self, exc: Exception | None) -> None:
         self.lost.set()
@@ -265,9 +281,11 @@ class ImapConnection:
         """QRESYNC is enabled on this connection (see examine)."""
         return self._qresync
 
-    async def examine(self, folder: str, since: tuple[int, int] | None = None) -> FolderStatus:
+    async def examine(self, folder: str, since: tuple[int, int] | None = None, *,
+                      writable: bool = False) -> FolderStatus:
         """Open `folder` (its name as the user reads it, sent in modified UTF-7) read-only: nothing
-        the engine does can change a flag on the server.
+        the engine does can change a flag on the server. `writable`: SELECT instead, for a folder
+        whose imported mail is deleted from the server (BODY.PEEK still leaves \\Seen alone).
 
         `since`: the (UIDVALIDITY, HIGHESTMODSEQ) last seen. Where the server offers QRESYNC, it is
         enabled on the connection's first EXAMINE, and the answer then carries what changed since
@@ -281,11 +299,34 @@ class ImapConnection:
             args.append(f"(QRESYNC ({since[0]} {since[1]}))")
         elif self.condstore:
             args.append("(CONDSTORE)")
-        response = await self._run(self._command("EXAMINE", *args))
+        response = await self._run(self._command("SELECT" if writable else "EXAMINE", *args))
         self.protocol.state = aioimaplib.SELECTED
         status = parse_select(response.lines)
         self._examined_exists, self.mail_signalled = status.exists, False  # what this pass reads
         return status
+
+    async def list_attributes(self, folder: str) -> set[str] | None:
+        """The folder's LIST attributes, lower case (\\sent, \\noselect, ...); None if not listed."""
+        response = await self._run(self._command("LIST", '""', imap_names.quoted(folder)))
+        for line in response.lines:
+            found = _LIST.match(b"* " + line) if isinstance(line, bytes) and line[:5].upper() == b"LIST " else None
+            if found:
+                return {flag.lower() for flag in found.group(1).decode("ascii", "replace").split()}
+        return None
+
+    async def delete_uids(self, uids: list[int]) -> bool:
+        """Delete these messages of the selected folder: STORE +FLAGS.SILENT (\\Deleted), then UID
+        EXPUNGE of the same set, so no other message (another client's \\Deleted ones) is expunged.
+        Without UID EXPUNGE nothing is expunged (a bare EXPUNGE would remove others' deletions):
+        returns False, the messages stay marked \\Deleted until some client expunges the folder."""
+        spec = uid_set(uids)
+        if not spec:
+            return self.uidplus
+        await self._run(self._command("STORE", spec, "+FLAGS.SILENT", "(\\Deleted)", prefix="UID"))
+        if not self.uidplus:
+            return False
+        await self._run(self._command("EXPUNGE", spec, prefix="UID"))
+        return True
 
     async def uid_search(self, *criteria: str) -> list[int]:
         response = await self._run(self._command("SEARCH", *criteria, prefix="UID"))

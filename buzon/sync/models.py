@@ -14,6 +14,10 @@ class RawMessage(models.Model):
     Its key on the server is (account, folder, uidvalidity, uid) for IMAP or (account, uidl) for
     POP3; the unique constraints make storing it twice impossible. Deleting a message in Buzón
     keeps the row as a tombstone (`deleted_at`) so a resync never brings it back.
+
+    `on_server` is what the account's "delete downloaded messages" option did with the server's
+    copy (buzon.sync.deletion): the pipeline marks an imported message `delete`, and the sync
+    engine deletes it from the server on its next pass over the folder, then marks it `deleted`.
     """
 
     class Status(models.TextChoices):
@@ -24,6 +28,13 @@ class RawMessage(models.Model):
         # Only the server key is kept (so it is never fetched again), not the message: never processed.
         DUPLICATE = "duplicate", _("Duplicate")  # the same bytes as a message already held in the folder
         NOT_DOWNLOADED = "unfetched", _("Not downloaded")  # older than the initial sync count (POP3)
+
+    class OnServer(models.TextChoices):
+        KEPT = "", _("Kept on the mail server")
+        DELETE = "delete", _("Imported; to be deleted from the mail server")
+        DELETED = "deleted", _("Deleted from the mail server")
+        FLAGGED = "flagged", _("Marked deleted on the mail server (it offers no UID EXPUNGE)")
+        NEVER = "never", _("Kept on the mail server: its folder is never emptied by Buzón")
 
     account = models.ForeignKey(EmailAccount, null=True, on_delete=models.SET_NULL, related_name="raw_messages")
     account_address = models.CharField(max_length=320)
@@ -46,6 +57,7 @@ class RawMessage(models.Model):
     status_reason = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    on_server = models.CharField(max_length=8, choices=OnServer.choices, default=OnServer.KEPT, blank=True)
 
     class Meta:
         constraints = [
@@ -61,6 +73,9 @@ class RawMessage(models.Model):
             models.Index(fields=["account", "-received_at"]),
             # the duplicate check of every stored batch: (folder, content) lookups within an account
             models.Index(fields=["account", "folder", "sha256"], name="raw_content_key"),
+            # the messages waiting to be deleted from the server: only those rows are in it
+            models.Index(fields=["account", "folder", "id"], name="raw_delete_waiting",
+                         condition=models.Q(on_server="delete")),
         ]
 
     def __str__(self) -> str:
@@ -120,6 +135,12 @@ class SyncState(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     progress_started_at = models.DateTimeField(null=True)
+    # The account's "delete downloaded messages" option as the engine last saw it: turning it on
+    # marks every message imported before then too (deletion.follow_option), once.
+    delete_seen_on = models.BooleanField(default=False)
+    # What the last deletion on an IMAP server could do: False when the server offers no UID
+    # EXPUNGE, so messages were only marked \Deleted (the account's status says so); None: none yet.
+    delete_expunged = models.BooleanField(null=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

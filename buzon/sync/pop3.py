@@ -1,14 +1,18 @@
-"""One POP3 pass: UIDL bookkeeping, and DELE only for messages whose bytes are committed.
+"""One POP3 pass: UIDL bookkeeping, and DELE only for messages the pipeline has imported.
 
 POP3 has no folders and no flags; the UIDL of every message ever seen is kept as the key of its
 RawMessage row, so a message left on the server is never downloaded twice. With
-`delete_after_download`, DELE is sent only after the batch holding the message has committed;
-a crash before QUIT undoes the DELE on the server, and the next pass deletes it again.
+`delete_after_download`, a pass sends DELE for the messages whose rows the pipeline marked imported
+since (buzon.sync.deletion: found by index, never by reading every row), and marks them deleted once
+QUIT has confirmed it; a crash before QUIT undoes the DELE on the server, and the next pass deletes
+them again. Mail that was not imported (from a sender who is not a customer, say) stays on the
+server, and is not downloaded again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import poplib
 import tempfile
 from collections.abc import Callable
@@ -17,11 +21,12 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from buzon.sync import dbs, mimescan
+from buzon.sync import dbs, deletion, mimescan
 from buzon.sync.models import RawMessage
 from buzon.sync.store import Incoming, Mailbox
 from buzon.sync.truncate import truncate_bytes
 
+log = logging.getLogger("buzon.sync")
 BATCH = 50
 SPOOL_BYTES = 1024 * 1024  # an oversized message's first bytes are kept in memory, the rest on disk
 
@@ -50,12 +55,13 @@ def _listing(client: poplib.POP3) -> list[tuple[int, str, int]]:
     return sorted(out)
 
 
-def _known(account_id: int, uidls: list[str]) -> dict[str, bool]:
-    """UIDL -> whether its bytes are safely stored (so the server's copy may be deleted).
-
-    False for one passed over by the initial count, or one the server failed to deliver."""
-    rows = RawMessage.objects.filter(account_id=account_id, uidl__in=uidls).values_list("uidl", "sha256", "status")
-    return {str(uidl): bool(digest) and status != RawMessage.Status.FAILED for uidl, digest, status in rows}
+def _known(account_id: int, uidls: list[str]) -> set[str]:
+    """The UIDLs already held (stored, passed over, or failed): never downloaded again."""
+    known: set[str] = set()
+    for start in range(0, len(uidls), deletion.IN_CHUNK):
+        known.update(str(uidl) for uidl in RawMessage.objects.filter(
+            account_id=account_id, uidl__in=uidls[start:start + deletion.IN_CHUNK]).values_list("uidl", flat=True))
+    return known
 
 
 def _first_pass(account_id: int) -> bool:
@@ -99,14 +105,11 @@ def _retrieve_oversized(client: poplib.POP3, num: int, uidl: str, limit: int) ->
 
 
 async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[int], bool] | None = None) -> int:
+    """One pass, ended with QUIT (the DELEs take effect only then); returns how many were stored."""
     listing = await asyncio.to_thread(_listing, client)
     known = await dbs.run(_known, opts.account_id, [uidl for _, uidl, _ in listing])
     box = Mailbox(opts.account_id, opts.address)
-    if opts.delete_after_download:
-        # Stored in an earlier pass whose QUIT never came: their DELE was undone. Delete them now.
-        for num, uidl, _size in listing:
-            if known.get(uidl):
-                await asyncio.to_thread(client.dele, num)
+    deleted = await _delete_imported(client, opts.account_id, listing) if opts.delete_after_download else []
     new = [entry for entry in listing if entry[1] not in known]
     if opts.initial_count and len(new) > opts.initial_count and await dbs.run(_first_pass, opts.account_id):
         older, new = new[: -opts.initial_count], new[-opts.initial_count:]
@@ -119,11 +122,36 @@ async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[i
         items = [await asyncio.to_thread(_retrieve, client, num, uidl, size, opts.limit_bytes)
                  for num, uidl, size in batch]
         stored += await dbs.store(box, items, None, tracked=tracked)
-        if opts.delete_after_download:  # only now: the bytes above are committed
-            for (num, _uidl, _size), item in zip(batch, items, strict=True):
-                if not item.failed_reason:
-                    await asyncio.to_thread(client.dele, num)
+    await asyncio.to_thread(client.quit)
+    if deleted:
+        await dbs.run(deletion.mark, deleted, deletion.OnServer.DELETED)
+        log.info("deleted from the server account=%s folder= count=%s", opts.account_id, len(deleted))
     return stored
+
+
+async def _delete_imported(client: poplib.POP3, account_id: int, listing: list[tuple[int, str, int]]) -> list[int]:
+    """DELE every listed message the pipeline has imported; returns the raw ids to mark deleted after
+    QUIT: those, and those no longer listed (deleted by an earlier pass whose marks were lost)."""
+    waiting = await dbs.run(deletion.pop3_waiting, account_id)
+    if not waiting:
+        return []
+    numbers = {uidl: num for num, uidl, _ in listing}
+    listed = [(numbers[uidl], pk) for uidl, pk in waiting.items() if uidl in numbers]
+    refused = await asyncio.to_thread(_dele, client, [num for num, _ in listed])
+    return [pk for uidl, pk in waiting.items() if uidl not in numbers] + [
+        pk for num, pk in listed if num not in refused]
+
+
+def _dele(client: poplib.POP3, numbers: list[int]) -> set[int]:
+    """DELE each message (POP3 names one per command); returns those the server refused."""
+    refused = set()
+    for num in numbers:
+        try:
+            client.dele(num)
+        except poplib.error_proto:
+            log.warning("POP3 DELE %s refused", num)
+            refused.add(num)
+    return refused
 
 
 def _pass_over(box: Mailbox, items: list[Incoming]) -> None:

@@ -36,7 +36,7 @@ class AccountRunner:
     def __init__(self, config: AccountConfig, *, once: bool = False) -> None:
         self.config = config
         self.once = once
-        self._wakes: list[asyncio.Event] = []
+        self._wakes: dict[str, asyncio.Event] = {}  # folder ("" for POP3) -> its task's wake-up
         self.busy_since: float | None = None  # set while a pass runs
         self.connections: list[ImapConnection] = []
         self.folder_errors: dict[str, MailServerError] = {}  # the account is in error while any is
@@ -45,12 +45,17 @@ class AccountRunner:
         self._state_written: tuple[str, float] = ("", 0.0)  # what the account row last got, and when
 
     def wake(self) -> None:
-        for event in self._wakes:
+        for event in self._wakes.values():
             event.set()
 
-    def _new_wake(self) -> asyncio.Event:
-        event = asyncio.Event()
-        self._wakes.append(event)
+    def wake_folder(self, folder: str) -> None:
+        """Start a pass over this folder now (an IDLE is cut short), e.g. to delete imported mail."""
+        event = self._wakes.get(folder)
+        if event is not None:
+            event.set()
+
+    def _new_wake(self, folder: str = "") -> asyncio.Event:
+        event = self._wakes[folder] = asyncio.Event()
         return event
 
     async def run(self) -> None:
@@ -123,7 +128,7 @@ class AccountRunner:
 
     # ------------------------------------------------------------------ IMAP
     async def _watch_folder(self, folder: str) -> None:
-        wake = self._new_wake()
+        wake = self._new_wake(folder)
         opts = self.config.folder_options(folder, settings.SYNC_FETCH_CHUNK, settings.SYNC_FETCH_CHUNK_BYTES,
                                           settings.SYNC_FETCH_DEPTH)
         cursor: FolderCursor | None = None  # as committed by the last pass; re-read after a failure
@@ -178,17 +183,17 @@ class AccountRunner:
         wake = self._new_wake()
         while True:
             await self._wait_backoff(wake)
+            wake.clear()  # a wake-up from now on (mail just imported, to delete) means one more pass
             stage = "connect"
             client = None
             try:
                 self.busy_since = time.monotonic()
                 client = await asyncio.to_thread(open_pop3, self.config.server, timeout=settings.SYNC_TIMEOUT_S)
                 stage = ""
-                stored = await sync_pop3(client, self.config.pop3_options(), self._work_found)
+                stored = await sync_pop3(client, self.config.pop3_options(), self._work_found)  # ends with QUIT
+                client = None
                 if stored:
                     log.info("stored account=%s folder= count=%s", self.config.account_id, stored)
-                await asyncio.to_thread(client.quit)  # DELE takes effect only here
-                client = None
                 self.busy_since = None
                 await self._pass_done(stored)
             except FAULTS as exc:
@@ -199,7 +204,6 @@ class AccountRunner:
                     await asyncio.to_thread(_drop, client)
             if self.once:
                 return
-            wake.clear()
             try:
                 await asyncio.wait_for(wake.wait(), settings.SYNC_POLL_INTERVAL_S)
             except TimeoutError:

@@ -123,3 +123,17 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def run_pipeline_tasks() -> int:
+    """What `buzon worker` does with the pipeline tasks the sync enqueued (database task backend):
+    runs each as the worker would, and returns how many there were."""
+    from django_tasks_db.models import DBTaskResult
+
+    from buzon.inbound.batch import run_queued
+
+    tasks = list(DBTaskResult.objects.filter(task_path="buzon.inbound.tasks.process_raw_messages"))
+    for task in tasks:
+        run_queued(task.args_kwargs["args"][0])
+        task.delete()
+    return len(tasks)
