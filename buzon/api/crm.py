@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from buzon.api.permissions import ManagesAgents, VisibleRowsMixin
-from buzon.crm import notifications, roles
+from buzon.crm import notifications, records, roles
 from buzon.crm.models import Agent, AgentGroup, Contact, Customer, CustomerEmail, JobApplicant, Notification, Ticket
 from buzon.inbound.context import describe
 from buzon.messages import targets
@@ -47,14 +47,26 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
         return [e.address for e in customer.emails.all() if e.undeliverable]
 
     def validate_emails(self, value: list[str]) -> list[str]:
-        addresses = list(dict.fromkeys(v.strip().lower() for v in value))
-        taken = CustomerEmail.objects.filter(address__in=addresses)
-        if self.instance is not None:
-            taken = taken.exclude(customer=self.instance)
-        if taken.exists():
-            raise serializers.ValidationError(
-                _("%(address)s already belongs to another customer.") % {"address": taken.first().address})  # type: ignore[union-attr]
-        return addresses
+        return list(dict.fromkeys(v.strip().lower() for v in value))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """An address belongs to one customer per store (crm.models): the addresses must be free in
+        the store the customer ends up in, also when it only moves there with the ones it has."""
+        attrs = super().validate(attrs)
+        instance = self.instance if isinstance(self.instance, Customer) else None
+        store = attrs["store"] if "store" in attrs else (instance.store if instance is not None else None)
+        emails = attrs.get("emails")
+        if emails is None and instance is not None and "store" in attrs:
+            emails = list(instance.emails.values_list("address", flat=True))
+        if emails:
+            taken = CustomerEmail.objects.filter(address__in=emails, **records.store_filter(store))
+            if instance is not None:
+                taken = taken.exclude(customer=instance)
+            first = taken.first()
+            if first is not None:
+                raise serializers.ValidationError(
+                    {"emails": [_("%(address)s already belongs to another customer.") % {"address": first.address}]})
+        return attrs
 
     @transaction.atomic
     def create(self, validated_data: dict[str, Any]) -> Customer:

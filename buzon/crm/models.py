@@ -1,9 +1,21 @@
-"""Business records that mail feeds: stores, agents and their groups (customers and records follow)."""
+"""Business records that mail feeds: stores, agents and their groups (customers and records follow).
+
+Stores are walls for incoming mail. A customer is a card *of one store*: a person who writes to two
+stores gets two cards, one per store, each with its own address rows, assigned agent and history,
+and each store's agents see only their own card. So an address is unique per store
+(``CustomerEmail.store`` is a copy of its customer's store, kept in step when the customer moves),
+and unique among store-less customers (an installation without stores has one card per address,
+as before). Mail is linked to the card of the store of the account it arrived at; see
+crm.records.find_customer.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -88,6 +100,16 @@ class Customer(models.Model):
         first = self.emails.first()
         return self.name or (first.address if first else f"#{self.pk}")
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving a customer into another store moves its addresses with it (CustomerEmail.store)."""
+        fields = kwargs.get("update_fields")
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if not adding and (fields is None or "store" in fields or "store_id" in fields):
+            elsewhere = Q(store__isnull=False) if self.store_id is None else ~Q(store_id=self.store_id) | Q(
+                store__isnull=True)
+            CustomerEmail.objects.filter(elsewhere, customer=self).update(store_id=self.store_id)
+
     @property
     def primary_email(self) -> str:
         first = self.emails.order_by("id").first()
@@ -95,10 +117,19 @@ class Customer(models.Model):
 
 
 class CustomerEmail(models.Model):
-    """One address of a customer. An address belongs to one customer only (stored in lower case)."""
+    """One address of a customer (stored in lower case). Within a store, an address belongs to one
+    customer only; another store may have a card of its own for the same address.
+
+    ``store`` is the customer's store, copied here so that uniqueness per store is a constraint of
+    this table; ``save`` copies it and ``Customer.save`` keeps it in step.
+    """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="emails")
-    address = models.EmailField(_("email address"), max_length=320, unique=True)
+    store = models.ForeignKey(Store, verbose_name=_("store"), null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", db_index=False)
+    # Not unique by itself any more: see Meta.constraints. The unique index leads with the address,
+    # so look-ups by address alone (a bounce marks an address in every store) use it too.
+    address = models.EmailField(_("email address"), max_length=320)
     undeliverable = models.BooleanField(_("undeliverable"), default=False)
     undeliverable_reason = models.TextField(_("why undeliverable"), blank=True)
 
@@ -106,12 +137,18 @@ class CustomerEmail(models.Model):
         ordering = ["id"]
         verbose_name = _("customer email address")
         verbose_name_plural = _("customer email addresses")
+        constraints = [
+            models.UniqueConstraint(fields=["address", "store"], name="customer_email_once_per_store"),
+            models.UniqueConstraint(fields=["address"], condition=models.Q(store__isnull=True),
+                                    name="customer_email_once_without_store"),
+        ]
 
     def __str__(self) -> str:
         return self.address
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.address = self.address.strip().lower()
+        self.store_id = self.customer.store_id
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 

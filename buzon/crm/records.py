@@ -32,27 +32,38 @@ def normalise_address(address: str) -> str:
     return (address or "").strip().lower()
 
 
-def find_customer(address: str) -> Customer | None:
+def store_filter(store: Store | int | None, path: str = "store") -> dict[str, Any]:
+    """The look-up keyword for rows of ``store`` (None: rows of no store)."""
+    store_id = store.pk if isinstance(store, Store) else store
+    return {f"{path}__isnull": True} if store_id is None else {f"{path}_id": store_id}
+
+
+def find_customer(address: str, store: Store | int | None) -> Customer | None:
+    """The customer card of ``store`` that owns ``address`` (None: among store-less customers).
+
+    Customers are per store: the same person writing to another store is another store's card,
+    never this one (crm.models)."""
     address = normalise_address(address)
     if not address:
         return None
-    row = CustomerEmail.objects.select_related("customer").filter(address=address).first()
+    row = CustomerEmail.objects.select_related("customer").filter(address=address, **store_filter(store)).first()
     return row.customer if row else None
 
 
 def get_or_create_customer(address: str, *, name: str = "", store: Store | None = None) -> tuple[Customer, bool]:
-    """The customer owning ``address``, or a new one with only the email filled in (seed 002)."""
-    existing = find_customer(address)
+    """The customer of ``store`` owning ``address``, or a new one there with only the email filled in
+    (seed 002)."""
+    existing = find_customer(address, store)
     if existing is not None:
         return existing, False
     return create_customer_for(address, name=name, store=store)
 
 
 def create_customer_for(address: str, *, name: str = "", store: Store | None = None) -> tuple[Customer, bool]:
-    """Create the customer of an address not found a moment ago.
+    """Create the customer of an address not found in ``store`` a moment ago.
 
-    Two workers seeing the same new sender at once race on CustomerEmail's unique address: the
-    loser drops its customer row and returns the winner's, so one customer is created.
+    Two workers seeing the same new sender at once race on CustomerEmail's unique (address, store):
+    the loser drops its customer row and returns the winner's, so one customer is created.
     """
     address = normalise_address(address)
     customer = Customer.objects.create(name=name[:200], store=store)
@@ -63,7 +74,7 @@ def create_customer_for(address: str, *, name: str = "", store: Store | None = N
             CustomerEmail.objects.create(customer=customer, address=address)
     except IntegrityError:
         customer.delete()  # lost the race: no customer without an address is left behind
-        winner = find_customer(address)
+        winner = find_customer(address, store)
         if winner is None:
             raise
         return winner, False
@@ -78,11 +89,15 @@ def _store_of(conversation: Conversation) -> Store | None:
 def new_ticket(conversation: Conversation) -> Ticket:
     """An unsaved ticket for a new conversation (saved one by one, or in bulk by the batch runner)."""
     customer = conversation.customer
+    store = _store_of(conversation)
+    # The customer's agent handles the ticket only if the customer is a card of the ticket's store
+    # (customers are looked up per store, so it is; never hand one store's ticket to another's agent).
+    same_store = getattr(customer, "store_id", None) == (store.pk if store is not None else None)
     return Ticket(
         subject=(conversation.subject or "")[:998],
         customer=customer,
-        agent=getattr(customer, "agent", None),
-        store=_store_of(conversation),
+        agent=getattr(customer, "agent", None) if same_store else None,
+        store=store,
     )
 
 

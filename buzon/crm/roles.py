@@ -47,9 +47,11 @@ class Scope:
 
 # Model label -> how its rows are scoped. A model missing here is visible to administrators only.
 SCOPES: dict[str, Scope] = {
-    "messages_app.Message": Scope(store="account__store", groups=("customer__agent_group", "account__agent_group"),
+    # A message's own store column (set when it was written), not its account's: the condition
+    # needs no join and a list of one store's mail can use the (store, -created_at, -id) index.
+    "messages_app.Message": Scope(store="store", groups=("customer__agent_group", "account__agent_group"),
                               agent="agent", creator="created_by"),
-    "messages_app.Attachment": Scope(store="message__account__store",
+    "messages_app.Attachment": Scope(store="message__store",
                                  groups=("message__customer__agent_group", "message__account__agent_group"),
                                  agent="message__agent", creator="message__created_by"),
     "crm.Customer": Scope(store="store", groups=("agent_group",), agent="agent"),

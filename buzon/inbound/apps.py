@@ -9,7 +9,7 @@ def _customer_address_saved(sender: type, instance: Any, created: bool, **kwargs
     if created:
         from buzon.inbound.reprocess import import_skipped_from
 
-        import_skipped_from(instance.address)
+        import_skipped_from(instance.address, instance.store_id)
 
 
 class InboundConfig(AppConfig):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Model, Q
 
 from buzon.crm import records
 from buzon.crm.models import Customer, CustomerEmail
@@ -34,7 +34,7 @@ from buzon.inbound import batch_lookups, batch_threads, cache
 from buzon.inbound.context import Context, Duplicate, Skip, StopPipeline
 from buzon.inbound.pipeline import STEPS, TAKEN, WAITING, run_pipeline
 from buzon.inbound.reprocess import import_skipped_from
-from buzon.inbound.steps import bounced, classify, customer, deduplicate, parse, route, store, thread
+from buzon.inbound.steps import assign, bounced, classify, customer, deduplicate, parse, route, store, thread
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message
 from buzon.sync import deletion
@@ -147,15 +147,15 @@ def _names_future_record(ctx: Context) -> bool:
     in this batch made that record, one by one would find it, so such a message goes that way."""
     known = ctx.known
     return known is not None and any(
-        known.records.get((target.model, record_id)) is None and record_id > known.highest_id[target.model]
-        for target, record_id, _ in thread.named_records(ctx))
+        known.records.get((n.target.model, n.record_id)) is None and n.record_id > known.highest_id[n.target.model]
+        for n in thread.named_records(ctx))
 
 
 def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
-    """The deduplicate and classify steps: copies of our sent mail and duplicates end here."""
-    keys = [c.message.dedupe_key for c in contexts]
-    stored = dict(Message.objects.filter(dedupe_key__in=keys).order_by().values_list("dedupe_key", "pk"))
-    last: dict[str | None, Context] = {}
+    """The deduplicate and classify steps: copies of our sent mail and duplicates end here. A key is
+    a duplicate only within the receiving account's store, as one by one."""
+    stored = _stored_keys(contexts)
+    last: dict[tuple[int | None, str | None], Context] = {}
     kept = []
     for ctx in contexts:
         try:
@@ -163,7 +163,7 @@ def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
         except Duplicate as stop:
             batch.finish(ctx, RawMessage.Status.PROCESSED, stop, "duplicate")
             continue
-        key = ctx.message.dedupe_key
+        key = (ctx.store_id, ctx.message.dedupe_key)
         if key in stored:
             batch.finish(ctx, RawMessage.Status.PROCESSED, deduplicate.already_stored(stored[key]), "duplicate")
             continue
@@ -183,6 +183,18 @@ def _new_only(contexts: list[Context], batch: _Batch) -> list[Context]:
         if id(ctx) not in batch.copies:
             _new(ctx)
     return kept
+
+
+def _stored_keys(contexts: list[Context]) -> dict[tuple[int | None, str | None], int]:
+    """(store, dedupe key) -> a stored message with it, for the batch's keys: one query."""
+    by_store: dict[int | None, set[str]] = {}
+    for ctx in contexts:
+        by_store.setdefault(ctx.store_id, set()).add(ctx.message.dedupe_key or "")
+    condition = Q(pk__in=[])
+    for store_id, keys in by_store.items():
+        condition |= Q(dedupe_key__in=keys, **records.store_filter(store_id))
+    rows = Message.objects.filter(condition).order_by().values_list("store_id", "dedupe_key", "pk")
+    return {(store_id, key): pk for store_id, key, pk in rows}
 
 
 def _new(ctx: Context) -> None:
@@ -230,46 +242,60 @@ def _threaded(generation: list[Context], threads: batch_threads.Threads, batch: 
 
 
 def _customers(contexts: list[Context], batch: _Batch) -> list[Context]:
-    """The customer step for one generation: one query for the senders, new customers in bulk."""
-    addresses = {c.message.from_address for c in contexts if c.message.from_address}
-    found = {e.address: e.customer for e in CustomerEmail.objects.select_related("customer").filter(
-        address__in=addresses).order_by()}
-    new: dict[str, Customer] = {}
+    """The customer step for one generation: one query for the senders, new customers in bulk.
+    Customers are per store: a sender is looked up (and created) in the receiving account's store."""
+    found = _customers_of_senders(contexts)
+    new: dict[tuple[int | None, str], Customer] = {}
     waiting: list[Context] = []  # linked once their new customer has an id
     kept = []
     for ctx in contexts:
         address = ctx.message.from_address
-        if address in new:
+        key = (ctx.store_id, address)
+        if key in new:
             waiting.append(ctx)
         else:
             try:
-                creates = customer.decide(ctx, found.get(address) if address else None)
+                creates = customer.decide(ctx, found.get(key) if address else None)
             except Skip as stop:
                 batch.finish(ctx, RawMessage.Status.SKIPPED, stop, "skipped")
                 batch.skipped.append(ctx)
                 continue
             if creates:
-                new[address] = Customer(store=ctx.account.store if ctx.account is not None else None)
+                new[key] = Customer(store=ctx.account.store if ctx.account is not None else None)
                 waiting.append(ctx)
         kept.append(ctx)
     if new:
         Customer.objects.bulk_create(new.values())
-        failed = customer.undeliverable_reasons(list(new))
+        failed = customer.undeliverable_reasons([a for _, a in new])
         CustomerEmail.objects.bulk_create(
-            CustomerEmail(customer=c, address=a, undeliverable=a in failed, undeliverable_reason=failed.get(a, ""))
-            for a, c in new.items())
+            CustomerEmail(customer=c, store_id=c.store_id, address=a, undeliverable=a in failed,
+                          undeliverable_reason=failed.get(a, ""))
+            for (_, a), c in new.items())
         if RawMessage.objects.filter(status=RawMessage.Status.SKIPPED).exists():
-            for address in new:
-                import_skipped_from(address)  # bulk inserts send no post_save signal
-    linked: set[str] = set()
+            for store_id, address in new:
+                import_skipped_from(address, store_id)  # bulk inserts send no post_save signal
+    linked: set[tuple[int | None, str]] = set()
     for ctx in waiting:
-        address = ctx.message.from_address
-        if address in linked:
-            customer.decide(ctx, new[address])  # found now: linked, as one by one
+        key = (ctx.store_id, ctx.message.from_address)
+        if key in linked:
+            customer.decide(ctx, new[key])  # found now: linked, as one by one
         else:
-            customer.linked(ctx, new[address], created=True)
-            linked.add(address)
+            customer.linked(ctx, new[key], created=True)
+            linked.add(key)
     return kept
+
+
+def _customers_of_senders(contexts: list[Context]) -> dict[tuple[int | None, str], Customer]:
+    """(store, address) -> that store's customer with the address, for the senders: one query."""
+    by_store: dict[int | None, set[str]] = {}
+    for ctx in contexts:
+        if ctx.message.from_address:
+            by_store.setdefault(ctx.store_id, set()).add(ctx.message.from_address)
+    condition = Q(pk__in=[])
+    for store_id, addresses in by_store.items():
+        condition |= Q(address__in=addresses, **records.store_filter(store_id))
+    rows = CustomerEmail.objects.select_related("customer").filter(condition).order_by()
+    return {(e.store_id, e.address): e.customer for e in rows}
 
 
 def _records(contexts: list[Context]) -> list[Context]:
@@ -300,7 +326,7 @@ def _records(contexts: list[Context]) -> list[Context]:
 def _store(contexts: list[Context]) -> None:
     """The store step for one generation: inserts and updates in bulk."""
     for ctx in contexts:
-        if ctx.customer is not None and ctx.customer.agent_id is not None:
+        if ctx.customer is not None and ctx.customer.agent_id is not None and assign.same_store(ctx):
             ctx.message.agent_id = ctx.customer.agent_id  # what the assign step would save one by one
     messages = [store.prepare(ctx) for ctx in contexts]
     Message.objects.bulk_create(messages)

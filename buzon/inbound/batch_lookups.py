@@ -5,7 +5,9 @@ sent; the message a bounce returns) and the records a subject token or plus addr
 query per kind does it for a whole batch and the answers go into ``Context.known``, where the steps
 (deduplicate, classify, thread) look first. Each row is one Python object for the whole batch, so a
 change one message makes (a ticket reopened, a sent message marked bounced, a provider's Message-ID
-remembered) is what the next message sees, as when they run one after another.
+remembered) is what the next message sees, as when they run one after another. What is fetched here
+is of any store; the steps keep only what belongs to the receiving account's store, with the same
+code as one by one.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def prefetch(contexts: list[Context]) -> Known:
     """Look up the batch's sent mail and named records; every context gets the same Known."""
     known = Known()
     pks: set[int] = set()
-    message_ids: set[str] = set()
+    message_ids: set[tuple[int | None, str]] = set()  # (store, Message-ID) a bounce returns
     named: set[tuple[type[Model], int]] = set()
     for ctx in contexts:
         ctx.known = known
@@ -39,8 +41,8 @@ def prefetch(contexts: list[Context]) -> Known:
             if pk is not None:
                 pks.add(pk)
             if found.original_message_id:
-                message_ids.add(found.original_message_id)
-        named.update((target.model, record_id) for target, record_id, _ in thread.named_records(ctx))
+                message_ids.add((ctx.store_id, found.original_message_id))
+        named.update((n.target.model, n.record_id) for n in thread.named_records(ctx))
     _outgoing(known, pks, message_ids)
     load_records(known, named)
     for model in {model for model, pk in named if known.records[(model, pk)] is None}:
@@ -49,24 +51,27 @@ def prefetch(contexts: list[Context]) -> Known:
     return known
 
 
-def _outgoing(known: Known, pks: set[int], message_ids: set[str]) -> None:
+def _outgoing(known: Known, pks: set[int], message_ids: set[tuple[int | None, str]]) -> None:
+    """Our sent mail the batch names, of any store: the steps keep only their own store's."""
     known.outgoing.update(dict.fromkeys(pks))
     if not pks and not message_ids:
         return
+    mids = {mid for _, mid in message_ids}
     rows = Message.objects.filter(direction=Direction.OUTGOING).filter(
-        Q(pk__in=pks) | Q(message_id__in=message_ids) | Q(provider_message_id__in=message_ids))
+        Q(pk__in=pks) | Q(message_id__in=mids) | Q(provider_message_id__in=mids))
     known.outgoing.update({m.pk: m for m in rows})
     known.outgoing_by_message_id.update(dict.fromkeys(message_ids))
 
 
 def index_sent_message_ids(known: Known) -> None:
-    """Which sent message each bounce's returned Message-ID names, as classify's query picks it (the
-    newest first). Computed from the rows in memory after the batch's copies of our sent mail have
-    given them the Message-IDs their providers chose."""
-    for mid in known.outgoing_by_message_id:
+    """Which sent message of its store each bounce's returned Message-ID names, as classify's query
+    picks it (the newest first). Computed from the rows in memory after the batch's copies of our
+    sent mail have given them the Message-IDs their providers chose."""
+    for store_id, mid in known.outgoing_by_message_id:
         matches = [m for m in known.outgoing.values()
-                   if m is not None and mid in (m.message_id, m.provider_message_id)]
-        known.outgoing_by_message_id[mid] = max(matches, key=lambda m: (m.created_at, m.pk), default=None)
+                   if m is not None and m.store_id == store_id and mid in (m.message_id, m.provider_message_id)]
+        known.outgoing_by_message_id[(store_id, mid)] = max(matches, key=lambda m: (m.created_at, m.pk),
+                                                            default=None)
 
 
 def load_records(known: Known, keys: Iterable[tuple[type[Model], int]]) -> None:

@@ -5,6 +5,7 @@ and the messages of the same batch that come before it. Here one query finds the
 their records), and a parent inside the batch is the context processed before it. The batch is then
 cut into generations: messages whose parent is stored (or none) first, then the replies to those,
 and so on, so a reply is stored after its parent and can name the parent's id, as one by one.
+A parent, stored or in the batch, is looked for only in the receiving account's store.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q
 
+from buzon.crm.records import store_filter
 from buzon.inbound import batch_lookups
 from buzon.inbound.context import Context, Known
 from buzon.inbound.steps import thread
@@ -28,16 +30,25 @@ class Threads:
     generations: list[list[Context]] = field(default_factory=list)
 
 
-def _stored_parents(ids: set[str], known: Known) -> dict[str, Message]:
-    """Message-ID -> the first stored message with it (as run_pipeline's lookup), records attached."""
-    by_id: dict[str, int] = {}
+Key = tuple[int | None, str]  # (store, Message-ID)
+
+
+def _stored_parents(ids: set[Key], known: Known) -> dict[Key, Message]:
+    """(store, Message-ID) -> the first stored message of that store with it (as run_pipeline's
+    lookup), records attached."""
+    by_store: dict[int | None, set[str]] = {}
+    for store_id, message_id in ids:
+        by_store.setdefault(store_id, set()).add(message_id)
+    condition = Q(pk__in=[])
+    for store_id, mids in by_store.items():
+        condition |= Q(Q(message_id__in=mids) | Q(provider_message_id__in=mids), **store_filter(store_id))
+    by_id: dict[Key, int] = {}
     if ids:
-        for pk, message_id, provider_id in Message.objects.filter(
-                Q(message_id__in=ids) | Q(provider_message_id__in=ids)).order_by("id").values_list(
-                "pk", "message_id", "provider_message_id"):
-            by_id.setdefault(message_id, pk)
+        for pk, store_id, message_id, provider_id in Message.objects.filter(condition).order_by("id").values_list(
+                "pk", "store_id", "message_id", "provider_message_id"):
+            by_id.setdefault((store_id, message_id), pk)
             if provider_id:
-                by_id.setdefault(provider_id, pk)
+                by_id.setdefault((store_id, provider_id), pk)
     by_id = {k: v for k, v in by_id.items() if k in ids}
     if not by_id:
         return {}
@@ -52,10 +63,10 @@ def resolve(contexts: list[Context], known: Known, copies: dict[int, Context] | 
     ``copies`` maps a duplicate (by id) to the earlier copy of the same mail, which it must follow:
     whether it is a duplicate or imported in its own right depends on what became of that one."""
     copies = copies or {}
-    refs = {id(c): thread.reference_ids(c) for c in contexts}
+    refs = {id(c): [(c.store_id, i) for i in thread.reference_ids(c)] for c in contexts}
     stored = _stored_parents({i for ids in refs.values() for i in ids}, known)
     found = Threads()
-    earlier: dict[str, Context] = {}
+    earlier: dict[Key, Context] = {}
     generation: dict[int, int] = {}
     sender_level: dict[str, int] = {}
     for ctx in contexts:
@@ -75,7 +86,7 @@ def resolve(contexts: list[Context], known: Known, copies: dict[int, Context] | 
         generation[id(ctx)] = level
         sender_level.setdefault(ctx.message.from_address, level)
         if ctx.message.message_id:
-            earlier.setdefault(ctx.message.message_id, ctx)
+            earlier.setdefault((ctx.store_id, ctx.message.message_id), ctx)
         while len(found.generations) <= level:
             found.generations.append([])
         found.generations[level].append(ctx)

@@ -46,8 +46,8 @@ class Known:
 
     #: Outgoing messages by primary key (an X-Buzon-Ref's ``m=``), one instance per row.
     outgoing: dict[int, Message | None] = field(default_factory=dict)
-    #: The outgoing message a bounce's returned Message-ID names (as the classify step picks it).
-    outgoing_by_message_id: dict[str, Message | None] = field(default_factory=dict)
+    #: The outgoing message a bounce's returned Message-ID names in a store (as classify picks it).
+    outgoing_by_message_id: dict[tuple[int | None, str], Message | None] = field(default_factory=dict)
     #: Records named by subject tokens, plus addresses and parents: (model, pk) -> the one instance.
     records: dict[tuple[type[models.Model], int], models.Model | None] = field(default_factory=dict)
     #: What bounce.detect found for each raw message of the batch (by raw id), so classify reads it.
@@ -74,6 +74,13 @@ class Context:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     decisions_saved: int = 0
     known: Known | None = None
+
+    @property
+    def store_id(self) -> int | None:
+        """The store of the account the mail arrived at (None: a store-less account). Stores are
+        walls: every look-up a message's content can steer (duplicates, parents, tokens, customers,
+        our sent mail) stays within it."""
+        return self.account.store_id if self.account is not None else None
 
     @property
     def mail(self) -> ParsedMail:

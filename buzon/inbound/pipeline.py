@@ -78,6 +78,7 @@ def _run_steps(ctx: Context) -> None:
 def _keep_unreadable(ctx: Context, reason: str) -> str:
     message = ctx.message
     message.direction, message.account, message.raw = Direction.INCOMING, ctx.account, ctx.raw
+    message.store_id = ctx.store_id
     message.status, message.status_reason = MessageStatus.UNPARSEABLE, reason[:2000]
     message.subject = message.subject or ctx.raw.subject
     message.message_id = message.message_id or ctx.raw.message_id[:998]
@@ -97,7 +98,7 @@ def _quarantine(raw_id: int, error: BaseException) -> str:
         message = Message.objects.filter(raw=raw).first() or Message(
             direction=Direction.INCOMING, raw=raw, account_id=raw.account_id, subject=raw.subject,
             message_id=raw.message_id[:998], date=raw.date,
-        )
+        )  # a new row takes its account's store (Message.save)
         message.status, message.status_reason = MessageStatus.FAILED, reason
         message.decisions = [*message.decisions, {"step": step, "decision": "failed", "error": reason}]
         message.save()

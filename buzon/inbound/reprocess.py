@@ -41,13 +41,15 @@ def skipped_count(account_id: int) -> int:
     return RawMessage.objects.filter(account_id=account_id, status=RawMessage.Status.SKIPPED).count()
 
 
-def import_skipped_from(address: str) -> None:
-    """A sender became a customer: import what was skipped from them (after the commit, as a task)."""
+def import_skipped_from(address: str, store_id: int | None) -> None:
+    """A sender became a customer of ``store_id``: import what that store's accounts skipped from
+    them (after the commit, as a task). Customers are per store, so other stores' skipped mail stays."""
     address = address.strip().lower()
     if not address:
         return
-    candidates = (RawMessage.objects.filter(status=RawMessage.Status.SKIPPED, from_header__icontains=address)
-                  .order_by("id").values_list("id", "from_header"))
+    accounts = {"account__store__isnull": True} if store_id is None else {"account__store_id": store_id}
+    candidates = (RawMessage.objects.filter(status=RawMessage.Status.SKIPPED, from_header__icontains=address,
+                                            **accounts).order_by("id").values_list("id", "from_header"))
     # the header contains the address: keep only those whose sender IS it (not "notbob@" for "bob@")
     ids = [raw_id for raw_id, header in candidates.iterator()
            if any(found.strip().lower() == address for _, found in getaddresses([header]))]

@@ -27,6 +27,7 @@ from buzon.mailboxes.errors import (
     ProtocolError,
     TLSHandshakeError,
 )
+from buzon.mailboxes.tls_first import answered_in_plain_text
 
 if TYPE_CHECKING:
     from buzon.mailboxes.endpoints import ServerSettings
@@ -75,9 +76,9 @@ def _tls_stage(settings: ServerSettings | None, stage: str) -> bool:
 def classify_exception(exc: BaseException, settings: ServerSettings | None, stage: str) -> MailServerError:
     kwargs: dict[str, Any] = {"stage": stage}
     if settings is not None:
-        kwargs.update(host=settings.host, port=settings.port, protocol=settings.protocol)
+        kwargs.update(host=settings.host, port=settings.port, protocol=settings.protocol, security=settings.security)
     if isinstance(exc, MailServerError):
-        for name in ("host", "port", "protocol", "stage"):
+        for name in ("host", "port", "protocol", "stage", "security"):
             if not getattr(exc, name) and kwargs.get(name):
                 setattr(exc, name, kwargs[name])
         return exc
@@ -101,6 +102,9 @@ def _error_type(exc: BaseException, settings: ServerSettings | None, stage: str,
         kwargs["reason"] = _CERT_REASONS.get(getattr(exc, "verify_code", 0) or 0, "")
         return CertificateError
     if isinstance(exc, ssl.SSLError):
+        if settings is not None and settings.security == "ssl" and stage in ("connect", "tls") \
+                and answered_in_plain_text(exc):
+            kwargs["reason"] = "plaintext"  # SSL/TLS chosen for a port that starts unencrypted
         return TLSHandshakeError
     if isinstance(exc, OSError) and exc.errno in _UNREACHABLE:
         kwargs["reason"] = "unreachable"

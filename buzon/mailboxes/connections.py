@@ -32,7 +32,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from buzon.core.tls import client_context
-from buzon.mailboxes import guard
+from buzon.mailboxes import guard, tls_first
 from buzon.mailboxes.endpoints import ServerSettings
 from buzon.mailboxes.errors import (
     AuthenticationFailed,
@@ -147,12 +147,27 @@ class _IMAP4(aioimaplib.IMAP4):
         assert error is not None  # noqa: S101 - resolve_async never returns an empty list
         raise error
 
-    async def connected(self) -> None:
+    async def connected(self, host: str, deadline: float | None = None) -> None:
+        """Connected and greeted. With a `deadline` (loop time; an unencrypted start), a port that
+        turns out to expect TLS at once is TLSHandshakeError("tls_expected") (see tls_first)."""
         await self._client_task
-        await self.protocol.greeted
+        greeted = self.protocol.greeted
+        if deadline is None:
+            await greeted
+            return
+        loop = asyncio.get_running_loop()
+        done, _ = await asyncio.wait([greeted], timeout=min(tls_first.GREETING_GRACE, deadline - loop.time()))
+        if not done:
+            address, port = self.protocol.transport.get_extra_info("peername")[:2]  # type: ignore[union-attr]
+            if await asyncio.to_thread(tls_first.speaks_tls, address, port, host, deadline - loop.time()) \
+                    and not greeted.done():
+                raise tls_first.tls_expected(host, port)
+        await greeted
 
     def abandon(self) -> None:
         """Drop the connection without a LOGOUT (used after a failure)."""
+        # The greeting's outcome no longer matters: retrieve it so asyncio does not log it as lost.
+        self.protocol.greeted.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._client_task.cancel()
         transport = self.protocol.transport
         if transport is not None:
@@ -198,8 +213,9 @@ async def open_imap(s: ServerSettings, *, timeout: float, probe: bool = False) -
     client: _IMAP4 | None = None
     try:
         async with asyncio.timeout(timeout):
+            deadline = asyncio.get_running_loop().time() + timeout
             client = _IMAP4(host=s.host, port=s.port, timeout=timeout, ssl_context=context)
-            await client.connected()
+            await client.connected(s.host, deadline if context is None else None)
             if s.security == "starttls":
                 stage = "starttls"
                 await _starttls(client, s)

@@ -30,6 +30,11 @@ STAGES: dict[str, Promise] = {
 
 PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP"}
 
+# Which of an account's two connections failed, as every message starts.
+SERVICES: dict[str, Promise] = {
+    "imap": _("Incoming mail (IMAP)"), "pop3": _("Incoming mail (POP3)"), "smtp": _("Outgoing mail (SMTP)"),
+}
+
 
 class MailServerError(Exception):
     """A mail server could not be used. Subclasses fix `code` and `help_slug`."""
@@ -39,7 +44,7 @@ class MailServerError(Exception):
 
     def __init__(
         self, host: str = "", port: int | None = None, stage: str = "", detail: str = "", *,
-        protocol: str = "", reason: str = "", folder: str = "", timeout: float | None = None,
+        protocol: str = "", reason: str = "", folder: str = "", timeout: float | None = None, security: str = "",
     ) -> None:
         self.host = host
         self.port = port
@@ -49,6 +54,7 @@ class MailServerError(Exception):
         self.reason = reason  # a finer cause within the code, e.g. "wrong_host" for a certificate
         self.folder = folder
         self.timeout = timeout
+        self.security = security  # ssl | starttls | none: the security mode that was tried
         super().__init__(self.summary())
 
     def summary(self) -> str:
@@ -88,7 +94,15 @@ class MailServerError(Exception):
         }
 
     def message(self) -> str:
-        """What failed, in plain words and the active language, naming the server."""
+        """What failed, in plain words and the active language: which service (incoming IMAP or POP3,
+        outgoing SMTP), then what happened, naming the server."""
+        service = SERVICES.get(self.protocol)
+        if service is None:
+            return self.explain()
+        return gettext("%(service)s: %(explanation)s") % {"service": service, "explanation": self.explain()}
+
+    def explain(self) -> str:
+        """What happened, naming the server (message() says which service first)."""
         return gettext("The %(protocol)s server %(where)s could not be used.") % self.params()
 
     def as_state(self) -> dict[str, Any]:
@@ -96,7 +110,7 @@ class MailServerError(Exception):
         (EmailAccount.error_message); never holds a password."""
         state: dict[str, Any] = {"code": self.code, "host": self.host, "port": self.port, "stage": self.stage,
                                  "detail": self.detail, "protocol": self.protocol, "reason": self.reason,
-                                 "folder": self.folder, "timeout": self.timeout}
+                                 "folder": self.folder, "timeout": self.timeout, "security": self.security}
         return {key: value for key, value in state.items() if value not in ("", None)}
 
     @staticmethod
@@ -105,7 +119,7 @@ class MailServerError(Exception):
         cls = ERRORS_BY_CODE.get(str(state.get("code", "")))
         if cls is None or cls is ConfigurationError:
             return None  # its text is free-form: the stored text is all there is
-        known = ("host", "port", "stage", "detail", "protocol", "reason", "folder", "timeout")
+        known = ("host", "port", "stage", "detail", "protocol", "reason", "folder", "timeout", "security")
         return cls(**{key: state[key] for key in known if key in state})
 
     def as_dict(self) -> dict[str, Any]:
@@ -119,7 +133,7 @@ class DNSError(MailServerError):
     code = "dns"
     help_slug = "unknown-host"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         return gettext(
             "The server name “%(host)s” could not be found. Check it for typos; it must be a name "
             "that exists in DNS, such as imap.example.com."
@@ -130,7 +144,7 @@ class ConnectionRefused(MailServerError):
     code = "refused"
     help_slug = "connection-refused"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         return gettext(
             "%(host)s refused the connection on port %(port)s: nothing accepts connections there. "
             "Check the port number and that the server is running."
@@ -141,7 +155,7 @@ class ConnectTimeout(MailServerError):
     code = "timeout"
     help_slug = "no-answer"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         if self.reason == "unreachable":
             return gettext(
                 "%(where)s could not be reached: the network has no route to it. A firewall or a network "
@@ -162,7 +176,22 @@ class TLSHandshakeError(MailServerError):
     code = "tls"
     help_slug = "tls-handshake"
 
-    def message(self) -> str:
+    def explain(self) -> str:
+        if self.reason == "tls_expected" and self.security == "none":
+            return gettext(
+                "The server at port %(port)s (%(host)s) expects TLS from the first byte: choose SSL/TLS instead "
+                "of no encryption."
+            ) % self.params()
+        if self.reason == "tls_expected":
+            return gettext(
+                "The server at port %(port)s (%(host)s) expects TLS from the first byte: choose SSL/TLS instead "
+                "of STARTTLS."
+            ) % self.params()
+        if self.reason == "plaintext":
+            return gettext(
+                "The server at port %(port)s (%(host)s) answered without encryption, so it does not expect TLS "
+                "from the first byte: choose STARTTLS instead of SSL/TLS."
+            ) % self.params()
         if self.reason == "starttls_unsupported":
             return gettext(
                 "%(where)s does not offer STARTTLS. Choose SSL/TLS if the port expects encryption from "
@@ -191,7 +220,7 @@ class CertificateError(MailServerError):
     code = "certificate"
     help_slug = "certificate"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         why = CERTIFICATE_REASONS.get(self.reason)
         if why is not None:
             return gettext(
@@ -208,7 +237,7 @@ class AuthenticationFailed(MailServerError):
     code = "auth"
     help_slug = "login-rejected"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         if self.reason == "revoked":
             return gettext(
                 "The provider no longer accepts Buzón's sign-in for this mailbox (consent was revoked or "
@@ -223,7 +252,7 @@ class ProtocolError(MailServerError):
     code = "protocol"
     help_slug = "unexpected-answer"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         if self.reason == "no_auth":
             return gettext(
                 "%(where)s does not offer a login (SMTP AUTH). If it is a relay that accepts mail from this "
@@ -243,7 +272,7 @@ class FolderMissing(MailServerError):
     code = "folder"
     help_slug = "missing-folder"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         return gettext(
             "The folder “%(folder)s” does not exist on %(host)s, or this account may not open it. "
             "Check its exact name and letter case (for example INBOX or Sent)."
@@ -265,7 +294,7 @@ class ConfigurationError(MailServerError):
         base = super().summary()
         return base if self.detail else f"{base}: {self.text}"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         return str(self.text)
 
 
@@ -275,7 +304,7 @@ class AddressRefused(MailServerError):
     code = "blocked"
     help_slug = "blocked-address"
 
-    def message(self) -> str:
+    def explain(self) -> str:
         if self.reason == "port":
             return gettext(
                 "Port %(port)s is not a mail port, so Buzón does not test connections to it. Mail servers use "

@@ -164,7 +164,7 @@ REVOKED_TEXT = _("The provider no longer accepts Buzón's sign-in for this mailb
 class SignInRevoked(AuthenticationFailed):
     """The refresh token was refused (`invalid_grant`): someone must sign in with the provider again."""
 
-    def message(self) -> str:
+    def explain(self) -> str:
         return str(REVOKED_TEXT)
 
 

@@ -149,6 +149,7 @@ def _timed(result: DirectionResult, work: Callable[[], dict[str, Any]]) -> Direc
 
 def _settings(account: EmailAccount, password: str | None, direction: str) -> ServerSettings:
     pick = incoming_settings if direction == "incoming" else smtp_settings
+    protocol = "smtp" if direction == "outgoing" else (account.incoming_protocol or "imap")
     try:
         s = pick(account, password)
     except MissingServer:
@@ -156,13 +157,12 @@ def _settings(account: EmailAccount, password: str | None, direction: str) -> Se
             _("No server is known for %(address)s: set the server here, create an Email Domain for "
               "“%(domain)s”, or pick its provider.")
             % {"address": account.email_address, "domain": account.email_address.rpartition("@")[2]},
-            protocol="smtp" if direction == "outgoing" else (account.incoming_protocol or "imap"),
-            detail="no host on the account, its domain or a provider preset",
+            protocol=protocol, detail="no host on the account, its domain or a provider preset",
         ) from None
     except SecretUnreadable:
         raise ConfigurationError(
             _("The stored password cannot be read with the current encryption keys. Enter the password again."),
-            detail="stored secret not decryptable",
+            protocol=protocol, detail="stored secret not decryptable",
         ) from None
     if not s.password and not s.oauth_token and (direction == "incoming" or s.auth):
         raise ConfigurationError(_("No password is set for this account."), host=s.host, port=s.port,

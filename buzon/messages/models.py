@@ -2,9 +2,18 @@
 
 Received mail is parsed into a Message from its RawMessage by the inbound pipeline; sent mail is
 composed into a Message by outbound. Threading, records and the API all read from here.
+
+Stores are walls. Every Message carries the ``store`` of the account it arrived at (received mail)
+or left through (sent mail), copied when the row is written, so that who may see it is a condition
+on the row's own indexed column (crm.roles) rather than a join through the account, and so that a
+store keeps its mail when an account later moves. The same mail delivered to two stores' mailboxes
+is two Messages, one per store: ``dedupe_key`` (Message-ID + content hash) is unique per store, and
+among store-less messages (an installation without stores dedupes across its accounts as before).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -12,7 +21,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from buzon.crm.models import Agent, Customer
+from buzon.crm.models import Agent, Customer, Store
 from buzon.mailboxes.models import EmailAccount
 from buzon.sync.models import RawMessage
 
@@ -51,6 +60,12 @@ class Message(models.Model):
         EmailAccount, verbose_name=_("email account"), null=True, blank=True, on_delete=models.SET_NULL,
         related_name="messages",
     )
+    # The receiving (incoming) or sending (outgoing) account's store when the row was written. Not
+    # db_index: the (store, -created_at, -id) index below starts with it.
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
+    )
     raw = models.OneToOneField(RawMessage, null=True, blank=True, on_delete=models.PROTECT, related_name="message")
     message_id = models.CharField(_("Message-ID"), max_length=998, blank=True, db_index=True)
     in_reply_to = models.CharField(max_length=998, blank=True)
@@ -76,8 +91,9 @@ class Message(models.Model):
     classification = models.CharField(
         _("classification"), max_length=12, choices=Classification.choices, default=Classification.NORMAL
     )
-    # Message-ID + content hash: the same mail seen in two folders or accounts is stored once.
-    dedupe_key = models.CharField(max_length=64, null=True, blank=True, unique=True)  # noqa: DJ001
+    # Message-ID + content hash: the same mail seen in two folders or accounts of one store is stored
+    # once (unique per store: see Meta.constraints).
+    dedupe_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     # The Message-ID a provider gave our sent mail when it replaced ours (found on the Sent copy).
     provider_message_id = models.CharField(max_length=998, blank=True, db_index=True)
     customer = models.ForeignKey(
@@ -95,10 +111,25 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["record_type", "record_id"]), models.Index(fields=["account", "-created_at"])]
+        indexes = [
+            models.Index(fields=["record_type", "record_id"]), models.Index(fields=["account", "-created_at"]),
+            models.Index(fields=["store", "-created_at", "-id"], name="message_store_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "dedupe_key"], name="message_dedupe_once_per_store"),
+            models.UniqueConstraint(fields=["dedupe_key"], condition=models.Q(store__isnull=True),
+                                    name="message_dedupe_once_without_store"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.from_address}: {self.subject[:60]}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Every path that writes mail sets the store from its account; a new row written without
+        # one (a script, a test, an integrator) still gets its account's, never "no store" by omission.
+        if self._state.adding and self.store_id is None and self.account_id is not None:
+            self.store_id = self.account.store_id  # type: ignore[union-attr]  # the instance given: no query
+        super().save(*args, **kwargs)
 
 
 class Attachment(models.Model):

@@ -149,12 +149,18 @@ def _parent(in_reply_to: Message | int | str | None) -> Message | None:
 
 
 def _subject_with_token(subject: str, record: models.Model | None) -> str:
-    """Mail about a record names it in the subject ("[#T-12]") so answers find it even without headers."""
-    if record is None or targets.target_for(record) is None:
+    """Mail about a record names it in the subject with its check code ("[#T-12-k3x9q2ab]") so answers
+    find it even without headers. A token for it without the code (typed, or from a reply to mail
+    written before codes) is replaced by the coded one; other records' tokens are left as written."""
+    target = targets.target_for(record) if record is not None else None
+    if record is None or target is None:
         return subject
     token = targets.record_token(record)
-    if any(t.model is type(record) and pk == record.pk for t, pk in targets.find_record_tokens(subject)):
+    ours = [n for n in targets.find_tokens(subject) if n.target is target and n.record_id == record.pk]
+    if any(n.tag_valid for n in ours):
         return subject
+    if ours:
+        subject = targets.strip_record_tokens(subject, only=ours)
     return f"{subject} {token}".strip()
 
 
@@ -213,7 +219,7 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
         references = " ".join(part for part in (parent.references.strip(), parent.message_id) if part)
     with transaction.atomic():
         message = Message.objects.create(
-            direction=Direction.OUTGOING, account=chosen, status=MessageStatus.QUEUED,
+            direction=Direction.OUTGOING, account=chosen, store_id=chosen.store_id, status=MessageStatus.QUEUED,
             message_id=make_msgid(domain=_message_id_domain(chosen)),
             in_reply_to=parent.message_id if parent is not None else "", references=references,
             subject=subject, from_address=chosen.email_address, to=to_list, cc=cc_list, bcc=bcc_list,

@@ -47,7 +47,7 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
     elif chosen["show"] == "unassigned":
         rows = rows.filter(agent__isnull=True)
     if chosen["store"].isdigit():
-        rows = rows.filter(account__store_id=int(chosen["store"]))
+        rows = rows.filter(store_id=int(chosen["store"]))
     if chosen["status"]:
         rows = rows.filter(status=chosen["status"])
     if chosen["q"]:

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from buzon.crm.models import Agent, AgentGroup, Notification, Ticket
 from buzon.inbound import pipeline
+from buzon.messages import targets
 from buzon.messages.models import Message
 from tests.inbound.helpers import mail, store_raw, support_account
 
@@ -55,7 +56,7 @@ def test_tickets_filters_and_conversation(agent_client):
     ticket = Ticket.objects.get()
     mine = client.get("/api/v1/tickets/?assigned=me&status=open").json()
     assert [t["id"] for t in mine["results"]] == [ticket.pk]
-    assert mine["results"][0]["token"] == f"[#T-{ticket.pk}]"
+    assert mine["results"][0]["token"] == targets.record_token(ticket)
     assert client.get("/api/v1/tickets/?assigned=unassigned").json()["count"] == 0
     conversation = client.get(f"/api/v1/tickets/{ticket.pk}/messages/").json()
     assert [m["subject"] for m in conversation] == ["Ayuda"]

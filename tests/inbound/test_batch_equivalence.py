@@ -8,6 +8,11 @@ a transaction that is rolled back afterwards, and everything is compared with da
 by stable labels: every raw message's outcome and reason, every message's decisions (with their
 reasons and data), record, customer, agent, classification, parent, plus the records, customers,
 undeliverable addresses, sent mail, notifications and auto-replies left behind.
+
+Two stores' accounts take part too, with the mail a hostile tester sends across them: a customer of
+store B writing to store A, one mail delivered to both stores, store B's tokens (tagged or not),
+plus addresses, Message-IDs, X-Buzon-Ref and bounces sent to store A, a stranger guessing a token of
+the same store. Both paths must keep each store's mail, customers and agents to itself, alike.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.db.models import F
 
-from buzon.crm.models import Agent, AgentGroup, Customer, CustomerEmail, JobApplicant, Notification, Ticket
+from buzon.crm.models import Agent, AgentGroup, Customer, CustomerEmail, JobApplicant, Notification, Store, Ticket
 from buzon.inbound import pipeline
 from buzon.inbound.batch import run_batch
 from buzon.inbound.models import AutoReplySent
@@ -71,7 +76,61 @@ def _history() -> dict[str, Any]:
         sent[n] = Message.objects.create(direction=Direction.OUTGOING, status=MessageStatus.SENT, account=support,
                                          message_id=f"<out-{n}@shop.test>", record=ticket, to=[to],
                                          subject="Garantía", from_address="support@shop.test")
-    return {"support": support, "jobs": jobs, "ticket": ticket, "sent": sent, "deleted": deleted_pk}
+    return {"support": support, "jobs": jobs, "ticket": ticket, "sent": sent, "deleted": deleted_pk, **_stores()}
+
+
+def _stores() -> dict[str, Any]:
+    """Two stores, each with an account, an agent group and an agent. Store A's group also holds
+    store B's agent (free, while A's is busy): an agent is chosen only among those of the store."""
+    made: dict[str, Any] = {}
+    for key, status in (("a", Agent.Status.BUSY), ("b", Agent.Status.FREE)):
+        store = Store.objects.create(name=f"Tienda {key.upper()}")
+        group = AgentGroup.objects.create(name=f"Grupo {key.upper()}", store=store)
+        user = User.objects.create_user(f"agent_{key}", email=f"agent_{key}@tienda{key}.test")
+        agent = Agent.objects.create(user=user, status=status)
+        agent.stores.add(store)
+        agent.groups.add(group)
+        made[f"store_{key}"] = support_account(email_address=f"hola@tienda{key}.test", store=store, agent_group=group,
+                                               notify_agent=True, outgoing_enabled=True)
+        made[f"group_{key}"] = group
+    made["group_a"].agents.add(Agent.objects.get(user__username="agent_b"))
+    pipeline.run_pipeline(store_raw(mail(sender="cliente@b.test", to="hola@tiendab.test", subject="Pedido B",
+                                         message_id="<hist-2@b.test>"), made["store_b"]).pk)
+    made["ticket_b"] = Ticket.objects.get(subject="Pedido B")
+    made["sent_b"] = Message.objects.create(
+        direction=Direction.OUTGOING, status=MessageStatus.SENT, account=made["store_b"],
+        message_id="<out-4@tiendab.test>", record=made["ticket_b"], to=["cliente@b.test"],
+        subject="Pedido B", from_address="hola@tiendab.test")
+    return made
+
+
+def _cross_store(world: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The hostile tester's mail across two stores (and within one)."""
+    a, b = "store_a", "store_b"
+    tb = world["ticket_b"].pk
+    tagged = targets.record_token(world["ticket_b"])
+    both = mail(sender="cliente@b.test", to="hola@tiendaa.test", subject="A las dos tiendas",
+                message_id="<both@b.test>", headers={"Cc": "hola@tiendab.test"})
+    return [
+        (a, mail(sender="cliente@b.test", to="hola@tiendaa.test", subject="Hola A", message_id="<x1@b.test>")),
+        (a, both), (b, both), (a, both),  # one per store; the second copy to A is A's duplicate
+        (a, mail(sender="cliente@b.test", to="hola@tiendaa.test", subject=f"Re: Pedido B {tagged}",
+                 message_id="<x2@b.test>")),  # store B's tagged token sent to store A
+        (a, mail(sender="cliente@b.test", to="hola@tiendaa.test", subject="Re: Pedido B", message_id="<x3@b.test>",
+                 headers={"In-Reply-To": "<out-4@tiendab.test>"})),  # store B's Message-ID sent to store A
+        (a, mail(sender="cliente@b.test", to=targets.plus_address("hola@tiendaa.test", world["ticket_b"]),
+                 subject="Por plus", message_id="<x4@b.test>")),  # a plus address naming B's ticket, to A
+        (a, mail(sender="hola@tiendab.test", to="cliente@b.test", subject="Pedido B", message_id="<x5@tiendab.test>",
+                 headers={"X-Buzon-Ref": f"m={world['sent_b'].pk}; {tagged}"})),  # B's sent mail, copied to A
+        (a, _dsn("<out-4@tiendab.test>", "cliente@b.test")),  # a bounce of B's mail, at A
+        (b, mail(sender="extrano@x.test", to="hola@tiendab.test", subject=f"[#T-{tb}] adivinado",
+                 message_id="<x6@x.test>")),  # a stranger guessing a token of the same store
+        (b, mail(sender="extrano@x.test", to="hola@tiendab.test", subject=f"[#T-{tb}-aaaaaaaa] falso",
+                 message_id="<x7@x.test>")),  # a forged check code
+        (b, mail(sender="otro@x.test", to="hola@tiendab.test", subject=f"Re: {tagged}", message_id="<x8@x.test>")),
+        (b, mail(sender="cliente@b.test", to="hola@tiendab.test", subject=f"Re: [#T-{tb}] sigo",
+                 message_id="<x9@b.test>")),  # the customer's own old token
+    ]
 
 
 def _dsn(original_id: str, recipient: str) -> bytes:
@@ -123,8 +182,10 @@ def _synthetic(world: dict[str, Any], corpus_ids: list[str]) -> list[tuple[str, 
         (s, mail(sender="old@client.test", subject="Otra del mismo", message_id="<typo2@x>")),
         (s, mail(sender="old@client.test", subject="Re: no existe", message_id="<typo3@x>",
                  headers={"In-Reply-To": "<typo@x>"})),
-        (s, mail(sender="plus@client.test", to=f"support+ticket-{t}@shop.test", subject="Sin asunto",
-                 message_id="<plus@x>")),
+        (s, mail(sender="plus@client.test", to=targets.plus_address("support@shop.test", world["ticket"]),
+                 subject="Sin asunto", message_id="<plus@x>")),
+        (s, mail(sender="plus@client.test", to=f"support+ticket-{t}@shop.test", subject="Sin código",
+                 message_id="<plus-old@x>")),  # an old plus address, from someone not the ticket's customer
         (s, _dsn("<out-2@shop.test>", "gone@client.test")),
         (s, mail(sender="old@client.test", subject="Out of office: Garantía", message_id="<ooo@x>", headers=ooo)),
         (s, mail(sender="news@lists.test", subject="Boletín", message_id="<list@x>",
@@ -149,6 +210,7 @@ def _synthetic(world: dict[str, Any], corpus_ids: list[str]) -> list[tuple[str, 
                  headers={"In-Reply-To": "<s1@jobs.test>"})),  # its parent was not imported
         (j, _dsn("<out-1@shop.test>", "old@client.test")),  # imported: it bounces our own mail
     ]
+    items += _cross_store(world)
     for n, parent in enumerate(corpus_ids[:: max(1, len(corpus_ids) // 12)]):
         items.append((s, mail(sender=f"reader{n % 3}@client.test", subject="Re: corpus",
                               message_id=f"<corpus-reply-{n}@x>", headers={"In-Reply-To": parent})))
@@ -193,7 +255,8 @@ class _Labels:
         for customer_id, address in CustomerEmail.objects.values_list("customer_id", "address"):
             emails.setdefault(customer_id, []).append(address)
         self.customer = {c.pk: "customer " + ",".join(sorted(emails.get(c.pk, []))) + f" ({c.name})"
-                         for c in Customer.objects.all()}
+                               + (f" of {c.store.name}" if c.store else "")
+                         for c in Customer.objects.select_related("store")}
         self.agent = {a.pk: a.user.username for a in Agent.objects.select_related("user")}
         first: dict[tuple[int, int], str] = {}
         for record_type_id, record_id, pk in Message.objects.filter(record_id__isnull=False).order_by(
@@ -215,8 +278,10 @@ class _Labels:
         return self.record.get((target.key, int(pk)), f"missing {target.key} {pk}")
 
     def text(self, value: str) -> str:
-        value = re.sub(r"\[#([A-Z]+)-(\d+)\]", lambda m: f"<{self.token(m[1], m[2])}>", value)
-        value = re.sub(r"\+([a-z_]+)-(\d+)@", lambda m: f"+<{self.record.get((m[1], int(m[2])), m[2])}>@", value)
+        value = re.sub(r"\[#([A-Z]+)-(\d+)(-[a-z0-9]+)?\]",
+                       lambda m: f"<{self.token(m[1], m[2])}{' tagged' if m[3] else ''}>", value)
+        value = re.sub(r"\+([a-z_]+)-(\d+)(-[a-z0-9]+)?@",
+                       lambda m: f"+<{self.record.get((m[1], int(m[2])), m[2])}{' tagged' if m[3] else ''}>@", value)
         value = re.sub(r"(?:message |message:|/inbox/)(\d+)", lambda m: f"message <{self.message.get(int(m[1]))}>",
                        value)
         return re.sub(r"customer:(\d+)", lambda m: f"<{self.customer.get(int(m[1]))}>", value)
@@ -252,6 +317,7 @@ def _summary(raw_ids: list[int]) -> dict[str, Any]:
         row: dict[str, Any] = {"raw": raw_index[raw.pk], "status": raw.status, "reason": labels.text(raw.status_reason)}
         if message is not None:
             row.update(
+                store=message.store.name if message.store else None,
                 message=message.status, reason_message=labels.text(message.status_reason),
                 classification=message.classification,
                 customer=labels.customer.get(message.customer_id) if message.customer_id else None,
@@ -265,12 +331,12 @@ def _summary(raw_ids: list[int]) -> dict[str, Any]:
         "tickets": sorted((labels.token("T", str(t.pk)), t.subject, t.status, labels.customer.get(t.customer_id),
                            labels.agent.get(t.agent_id)) for t in Ticket.objects.all()),
         "applicants": sorted((labels.token("J", str(a.pk)), a.email, a.subject) for a in JobApplicant.objects.all()),
-        "customers": sorted((label, labels.agent.get(c.agent_id), str(c.agent_group_id), c.store_id)
-                            for c in Customer.objects.all() if (label := labels.customer[c.pk])),
+        "customers": sorted(((label, labels.agent.get(c.agent_id), str(c.agent_group_id), c.store_id)
+                             for c in Customer.objects.all() if (label := labels.customer[c.pk])), key=str),
         "undeliverable": sorted((u.address, u.reason, labels.message.get(u.bounce_id))
                                 for u in UndeliverableAddress.objects.all()),
-        "customer_emails": sorted(CustomerEmail.objects.values_list("address", "undeliverable",
-                                                                    "undeliverable_reason")),
+        "customer_emails": sorted(CustomerEmail.objects.values_list("address", "store__name", "undeliverable",
+                                                                    "undeliverable_reason"), key=str),
         "sent": sorted((labels.message[m.pk], m.status, m.status_reason, m.provider_message_id,
                         labels.text(m.subject), _record_label(labels, m.record) if m.record_id else None)
                        for m in Message.objects.filter(direction=Direction.OUTGOING)),
@@ -337,7 +403,8 @@ def _check(corpus: Path | None) -> dict[str, Any]:
     decisions = {(d["step"], d["decision"]) for row in one["messages"] for d in row.get("decisions", [])}
     for wanted in [("thread", "token"), ("thread", "plus_address"), ("thread", "reply"), ("classify", "bounce"),
                    ("classify", "auto_reply"), ("classify", "list"), ("classify", "loop"), ("route", "reopened"),
-                   ("customer", "created"), ("customer", "linked"), ("assign", "assigned"), ("autoreply", "sent")]:
+                   ("customer", "created"), ("customer", "linked"), ("assign", "assigned"), ("autoreply", "sent"),
+                   ("thread", "name_ignored"), ("thread", "name_refused")]:
         assert wanted in decisions, wanted
     return bulk_outcomes
 

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from buzon.crm.models import Ticket
+from buzon.messages import targets
 from buzon.messages.models import Message, MessageStatus
 from buzon.outbound.models import EmailTemplate, OutgoingEmail
 from buzon.outbound.sender import deliver_due
@@ -61,7 +62,7 @@ def test_send_with_template_and_record(api: APIClient, make_account: Any) -> Non
                         format="json")
     assert response.status_code == 202, response.content
     message = Message.objects.get(pk=response.json()["id"])
-    assert message.subject == f"Sobre Pedido 77 [#T-{ticket.pk}]"
+    assert message.subject == f"Sobre Pedido 77 {targets.record_token(ticket)}"
     assert message.text == "Hola, sobre Pedido 77."
     assert message.record == ticket
 

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 
 from buzon.crm.models import Ticket
 from buzon.mailboxes.models import EmailAccount
+from buzon.messages import targets
 from buzon.messages.models import Direction, MessageStatus
 from buzon.messages.models import Message as StoredMessage
 from buzon.messages.outbox import SendRefused, choose_account, queue_outgoing
@@ -112,8 +113,8 @@ def test_auto_reply_header_and_threading(smtp_starttls: Any, make_account: Any, 
     assert mail["Auto-Submitted"] == "auto-replied"
     assert mail["In-Reply-To"] == "<orig@example.org>"
     assert mail["References"] == "<root@example.org> <orig@example.org>"
-    assert mail["X-Buzon-Ref"] == f"m={reply.pk}; [#T-{ticket.pk}]"
-    assert f"[#T-{ticket.pk}]" in mail["Subject"]
+    assert mail["X-Buzon-Ref"] == f"m={reply.pk}; {targets.record_token(ticket)}"
+    assert targets.record_token(ticket) in mail["Subject"]
     assert reply.record == ticket
 
 

@@ -11,9 +11,19 @@ from buzon.inbound.context import Context
 NAME = "assign"
 
 
+def same_store(ctx: Context) -> bool:
+    """Whether the customer is a card of the receiving account's store. Customers are looked up per
+    store, so it always is; checked anyway, because their agent gets the mail and may answer it
+    through this account: one store's mail never goes to another store's agent."""
+    return ctx.customer is not None and ctx.customer.store_id == ctx.store_id
+
+
 def run(ctx: Context) -> None:
     customer = ctx.customer
     if customer is None:
+        return
+    if not same_store(ctx):
+        ctx.decide(NAME, "none", gettext_noop("The customer belongs to another store: no agent is given the mail."))
         return
     group = ctx.account.agent_group if ctx.account is not None else None
     if customer.agent_id is None and group is not None:

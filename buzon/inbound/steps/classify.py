@@ -1,10 +1,15 @@
-"""classify: bounce (and what it bounced), auto-reply, mailing list / bulk, or our own address (loop)."""
+"""classify: bounce (and what it bounced), auto-reply, mailing list / bulk, or our own address (loop).
+
+The message of ours a bounce returns is looked for among the mail sent from the receiving account's
+store only: a bounce (or anything dressed as one) never marks, or joins, another store's mail.
+"""
 
 from __future__ import annotations
 
 from django.db.models import Q
 from django.utils.translation import gettext_noop
 
+from buzon.crm.records import store_filter
 from buzon.inbound.context import Context
 from buzon.inbound.mail import automatic, bounce
 from buzon.inbound.steps import deduplicate
@@ -20,9 +25,10 @@ def bounced_ref(found: bounce.Bounce) -> int | None:
     return ref.message_pk if ref is not None else None
 
 
-def sent_with_message_id(mid: str) -> Message | None:
-    """Our sent message with this Message-ID (ours or the one a provider gave it), the newest first."""
-    return Message.objects.filter(direction=Direction.OUTGOING).filter(
+def sent_with_message_id(mid: str, store_id: int | None) -> Message | None:
+    """Our message sent from ``store_id`` with this Message-ID (ours or the one a provider gave it),
+    the newest first."""
+    return Message.objects.filter(direction=Direction.OUTGOING, **store_filter(store_id)).filter(
         Q(message_id=mid) | Q(provider_message_id=mid)
     ).first()
 
@@ -36,9 +42,9 @@ def _bounced_message(ctx: Context, found: bounce.Bounce) -> Message | None:
     mid = found.original_message_id
     if not mid:
         return None
-    if ctx.known is not None and mid in ctx.known.outgoing_by_message_id:
-        return ctx.known.outgoing_by_message_id[mid]
-    return sent_with_message_id(mid)
+    if ctx.known is not None and (ctx.store_id, mid) in ctx.known.outgoing_by_message_id:
+        return ctx.known.outgoing_by_message_id[(ctx.store_id, mid)]
+    return sent_with_message_id(mid, ctx.store_id)
 
 
 def _handle_bounce(ctx: Context, found: bounce.Bounce) -> None:

@@ -4,6 +4,10 @@ With ``create_customer_if_not_found`` off, mail from an unknown sender is not im
 the raw message ``skipped`` (never deleted from the server), to be imported if the sender becomes a
 customer later. Automated mail (bounces, auto-replies, lists) never creates a customer; a bounce of
 mail Buzón sent is imported anyway, since it is about our own message.
+
+Customers are per store (crm.models): the sender is looked up, and created, among the customers of
+the receiving account's store only. A customer of store B writing to store A's mailbox becomes (or
+is) a store A card, whose agent is one of store A's; store B's card and agent never see that mail.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ NAME = "customer"
 
 def run(ctx: Context) -> None:
     address = ctx.message.from_address
-    if decide(ctx, records.find_customer(address) if address else None):
+    if decide(ctx, records.find_customer(address, ctx.store_id) if address else None):
         store = ctx.account.store if ctx.account is not None else None
         customer, created = records.create_customer_for(address, store=store)
         reason = undeliverable_reasons([address]).get(address)
         if created and reason is not None:
-            CustomerEmail.objects.filter(address=address).update(undeliverable=True, undeliverable_reason=reason)
+            CustomerEmail.objects.filter(customer=customer, address=address).update(
+                undeliverable=True, undeliverable_reason=reason)
         linked(ctx, customer, created=created)
 
 

@@ -3,14 +3,25 @@
 The key is the Message-ID plus a hash of what the reader sees (sender, recipients, date, subject,
 bodies, attachment sizes): the Received and delivery headers differ between two copies of one mail,
 so the raw bytes' hash cannot be the key. A message without Message-ID is keyed by content alone.
+
+Within a store. One mail addressed to two stores (To: store A, Cc: store B) is one message for
+each: store B's copy is never "already stored" as store A's message, which B's agents cannot see.
+So the key is looked up among the messages of the receiving account's store (store-less accounts
+among store-less messages, so an installation without stores dedupes across its accounts as
+before), and the database holds the key unique per store (messages_app.Message). Likewise a copy
+of our own sent mail (its X-Buzon-Ref names what Buzón sent) is recognised only when the message it
+names was sent from the same store: an X-Buzon-Ref is text anyone can write, and must not make
+another store's mail disappear.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from django.db.models import QuerySet
 from django.utils.translation import gettext_noop
 
+from buzon.crm.records import store_filter
 from buzon.inbound.context import Context, Duplicate
 from buzon.messages import targets
 from buzon.messages.models import Direction, Message
@@ -37,10 +48,13 @@ def sent_ref(ctx: Context) -> int | None:
 
 
 def outgoing(ctx: Context, pk: int) -> Message | None:
-    """The outgoing message ``pk`` (looked up by the batch already, or now)."""
+    """The outgoing message ``pk`` sent from the receiving account's store (looked up by the batch
+    already, or now); None for another store's."""
     if ctx.known is not None and pk in ctx.known.outgoing:
-        return ctx.known.outgoing[pk]
-    return Message.objects.filter(pk=pk, direction=Direction.OUTGOING).first()
+        sent = ctx.known.outgoing[pk]
+    else:
+        sent = Message.objects.filter(pk=pk, direction=Direction.OUTGOING).first()
+    return sent if sent is not None and sent.store_id == ctx.store_id else None
 
 
 def own_sent_copy(ctx: Context) -> None:
@@ -62,11 +76,15 @@ def already_stored(existing: int) -> Duplicate:
     return Duplicate(f"the same message is already stored as message {existing}", existing)
 
 
+def same_key(ctx: Context) -> QuerySet[Message]:
+    """The stored messages with this message's key in its store (what the unique constraint covers)."""
+    return Message.objects.filter(dedupe_key=ctx.message.dedupe_key, **store_filter(ctx.store_id)).order_by()
+
+
 def run(ctx: Context) -> None:
     own_sent_copy(ctx)
-    key = dedupe_key(ctx)
-    ctx.message.dedupe_key = key
-    same = Message.objects.filter(dedupe_key=key).order_by()
+    ctx.message.dedupe_key = dedupe_key(ctx)
+    same = same_key(ctx)
     if ctx.message.pk is not None:
         same = same.exclude(pk=ctx.message.pk)
     existing = next(iter(same.values_list("pk", flat=True)[:1]), None)

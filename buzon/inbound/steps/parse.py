@@ -24,6 +24,7 @@ def run(ctx: Context) -> None:
     message = ctx.message
     message.direction = Direction.INCOMING
     message.account = ctx.account
+    message.store_id = ctx.store_id  # the receiving account's store: who may see it, what it dedupes against
     message.message_id = mail.message_id or ctx.raw.message_id[:998]
     message.in_reply_to = mail.in_reply_to
     message.references = " ".join(mail.references)

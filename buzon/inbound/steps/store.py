@@ -7,6 +7,7 @@ from django.utils.translation import gettext_noop
 
 from buzon.crm.savepoints import savepoint
 from buzon.inbound.context import Context, Duplicate
+from buzon.inbound.steps import deduplicate
 from buzon.messages.models import Attachment, Message, MessageStatus
 
 NAME = "store"
@@ -19,8 +20,8 @@ def run(ctx: Context) -> None:
         with savepoint():
             message.save()
     except IntegrityError as error:
-        # Another worker stored the same mail (same dedupe key) a moment ago.
-        existing = Message.objects.filter(dedupe_key=message.dedupe_key).values_list("pk", flat=True).first()
+        # Another worker stored the same mail (same dedupe key, same store) a moment ago.
+        existing = deduplicate.same_key(ctx).values_list("pk", flat=True).first()
         if existing is None:
             raise
         raise Duplicate(f"the same message is already stored as message {existing}", existing) from error
