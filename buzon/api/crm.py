@@ -9,6 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import translation
 from django.utils.translation import gettext as _
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -18,8 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from buzon.api.permissions import ManagesAgents, VisibleRowsMixin
+from buzon.core.language import language_of
 from buzon.crm import notifications, records, roles
 from buzon.crm.models import Agent, AgentGroup, Contact, Customer, CustomerEmail, JobApplicant, Notification, Ticket
+from buzon.inbound import notices
 from buzon.inbound.context import describe
 from buzon.messages import targets
 from buzon.messages.models import Message
@@ -313,10 +316,15 @@ class AgentGroupViewSet(VisibleRowsMixin, viewsets.ModelViewSet[AgentGroup]):
 
 
 class NotificationSerializer(serializers.ModelSerializer[Notification]):
+    text = serializers.SerializerMethodField(help_text="In the reader's own language.")
+
     class Meta:
         model = Notification
         fields = ("id", "kind", "text", "url", "read_at", "created_at")
         read_only_fields = fields
+
+    def get_text(self, notification: Notification) -> str:
+        return notices.text_of(notification)
 
 
 class NotificationViewSet(viewsets.ReadOnlyModelViewSet[Notification]):
@@ -326,10 +334,18 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet[Notification]):
     permission_classes = [permissions.IsAuthenticated]
 
     def get_queryset(self) -> QuerySet[Notification]:
-        queryset = Notification.objects.filter(user_id=self.request.user.pk or 0)
+        queryset = Notification.objects.filter(user_id=self.request.user.pk or 0).select_related("detail")
         if self.request.query_params.get("unread"):
             queryset = queryset.filter(read_at__isnull=True)
         return queryset
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with translation.override(language_of(request.user)):  # the reader's language, not the client's
+            return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with translation.override(language_of(request.user)):
+            return super().retrieve(request, *args, **kwargs)
 
     @action(detail=False, methods=["get"], url_path="unread-count")
     def unread_count(self, request: Request) -> Response:

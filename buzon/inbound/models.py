@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from buzon.crm.models import Notification
 from buzon.mailboxes.models import EmailAccount
 
 
@@ -21,3 +22,16 @@ class AutoReplySent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} {self.day}"
+
+
+class NotificationDetail(models.Model):
+    """What an in-app notification says, as data (its kind's text is in buzon.inbound.notices): the bell
+    renders it in the reader's language when it is read. ``Notification.text`` keeps the text as
+    first written, for notifications made before this table and for readers that only know it."""
+
+    notification = models.OneToOneField(Notification, primary_key=True, on_delete=models.CASCADE,
+                                        related_name="detail")
+    params = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.notification_id}: {self.params}"

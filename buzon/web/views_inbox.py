@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 
 from buzon.crm import notifications, roles
 from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Ticket
+from buzon.inbound import notices
 from buzon.inbound.context import describe
 from buzon.inbound.mail.inline import SHOWN_TYPES, link_inline_images
 from buzon.inbound.mail.parse import part_bytes
@@ -197,11 +198,20 @@ def job_applicants(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def notification_list(request: HttpRequest) -> HttpResponse:
-    rows = Notification.objects.filter(user_id=request.user.pk or 0)
+    rows = Notification.objects.filter(user_id=request.user.pk or 0).select_related("detail")
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    page.object_list = notices.with_texts(page.object_list)  # in the reader's language, rendered now
     return render(request, "web/inbox/notifications.html", {
-        "page": Paginator(rows, 50).get_page(request.GET.get("page")),
+        "page": page,
         "unread": notifications.unread_count(request.user), "breadcrumbs": [(_("Notifications"), None)],
     })
+
+
+@login_required
+def bell(request: HttpRequest) -> HttpResponse:
+    """The top bar's bell, asked for every minute by an open page (its count stays current, and the
+    request keeps the session "last seen": buzon.crm.presence)."""
+    return render(request, "web/inbox/_bell.html")
 
 
 @login_required
