@@ -20,7 +20,11 @@ FERNET_KEYS = config.fernet_keys(DATA_DIR)
 DEBUG = config.env_bool("BUZON_DEBUG")
 ALLOWED_HOSTS = config.env_list("BUZON_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = config.env_list("BUZON_CSRF_TRUSTED_ORIGINS")
-BASE_URL = config.env_str("BUZON_BASE_URL", "http://localhost:8000").rstrip("/")
+# The public address of the web UI, which links in mail start with; while it is unset, the address
+# `buzon run` serves, or a request's own (buzon/core/public_url.py), and production sites are warned.
+BASE_URL_SET = bool(config.env_str("BUZON_BASE_URL").strip())
+BASE_URL = (config.env_str("BUZON_BASE_URL").strip() or config.env_str("BUZON_SERVED_URL").strip()
+            or "http://localhost:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -57,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Links made during a request use the address it came to, while BUZON_BASE_URL is unset.
+    "buzon.core.public_url.RequestBaseMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Remembers the request so the audit log names who changed a setting (also an API token's user).

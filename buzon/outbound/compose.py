@@ -18,11 +18,11 @@ from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 
 import nh3
-from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from buzon.core import public_url
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
 from buzon.messages.models import Message
@@ -173,17 +173,17 @@ def _single_recipient(message: Message) -> str:
     return everyone.pop() if len(everyone) == 1 else ""
 
 
-def unsubscribe_url(message: Message, account: EmailAccount) -> str:
+def unsubscribe_url(message: Message, account: EmailAccount, base: str = "") -> str:
     # One recipient: the link names them. Several: the link names the message, and the page asks
     # which recipient wants out (a one-click POST cannot tell who clicked).
     address = _single_recipient(message)
     token = tokens.unsubscribe_token(account.pk, address) if address else tokens.make(
         tokens.UNSUBSCRIBE, [account.pk, "", message.pk])
-    return settings.BASE_URL + reverse("outbound:unsubscribe", args=[token])
+    return (base or public_url.base_url()) + reverse("outbound:unsubscribe", args=[token])
 
 
-def pixel_url(message: Message) -> str:
-    return settings.BASE_URL + reverse("outbound:pixel", args=[tokens.pixel_token(message.pk)])
+def pixel_url(message: Message, base: str = "") -> str:
+    return (base or public_url.base_url()) + reverse("outbound:pixel", args=[tokens.pixel_token(message.pk)])
 
 
 def _bodies(outgoing: OutgoingEmail, message: Message, account: EmailAccount) -> tuple[str, str, str]:
@@ -197,7 +197,9 @@ def _bodies(outgoing: OutgoingEmail, message: Message, account: EmailAccount) ->
         text = f"{text.rstrip()}\n\n-- \n{account.signature.strip()}\n"
         if html:
             html += f"<br><br>-- <br>{_html_from_text(account.signature.strip())}"
-    unsubscribe = unsubscribe_url(message, account) if account.unsubscribe_link else ""
+    # Queued during a request (and BUZON_BASE_URL unset): links go where that person reached Buzón.
+    base = outgoing.base_url
+    unsubscribe = unsubscribe_url(message, account, base) if account.unsubscribe_link else ""
     if unsubscribe:
         text += "\n\n" + _("To stop receiving these emails, open: %(url)s") % {"url": unsubscribe} + "\n"
         if html:
@@ -205,7 +207,7 @@ def _bodies(outgoing: OutgoingEmail, message: Message, account: EmailAccount) ->
             html += f'<p style="font-size:small"><a href="{link}">{label}</a></p>'
     if account.track_opens:
         html = html or _html_from_text(text)
-        html += f'<img src="{html_lib.escape(pixel_url(message))}" width="1" height="1" alt="">'
+        html += f'<img src="{html_lib.escape(pixel_url(message, base))}" width="1" height="1" alt="">'
     return text, html, unsubscribe
 
 

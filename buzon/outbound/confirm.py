@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from buzon.core import public_url
 from buzon.mailboxes.endpoints import provider_preset
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages.outbox import SendRefused, default_outgoing_account
@@ -60,8 +61,8 @@ def carrier(account: EmailAccount) -> EmailAccount:
 
 
 def confirmation_email(account: EmailAccount, code: str, via: EmailAccount | None = None) -> EmailMessage:
-    link = settings.BASE_URL + reverse("outbound:confirm-sender",
-                                       args=[tokens.confirm_token(account.pk, account.email_address)])
+    link = public_url.absolute(reverse("outbound:confirm-sender",
+                                       args=[tokens.confirm_token(account.pk, account.email_address)]))
     box = addresses.parse(account.email_address)  # an internationalised address goes as addresses.py says
     via = via or account
     sender = addresses.mailbox(via.display_name or "Buzón", via.email_address)

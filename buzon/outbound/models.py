@@ -44,6 +44,9 @@ class OutgoingEmail(models.Model):
     opened_at = models.DateTimeField(_("opened at"), null=True, blank=True)
     open_count = models.PositiveIntegerField(default=0)
     appended_to_sent = models.BooleanField(default=False)
+    # The address the request that queued it came to, for its links while BUZON_BASE_URL is unset
+    # (buzon/core/public_url.py); "" when queued outside a request.
+    base_url = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         verbose_name = _("outgoing email")

@@ -41,6 +41,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from buzon.core import public_url
 from buzon.messages.models import Message, MessageStatus
 from buzon.messages.outbox import ComposeRequest, SendRefused
 from buzon.outbound import addresses, confirm
@@ -106,6 +107,7 @@ def admit(message: Message, request: ComposeRequest) -> OutgoingEmail:
         message=message, kind=request.kind, priority=request.priority, send_at=request.send_at,
         next_attempt_at=max(request.send_at, now) if request.send_at else now,
         max_attempts=settings.OUTBOUND_MAX_ATTEMPTS, html_source=html_source, headers=dict(request.headers),
+        base_url=public_url.request_base()[:300],
     )
     OutgoingAttachment.objects.bulk_create([
         OutgoingAttachment(outgoing=outgoing, filename=a.filename, mimetype=a.mimetype, content=a.content)

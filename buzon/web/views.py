@@ -15,7 +15,7 @@ from django.utils import translation
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
 
-from buzon.core import first_run, language
+from buzon.core import first_run, language, public_url
 from buzon.core.models import UserPreferences
 from buzon.crm import roles
 from buzon.mailboxes.models import AccountState, EmailAccount, EmailDomain
@@ -36,7 +36,10 @@ def home(request: HttpRequest) -> HttpResponse:
     }
     failing = accounts.filter(state=AccountState.ERROR)[:5]
     waiting = EmailAccount.objects.filter(owner_id=request.user.pk, awaiting_password=True).count()
-    return render(request, "web/home.html", {"stats": stats, "failing": failing, "waiting": waiting})
+    # Administrators hear it when the links in Buzón's mail may point where recipients cannot go.
+    address_warning = public_url.missing_warning() if roles.is_admin(request.user) else ""
+    return render(request, "web/home.html", {"stats": stats, "failing": failing, "waiting": waiting,
+                                             "address_warning": address_warning})
 
 
 @login_required
@@ -58,7 +61,9 @@ class LoginView(auth_views.LoginView):
         user = form.get_user()
         cookie = self.request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
         if not UserPreferences.objects.filter(user_id=user.pk).exclude(language="").exists():
-            language.choose(user, cookie or "")  # a choice made in this browser before signing in is theirs
+            # Their first sign-in: the language this browser asked for (menu choice, else Accept-Language)
+            # becomes theirs, so a Spanish browser keeps Spanish pages and gets Spanish notifications.
+            language.choose(user, cookie or translation.get_language_from_request(self.request))
         code = language.language_of(user)
         translation.activate(code)
         language.set_cookie(response, code)

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
-from buzon.core import config, first_run
+from buzon.core import config, first_run, public_url
 from buzon.core.cli import QUIET_START
 from buzon.core.supervisor import Child, Supervisor, buzon_argv, inherit_env
 
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         host, port = options["host"], options["port"]
+        self._serve_links_at(public_url.served_url(host, port))
         shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0"} else host  # noqa: S104  # nosec B104
         self.stdout.write(f"Buzón is running at http://{shown_host}:{port}/  (data in {settings.DATA_DIR})")
         if first_run.needs_setup():
@@ -42,3 +43,18 @@ class Command(BaseCommand):
         # connection open for its whole life, nor hands one to a child.
         connections.close_all()
         Supervisor(children).run()
+
+    def _serve_links_at(self, served: str) -> None:
+        """Without BUZON_BASE_URL, links in mail name the address served here (the worker has no
+        request to go by), and that name is one the web UI answers to."""
+        if settings.BASE_URL_SET:
+            return
+        os.environ[public_url.SERVED_URL_ENV] = served
+        settings.BASE_URL = served
+        name = public_url.host_of(served)
+        name = f"[{name}]" if ":" in name else name  # an IPv6 literal, as ALLOWED_HOSTS writes it
+        if "BUZON_ALLOWED_HOSTS" not in os.environ and name not in settings.ALLOWED_HOSTS:
+            os.environ["BUZON_ALLOWED_HOSTS"] = ",".join([*settings.ALLOWED_HOSTS, name])
+        warning = public_url.missing_warning()
+        if warning:
+            self.stderr.write(warning)
