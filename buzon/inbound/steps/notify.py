@@ -1,32 +1,49 @@
-"""notify: tell the customer's agent (seed 002): "customer assigned to you" and "new email", in the
-app (the bell) and by email through the default outgoing account, once each."""
+"""notify: tell the customer's agent (seed 002), in the app (the bell) and by email through the default
+outgoing account, once each, in the agent's own language (buzon.inbound.notices):
+
+- "customer assigned to you" whenever the assignment just gave them the customer, always: an agent
+  must know a customer became theirs;
+- "new email" only when the account's "Notify agent" is on (seed 002: the option is the notice of
+  an incoming mail to the customer's agent).
+"""
 
 from __future__ import annotations
 
-from django.utils.translation import gettext as _
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils import translation
 from django.utils.translation import gettext_noop
 
 from buzon.core import public_url
+from buzon.core.language import language_of
 from buzon.crm.models import Notification
-from buzon.crm.notifications import notify
-from buzon.inbound import outbox_glue
+from buzon.inbound import notices, outbox_glue
 from buzon.inbound.context import Context
 
 NAME = "notify"
 
 
-def _email(ctx: Context, user: object, subject: str, text: str) -> None:
+def _email(ctx: Context, user: Any, kind: str, params: Mapping[str, Any], url: str, body: str = "") -> None:
     address = getattr(user, "email", "")
     if not address:
         return
-    _, why_not = outbox_glue.queue(to=[address], subject=subject, text=text, kind="notification")
+    with translation.override(language_of(user)):
+        text = notices.render(kind, params)
+        content = "\n\n".join(part for part in (text, body, url) if part)
+    _, why_not = outbox_glue.queue(to=[address], subject=text[:200], text=content, kind="notification")
     if why_not:
         ctx.decide(NAME, "email_not_sent", gettext_noop("Notification email not sent: %(why)s"), why=why_not)
 
 
 def run(ctx: Context) -> None:
     account, customer, message = ctx.account, ctx.customer, ctx.message
-    if account is None or not account.notify_agent or customer is None or customer.agent is None:
+    if customer is None or customer.agent is None:
+        return
+    if customer.store_id != (account.store_id if account is not None else None):
+        return  # stores are walls: another store's agent never hears of this store's mail
+    notify_mail = account is not None and account.notify_agent
+    if not ctx.agent_assigned and not notify_mail:
         return
     user = customer.agent.user
     path = f"/inbox/{message.pk}/"  # the bell's link works at whatever address the page is open at
@@ -34,13 +51,14 @@ def run(ctx: Context) -> None:
     who = message.from_name or message.from_address
     sent = []
     if ctx.agent_assigned:
-        text = _("Customer %(customer)s has been assigned to you.") % {"customer": who}
-        if notify(user, Notification.Kind.CUSTOMER_ASSIGNED, f"customer:{customer.pk}", text, path):
-            _email(ctx, user, text, text + "\n\n" + url)
+        params = {"customer": who}
+        if notices.send(user, Notification.Kind.CUSTOMER_ASSIGNED, f"customer:{customer.pk}", params, path):
+            _email(ctx, user, Notification.Kind.CUSTOMER_ASSIGNED, params, url)
             sent.append(Notification.Kind.CUSTOMER_ASSIGNED)
-    text = _("New email from %(sender)s: %(subject)s") % {"sender": who, "subject": message.subject[:200]}
-    if notify(user, Notification.Kind.NEW_EMAIL, f"message:{message.pk}", text, path):
-        _email(ctx, user, text, f"{text}\n\n{message.text[:2000]}\n\n{url}")
-        sent.append(Notification.Kind.NEW_EMAIL)
+    if notify_mail:
+        params = {"sender": who, "subject": message.subject[:200]}
+        if notices.send(user, Notification.Kind.NEW_EMAIL, f"message:{message.pk}", params, path):
+            _email(ctx, user, Notification.Kind.NEW_EMAIL, params, url, message.text[:2000])
+            sent.append(Notification.Kind.NEW_EMAIL)
     ctx.decide(NAME, "notified" if sent else "already", gettext_noop("Agent %(agent)s notified."),
                agent=customer.agent.pk, kinds=sent or None)
