@@ -133,12 +133,3 @@ def create_customer(conversation: Conversation) -> Customer:
         conversation.from_address, name=conversation.from_name, store=_store_of(conversation)
     )
     return customer
-
-
-def reopen_ticket(ticket: Ticket) -> bool:
-    """A customer's reply reopens a closed (or replied) ticket. Returns whether it changed."""
-    if ticket.status == Ticket.Status.OPEN:
-        return False
-    ticket.status = Ticket.Status.OPEN
-    ticket.save(update_fields=["status", "updated_at"])
-    return True

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from buzon.mailboxes.endpoints import attachment_limit_mb
 from buzon.mailboxes.models import EmailAccount
-from buzon.messages import targets
+from buzon.messages import replies, targets
 from buzon.messages.models import Direction, Message, MessageStatus
 
 KINDS = ("normal", "notification", "bulk", "auto_reply")
@@ -229,6 +229,7 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
         )
         # The queue may refuse (e.g. sender not confirmed); that rolls the Message back too.
         import_string(settings.OUTBOUND_ADMIT)(message, request)
+        replies.after_outgoing(record, kind=kind, user=user)  # a person's reply: the ticket is Replied
         transaction.on_commit(lambda: _enqueue_after_commit(message.pk, send_at))
     return message
 

@@ -15,6 +15,7 @@ from buzon.inbound import pipeline
 from buzon.inbound.reprocess import skipped_count
 from buzon.inbound.unreplied import notify_unreplied
 from buzon.messages.models import Direction, Message, MessageStatus
+from buzon.outbound.models import OutgoingEmail
 from buzon.sync.models import RawMessage
 from tests.inbound.helpers import mail, store_raw, support_account
 
@@ -63,13 +64,15 @@ def test_skipped_mail_is_counted_and_imported_when_the_sender_becomes_a_customer
 
 
 def test_unreplied_mail_notifies_once_and_answered_mail_not_at_all():
-    User.objects.create_user("boss", email="boss@shop.test")
+    boss = User.objects.create_user("boss", email="boss@shop.test")
     account = support_account(notify_unreplied_after_minutes=30, notify_unreplied_to="boss@shop.test")
     for subject in ("sin respuesta", "respondido"):
         pipeline.run_pipeline(store_raw(mail(subject=subject, sender=f"{subject[:3]}@customer.test"), account).pk)
     answered = Message.objects.get(subject="respondido")
-    Message.objects.create(direction=Direction.OUTGOING, status=MessageStatus.SENT, account=account,
-                           in_reply_to=answered.message_id, subject="Re: respondido")
+    # A person's reply (written by a user, ordinary mail): only that answers (buzon.messages.replies).
+    reply = Message.objects.create(direction=Direction.OUTGOING, status=MessageStatus.SENT, account=account,
+                                   in_reply_to=answered.message_id, subject="Re: respondido", created_by=boss)
+    OutgoingEmail.objects.create(message=reply, kind="normal", next_attempt_at=timezone.now())
     assert notify_unreplied() == 0  # not overdue yet
     later = timezone.now() + dt.timedelta(minutes=31)
     assert notify_unreplied(now=later) == 1

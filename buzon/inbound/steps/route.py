@@ -1,15 +1,13 @@
 """route: a new conversation creates one record of the account's ``append_to`` type; a reply
-joins its record, and a customer's reply reopens a closed ticket."""
+joins its record, and a customer's reply reopens a replied or closed ticket (buzon.messages.replies)."""
 
 from __future__ import annotations
 
 from django.db.models import Model
 from django.utils.translation import gettext_noop
 
-from buzon.crm import records
-from buzon.crm.models import Ticket
 from buzon.inbound.context import Context
-from buzon.messages import targets
+from buzon.messages import replies, targets
 
 NAME = "route"
 
@@ -21,7 +19,7 @@ def _link(ctx: Context) -> None:
     ctx.message.record = record
     token = targets.record_token(record) if targets.target_for(record) else str(record.pk)
     ctx.decide(NAME, "linked", gettext_noop("Added to %(record)s."), record=token)
-    if isinstance(record, Ticket) and not ctx.automated and records.reopen_ticket(record):
+    if not ctx.automated and replies.after_customer_mail(record):
         ctx.decide(NAME, "reopened", gettext_noop("The customer answered, so %(record)s is open again."), record=token)
 
 
