@@ -26,8 +26,8 @@ INCOMING_FIELDS = (
 )
 OUTGOING_FIELDS = (
     "outgoing_enabled", "smtp_host", "smtp_port", "smtp_security", "smtp_auth", "default_outgoing",
-    "add_signature", "signature", "always_use_account_address", "unsubscribe_link", "track_opens",
-    "append_to_sent", "auto_reply_enabled", "auto_reply_message",
+    "add_signature", "signature", "always_use_account_address", "replies_to_agent", "unsubscribe_link",
+    "track_opens", "append_to_sent", "auto_reply_enabled", "auto_reply_message",
 )
 STATE_FIELDS = ("state", "last_error", "last_error_code", "last_synced_at", "progress", "has_password",
                 "is_system", "template_role", "created_at", "updated_at")

@@ -203,7 +203,15 @@ class EmailAccount(models.Model):
     signature = models.TextField(_("signature"), blank=True)
     always_use_account_address = models.BooleanField(
         _("always use this account's address as sender"), default=False,
-        help_text=_("Mail is sent From this address; the user is named in the display name and Reply-To."),
+        help_text=_("Mail agents send shows only this account as the sender (its name and address). When off, "
+                    "it is sent as “Agent Name via Account Name” from this address. Either way customers' "
+                    "answers come back to this account."),
+    )
+    replies_to_agent = models.BooleanField(
+        _("replies go to the agent's personal address"), default=False,
+        help_text=_("Customers' answers to mail an agent sends go to that agent's own address (Reply-To) "
+                    "instead of this account, so they are not received in Buzón nor added to the "
+                    "conversation."),
     )
     unsubscribe_link = models.BooleanField(
         _("include unsubscribe link"), default=False,

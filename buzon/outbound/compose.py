@@ -1,10 +1,12 @@
 """Turn a queued Message into the exact bytes to send, applying the account's options (seed 000 §3.4).
 
-From rules: with `always_use_account_address` the From is the account and the user is named in the
-display name ("Ana Pérez via Soporte") and in Reply-To. Otherwise the user's own address is the From
-and the account is the Sender (RFC 5322 3.6.2: the mailbox that actually sent it). Notifications,
-bulk mail and auto-replies are the organisation speaking: always From the account.
-Replies come home: when the account does not receive mail, Reply-To is the default incoming account.
+From rules: the From address is always the account's, so a customer's answer comes back to the
+shared mailbox Buzón syncs and joins its conversation (and SPF/DKIM/DMARC align with the server that
+sends it). Mail a person writes names them the way helpdesks do, "Ana Pérez via Soporte"; with
+`always_use_account_address` only the account is shown. Notifications, bulk mail and auto-replies
+are the organisation speaking: the account alone. The person's own address appears only when the
+account says answers go to them (`replies_to_agent`, as Reply-To). Replies come home: when the
+account does not receive mail, Reply-To is the default incoming account.
 """
 
 from __future__ import annotations
@@ -54,32 +56,23 @@ def _home_address() -> str:
 
 
 def sender_headers(message: Message, account: EmailAccount, kind: str, home: str | None = None) -> dict[str, str]:
-    """From / Sender / Reply-To for this message, by the rules in the module docstring."""
-    user = message.created_by
+    """From / Reply-To for this message, by the rules in the module docstring."""
+    user = message.created_by if kind == "normal" else None
     user_name = (user.get_full_name() or user.get_username()) if user else ""
     user_email = user.email if user else ""
     account_name = account.display_name or ""
-    headers: dict[str, str] = {}
-    reply_to: list[str] = []
-    if kind == "normal" and user_email and not account.always_use_account_address \
-            and user_email.lower() != account.email_address.lower():
-        headers["From"] = addresses.format_human(user_name, user_email)
-        headers["Sender"] = addresses.format_human(account_name, account.email_address)
-    elif kind == "normal" and user:
+    shown = account_name
+    if user_name and not account.always_use_account_address:
         shown = _("%(user)s via %(account)s") % {"user": user_name, "account": account_name} \
             if account_name else user_name
-        headers["From"] = addresses.format_human(shown, account.email_address)
-        if user_email:
-            reply_to.append(addresses.format_human(user_name, user_email))
-    else:
-        headers["From"] = addresses.format_human(account_name, account.email_address)
-    if not account.incoming_enabled and kind not in INTERNAL_KINDS:
+    headers = {"From": addresses.format_human(shown, account.email_address)}
+    if user_email and account.replies_to_agent and user_email.lower() != account.email_address.lower():
+        headers["Reply-To"] = addresses.format_human(user_name, user_email)  # the admin chose so
+    elif not account.incoming_enabled and kind not in INTERNAL_KINDS:
         home = _home_address() if home is None else home
         if home and home.lower() != account.email_address.lower():
             # Every answer to the company must land in Buzón, not in a mailbox nobody reads.
-            reply_to = [home]
-    if reply_to:
-        headers["Reply-To"] = ", ".join(reply_to)
+            headers["Reply-To"] = home
     return headers
 
 

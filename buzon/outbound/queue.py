@@ -76,10 +76,12 @@ def _bare(address: str) -> str:
 
 def _check_addresses(message: Message, kind: str) -> None:
     """Refuse, naming it, an address that could never be sent (see addresses.py): recipients, and the
-    From/Sender/Reply-To the message will carry. Whether a non-ASCII local part can go depends on
+    From/Reply-To the message will carry. Whether a non-ASCII local part can go depends on
     the server (SMTPUTF8), known only when sending: such an address is accepted here."""
     assert message.account is not None
-    user_email = message.created_by.email if kind == "normal" and message.created_by else ""
+    # The user's own address is written only as the Reply-To of an account that sends answers to them.
+    user_email = message.created_by.email if kind == "normal" and message.created_by \
+        and message.account.replies_to_agent else ""
     try:
         for value in [*message.to, *message.cc, *message.bcc]:
             addresses.parse(value)

@@ -110,8 +110,8 @@ ACCOUNT_GROUPS: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
     )),
     ("outgoing", _("Outgoing email"), (
         "outgoing_enabled", "smtp_host", "smtp_port", "smtp_security", "smtp_auth", "default_outgoing",
-        "add_signature", "signature", "always_use_account_address", "unsubscribe_link", "track_opens",
-        "append_to_sent", "auto_reply_enabled", "auto_reply_message",
+        "add_signature", "signature", "always_use_account_address", "replies_to_agent", "unsubscribe_link",
+        "track_opens", "append_to_sent", "auto_reply_enabled", "auto_reply_message",
     )),
 )
 

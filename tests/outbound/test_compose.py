@@ -47,26 +47,7 @@ def test_signature_is_appended(smtp_starttls: Any, make_account: Any, pool: Any)
     assert "Soporte — Tienda" in body(mail, "html")
 
 
-def test_always_use_account_address_names_the_user(smtp_starttls: Any, make_account: Any, pool: Any,
-                                                   user: Any) -> None:
-    account = make_account(smtp_starttls, always_use_account_address=True, incoming_enabled=True)
-    queue_outgoing(to="c@example.org", subject="s", text="x", account=account, user=user)
-    deliver_due(pool=pool)
-    mail = sent(smtp_starttls)
-    assert mail["From"].addresses[0].addr_spec == "sender@example.test"
-    assert mail["From"].addresses[0].display_name == "Ana Pérez via Soporte"
-    assert mail["Reply-To"].addresses[0].addr_spec == "ana.perez@example.org"
-
-
-def test_without_the_option_the_user_is_from_and_the_account_is_sender(smtp_starttls: Any, make_account: Any,
-                                                                        pool: Any, user: Any) -> None:
-    account = make_account(smtp_starttls, incoming_enabled=True)
-    queue_outgoing(to="c@example.org", subject="s", text="x", account=account, user=user)
-    deliver_due(pool=pool)
-    mail = sent(smtp_starttls)
-    assert mail["From"].addresses[0].addr_spec == "ana.perez@example.org"
-    assert mail["Sender"].addresses[0].addr_spec == "sender@example.test"
-    assert smtp_starttls.messages[0].mail_from == "sender@example.test"
+# The From / Reply-To of mail agents send, in both sender modes: test_replies_come_home.py.
 
 
 def test_replies_come_home_when_the_account_does_not_receive(smtp_starttls: Any, make_account: Any,
