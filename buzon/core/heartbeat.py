@@ -1,10 +1,15 @@
 """Process heartbeats: each long-running process says who it is and that it is alive.
 
 A daemon thread writes the process's row every HEARTBEAT_S seconds with its own short-lived
-database connection (closed after each beat, so a fork — gunicorn's workers — never inherits an
-open one). It also carries the process's counters: tasks finished (from django_tasks'
+database connection. It also carries the process's counters: tasks finished (from django_tasks'
 `task_finished` signal) and any in-process stats named by settings.PROCESS_STATS (dotted paths to
 dicts of floats, e.g. the pipeline's seconds per step), so /metrics can sum them across processes.
+
+Start it only in a process that will not fork afterwards (for gunicorn: in each worker, never in the
+master, see buzon.core.management.commands.web): a fork copies whatever lock this thread holds at that
+instant (SQLite's mutex while it writes, Python's lock of a module being imported) into a child
+where no thread will ever release it. For the same reason the stats are read only from modules the
+process has already imported: the heartbeat never imports anything itself.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import atexit
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -23,7 +29,6 @@ from django import db
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from buzon.core.models import ProcessHeartbeat
 
@@ -59,11 +64,12 @@ class Heartbeat(threading.Thread):
     def _stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {}
         for name, path in getattr(settings, "PROCESS_STATS", {}).items():
-            try:
-                values = import_string(path)
-            except ImportError:
-                continue
-            stats[name] = {str(k): float(v) for k, v in dict(values).items()}
+            module_name, _, attribute = path.rpartition(".")
+            # A module this process never imported has counted nothing; importing it here would take
+            # its import lock in this thread (see the module docstring).
+            values = getattr(sys.modules.get(module_name), attribute, None)
+            if values is not None:
+                stats[name] = {str(k): float(v) for k, v in dict(values).items()}
         return stats
 
     # ------------------------------------------------------------------ writing
@@ -125,8 +131,14 @@ def current() -> Heartbeat | None:
     return _current
 
 
+def stop() -> None:
+    """Mark this process's row stopped now (a gunicorn worker leaving); atexit does it otherwise."""
+    if _current is not None:
+        _stop(_current)
+
+
 def _stop(beat: Heartbeat) -> None:
-    if os.getpid() != beat.pid:  # a forked child (gunicorn worker) exiting: not our row to close
+    if os.getpid() != beat.pid or beat.halted.is_set():  # another process's heartbeat, or said already
         return
     beat.halt()
     beat.goodbye()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import live_run
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,17 @@ def _descendants(pid: int) -> set[int]:
     for child in map(int, children):
         found |= {child, *_descendants(child)}
     return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _threads(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
 
 
 def _alive(pid: int) -> bool:
@@ -81,6 +93,10 @@ def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
         _wait(lambda: {k for k, stopped in _heartbeats(database) if stopped is None} == {"web", "worker", "sync"}, 60)
         tree = _descendants(proc.pid)
         assert len(tree) >= 3
+        # gunicorn's master forks its workers (at start, and whenever one dies): it runs no thread
+        # whose locks a fork would copy (buzon.core.forking); the web heartbeat is its worker's.
+        master = next(pid for pid in _children(proc.pid) if b"\0web\0" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        assert _threads(master) == 1, "gunicorn's master runs threads that its forks would copy"
         if how == "sigterm":
             proc.send_signal(signal.SIGTERM)
         else:
@@ -94,3 +110,26 @@ def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         log.close()
+
+
+# BUZON_RUN_STARTS=50 for a longer stress run; `make test` tries 10.
+STARTS = int(os.environ.get("BUZON_RUN_STARTS", "10"))
+
+
+@pytest.mark.timeout(STARTS * 130 + 300)
+def test_every_start_serves_a_signed_in_write_and_its_read_back_under_cpu_load(tmp_path):
+    """Start `buzon run` again and again with every core busy: each start must answer /readyz, sign an
+    agent in, save a customer's address (its first write imports the inbound pipeline) and read it back,
+    each request within 20 s: a web worker forked with a lock another thread held hangs there."""
+    env = live_run.run_env(tmp_path)
+    store = live_run.prepare(env)
+    port = free_port()
+    starts: list[live_run.Start] = []
+    with live_run.busy_cpus():
+        for n in range(STARTS):
+            starts.append(live_run.start_and_serve(env, store, f"cliente{n}@example.test", port,
+                                                   tmp_path / "run.log"))
+    failed = [(n, s.step, s.detail) for n, s in enumerate(starts) if not s.ok]
+    print(f"buzon run: {len(starts)} starts, {len(failed)} failed; seconds each (of which stopping):",
+          " ".join(f"{s.seconds:.0f}({s.stop_seconds:.0f})" for s in starts))
+    assert not failed, f"{len(failed)} of {len(starts)} starts failed: {failed}"

@@ -3,9 +3,24 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from gunicorn.app.base import BaseApplication
 
-from buzon.core import config, heartbeat
+from buzon.core import config, forking, heartbeat
 from buzon.core.models import ProcessKind
 from buzon.wsgi import application
+
+
+# gunicorn's hooks. The master forks its workers at start and again whenever one dies: it runs no
+# thread and keeps no database connection (buzon.core.forking). Each worker has its own heartbeat,
+# started once it is a worker, and says goodbye when it leaves.
+def _pre_fork(_server: Any, _worker: Any) -> None:
+    forking.before_fork("gunicorn's master")
+
+
+def _post_worker_init(_worker: Any) -> None:
+    heartbeat.start(ProcessKind.WEB)
+
+
+def _worker_exit(_server: Any, _worker: Any) -> None:
+    heartbeat.stop()
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -31,7 +46,6 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=config.env_int("BUZON_WEB_THREADS", 4))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        heartbeat.start(ProcessKind.WEB)  # the master's; gunicorn restarts its own workers
         _Gunicorn(
             {
                 "bind": f"{options['host']}:{options['port']}",
@@ -43,5 +57,8 @@ class Command(BaseCommand):
                 "timeout": 120,
                 # one control socket per home directory: several `buzon web` on one host would fight over it
                 "control_socket_disable": True,
+                "pre_fork": _pre_fork,
+                "post_worker_init": _post_worker_init,
+                "worker_exit": _worker_exit,
             }
         ).run()

@@ -30,9 +30,10 @@ class Command(BaseCommand):
             # dropped before the next job instead of failing every job after it.
             task_started.connect(_fresh_connections, dispatch_uid="buzon-worker-db")
             task_finished.connect(_fresh_connections, dispatch_uid="buzon-worker-db-end")
-            # SimpleWorker runs jobs in this process: no fork per message (a fork per job costs more
-            # than the job), database connections stay this process's own, and the heartbeat counts them.
-            call_command("rqworker", *queues, worker_class="rq.worker.SimpleWorker",
+            # Jobs and RQ's scheduler run in this process (buzon.core.rqworker): nothing forks beside
+            # the heartbeat and periodic threads started above, database connections stay this
+            # process's own, and the heartbeat counts the jobs.
+            call_command("rqworker", *queues, worker_class="buzon.core.rqworker.Worker",
                          job_class="django_tasks_rq.backend.Job", name=beat.id, with_scheduler=True)
             return
         call_command("db_worker", queue_name=options["queue"], interval=options["interval"],
