@@ -23,6 +23,7 @@ from rest_framework.request import Request
 
 from buzon.crm import roles
 from buzon.messages.models import Message
+from buzon.sync import truncate
 
 
 class MessageSerializer(serializers.ModelSerializer[Message]):
@@ -61,19 +62,24 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
 class MessageDetailSerializer(MessageSerializer):
     truncated = serializers.SerializerMethodField()
-    truncation_note = serializers.SerializerMethodField()
+    truncation_note = serializers.SerializerMethodField(help_text="In the reader's language.")
+    left_out = serializers.SerializerMethodField(
+        help_text="The attachments the account's attachment limit left out: name, type, size in bytes.")
     pipeline = serializers.SerializerMethodField(
         help_text="What the inbound pipeline decided and why: steps, record, customer, agent, classification.")
 
     class Meta(MessageSerializer.Meta):
         fields = [*MessageSerializer.Meta.fields, "cc", "reply_to", "in_reply_to", "status", "status_reason",
-                  "truncated", "truncation_note", "text", "html", "created_at", "pipeline"]
+                  "truncated", "truncation_note", "left_out", "text", "html", "created_at", "pipeline"]
 
     def get_truncated(self, message: Message) -> bool:
         return bool(message.raw and message.raw.truncated)
 
     def get_truncation_note(self, message: Message) -> str:
-        return message.raw.truncation_note if message.raw is not None else ""
+        return truncate.describe(message.raw.truncation_note) if message.raw is not None else ""
+
+    def get_left_out(self, message: Message) -> list[dict[str, Any]]:
+        return truncate.left_out_of(message.raw.truncation_note) if message.raw is not None else []
 
     def get_pipeline(self, message: Message) -> dict[str, Any]:
         from buzon.api.crm import pipeline_summary

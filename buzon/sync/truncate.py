@@ -1,18 +1,25 @@
 """`attachment_limit_mb`: an oversized message keeps its headers and text; big attachments go.
 
-What is left out is named in a text note appended to the message, so a reader knows what the
-sender attached. IMAP servers let us plan from BODYSTRUCTURE and fetch only the parts we keep
+What is left out is kept as data beside the message (``RawMessage.truncation_note``: ``note_text``),
+shown to each reader in their language (``describe``), and named in a text part at the end of the
+stored original for anyone who opens it outside Buzón (the pipeline leaves that part out of the
+body: ``without_note``). IMAP servers let us plan from BODYSTRUCTURE and fetch only the parts we keep
 (memory stays bounded by the limit); POP3 can only give the whole message, which is cut here.
 """
 
 from __future__ import annotations
 
 import email
+import json
+import re
 import secrets
 from dataclasses import dataclass
 from email.message import Message
 from email.policy import compat32
+from typing import Any
 
+from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from buzon.sync.headers import header_block
@@ -107,11 +114,54 @@ def _without_content_headers(headers: bytes) -> bytes:
 
 
 def note_text(left_out: list[Leaf]) -> str:
+    """What ``RawMessage.truncation_note`` keeps: the attachments left out, as data (JSON), so that each
+    reader sees the note in their own language (``describe``) rather than in the worker's."""
+    return json.dumps([{"name": leaf.name, "type": leaf.content_type, "size": leaf.size} for leaf in left_out],
+                      ensure_ascii=False)
+
+
+def left_out_of(note: str) -> list[dict[str, Any]]:
+    """The attachments a ``truncation_note`` names ([] for none, or for a note that is not data)."""
+    try:
+        items = json.loads(note) if note.startswith("[") else []
+    except ValueError:
+        return []
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def describe(note: str) -> str:
+    """The note in the active language: a heading, then one line per attachment left out."""
+    items = left_out_of(note)
+    if not items:
+        return note if not note.startswith("[") else ""  # a note from before notes were data: as written
     lines = [_("Attachments left out because the message is larger than the account's attachment limit:")]
     unnamed = _("(no name)")
-    for leaf in left_out:
-        lines.append(f"- {leaf.name or unnamed} ({leaf.content_type}, {leaf.size // 1024} KB)")
+    for item in items:
+        size = item.get("size")
+        size = size if isinstance(size, int) else 0
+        lines.append(f"- {item.get('name') or unnamed} ({item.get('type', '')}, {size // 1024} KB)")
     return "\n".join(lines)
+
+
+_NOTE_HEADERS = b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: 8bit\r\n' \
+    b"Content-Disposition: inline\r\n\r\n"
+_BOUNDARY_RE = re.compile(rb'^Content-Type: multipart/mixed; boundary="(buzon-truncated-[0-9a-f]{16})"\r?$', re.M)
+
+
+def without_note(data: bytes) -> bytes:
+    """A message ``build`` made, without the note part it ends with: the note is not the sender's text,
+    and the reader's page shows it in their language. Call it only for a message Buzón truncated
+    (``RawMessage.truncated``): the sender does not control that flag, nor the boundary ``build`` chose."""
+    header_end = data.find(b"\r\n\r\n")
+    found = _BOUNDARY_RE.search(data, 0, header_end + 2) if header_end >= 0 else None
+    if found is None:
+        return data
+    boundary = found.group(1)
+    start = data.rfind(b"--" + boundary + _NOTE_HEADERS)
+    end = data.rfind(b"--" + boundary + b"--")
+    if start < 0 or end < start:
+        return data
+    return data[:start] + data[end:]
 
 
 def build(headers: bytes, parts: list[tuple[bytes, bytes]], left_out: list[Leaf]) -> bytes:
@@ -121,9 +171,11 @@ def build(headers: bytes, parts: list[tuple[bytes, bytes]], left_out: list[Leaf]
     out.append(b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n')
     for mime_headers, body in parts:
         out += [b"--", boundary, b"\r\n", mime_headers.rstrip(b"\r\n"), b"\r\n\r\n", body, b"\r\n"]
-    note = note_text(left_out).encode("utf-8")
-    out += [b"--", boundary, b'\r\nContent-Type: text/plain; charset="utf-8"\r\n',
-            b"Content-Transfer-Encoding: 8bit\r\nContent-Disposition: inline\r\n\r\n", note, b"\r\n"]
+    # The stored original names what it lost, in the site's language, for whoever opens it outside
+    # Buzón; Buzón itself reads the note from truncation_note (without_note, describe).
+    with translation.override(settings.LANGUAGE_CODE):
+        note = describe(note_text(left_out)).encode("utf-8")
+    out += [b"--", boundary, _NOTE_HEADERS, note, b"\r\n"]
     out += [b"--", boundary, b"--\r\n"]
     return b"".join(out)
 

@@ -31,6 +31,8 @@ from buzon.inbound.mail.inline import SHOWN_TYPES, link_inline_images
 from buzon.inbound.mail.parse import part_bytes
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message
+from buzon.sync import truncate
+from buzon.sync.models import RawMessage
 
 # The sanitiser (nh3) writes every attribute as name="value". Any image source but the message's own
 # parts (cid:) and inline data is held back until the reader asks: whatever its spelling (" http:",
@@ -99,13 +101,21 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "conversation": conversation[:100], "html": html, "show_images": show_images,
         "images_blocked": images_blocked,
         "decisions": [describe(d) for d in message.decisions if isinstance(d, dict)],
-        "attachments": attachments,
+        "attachments": attachments, "left_out_note": _left_out_note(message),
         "customer": message.customer if message.customer and roles.can_see(request.user, message.customer) else None,
         "breadcrumbs": [(_("Inbox"), "/inbox/"), (message.subject or _("(no subject)"), None)],
     })
     # The reader asked for this message's images: the CSP (buzon.web.security) lets them load here only.
     response.csp_allow_remote_images = show_images  # type: ignore[attr-defined]
     return response
+
+
+def _left_out_note(message: Message) -> str:
+    """What the account's attachment limit left out of the message, in the reader's language."""
+    if message.raw_id is None:
+        return ""
+    note = RawMessage.objects.filter(pk=message.raw_id, truncated=True).values_list("truncation_note", flat=True)
+    return truncate.describe(note.first() or "")
 
 
 def _download_name(attachment: Attachment) -> str:

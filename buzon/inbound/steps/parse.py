@@ -7,12 +7,15 @@ from django.utils.translation import gettext_noop
 from buzon.inbound.context import Context, Unreadable
 from buzon.inbound.mail.parse import Unparseable, parse_bytes
 from buzon.messages.models import Direction
+from buzon.sync import truncate
 
 NAME = "parse"
 
 
 def run(ctx: Context) -> None:
     data = bytes(ctx.raw.data or b"")
+    if ctx.raw.truncated:  # the note naming what was left out is not the sender's text (sync.truncate)
+        data = truncate.without_note(data)
     try:
         mail = parse_bytes(data)
     except Unparseable as error:
