@@ -4,7 +4,8 @@ Only mail Buzón has imported is deleted from the server; mail it did not import
 is not a customer when the account creates no customers, quarantined, not downloaded) stays there.
 So the sync engine never deletes a message as it downloads it: the pipeline, once it has imported
 a raw message (Message stored, a duplicate of one, or kept as unreadable), marks the raw row
-`delete` (`mark_imported`); the engine deletes those on its next pass over the folder, and wakes
+`delete` (`mark_imported`; a copy of it in the folder, kept as a duplicate, goes with it:
+`copies_stored`); the engine deletes those on its next pass over the folder, and wakes
 the folder for it as soon as it sees new ones (`waiting`). A crash in between leaves the mail on the
 server and the row marked, and the next pass deletes it. Rows waiting are found by a partial index
 that holds only them (`raw_delete_waiting`), never by reading the account's other mail.
@@ -76,6 +77,26 @@ def _mark_copies(raw_ids: Sequence[int]) -> int:
         same |= Q(account_id=account_id, folder=folder, sha256=digest, message_id=message_id)
     return RawMessage.objects.filter(same, status=RawMessage.Status.DUPLICATE, on_server=OnServer.KEPT).update(
         on_server=OnServer.DELETE)
+
+
+def copies_stored(rows: Sequence[RawMessage]) -> None:
+    """The sync just stored these rows: a copy of mail the folder held (status duplicate, never
+    processed) whose original was imported from an account that deletes it goes from the server
+    too, else it would stay there for good. One look-up by content (raw_content_key), only when a
+    batch holds copies."""
+    copies = [row for row in rows if row.status == RawMessage.Status.DUPLICATE and row.pk is not None]
+    if not copies:
+        return
+    same = Q()
+    for row in copies:
+        same |= Q(account_id=row.account_id, folder=row.folder, sha256=row.sha256, message_id=row.message_id)
+    imported = set(RawMessage.objects.filter(
+        same, status=RawMessage.Status.PROCESSED, account__delete_after_download=True,
+        on_server__in=[OnServer.DELETE, OnServer.DELETED, OnServer.FLAGGED],
+    ).values_list("account_id", "folder", "sha256", "message_id"))
+    ids = [row.pk for row in copies if (row.account_id, row.folder, row.sha256, row.message_id) in imported]
+    if ids:
+        RawMessage.objects.filter(pk__in=ids, on_server=OnServer.KEPT).update(on_server=OnServer.DELETE)
 
 
 def follow_option(account_id: int, on: bool) -> None:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from buzon.sync import lease
+from buzon.sync import deletion, lease
 from buzon.sync.enqueue import enqueue_processing
 from buzon.sync.fastinsert import insert_rows, insert_rows_returning
 from buzon.sync.headers import parse_header_fields, sha256
@@ -104,6 +104,7 @@ def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark |
         known = _content_indexes({(box.account_id, box.folder)}, set(digests.values()))
         rows = _rows(box, items, digests, known.get((box.account_id, box.folder), {}), result)
         created = _insert(box, rows)
+        deletion.copies_stored(created)
         result.already = len(rows) - len(created)
         result.stored = [row.pk for row in created if row.status != RawMessage.Status.DUPLICATE]
         _move_cursors([Batch(box, items, cursor)])
@@ -126,6 +127,7 @@ def store_batches(batches: Sequence[Batch], fences: dict[int, lease.Fence | None
         rows = [_rows(batch.box, batch.items, digests, known.setdefault((batch.box.account_id, batch.box.folder), {}),
                       result) for batch, result in zip(batches, results, strict=True)]
         insert_rows_returning([row for batch_rows in rows for row in batch_rows])
+        deletion.copies_stored([row for batch_rows in rows for row in batch_rows])
         for batch_rows, result in zip(rows, results, strict=True):
             result.stored = [row.pk for row in batch_rows if row.status != RawMessage.Status.DUPLICATE]
         _move_cursors(batches)

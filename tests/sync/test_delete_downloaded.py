@@ -119,6 +119,15 @@ def test_imap_deletes_only_imported_mail_and_never_another_clients_deleted_mail(
     assert RawMessage.objects.filter(account=account).count() == 4 and run_pipeline_tasks() == 0
     assert sorted(on_server(dovecot, address)) == ["stranger", "theirs"]
 
+    # The folder's cursors still work: another client's flag change (CONDSTORE/QRESYNC) and new mail.
+    with imap(dovecot, address) as other:
+        _, found = other.uid("SEARCH", "SUBJECT", "stranger")
+        other.uid("STORE", found[0].decode(), "+FLAGS", "(\\Flagged)")
+    dovecot.deliver(address, make_mail(1, subject="customer c"))
+    sync(account)
+    assert "\\Flagged" in RawMessage.objects.get(account=account, subject="stranger").flags
+    assert RawMessage.objects.filter(account=account).count() == 5
+
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_pop3_deletes_only_imported_mail(dovecot, security):
@@ -405,3 +414,25 @@ def test_the_messages_waiting_are_found_by_their_own_index():
                 cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
             plan = " ".join(str(row) for row in cursor.fetchall())
             assert "raw_delete_waiting" in plan, plan
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_copies_of_imported_mail_leave_the_server_too(dovecot, protocol):
+    """The same bytes delivered twice are one message in Buzón (the copy is kept as a duplicate):
+    both copies leave the server once it is imported, and so does a copy delivered afterwards."""
+    account = _account(dovecot, protocol=protocol)
+    address = account.email_address
+    twice = make_mail(1, subject="twice")
+    dovecot.deliver(address, twice)
+    dovecot.deliver(address, twice)
+    dovecot.deliver(address, make_mail(2, subject="stranger"))
+    sync(account)
+    run_pipeline_tasks()
+    sync(account)
+    assert dovecot.message_count(address) == 1
+    dovecot.deliver(address, twice)  # again, after the first ones were imported and deleted
+    sync(account)
+    sync(account)
+    assert dovecot.message_count(address) == 1  # only the stranger's mail
+    assert sorted(RawMessage.objects.filter(account=account, subject="twice").values_list("status", "on_server")) == [
+        ("duplicate", "deleted"), ("duplicate", "deleted"), ("processed", "deleted")]
