@@ -40,9 +40,10 @@ FALLBACK_HELP: dict[str, StrOrPromise] = {
     # Incoming
     "incoming_enabled": _("Download mail from this account's inbox into Buzón."),
     "agent_group": _("New customers found by this account are shared among this group's agents: evenly among "
-                     "those who are free, else among the rest."),
-    "notify_unreplied_after_minutes": _("If a received email is still unanswered after this many minutes, "
-                                        "send a notification. Leave blank for no notification."),
+                     "those who are free and signed in, else among the rest."),
+    "notify_unreplied_after_minutes": _("If no one has replied to a received email after this many minutes (an "
+                                        "auto-reply does not count), send a notification, once per conversation. "
+                                        "Leave blank for no notification."),
     # Outgoing
     "outgoing_enabled": _("Send mail from Buzón through this account's SMTP server."),
     "add_signature": _("Add the signature below to the end of every email sent from this account."),
