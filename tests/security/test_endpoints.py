@@ -37,6 +37,7 @@ def pk(get: Callable[[World], Any]) -> Args:
 # name -> (method, who may, url kwargs, query string)
 RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "set_language": ("POST", EVERYONE, NONE, ""),
+    "web:language": ("POST", EVERYONE, NONE, ""),  # the cookie for anyone; kept as theirs for a signed-in user
     "api:schema": ("GET", EVERYONE, NONE, ""),
     "api:docs": ("GET", EVERYONE, NONE, ""),
     "api:api-root": ("GET", SIGNED_IN, NONE, ""),
@@ -101,6 +102,7 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "web:job-applicants": ("GET", SIGNED_IN, NONE, ""),
     "web:notifications": ("GET", SIGNED_IN, NONE, ""),
     "web:notifications-read": ("POST", SIGNED_IN, NONE, ""),
+    "web:bell": ("GET", SIGNED_IN, NONE, ""),
     "web:agent-status": ("POST", SIGNED_IN, NONE, ""),
     "web:pending-passwords": ("GET", SIGNED_IN, NONE, ""),
     "web:settings": ("GET", SIGNED_IN, NONE, ""),
