@@ -176,3 +176,24 @@ def test_a_persons_reply_in_time_means_no_alert(shop):
         clock.tick(dt.timedelta(minutes=40))
         assert notify_unreplied() == 0
         assert not Notification.objects.filter(kind="unreplied").exists()
+
+
+def test_a_reply_on_a_ticket_someone_cannot_see_is_refused_and_changes_nothing(shop):
+    first = _receive(shop, subject="Pedido roto")
+    ticket = first.record
+    other_store = Store.objects.create(name="Otra tienda")
+    intruder = User.objects.create_user("pablo", email="pablo@otra.test", password=PASSWORD)
+    Agent.objects.create(user=intruder, status=Agent.Status.FREE).stores.add(other_store)
+    User.objects.create_user("nadie", email="nadie@shop.test", password=PASSWORD)  # in no store
+    for name in ("pablo", "nadie"):
+        api = _api_token(name)
+        for forged in ({"record": {"type": "ticket", "id": ticket.pk}}, {"in_reply_to": str(first.pk)},
+                       {"in_reply_to": first.message_id}):
+            response = api.post("/api/v1/messages/send/", {"to": ["ana@customer.test"], "subject": "Re: x",
+                                                           "text": "x", **forged}, content_type="application/json")
+            assert response.status_code in (400, 403, 404), (name, forged, response.content)
+        page = _signed_in(name).post("/compose/", {"to": "ana@customer.test", "subject": "Re: x", "text": "x",
+                                                   "record_type": "ticket", "record_id": str(ticket.pk)})
+        assert page.status_code != 302, (name, page.status_code)
+    assert _status(ticket) == Ticket.Status.OPEN
+    assert not Message.objects.filter(direction=Direction.OUTGOING, created_by__isnull=False).exists()
