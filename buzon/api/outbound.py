@@ -105,8 +105,8 @@ class SendView(APIView):
             template = mail_templates.find(template_key, language)
             if template is None:
                 raise ValidationError({"template": [_("There is no template %(key)s.") % {"key": template_key}]})
-            rendered = mail_templates.render(template, mail_templates.context_for(
-                data.get("record"), request.user, data.get("account")))
+            rendered = _render(template, mail_templates.context_for(data.get("record"), request.user,
+                                                                    data.get("account")))
             data["subject"] = data["subject"] or rendered.subject
             data["text"] = data["text"] or rendered.text
             data["html"] = data["html"] or rendered.html
@@ -136,15 +136,30 @@ class DeliveryView(APIView):
         return Response(AttemptSerializer(attempts, many=True).data)
 
 
+def _render(template: EmailTemplate, context: dict[str, Any]) -> mail_templates.Rendered:
+    """A template saved before the allow-list existed may use a tag it refuses: a 400 naming it."""
+    try:
+        return mail_templates.render(template, context)
+    except mail_templates.TemplateError as exc:
+        raise ValidationError({"template": [str(exc)]}) from exc
+
+
 class EmailTemplateSerializer(serializers.ModelSerializer[EmailTemplate]):
+    problems = serializers.SerializerMethodField(
+        help_text="Part (subject, body, body_html) -> what it names that templates may not use; such a name "
+                  "renders empty. Only templates saved before the allow-list existed can have any.")
+
     class Meta:
         model = EmailTemplate
-        fields = ["id", "key", "language", "name", "subject", "body", "body_html", "updated_at"]
+        fields = ["id", "key", "language", "name", "subject", "body", "body_html", "updated_at", "problems"]
+
+    def get_problems(self, template: EmailTemplate) -> dict[str, list[str]]:
+        return mail_templates.template_problems(template)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for field in ("subject", "body", "body_html"):
             try:
-                mail_templates.render_text(attrs.get(field, ""), {}, html=field == "body_html")
+                mail_templates.check(attrs.get(field, ""), html=field == "body_html")
             except mail_templates.TemplateError as exc:
                 raise ValidationError({field: [str(exc)]}) from exc
         return attrs
@@ -168,7 +183,7 @@ class EmailTemplateViewSet(viewsets.ModelViewSet[EmailTemplate]):
         record = target.get(ref.validated_data["id"]) if target else None
         if record is None or not roles.can_see(request.user, record):
             raise ValidationError({"id": [_("No such record.")]})
-        rendered = mail_templates.render(template, mail_templates.context_for(record, request.user))
+        rendered = _render(template, mail_templates.context_for(record, request.user))
         return Response({"subject": rendered.subject, "text": rendered.text, "html": rendered.html})
 
 

@@ -110,7 +110,7 @@ class EmailTemplateForm(BootstrapMixin, forms.ModelForm[EmailTemplate]):
         data = super().clean() or {}
         for field in ("subject", "body", "body_html"):
             try:
-                mail_templates.render_text(data.get(field) or "", {}, html=field == "body_html")
+                mail_templates.check(data.get(field) or "", html=field == "body_html")
             except mail_templates.TemplateError as exc:
                 self.add_error(field, str(exc))
         return data

@@ -21,7 +21,7 @@ from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.messages import targets
 from buzon.messages.models import Direction, Message
 from buzon.messages.outbox import SendRefused, queue_outgoing
-from buzon.outbound import confirm, deliverability, mail_templates
+from buzon.outbound import confirm, deliverability, mail_templates, template_fields
 from buzon.outbound.forms import ComposeForm, ConfirmCodeForm, EmailTemplateForm, PreviewForm
 from buzon.outbound.models import DeliveryAttempt, DkimKey, EmailTemplate, OutgoingEmail
 from buzon.outbound.smtp import SendFailed
@@ -96,8 +96,12 @@ def compose_template(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     form = ComposeForm(initial={"subject": request.GET.get("subject", ""), "text": request.GET.get("text", "")})
     if template is not None:
-        rendered = mail_templates.render(template, mail_templates.context_for(record, request.user))
-        form = ComposeForm(initial={"subject": rendered.subject, "text": rendered.text})
+        try:
+            rendered = mail_templates.render(template, mail_templates.context_for(record, request.user))
+        except mail_templates.TemplateError as exc:  # saved before the allow-list: a tag it refuses
+            form.errors["text"] = form.error_class([str(exc)])
+        else:
+            form = ComposeForm(initial={"subject": rendered.subject, "text": rendered.text})
     return render(request, "web/outbound/_compose_body.html", {"form": form})
 
 
@@ -114,8 +118,9 @@ def outgoing_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def template_list(request: HttpRequest) -> HttpResponse:
+    templates = [(template, mail_templates.template_problems(template)) for template in EmailTemplate.objects.all()]
     return render(request, "web/outbound/templates.html", {
-        "templates": EmailTemplate.objects.all(), "breadcrumbs": [(_("Email templates"), None)]})
+        "templates": templates, "breadcrumbs": [(_("Email templates"), None)]})
 
 
 @staff_required
@@ -129,7 +134,9 @@ def template_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     title = template.name if pk else _("New email template")
     return render(request, "web/outbound/template_form.html", {
         "form": form, "template": template, "preview_form": PreviewForm(initial=_latest_record()),
-        "placeholders": ["{{ " + name + " }}" for name in mail_templates.PLACEHOLDERS], "title": title,
+        "field_groups": template_fields.GROUPS, "allowed_tags": template_fields.ALLOWED_TAGS,
+        "allowed_filters": template_fields.ALLOWED_FILTERS, "title": title,
+        "problems": mail_templates.template_problems(template) if pk and request.method != "POST" else {},
         "breadcrumbs": [(_("Email templates"), reverse("web:template-list")), (title, None)]})
 
 
