@@ -34,7 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens stored only as hashes (model: api.ApiToken)
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -160,7 +160,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "buzon.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -168,6 +168,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
+# API tokens (buzon.core.api_tokens): only a SHA-512 digest of each is stored; they do not expire by
+# themselves, are revoked by their user (web page, API) and all at once when the password changes.
+KNOX_TOKEN_MODEL = "api.ApiToken"
+REST_KNOX = {"TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}
+# knox's own migrations create its default table even when the model is swapped for ours; unmigrated,
+# its swapped model gets no table at all (an unused table referencing users blocks PostgreSQL's TRUNCATE).
+MIGRATION_MODULES = {"knox": None}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Buzón API",
     "DESCRIPTION": "Email accounts, incoming and outgoing mail, and the records they feed.",
@@ -279,6 +286,10 @@ AUTHENTICATION_BACKENDS = ["buzon.core.signin.LockoutBackend", "django.contrib.a
 AXES_FAILURE_LIMIT = config.env_int("BUZON_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=config.env_int("BUZON_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# ...and per address, whatever the username (one password tried over many usernames), with a higher
+# limit since an office signs in from one address; wrong API tokens are limited per address as well.
+AXES_HANDLER = "buzon.core.signin.AddressLockoutHandler"
+LOGIN_ADDRESS_FAILURE_LIMIT = config.env_int("BUZON_LOGIN_ADDRESS_FAILURE_LIMIT", 20)
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "buzon.core.signin.client_ip"
 AXES_LOCKOUT_CALLABLE = "buzon.web.security.locked_out"

@@ -9,6 +9,7 @@ from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
 from buzon.api import outbound as api_outbound
 from buzon.api import stores as api_stores
+from buzon.api import tokens as api_tokens
 
 router = DefaultRouter()
 
@@ -17,6 +18,7 @@ router.register("email-domains", api_mailboxes.EmailDomainViewSet, basename="ema
 router.register("email-accounts", api_mailboxes.EmailAccountViewSet, basename="email-account")
 router.register("stores", api_stores.StoreViewSet, basename="store")
 router.register("audit", api_audit.AuditEntryViewSet, basename="audit")  # buzon/api/audit.py, staff only
+router.register("tokens", api_tokens.ApiTokenViewSet, basename="token")  # the user's own (buzon/api/tokens.py)
 
 # Mail brought in and sent (buzon/api/messages.py).
 router.register("messages", api_messages.MessageViewSet, basename="message")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from buzon.core import config
 
@@ -40,7 +42,7 @@ def _secure_and_announce_data() -> None:
               "(0700 directories, 0600 files)", file=sys.stderr)
 
 
-def describe_database(database: dict[str, object]) -> str:
+def describe_database(database: Mapping[str, Any]) -> str:
     """The database in words a person can check, never with its password."""
     engine = str(database.get("ENGINE", "")).rsplit(".", 1)[-1]
     if engine == "sqlite3":

@@ -16,6 +16,7 @@ from buzon.web import (
     views_password,
     views_setup,
     views_stores,
+    views_tokens,
 )
 
 app_name = "web"
@@ -27,6 +28,8 @@ urlpatterns = [
     path("language/", views.choose_language, name="language"),
     path("login/verify/", twofactor.verify, name="two-factor-verify"),
     path("settings/two-factor/", twofactor.two_factor, name="two-factor"),
+    path("settings/api-tokens/", views_tokens.api_tokens_page, name="api-tokens"),
+    path("settings/api-tokens/<str:key>/revoke/", views_tokens.api_token_revoke, name="api-token-revoke"),
     path("", views.home, name="home"),
     path("inbox/", views_inbox.inbox, name="inbox"),
     path("inbox/<int:pk>/", views_inbox.message_detail, name="inbox-message"),

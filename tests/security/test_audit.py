@@ -7,9 +7,9 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from buzon.core import api_tokens
 from buzon.mailboxes import audit, services
 from buzon.mailboxes.models import AccountState, AuditEntry, EmailAccount, EmailDomain
 
@@ -29,7 +29,7 @@ def _user(name: str, staff: bool):
 
 def _api(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_tokens.create(user)[1]}")
     return client
 
 

@@ -42,6 +42,8 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "api:docs": ("GET", EVERYONE, NONE, ""),
     "api:api-root": ("GET", SIGNED_IN, NONE, ""),
     "api:audit-list": ("GET", ADMIN, NONE, ""),
+    "api:token-list": ("GET", SIGNED_IN, NONE, ""),  # the user's own tokens only
+    "api:token-detail": ("GET", set(), lambda w: {"key": "forged"}, ""),  # a forged token key is a 404 for all
     "api:audit-detail": ("GET", ADMIN, lambda w: {"pk": 1}, ""),
     "api:message-send": ("POST", SIGNED_IN, NONE, ""),
     "api:message-pipeline": ("GET", SEES_A, pk(lambda w: w.a.message), ""),
@@ -139,6 +141,8 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "web:sender-confirmation": ("GET", ADMIN, pk(lambda w: w.a.account), ""),
     "web:deliverability": ("GET", ADMIN, NONE, ""),
     "web:deliverability-domain": ("GET", ADMIN, pk(lambda w: w.a.domain), ""),
+    "web:api-tokens": ("GET", SIGNED_IN, NONE, ""),
+    "web:api-token-revoke": ("POST", SIGNED_IN, lambda w: {"key": "forged"}, ""),
     "web:healthz": ("GET", EVERYONE, NONE, ""),
     "web:readyz": ("GET", EVERYONE, NONE, ""),
     "web:metrics": ("GET", EVERYONE, NONE, ""),  # guarded by BUZON_METRICS_TOKEN when set

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from buzon.core import api_tokens
 from buzon.mailboxes import guard
 from buzon.mailboxes.connections import open_smtp
 from buzon.mailboxes.endpoints import ServerSettings
@@ -210,7 +210,7 @@ def test_api_probe_rate_limited_per_user_with_429(settings):
     settings.PROBE_RATE_PER_MINUTE = 3
     user = _staff()
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_tokens.create(user)[1]}")
     body = {"email_address": "sender@example.test", "password": "x", "outgoing_enabled": True,
             "smtp_host": "127.0.0.1", "smtp_port": free_port(), "smtp_security": "none"}
     for _ in range(3):
@@ -220,7 +220,7 @@ def test_api_probe_rate_limited_per_user_with_429(settings):
     assert "Too many connection tests" in limited.json()["detail"]
     assert 1 <= int(limited["Retry-After"]) <= 60
     other = get_user_model().objects.create_user("admin2", "admin2@example.test", "pw", is_staff=True)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=other).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_tokens.create(other)[1]}")
     assert client.post("/api/v1/email-accounts/test/", body, format="json").status_code == 200
 
 
