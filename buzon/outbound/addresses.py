@@ -104,7 +104,14 @@ def _unsendable(address: str, why: str = "") -> AddressError:
     return AddressError(_("%(address)s is not a valid email address.") % {"address": address})
 
 
+# RFC 5321 4.1.2 Quoted-string (RFC 6531 3.3 adds UTF-8): "Big Bug bb"@bug.com is one address, spaces and
+# all. Django's validator refuses spaces between the quotes, so a reply to such a sender could not be sent.
+_QUOTED_LOCAL = re.compile(r'"(?:[^\x00-\x1f"\\\x7f]|\\[\x20-\x7e])*"')
+
+
 def _local_ok(local: str) -> bool:
+    if _QUOTED_LOCAL.fullmatch(local):
+        return True
     if local.isascii():
         return bool(_VALIDATOR.user_regex.match(local))
     # RFC 6531 3.3: a dot-atom whose atext also takes any UTF-8 character beyond ASCII.

@@ -13,6 +13,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import BinaryIO
 
+from buzon.sync.headers import filename
 from buzon.sync.truncate import Leaf, Plan, build, note_text, plan
 
 TEXT_TYPES = ("text/plain", "text/html")
@@ -85,7 +86,7 @@ class _Scanner:
             return found
         start = self.fp.tell()
         found, end = self._until_delimiter(stack)
-        name = str(message.get_filename() or "")
+        name = filename(message)  # raw UTF-8 names too (headers.readable)
         ctype = message.get_content_type()
         leaf = Leaf(str(len(self.spans)), ctype, max(0, end - start), name, ctype in TEXT_TYPES and not name)
         self.spans.append(Span(leaf, headers, start, max(start, end)))

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from buzon.sync.headers import header_block
+from buzon.sync.headers import filename, header_block, text_of
 from buzon.sync.imap_parse import Value
 
 
@@ -59,7 +59,7 @@ def plan(leaves: list[Leaf], limit: int) -> Plan:
 
 
 def _text(value: Value) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
+    return text_of(value) if isinstance(value, bytes) else ""  # raw 8-bit names: no U+FFFD
 
 
 def _find_name(value: Value) -> str:
@@ -196,7 +196,7 @@ def truncate_bytes(data: bytes, limit: int) -> tuple[bytes, str] | None:
         return None
     leaves = []
     for index, part in enumerate(parts):
-        name = part.get_filename() or ""
+        name = filename(part)
         ctype = part.get_content_type()
         body = _leaf_bytes(part)[1]
         leaves.append(Leaf(str(index), ctype, len(body), str(name), ctype in ("text/plain", "text/html") and not name))

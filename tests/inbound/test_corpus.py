@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from buzon.inbound import pipeline
-from buzon.inbound.mail.parse import parse_bytes
+from buzon.inbound.mail.parse import Unparseable, parse_bytes
 from buzon.messages.models import Classification, Message
 from buzon.sync.models import RawMessage
 from tests.inbound.helpers import store_raw, support_account
+from tests.inbound.stdlib_parse import differences
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -75,3 +76,24 @@ def test_the_biggest_messages_stay_within_memory_and_time(corpus):
         assert spent < PER_MESSAGE_LIMIT_S, name
         assert peak < 40 * len(data) + 50_000_000, (name, peak)
         assert mail.subject is not None
+
+
+def test_parse_agrees_with_the_standard_library_on_every_corpus_message(corpus):
+    """Buzón's parse of each corpus message against policy.default's (tests/inbound/stdlib_parse.py
+    names and explains each intended difference): body text, attachments' names, types and sizes,
+    the sender and the To addresses."""
+    problems: list[str] = []
+    compared = 0
+    for path in _files(corpus):
+        if path.name in ("README.md", "LICENSE", "SOURCE.txt"):
+            continue  # the corpus's own notes, not mail
+        data = path.read_bytes()
+        try:
+            mine = parse_bytes(data)
+        except Unparseable:
+            assert len(data.strip()) < 3, path  # the 0-, 1- and 2-byte edge cases: not mail at all
+            continue
+        problems += [f"{path.relative_to(corpus)}: {problem}" for problem in differences(mine, data)]
+        compared += 1
+    assert compared > 880
+    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} differences)"

@@ -8,6 +8,8 @@ import email.utils
 import re
 from email.message import Message as EmailMessage
 
+from buzon.sync.headers import text_of
+
 # Headers longer than this are cut before decoding: a 200 KB Subject is an attack or a bug, and
 # decoding it whole would cost time every time the message is shown.
 MAX_HEADER_CHARS = 16_384
@@ -35,7 +37,9 @@ def _unsurrogate(value: str) -> str:
     # The parser keeps raw 8-bit header bytes as surrogate escapes; turn them back into text.
     if not _SURROGATE_RE.search(value):
         return value
-    return decode_bytes(value.encode("ascii", "surrogateescape"))
+    # UTF-8 where the bytes are UTF-8, Windows-1252 for any other byte: a header a gateway half re-encoded
+    # keeps its UTF-8 words readable instead of turning wholly into Windows-1252 mojibake.
+    return text_of(value.encode("ascii", "surrogateescape"))
 
 
 def _decode_words(value: str) -> str:

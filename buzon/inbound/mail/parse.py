@@ -13,9 +13,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message as EmailMessage
+from typing import Any
 
 from buzon.inbound.mail import headers as hdr
 from buzon.inbound.mail import htmltext
+from buzon.sync import headers as sync_headers
 
 MAX_PARTS = 400
 MAX_DEPTH = 25
@@ -25,7 +27,13 @@ MAX_DEPTH = 25
 MAX_BOUNDARIES = 100
 _BOUNDARY_RE = re.compile(rb"boundary\s*=", re.I)
 MAX_TEXT_CHARS = 1_000_000
-_NOT_DESCENDED = ("message/rfc822", "text/rfc822-headers", "message/delivery-status")
+# An enclosed message (forwarded, or returned by a bounce): an attachment of its own, never read as
+# part of this message's text (message/news is the old name, message/global the UTF-8 one, RFC 6532).
+ATTACHED_MESSAGES = ("message/rfc822", "message/news", "message/global")
+_NOT_DESCENDED = (*ATTACHED_MESSAGES, "text/rfc822-headers", "message/delivery-status")
+# RFC 2045 5.2: a Content-Type that is not a valid type/subtype means text/plain.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_CONTENT_TYPE_RE = re.compile(rf"\s*({_TOKEN})\s*/\s*({_TOKEN})\s*")
 _MAIL_HEADERS = ("from", "to", "subject", "date", "message-id", "received", "content-type", "mime-version")
 
 
@@ -74,6 +82,7 @@ def _parser() -> email.parser.BytesParser:
 
 
 def parse_bytes(data: bytes) -> ParsedMail:
+    data = sync_headers.without_bom(data)
     if not data or not data.strip():
         raise Unparseable("the message is empty")
     data, cut = _bounded(data)
@@ -121,10 +130,17 @@ def _headers_to_mail(headers: dict[str, list[str]]) -> ParsedMail:
 
 
 def _content_type(part: EmailMessage) -> str:
+    """type/subtype in lower case; the default (text/plain, or message/rfc822 in a digest) when the
+    header is missing, and text/plain when it is not a valid type/subtype (RFC 2045 5.2: "text",
+    "text/", "/plain"), where the email package would give "text/" or "/plain" back."""
     try:
-        return part.get_content_type()
-    except (ValueError, IndexError, AttributeError):
+        value = part.get("content-type")
+        if value is None:
+            return part.get_default_type()
+        match = _CONTENT_TYPE_RE.fullmatch(str(value).split(";", 1)[0])
+    except (ValueError, IndexError, AttributeError, TypeError):
         return "application/octet-stream"
+    return f"{match.group(1)}/{match.group(2)}".lower() if match else "text/plain"
 
 
 def _payload_bytes(part: EmailMessage) -> bytes:
@@ -147,17 +163,18 @@ def _part_text(part: EmailMessage) -> str:
 
 
 def _filename(part: EmailMessage) -> str:
-    try:
-        name = part.get_filename()  # joins RFC 2231 continuations and charset
-    except (ValueError, LookupError, TypeError, IndexError):
-        name = None
+    # RFC 2231 continuations and charsets joined, raw UTF-8 read as such (not as U+FFFD), RFC 2047 words decoded.
+    name = sync_headers.filename(part)
     return hdr.decode_header(name).replace("\0", "")[:500] if name else ""
 
 
-def _parts(root: EmailMessage, notes: list[str]) -> Iterator[tuple[int, EmailMessage, str, bool]]:
+def _parts(root: EmailMessage, notes: list[str],
+           alternatives: set[int] | None = None) -> Iterator[tuple[int, EmailMessage, str, bool]]:
     """(index, part, content type, inside multipart/related) in a fixed order, within the limits.
 
     Attachment rows store the index, and downloads find the bytes again by walking the same way.
+    `alternatives` learns (by id) each text part of a multipart/alternative after the first one of
+    its type: another rendering of the same text, not more of it.
     """
     stack: list[tuple[EmailMessage, int, bool]] = [(root, 0, False)]  # (part, depth, inside related)
     index = -1
@@ -176,14 +193,35 @@ def _parts(root: EmailMessage, notes: list[str]) -> Iterator[tuple[int, EmailMes
             continue
         children = part.get_payload()
         if isinstance(children, list):
+            if alternatives is not None and ctype == "multipart/alternative":
+                alternatives.update(_later_alternatives(children))
             inner_related = related or ctype == "multipart/related"
             stack.extend((child, depth + 1, inner_related) for child in reversed(children)
                          if isinstance(child, EmailMessage))
 
 
+def _later_alternatives(children: list[Any]) -> set[int]:
+    seen: set[str] = set()
+    later: set[int] = set()
+    for child in children:
+        if not isinstance(child, EmailMessage):
+            continue
+        ctype = _content_type(child)
+        if ctype in ("text/plain", "text/html") and (child.get_content_disposition() or "") != "attachment":
+            if ctype in seen:
+                later.add(id(child))
+            seen.add(ctype)
+    return later
+
+
 def _walk(root: EmailMessage, mail: ParsedMail) -> None:
-    for index, part, ctype, related in _parts(root, mail.notes):
-        if ctype in ("message/rfc822", "text/rfc822-headers"):
+    alternatives: set[int] = set()
+    for index, part, ctype, related in _parts(root, mail.notes, alternatives):
+        if id(part) in alternatives:  # kept as a file: nothing is lost, and the text is not read twice
+            mail.attachments.append(ParsedAttachment(part=index, filename=_filename(part), content_type=ctype,
+                                                     size=len(_payload_bytes(part))))
+            continue
+        if ctype in (*ATTACHED_MESSAGES, "text/rfc822-headers"):
             _returned_message(part, ctype, index, mail)
         elif ctype == "message/delivery-status":
             _delivery_status(part, mail)
@@ -193,10 +231,10 @@ def _walk(root: EmailMessage, mail: ParsedMail) -> None:
 
 def part_bytes(data: bytes, index: int) -> tuple[bytes, str] | None:
     """The decoded bytes and content type of the part an Attachment row names, or None."""
-    root = _parser().parsebytes(data)
+    root = _parser().parsebytes(sync_headers.without_bom(data))
     for found, part, ctype, _related in _parts(root, []):
         if found == index:
-            if ctype == "message/rfc822":
+            if ctype in ATTACHED_MESSAGES:
                 inner = part.get_payload()
                 if isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage):
                     return inner[0].as_bytes(), ctype
@@ -204,11 +242,22 @@ def part_bytes(data: bytes, index: int) -> tuple[bytes, str] | None:
     return None
 
 
+def _is_body(ctype: str, disposition: str, filename: str, mail: ParsedMail) -> bool:
+    """Whether a leaf is read as the message's text rather than listed as an attachment.
+
+    As Thunderbird shows it (and as policy.default's get_body() picks it): text/plain or text/html
+    not marked "attachment"; one with a file name too when it is text/plain, shown inline (or not
+    said) and the first text of the message (Outlook and phones name the body "message.txt").
+    Unnamed inline text after the first joins it (a list's footer); named text after it is a file."""
+    if ctype not in ("text/plain", "text/html") or disposition == "attachment":
+        return False
+    return not filename or (ctype == "text/plain" and not mail.text and not mail.html)
+
+
 def _leaf(part: EmailMessage, ctype: str, index: int, related: bool, mail: ParsedMail) -> None:
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
-    is_body = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
-    if is_body:
+    if _is_body(ctype, disposition, filename, mail):
         text = _part_text(part)
         if ctype == "text/plain":
             mail.text = f"{mail.text}\n\n{text}" if mail.text else text
@@ -230,7 +279,7 @@ def _returned_message(part: EmailMessage, ctype: str, index: int, mail: ParsedMa
         inner_msg = email.parser.Parser(policy=email.policy.compat32).parsestr(inner[:200_000], headersonly=True)
     if inner_msg is not None and not mail.returned_headers:
         mail.returned_headers = hdr.raw_headers(inner_msg)
-    if ctype == "message/rfc822":
+    if ctype in ATTACHED_MESSAGES:
         subject = hdr.first(mail.returned_headers, "subject") if mail.returned_headers else ""
         mail.attachments.append(ParsedAttachment(
             part=index, filename=_filename(part) or f"{subject or 'message'}.eml"[:500], content_type=ctype,
