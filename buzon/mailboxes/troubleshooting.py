@@ -76,6 +76,8 @@ _TOPICS = (
         _("Buzón and the server did not agree on encryption (TLS)."),
         (
             _("SSL/TLS was chosen for a port that expects STARTTLS, or the other way round."),
+            _("STARTTLS or no encryption was chosen for a port that expects TLS from the first byte (993, 995, "
+              "465): the server waits in silence for the encryption to start."),
             _("The server does not offer STARTTLS, or refuses to log in without encryption."),
             _("The server only supports old, insecure versions of TLS."),
         ),

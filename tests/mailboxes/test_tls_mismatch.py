@@ -149,3 +149,11 @@ def test_the_sync_engine_names_the_mismatch_on_the_account_at_once(dovecot, prot
     assert time.monotonic() - started < 2.0
     account.refresh_from_db()
     assert account.error_message == _expected("en", protocol, port, "starttls")
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "expects TLS from the first byte (993, 995, 465)"),
+                                                  ("es", "espera TLS desde el primer byte (993, 995, 465)")])
+def test_the_help_page_the_error_links_to_names_the_mismatch(supervisor, language, words):
+    client, _store = supervisor
+    page = client.get("/help/troubleshooting/tls-handshake/", HTTP_ACCEPT_LANGUAGE=language)
+    assert page.status_code == 200 and words in unescape(page.content.decode())
