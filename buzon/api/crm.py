@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -254,8 +254,13 @@ class AgentViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Agent]):
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         serializer = super().get_serializer(*args, **kwargs)
         if self.request.method not in permissions.SAFE_METHODS and hasattr(serializer, "fields"):
-            # Membership is judged group by group in perform_update (roles.may_join).
-            serializer.fields["groups"].child_relation.queryset = AgentGroup.objects.all()
+            # Membership is judged group by group in perform_update (roles.may_join), among the groups
+            # the user can see and those the agent is in already: another store's group id gets the
+            # answer of one that does not exist, not a refusal naming it.
+            current = serializer.instance.groups.all() if isinstance(serializer.instance, Agent) else []
+            serializer.fields["groups"].child_relation.queryset = AgentGroup.objects.filter(
+                Q(pk__in=roles.visible(AgentGroup.objects.all(), self.request.user).values("pk"))
+                | Q(pk__in=[group.pk for group in current]))
         return serializer
 
     def perform_update(self, serializer: serializers.BaseSerializer[Agent]) -> None:

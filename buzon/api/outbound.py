@@ -14,6 +14,7 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -23,13 +24,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from buzon.api.permissions import AdminOnly, IsStaffOrReadOnly, check_visible
+from buzon.api.permissions import AdminOnly, IsStaffOrReadOnly
 from buzon.crm import roles
 from buzon.mailboxes.errors import MailServerError
-from buzon.mailboxes.models import EmailAccount, EmailDomain
+from buzon.mailboxes.models import EmailDomain
 from buzon.messages import targets
 from buzon.messages.models import Direction
-from buzon.messages.outbox import KINDS, Attachment, SendRefused, queue_outgoing
+from buzon.messages.outbox import KINDS, MAX_ID, Attachment, SendRefused, no_such_record, queue_outgoing
 from buzon.outbound import confirm, deliverability, mail_templates
 from buzon.outbound.models import DeliveryAttempt, EmailTemplate
 from buzon.outbound.smtp import SendFailed
@@ -43,7 +44,28 @@ class AttachmentSerializer(serializers.Serializer[Any]):
 
 class RecordRefSerializer(serializers.Serializer[Any]):
     type = serializers.CharField(help_text="Mail target key, e.g. ticket")
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+def visible_record(user: Any, ref: dict[str, Any]) -> Any:
+    """The record a request names, looked up among those ``user`` may see (None: missing or not theirs)."""
+    target = targets.get_target(ref["type"])
+    record = target.get(ref["id"]) if target else None
+    return record if record is not None and roles.can_see(user, record) else None
+
+
+class SendableAccountField(serializers.PrimaryKeyRelatedField):  # type: ignore[type-arg]
+    """An account id, looked up among the accounts the requesting user may send through (roles):
+    another store's account is refused with the very words used for an id that does not exist."""
+
+    default_error_messages = {
+        "does_not_exist": _lazy("There is no email account with this id that you can send from."),
+        "incorrect_type": _lazy("Give the email account's id, a whole number."),
+    }
+
+    def get_queryset(self) -> Any:
+        request = self.context.get("request")
+        return roles.sendable_accounts(request.user if request is not None else None)
 
 
 class SendSerializer(serializers.Serializer[Any]):
@@ -54,10 +76,9 @@ class SendSerializer(serializers.Serializer[Any]):
     text = serializers.CharField(allow_blank=True, default="")
     html = serializers.CharField(allow_blank=True, default="")
     attachments = AttachmentSerializer(many=True, default=list)
-    account = serializers.PrimaryKeyRelatedField(queryset=EmailAccount.objects.all(), required=False,
-                                                 allow_null=True)
+    account = SendableAccountField(required=False, allow_null=True)
     record = RecordRefSerializer(required=False, allow_null=True)
-    in_reply_to = serializers.CharField(required=False, allow_blank=True,
+    in_reply_to = serializers.CharField(required=False, allow_blank=True, max_length=998,
                                         help_text="Buzón message id, or a Message-ID header")
     kind = serializers.ChoiceField(choices=[k for k in KINDS if k != "auto_reply"], default="normal")
     send_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -67,10 +88,10 @@ class SendSerializer(serializers.Serializer[Any]):
     def validate_record(self, value: dict[str, Any] | None) -> Any:
         if not value:
             return None
-        target = targets.get_target(value["type"])
-        record = target.get(value["id"]) if target else None
-        if record is None:
-            raise ValidationError(_("There is no %(type)s with id %(id)s.") % value)
+        request = self.context.get("request")
+        record = visible_record(request.user if request is not None else None, value)
+        if record is None:  # missing, or not the caller's to see: one answer for both
+            raise ValidationError(str(no_such_record()))
         return record
 
     def validate_attachments(self, value: list[dict[str, str]]) -> list[Attachment]:
@@ -94,11 +115,9 @@ class SendView(APIView):
     @extend_schema(request=SendSerializer, responses={202: SentSerializer})
     def post(self, request: Request) -> Response:
         """Queue an email; it is sent by the task worker. 400 says in plain words why it cannot be sent."""
-        form = SendSerializer(data=request.data)
+        form = SendSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = dict(form.validated_data)
-        check_visible(request, data.get("account"))
-        check_visible(request, data.get("record"))
         template_key = data.pop("template", "")
         language = data.pop("language", "") or None
         if template_key:
@@ -113,7 +132,7 @@ class SendView(APIView):
         try:
             message = queue_outgoing(user=request.user, **data)
         except SendRefused as refused:
-            raise ValidationError({"detail": [str(refused)]}) from refused
+            raise ValidationError({refused.field or "detail": [str(refused)]}) from refused
         body = {"id": message.pk, "status": message.status, "message_id": message.message_id,
                 "account": str(message.account)}
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -179,9 +198,8 @@ class EmailTemplateViewSet(viewsets.ModelViewSet[EmailTemplate]):
         template = self.get_object()
         ref = RecordRefSerializer(data=request.data)
         ref.is_valid(raise_exception=True)
-        target = targets.get_target(ref.validated_data["type"])
-        record = target.get(ref.validated_data["id"]) if target else None
-        if record is None or not roles.can_see(request.user, record):
+        record = visible_record(request.user, ref.validated_data)
+        if record is None:
             raise ValidationError({"id": [_("No such record.")]})
         rendered = _render(template, mail_templates.context_for(record, request.user))
         return Response({"subject": rendered.subject, "text": rendered.text, "html": rendered.html})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -104,11 +104,3 @@ class VisibleRowsMixin:
             if queryset is not None and roles.is_scoped(queryset.model):
                 related.queryset = roles.visible(queryset, request.user)
         return serializer
-
-
-def check_visible(request: Request, obj: Model | None) -> None:
-    """404 (not 403: existence is not disclosed) when ``obj`` is outside the user's rows."""
-    from rest_framework.exceptions import NotFound
-
-    if obj is not None and not roles.can_see(request.user, obj):
-        raise NotFound()

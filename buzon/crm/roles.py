@@ -181,6 +181,24 @@ def visible_stores(user: Any) -> QuerySet[Store]:
     return visible(Store.objects.all(), user)
 
 
+def sendable_accounts(user: Any) -> QuerySet[Any]:
+    """The email accounts ``user``'s mail may leave through: every one for administrators; else those
+    they can see (their stores', their agent groups'), those they own, and the installation's default
+    outgoing account when it belongs to no store (the implementer's, which carries the mail of those
+    who have no account of their own). A store's account never carries another store's mail."""
+    accounts = _all("mailboxes.EmailAccount")
+    condition = scope_q("mailboxes.EmailAccount", user)
+    if condition is None:
+        return accounts  # type: ignore[no-any-return]
+    if user is not None and user.is_authenticated and user.is_active:
+        condition |= Q(owner_id=user.pk) | Q(store__isnull=True, default_outgoing=True)
+    return accounts.filter(condition).distinct()  # type: ignore[no-any-return]
+
+
+def may_send_through(user: Any, account: Any) -> bool:
+    return account is not None and sendable_accounts(user).filter(pk=account.pk).exists()
+
+
 def can_manage_accounts(user: Any, store: Store | int | None) -> bool:
     """Administrators manage every account; supervisors those of their stores (not store-less ones)."""
     if is_admin(user):

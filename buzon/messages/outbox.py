@@ -24,6 +24,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from buzon.crm import roles
 from buzon.mailboxes.endpoints import attachment_limit_mb
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import replies, targets
@@ -37,7 +38,31 @@ DEFAULT_PRIORITY = {"normal": 100, "auto_reply": 100, "notification": 50, "bulk"
 
 
 class SendRefused(Exception):
-    """The mail cannot be queued; `str(exc)` says why in plain words (shown in the UI and API)."""
+    """The mail cannot be queued; `str(exc)` says why in plain words (shown in the UI and API), and
+    `field` names the request field it is about ("" when it is about the message as a whole)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+#: The largest id a database key holds; a longer number names nothing (and must not reach the database).
+MAX_ID = 2**63 - 1
+
+
+def no_such_message() -> SendRefused:
+    """A reply to a message that does not exist or that the sender may not see: one answer for both,
+    so the refusal tells nothing about other stores' mail."""
+    return SendRefused(_("There is no message with this id or Message-ID that you can reply to."),
+                       field="in_reply_to")
+
+
+def no_such_account() -> SendRefused:
+    return SendRefused(_("There is no email account with this id that you can send from."), field="account")
+
+
+def no_such_record() -> SendRefused:
+    return SendRefused(_("There is no such record that you can see."), field="record")
 
 
 @dataclass(frozen=True)
@@ -75,20 +100,35 @@ def conversation_account(record: models.Model | None, parent: Message | None) ->
     return latest.account if latest else None
 
 
+def _no_account_for_user() -> SendRefused:
+    return SendRefused(_("There is no outgoing email account you may send this from. "
+                         "Ask an administrator to give you one."))
+
+
 def choose_account(*, account: EmailAccount | None, kind: str, record: models.Model | None = None,
                    parent: Message | None = None, user: Any = None) -> EmailAccount:
     """Seed 000 §3.4: the given account; else the conversation's; else the user's own; else the default.
 
-    Notifications and bulk mail always leave through the default outgoing account.
+    Notifications and bulk mail always leave through the default outgoing account. Mail a person
+    sends (``user`` given) leaves only through an account they may send through (roles): one they
+    name must be theirs, and an automatic choice passes over the others (another store's account that
+    carried the conversation, say). Buzón's own mail (no ``user``) may use any.
     """
+    def usable(candidate: EmailAccount) -> bool:
+        return user is None or roles.may_send_through(user, candidate)
+
     if kind in SYSTEM_KINDS:
         chosen = default_outgoing_account()
         if chosen is None:
             raise SendRefused(_("No default outgoing email account is set up, so notifications cannot be sent."))
+        if not usable(chosen):
+            raise _no_account_for_user()
         return chosen
     if account is not None and kind == "auto_reply" and not account.outgoing_enabled:
         account = None  # an account that only receives still answers, through the default outgoing one
     if account is not None:
+        if not usable(account):
+            raise no_such_account()
         if not account.outgoing_enabled:
             raise SendRefused(_("The account %(address)s does not send mail (outgoing is not enabled).")
                               % {"address": account.email_address})
@@ -97,12 +137,14 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
     if user is not None and getattr(user, "pk", None):
         candidates.append(EmailAccount.objects.filter(owner=user, outgoing_enabled=True).order_by("id").first())
     for candidate in candidates:
-        if candidate is not None and candidate.outgoing_enabled:
+        if candidate is not None and candidate.outgoing_enabled and usable(candidate):
             return candidate
     chosen = default_outgoing_account()
     if chosen is None:
         raise SendRefused(_("There is no outgoing email account to send this from. "
                             "Set one up and mark it as default outgoing."))
+    if not usable(chosen):
+        raise _no_account_for_user()
     return chosen
 
 
@@ -134,18 +176,35 @@ def _addresses(values: Iterable[str] | str) -> list[str]:
     return [v.strip() for v in values if v and v.strip()]
 
 
-def _parent(in_reply_to: Message | int | str | None) -> Message | None:
-    """`in_reply_to` may be a Message, its id in Buzón, or a Message-ID header."""
+def _parent(in_reply_to: Message | int | str | None, user: Any) -> Message | None:
+    """`in_reply_to` may be a Message, its id in Buzón, or a Message-ID header.
+
+    A person's reference (``user`` given) is looked up among the messages they may see (roles): one
+    they may not see is refused exactly like one that does not exist (`no_such_message`), so a reply
+    can neither leave through another store's account nor join its record.
+    """
     if in_reply_to is None or in_reply_to == "":
         return None
     if isinstance(in_reply_to, Message):
+        if user is not None and not roles.can_see(user, in_reply_to):
+            raise no_such_message()
         return in_reply_to
-    if isinstance(in_reply_to, int) or str(in_reply_to).isdigit():
-        found = Message.objects.filter(pk=int(in_reply_to)).first()
-        if found is None:
-            raise SendRefused(_("The message being replied to (%(id)s) does not exist.") % {"id": in_reply_to})
-        return found
-    return Message.objects.filter(message_id=str(in_reply_to).strip()).order_by("-id").first()
+    seen = Message.objects.all() if user is None else roles.visible_messages(user)
+    reference = str(in_reply_to).strip()
+    if isinstance(in_reply_to, int) or reference.isdigit():
+        number = int(reference)
+        found = seen.filter(pk=number).first() if 0 < number <= MAX_ID else None
+    else:
+        found = seen.filter(message_id=reference).order_by("-id").first() if reference else None
+    if found is None:
+        raise no_such_message()
+    return found
+
+
+def _visible_record(record: models.Model | None, user: Any) -> models.Model | None:
+    if record is not None and user is not None and not roles.can_see(user, record):
+        raise no_such_record()
+    return record
 
 
 def _subject_with_token(subject: str, record: models.Model | None) -> str:
@@ -206,9 +265,11 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
         raise SendRefused(_("Add at least one recipient."))
     if not (text or html):
         raise SendRefused(_("The message has no text."))
-    parent = _parent(in_reply_to)
-    if record is None and parent is not None:
-        record = parent.record
+    parent = _parent(in_reply_to, user)
+    record = _visible_record(record, user)
+    if record is None and parent is not None and parent.record is not None:
+        # The reply joins the parent's record only where the sender may see that record too.
+        record = parent.record if user is None or roles.can_see(user, parent.record) else None
     chosen = choose_account(account=account, kind=kind, record=record, parent=parent, user=user)
     _check_attachment_size(attachments, chosen)
     request = ComposeRequest(kind=kind, priority=DEFAULT_PRIORITY[kind] if priority is None else priority,

@@ -7,9 +7,10 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from buzon.crm import roles
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
-from buzon.messages.outbox import Attachment, split_addresses
+from buzon.messages.outbox import MAX_ID, Attachment, SendRefused, no_such_record, split_addresses
 from buzon.outbound import addresses, mail_templates
 from buzon.outbound.models import EmailTemplate
 
@@ -63,12 +64,20 @@ class ComposeForm(BootstrapMixin, forms.Form):
     subject = forms.CharField(label=_("Subject"), max_length=998, required=False)
     text = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 10}))
     attachments = MultipleFileField(label=_("Attachments"), required=False)
+    # References, kept as text: each is looked up among what the user may see (see clean() and
+    # queue_outgoing), and whatever it holds, a bad one gets the same answer as a missing one.
     record_type = forms.CharField(required=False, widget=forms.HiddenInput)
-    record_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    in_reply_to = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    record_id = forms.CharField(required=False, widget=forms.HiddenInput)
+    in_reply_to = forms.CharField(required=False, max_length=998, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
+        self._record: Any = None
+        if user is not None:  # offer (and accept) only the accounts the user may send through
+            account = self.fields["account"]
+            assert isinstance(account, forms.ModelChoiceField)
+            account.queryset = roles.sendable_accounts(user).filter(outgoing_enabled=True)
         self._style()
 
     def clean_to(self) -> list[str]:
@@ -86,14 +95,38 @@ class ComposeForm(BootstrapMixin, forms.Form):
         except addresses.AddressError as exc:  # names the address and says what is wrong with it
             raise forms.ValidationError(str(exc)) from exc
 
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        key, number = self.cleaned_data.get("record_type") or "", (self.cleaned_data.get("record_id") or "").strip()
+        if key or number:
+            self._record = find_record(self.user, key, number)
+            if self._record is None:  # missing, or not the user's to see: one answer for both
+                self.add_error(None, str(no_such_record()))
+        return data
+
     def record(self) -> Any:
-        target = targets.get_target(self.cleaned_data.get("record_type") or "")
-        record_id = self.cleaned_data.get("record_id")
-        return target.get(record_id) if target and record_id else None
+        """The record the mail is about (cleaned: one the user may see), or None."""
+        return self._record
+
+    def add_refusal(self, refused: SendRefused) -> None:
+        """Show why queue_outgoing refused: under the field it names, or above the form (hidden ones)."""
+        field = self.fields.get(refused.field)
+        self.add_error(refused.field if field is not None and not field.widget.is_hidden else None, str(refused))
 
     def attachment_list(self) -> list[Attachment]:
         return [Attachment(f.name, f.read(), f.content_type or "application/octet-stream")
                 for f in self.cleaned_data.get("attachments") or []]
+
+
+def find_record(user: Any, key: str, number: str) -> Any:
+    """The record ``key``:``number`` among those ``user`` may see (any, without a user); else None."""
+    target = targets.get_target(key)
+    if target is None or not number.isdigit() or not 0 < int(number) <= MAX_ID:
+        return None
+    record = target.get(int(number))
+    if record is None or (user is not None and not roles.can_see(user, record)):
+        return None
+    return record
 
 
 class EmailTemplateForm(BootstrapMixin, forms.ModelForm[EmailTemplate]):

@@ -8,8 +8,6 @@ import copy
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,22 +18,26 @@ from buzon.mailboxes.errors import MailServerError
 from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.messages import targets
 from buzon.messages.models import Direction, Message
-from buzon.messages.outbox import SendRefused, queue_outgoing
+from buzon.messages.outbox import MAX_ID, SendRefused, queue_outgoing
 from buzon.outbound import confirm, deliverability, mail_templates, template_fields
-from buzon.outbound.forms import ComposeForm, ConfirmCodeForm, EmailTemplateForm, PreviewForm
+from buzon.outbound.forms import ComposeForm, ConfirmCodeForm, EmailTemplateForm, PreviewForm, find_record
 from buzon.outbound.models import DeliveryAttempt, DkimKey, EmailTemplate, OutgoingEmail
 from buzon.outbound.smtp import SendFailed
 from buzon.web.access import staff_required
 
 
 def _initial(request: HttpRequest) -> dict[str, object]:
-    """Prefill from ?record=ticket:12 and ?reply=<message id> (a reply on a record or conversation)."""
+    """Prefill from ?record=ticket:12 and ?reply=<message id> (a reply on a record or conversation).
+
+    Only what the user may see is prefilled: another store's record or message gives the same empty
+    form as one that does not exist."""
     initial: dict[str, object] = {}
     key, _colon, number = request.GET.get("record", "").partition(":")
-    if key and number.isdigit():
+    if find_record(request.user, key, number) is not None:
         initial.update(record_type=key, record_id=int(number))
     reply = request.GET.get("reply", "")
-    parent = roles.visible_messages(request.user).filter(pk=int(reply)).first() if reply.isdigit() else None
+    parent = (roles.visible_messages(request.user).filter(pk=int(reply)).first()
+              if reply.isdigit() and 0 < int(reply) <= MAX_ID else None)
     if parent is not None:
         initial["in_reply_to"] = parent.pk
         initial["to"] = ", ".join(parent.reply_to) or parent.from_address
@@ -54,28 +56,21 @@ def _unconfirmed(user: object) -> list[EmailAccount]:
     return [a for a in accounts if not confirm.is_confirmed(a)]
 
 
-def _limit_to_visible(form: ComposeForm, user: object) -> None:
-    """Offer (and accept) only the accounts the user may see (roles)."""
-    field = form.fields["account"]
-    if isinstance(field, ModelChoiceField) and field.queryset is not None:
-        field.queryset = field.queryset.filter(pk__in=roles.visible_accounts(user).values("pk"))
-
-
 @login_required
 def compose(request: HttpRequest) -> HttpResponse:
-    form = ComposeForm(request.POST or None, request.FILES or None, initial=_initial(request))
-    _limit_to_visible(form, request.user)
+    """Every reference the form carries (account, record, message replied to) is resolved among what
+    the user may see or send through: ComposeForm for the account and record, queue_outgoing for the
+    reply; one that is not theirs is refused with the words used for one that does not exist."""
+    form = ComposeForm(request.POST or None, request.FILES or None, initial=_initial(request), user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if form.record() is not None and not roles.can_see(request.user, form.record()):
-            raise PermissionDenied
         try:
             message = queue_outgoing(
                 to=data["to"], cc=data["cc"], bcc=data["bcc"], subject=data["subject"], text=data["text"],
                 account=data["account"], record=form.record(), user=request.user,
                 in_reply_to=data.get("in_reply_to"), attachments=form.attachment_list())
         except SendRefused as refused:
-            form.add_error(None, str(refused))
+            form.add_refusal(refused)
         else:
             messages.success(request, _("Your message is queued and will be sent in a moment."))
             return redirect("web:outgoing", pk=message.pk)
@@ -88,12 +83,11 @@ def compose(request: HttpRequest) -> HttpResponse:
 @login_required
 def compose_template(request: HttpRequest) -> HttpResponse:
     """htmx: the subject and message filled from the chosen template and the record being answered."""
-    template = EmailTemplate.objects.filter(pk=request.GET.get("template") or 0).first()
-    target = targets.get_target(request.GET.get("record_type", ""))
-    record_id = request.GET.get("record_id", "")
-    record = target.get(int(record_id)) if target and record_id.isdigit() else None
-    if record is not None and not roles.can_see(request.user, record):
-        raise PermissionDenied
+    chosen = request.GET.get("template", "")
+    template = EmailTemplate.objects.filter(pk=int(chosen)).first() if chosen.isdigit() and int(chosen) <= MAX_ID \
+        else None
+    # Another store's record renders exactly like one that does not exist: without it.
+    record = find_record(request.user, request.GET.get("record_type", ""), request.GET.get("record_id", ""))
     form = ComposeForm(initial={"subject": request.GET.get("subject", ""), "text": request.GET.get("text", "")})
     if template is not None:
         try:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from buzon.crm.models import Ticket
+from buzon.crm.models import Agent, Store, Ticket
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
 from buzon.messages.models import Direction, MessageStatus
@@ -145,21 +145,41 @@ def test_bcc_is_delivered_but_not_shown(smtp_starttls: Any, make_account: Any, p
 
 
 class TestAccountChoice:
-    def test_given_account_wins(self, make_account: Any, user: Any) -> None:
+    @pytest.fixture
+    def store(self, user: Any) -> Store:
+        """The user is an agent of this store: its accounts are theirs to send through (roles)."""
+        store = Store.objects.create(name="Tienda")
+        Agent.objects.create(user=user).stores.add(store)
+        return store
+
+    def test_given_account_wins(self, make_account: Any, user: Any, store: Store) -> None:
         default = make_account(address="default@example.test", default_outgoing=True)
         mine = make_account(address="mine@example.test", owner=user)
-        given = make_account(address="given@example.test")
+        given = make_account(address="given@example.test", store=store)
         assert choose_account(account=given, kind="normal", user=user) == given
         assert choose_account(account=None, kind="normal", user=user) == mine
         assert choose_account(account=None, kind="normal") == default
 
-    def test_conversation_account_before_user_account(self, make_account: Any, user: Any) -> None:
+    def test_conversation_account_before_user_account(self, make_account: Any, user: Any, store: Store) -> None:
         make_account(address="mine@example.test", owner=user)
-        conv = make_account(address="conv@example.test")
+        conv = make_account(address="conv@example.test", store=store)
         ticket = Ticket.objects.create(subject="t")
         StoredMessage.objects.create(direction=Direction.INCOMING, account=conv, status=MessageStatus.PROCESSED,
                                      record=ticket)
         assert choose_account(account=None, kind="normal", record=ticket, user=user) == conv
+
+    def test_a_person_sends_only_through_accounts_they_may_use(self, make_account: Any, user: Any,
+                                                               store: Store) -> None:
+        """Another store's account: refused when named, passed over when the conversation ran through it."""
+        elsewhere = make_account(address="other@example.test", store=Store.objects.create(name="Otra"))
+        with pytest.raises(SendRefused, match="no email account with this id that you can send from"):
+            choose_account(account=elsewhere, kind="normal", user=user)
+        ticket = Ticket.objects.create(subject="t")
+        StoredMessage.objects.create(direction=Direction.INCOMING, account=elsewhere,
+                                     status=MessageStatus.PROCESSED, record=ticket)
+        mine = make_account(address="mine@example.test", owner=user)
+        assert choose_account(account=None, kind="normal", record=ticket, user=user) == mine
+        assert choose_account(account=None, kind="normal", record=ticket) == elsewhere  # Buzón's own mail
 
     def test_notifications_and_bulk_always_use_default(self, make_account: Any, user: Any) -> None:
         default = make_account(address="default@example.test", default_outgoing=True)
