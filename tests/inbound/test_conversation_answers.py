@@ -17,6 +17,7 @@ from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
 
+from buzon.core.models import UserPreferences
 from buzon.crm.models import Agent, AgentGroup, Notification, Store, Ticket
 from buzon.inbound import pipeline
 from buzon.inbound.unreplied import notify_unreplied
@@ -197,3 +198,30 @@ def test_a_reply_on_a_ticket_someone_cannot_see_is_refused_and_changes_nothing(s
         assert page.status_code != 302, (name, page.status_code)
     assert _status(ticket) == Ticket.Status.OPEN
     assert not Message.objects.filter(direction=Direction.OUTGOING, created_by__isnull=False).exists()
+
+
+def test_the_unreplied_alert_is_written_in_each_recipients_language(shop):
+    boss = User.objects.get(username="jefa")
+    UserPreferences.objects.create(user=boss, language="es")
+    with freeze_time(timezone.now()) as clock:
+        first = _receive(shop, subject="Pedido roto")
+        clock.tick(dt.timedelta(minutes=31))
+        assert notify_unreplied() == 1
+        sent = _delivered_to(shop)  # the alerts are due at the clock's time
+    subject = "received at sender@example.test: Pedido roto"
+    assert sent["jefa@shop.test"]["Subject"] == (
+        "Todavía sin respuesta al correo de ana@customer.test recibido en sender@example.test: Pedido roto")
+    assert sent["otro@shop.test"]["Subject"].endswith(subject)  # not a user: the site's language
+    assert f"/inbox/{first.pk}/" in sent["jefa@shop.test"].get_body(preferencelist=("plain",)).get_content()
+    browser = _signed_in("jefa")
+    page = browser.get("/notifications/").content.decode()
+    assert "Todavía sin respuesta al correo de ana@customer.test" in page and f'href="/inbox/{first.pk}/"' in page
+
+
+def _delivered_to(shop: dict[str, Any]) -> dict[str, Any]:
+    _alerts(shop)
+    found = {}
+    for received in shop["sink"].messages:
+        for address in received.rcpt_tos:
+            found[address] = message_from_bytes(received.data, policy=default)
+    return found
