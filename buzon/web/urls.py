@@ -41,7 +41,6 @@ urlpatterns = [
     path("notifications/", views_inbox.notification_list, name="notifications"),
     path("notifications/read/", views_inbox.notifications_read, name="notifications-read"),
     path("notifications/bell/", views_inbox.bell, name="bell"),
-    path("notifications/bell/", views_inbox.bell, name="bell"),
     path("agent/status/", views_inbox.agent_status, name="agent-status"),
     path("passwords/", views_password.pending_passwords, name="pending-passwords"),
     path("settings/email/", views.settings_index, name="settings"),
