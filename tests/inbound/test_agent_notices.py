@@ -4,6 +4,7 @@ agent's own language, in the bell, the API and the mail at the SMTP sink."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -138,3 +139,26 @@ def test_a_language_the_site_does_not_offer_is_not_saved():
     before = list(UserPreferences.objects.values_list("user_id", "language"))
     assert Client().post("/language/", {"language": "es", "next": "/"}).status_code == 302  # anonymous: cookie only
     assert list(UserPreferences.objects.values_list("user_id", "language")) == before
+
+
+def test_notifications_written_before_read_in_the_readers_language_too():
+    from django.apps import apps
+
+    migration = importlib.import_module("buzon.inbound.migrations.0004_notification_texts_as_data")
+    user, _group = _agent("lucia", "Soporte")
+    old = [("customer_assigned", "Customer Ana Pérez has been assigned to you."),
+           ("new_email", "New email from Ana: Re: Pedido: roto"),
+           ("unreplied", "No reply yet to the email from ana@customer.test received at support@shop.test: Hola"),
+           ("new_email", "Something else entirely")]
+    for index, (kind, text) in enumerate(old):
+        Notification.objects.create(user=user, kind=kind, key=f"old:{index}", text=text)
+    migration.forwards(apps, None)
+    UserPreferences.objects.create(user=user, language="es")
+    browser = Client()
+    browser.force_login(user)
+    browser.cookies["django_language"] = "es"
+    page = browser.get("/notifications/").content.decode()
+    assert "Se le ha asignado el cliente Ana Pérez." in page
+    assert "Nuevo correo de Ana: Re: Pedido: roto" in page
+    assert "Todavía sin respuesta al correo de ana@customer.test recibido en support@shop.test: Hola" in page
+    assert "Something else entirely" in page  # not one of ours: as written
