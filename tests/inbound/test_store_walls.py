@@ -23,7 +23,7 @@ from django.test import Client
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from buzon.crm.models import Agent, AgentGroup, Customer, Notification, Store, Ticket
+from buzon.crm.models import Agent, AgentGroup, Customer, CustomerEmail, Notification, Store, Ticket
 from buzon.inbound import pipeline
 from buzon.inbound.batch import run_batch
 from buzon.inbound.context import describe
@@ -258,3 +258,40 @@ def test_mail_a_store_sends_is_that_stores_and_names_its_record_with_the_check_c
     assert targets.find_tokens(sent.subject)[0].tag_valid
     assert a.api.get(f"/api/v1/messages/{sent.pk}/").status_code == 404
     assert b.api.get(f"/api/v1/messages/{sent.pk}/").status_code == 200
+
+
+def test_the_api_keeps_an_address_to_one_customer_per_store(shops):
+    a, b = shops
+    admin = APIClient()
+    admin.force_authenticate(User.objects.create_user("jefa", is_staff=True))
+    in_b = admin.post("/api/v1/customers/", {"name": "Ana", "store": b.store.pk, "emails": ["ana@cliente.test"]},
+                      format="json")
+    assert in_b.status_code == 201, in_b.content
+    in_a = a.api.post("/api/v1/customers/", {"name": "Ana", "store": a.store.pk, "emails": ["Ana@Cliente.test"]},
+                      format="json")
+    assert in_a.status_code == 201, in_a.content  # store A's own card for the same person
+    card = in_a.json()["id"]
+    assert in_a.json()["emails"] == ["ana@cliente.test"]
+    assert b.api.get(f"/api/v1/customers/{card}/").status_code == 404
+    twice = a.api.post("/api/v1/customers/", {"name": "Otra", "store": a.store.pk, "emails": ["ana@cliente.test"]},
+                       format="json")
+    assert twice.status_code == 400
+    assert twice.json() == {"emails": ["ana@cliente.test already belongs to another customer."]}
+
+    # Moving store A's card into store B, which has a card with that address: refused, nothing moves.
+    moved = admin.patch(f"/api/v1/customers/{card}/", {"store": b.store.pk}, format="json")
+    assert moved.status_code == 400 and "emails" in moved.json()
+    assert Customer.objects.get(pk=card).store == a.store
+    assert CustomerEmail.objects.get(customer_id=card).store == a.store
+    # Adding an address store A has on another card: refused the same way.
+    taken = admin.post("/api/v1/customers/", {"store": a.store.pk, "emails": ["luis@cliente.test"]}, format="json")
+    assert taken.status_code == 201
+    added = a.api.patch(f"/api/v1/customers/{card}/", {"emails": ["ana@cliente.test", "luis@cliente.test"]},
+                        format="json")
+    assert added.status_code == 400 and "luis@cliente.test" in str(added.json())
+    # A card whose addresses are free in the other store moves there with them, and mail finds it there.
+    luis = taken.json()["id"]
+    assert admin.patch(f"/api/v1/customers/{luis}/", {"store": b.store.pk}, format="json").status_code == 200
+    assert CustomerEmail.objects.get(customer_id=luis).store == b.store
+    pipeline.run_pipeline(store_raw(mail(sender="luis@cliente.test", to=b.address, subject="Soy Luis"), b.account).pk)
+    assert Message.objects.get(subject="Soy Luis").customer_id == luis
