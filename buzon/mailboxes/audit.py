@@ -31,8 +31,15 @@ SECRET_FIELDS = frozenset({"password_encrypted", "oauth_refresh_token_encrypted"
 #: Written by sync, probe and OAuth refresh, not by someone changing a setting.
 NOT_SETTINGS = frozenset({
     "id", "state", "last_error", "last_error_code", "last_synced_at", "last_contact_at", "created_at",
-    "updated_at", "oauth_access_token_encrypted", "oauth_expires_at",
+    "updated_at", "oauth_access_token_encrypted", "oauth_expires_at", "last_error_state",
 })
+#: Fields whose model name is a storage detail: the label a reader of the log sees instead.
+FIELD_LABELS = {
+    "password_encrypted": _("password"),
+    "oauth_refresh_token_encrypted": _("sign-in with the provider"),
+    "template_role": _("predefined account"),
+    "is_system": _("configured by the implementer"),
+}
 TARGETS = {"mailboxes.emailaccount": "account", "mailboxes.emaildomain": "domain", "crm.store": "store"}
 #: What a user's second-factor entries (target "user") name: the device never has values shown.
 USER_FIELDS = {"two_factor": _("two-step sign-in (authenticator app)"), "recovery_codes": _("unused recovery codes")}
@@ -184,6 +191,8 @@ def _field_label(target_type: str, name: str) -> str:
 
     if target_type == "user":
         return str(USER_FIELDS.get(name, name))
+    if name in FIELD_LABELS:
+        return str(FIELD_LABELS[name])
     label = next((key for key, value in TARGETS.items() if value == target_type), None)
     if label is None:
         return name

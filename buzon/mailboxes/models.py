@@ -70,11 +70,22 @@ class EmailDomain(models.Model):
 class SyncOption(models.TextChoices):
     ALL = "all", _("All mail")
     UNSEEN = "unseen", _("Only unread mail")
+    # What the mailbox holds at the first sync stays out; only mail that arrives after it comes in.
+    NEW = "new", _("Only mail received from now on")
 
 
 #: Template accounts (seed 3.1) carry a placeholder address on this reserved domain until an admin
 #: gives them real details; the rules that need a real address skip them meanwhile.
 TEMPLATE_DOMAIN = "example.invalid"
+
+#: The predefined accounts' names, shown in the reader's language while they are unfilled (the
+#: stored display name is the English one the migration wrote).
+TEMPLATE_ROLE_NAMES = {
+    "support": _("Support"),
+    "jobs": _("Jobs"),
+    "notifications": _("Notifications"),
+    "sales": _("Sales"),
+}
 
 
 class AccountState(models.TextChoices):
@@ -145,11 +156,14 @@ class EmailAccount(models.Model):
     attachment_limit_mb = models.PositiveIntegerField(_("attachment limit (MB)"), null=True, blank=True)
     sync_option = models.CharField(
         _("email sync option"), max_length=8, choices=SyncOption.choices, default=SyncOption.ALL,
-        help_text=_("Sync every message, or only those not yet read when Buzón first sees them."),
+        help_text=_("Sync every message; only those not yet read when Buzón first sees them; or only mail "
+                    "received from now on: what the mailbox already holds at the account's first sync is "
+                    "left there and not brought in, and every message that arrives after it is."),
     )
     initial_sync_count = models.PositiveIntegerField(
         _("initial sync count"), default=250,
-        help_text=_("How many of the newest messages to bring in the first time; 0 brings all of them."),
+        help_text=_("How many of the newest messages to bring in the first time; 0 brings all of them. "
+                    "Not used with “Only mail received from now on”, which brings none of them."),
     )
     folders = models.JSONField(_("folders"), default=list, blank=True, help_text=_("IMAP folders to sync."))
     delete_after_download = models.BooleanField(
@@ -291,6 +305,13 @@ class EmailAccount(models.Model):
     def is_template(self) -> bool:
         """A predefined account not yet given a real address (see TEMPLATE_DOMAIN)."""
         return bool(self.template_role) and self.address_domain == TEMPLATE_DOMAIN
+
+    @property
+    def template_title(self) -> str:
+        """The name to show for a predefined account that is still a template (else the display name)."""
+        if self.is_template and self.template_role in TEMPLATE_ROLE_NAMES:
+            return str(TEMPLATE_ROLE_NAMES[self.template_role])
+        return self.display_name
 
     def enabled_for(self, direction: str) -> bool:
         return self.incoming_enabled if direction == "incoming" else self.outgoing_enabled

@@ -149,6 +149,7 @@ class AccountForm(BootstrapFormMixin, forms.ModelForm):
         if self.instance.is_template and not self.is_bound:
             # A predefined account's placeholder address is there to be replaced, not edited.
             self.initial["email_address"] = ""
+            self.initial["display_name"] = self.instance.template_title
             self.fields["email_address"].widget.attrs["placeholder"] = _("The real address, e.g. %(example)s") % {
                 "example": f"{self.instance.template_role}@your-company.com"}
         # The provider hint under the address follows what is typed (web/accounts/_preset_hint.html).

@@ -41,7 +41,7 @@ NAV: list[NavItem] = [
     NavItem("web:account-list", _("Email Account"), "person-lines-fill", "settings"),
     NavItem("web:domain-list", _("Email Domain"), "globe2", "settings"),
     NavItem("web:template-list", _("Email templates"), "file-earmark-text", "settings"),
-    NavItem("web:deliverability", _("Deliverability"), "shield-check", "settings"),
+    NavItem("web:deliverability", _("Deliverability"), "shield-check", "settings", staff_only=True),
     NavItem("web:store-list", _("Stores"), "shop", "settings"),
     NavItem("web:agent-list", _("Agents"), "person-gear", "settings", managers_only=True),
     NavItem("web:processes", _("Processes"), "cpu", "settings", staff_only=True),

@@ -28,7 +28,7 @@ from buzon.web.views_oauth import start_for_new_account
 DIRECTIONS = ("incoming", "outgoing")
 
 
-def _templates_q() -> Q:
+def unfilled_templates_q() -> Q:
     """Predefined accounts (seed 3.1) not yet given details: offered to be filled in."""
     return Q(template_role__gt="", email_address__iendswith=f"@{TEMPLATE_DOMAIN}")
 
@@ -37,8 +37,8 @@ def _templates_q() -> Q:
 def account_list(request: HttpRequest) -> HttpResponse:
     accounts = roles.visible_accounts(request.user).select_related("domain", "store")
     return render(request, "web/accounts/list.html", {
-        "accounts": with_progress(list(accounts.exclude(_templates_q()))),
-        "templates": accounts.filter(_templates_q()),
+        "accounts": with_progress(list(accounts.exclude(unfilled_templates_q()))),
+        "templates": accounts.filter(unfilled_templates_q()),
         "breadcrumbs": crumbs.accounts(),
     })
 

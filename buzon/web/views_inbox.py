@@ -30,7 +30,7 @@ from buzon.inbound.context import describe
 from buzon.inbound.mail.inline import SHOWN_TYPES, link_inline_images
 from buzon.inbound.mail.parse import part_bytes
 from buzon.messages import targets
-from buzon.messages.models import Attachment, Direction, Message
+from buzon.messages.models import Attachment, Direction, Message, MessageStatus
 from buzon.sync import truncate
 from buzon.sync.models import RawMessage
 
@@ -39,6 +39,11 @@ from buzon.sync.models import RawMessage
 # "HTTPS:", "//host", a relative path), a browser would resolve it to a request.
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\s)src="([^"]*)"', re.I)
 _OWN_SOURCE_RE = re.compile(r"\s*(cid|data):", re.I)
+
+
+# The inbox lists received mail: only the states received mail can be in are offered as filters.
+INCOMING_STATUSES = [(s.value, s.label) for s in (MessageStatus.RECEIVED, MessageStatus.PROCESSED,
+                                                   MessageStatus.UNPARSEABLE, MessageStatus.FAILED)]
 
 
 def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
@@ -65,7 +70,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "web/inbox/list.html", {
         "page": page, "chosen": chosen, "stores": roles.visible_stores(request.user),
         "bell_unread": notifications.unread_count(request.user),
-        "statuses": Message._meta.get_field("status").choices,
+        "statuses": INCOMING_STATUSES,
         "breadcrumbs": [(_("Inbox"), None)],
     })
 
