@@ -108,9 +108,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")} if config.env_bool(
-        "BUZON_TEST_SQLITE_FILE"
-    ) else {}
+    # Tests use a database file, as a site does: threads that share an in-memory database (the live
+    # server, the sync engine's database thread, the pipeline) lock whole tables and fail at once
+    # instead of waiting on busy_timeout. BUZON_TEST_SQLITE_MEMORY=1 keeps it in memory.
+    DATABASES["default"]["TEST"] = {} if config.env_bool("BUZON_TEST_SQLITE_MEMORY") else {
+        "NAME": str(DATA_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = config.env_str("REDIS_URL")

@@ -33,7 +33,8 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
 
     class Meta:
         model = Message
-        fields = ["id", "account", "direction", "folder", "to", "subject", "date", "message_id", "size", "flags"]
+        fields = ["id", "account", "direction", "folder", "to", "subject", "date", "message_id", "size", "flags",
+                  "status", "customer"]
 
     def get_fields(self) -> dict[str, Any]:
         # "from" is a Python keyword, so it cannot be declared as a class attribute: add it here,
@@ -69,7 +70,7 @@ class MessageDetailSerializer(MessageSerializer):
         help_text="What the inbound pipeline decided and why: steps, record, customer, agent, classification.")
 
     class Meta(MessageSerializer.Meta):
-        fields = [*MessageSerializer.Meta.fields, "cc", "reply_to", "in_reply_to", "status", "status_reason",
+        fields = [*MessageSerializer.Meta.fields, "cc", "reply_to", "in_reply_to", "status_reason",
                   "truncated", "truncation_note", "left_out", "text", "html", "created_at", "pipeline"]
 
     def get_truncated(self, message: Message) -> bool:
