@@ -22,6 +22,7 @@ class AccountConfig:
     folders: tuple[str, ...]
     unseen_only: bool
     initial_count: int
+    only_new: bool  # "only mail received from now on": the first pass brings in nothing already there
     limit_bytes: int
     delete_after_download: bool
 
@@ -33,13 +34,13 @@ class AccountConfig:
         return FolderOptions(
             account_id=self.account_id, address=self.address, folder=folder, unseen_only=self.unseen_only,
             initial_count=self.initial_count, limit_bytes=self.limit_bytes, chunk=chunk, chunk_bytes=chunk_bytes,
-            depth=depth, delete=self.delete_after_download,
+            depth=depth, delete=self.delete_after_download, only_new=self.only_new,
         )
 
     def pop3_options(self) -> Pop3Options:
         return Pop3Options(account_id=self.account_id, address=self.address,
                            delete_after_download=self.delete_after_download,
-                           initial_count=self.initial_count, limit_bytes=self.limit_bytes)
+                           initial_count=self.initial_count, limit_bytes=self.limit_bytes, only_new=self.only_new)
 
 
 def eligible_accounts() -> dict[int, str]:
@@ -68,6 +69,7 @@ def load_config(account_id: int) -> AccountConfig:
     return AccountConfig(
         account_id=account.pk, address=account.email_address, server=server, folders=folders,
         unseen_only=account.sync_option == SyncOption.UNSEEN, initial_count=account.initial_sync_count,
+        only_new=account.sync_option == SyncOption.NEW,
         limit_bytes=attachment_limit_mb(account) * 1024 * 1024 or 2**62,
         delete_after_download=account.delete_after_download,
     )

@@ -6,6 +6,8 @@ never changes anything on the server, unless the account deletes downloaded mail
 is opened with SELECT and, after the new mail is stored, the messages the pipeline has imported
 since are deleted (`_delete_imported`, see buzon.sync.deletion). Each chunk is committed with the
 cursor that covers it; several chunks are on the wire while one is being stored.
+A folder's first pass brings in the newest `initial_count` messages, or none of them when the
+account brings only mail received from now on: the cursor then starts at the folder's UIDNEXT.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class FolderOptions:
     chunk_bytes: int
     depth: int = 3  # chunks on the wire at once
     delete: bool = False  # the account deletes imported mail from the server
+    only_new: bool = False  # the folder's first pass brings in nothing already there: the cursor starts at the top
 
 
 def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int) -> list[list[int]]:
@@ -101,15 +104,18 @@ async def _bring_in(conn: ImapConnection, opts: FolderOptions, on_work: Callable
         return 0, cursor
     # Both questions in one round trip: what changed among the known messages, what is new.
     changes = asyncio.ensure_future(_refresh_flags(conn, opts, cursor, status.uidvalidity)) if flags_changed else None
+    # "Only mail received from now on": the first pass leaves what is there; UIDNEXT says where it ends.
+    skip_existing = opts.only_new and not cursor.initial_done
     try:
-        sizes = await _new_messages(conn, opts, cursor.last_uid, status.exists)
+        sizes = {} if skip_existing and status.uidnext is not None else \
+            await _new_messages(conn, opts, cursor.last_uid, status.exists)
     finally:
         if changes is not None:
             await changes
-    uids = sorted(sizes)
+    uids = [] if skip_existing else sorted(sizes)
     if not cursor.initial_done and opts.initial_count and len(uids) > opts.initial_count:
         uids = uids[-opts.initial_count:]  # the newest N; the cursor then starts above the rest
-    top = max([cursor.last_uid, *uids, (status.uidnext or 1) - 1])
+    top = max([cursor.last_uid, *sizes, (status.uidnext or 1) - 1])
     stored = 0
     if uids:
         tracked = on_work(len(uids)) if on_work else True

@@ -27,7 +27,9 @@ class RawMessage(models.Model):
         SKIPPED = "skipped", _("Skipped")
         # Only the server key is kept (so it is never fetched again), not the message: never processed.
         DUPLICATE = "duplicate", _("Duplicate")  # the same bytes as a message already held in the folder
-        NOT_DOWNLOADED = "unfetched", _("Not downloaded")  # older than the initial sync count (POP3)
+        # Left out by a POP3 account's first pass: older than the initial sync count, or already there
+        # when the account brings only mail received from then on.
+        NOT_DOWNLOADED = "unfetched", _("Not downloaded")
 
     class OnServer(models.TextChoices):
         KEPT = "", _("Kept on the mail server")
@@ -141,6 +143,9 @@ class SyncState(models.Model):
     # What the last deletion on an IMAP server could do: False when the server offers no UID
     # EXPUNGE, so messages were only marked \Deleted (the account's status says so); None: none yet.
     delete_expunged = models.BooleanField(null=True)
+    # When a POP3 pass first listed the mailbox (even an empty one): what the first pass does (the
+    # initial sync count, "only mail received from now on") is never done again after it.
+    pop3_first_listed_at = models.DateTimeField(null=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -7,6 +7,10 @@ since (buzon.sync.deletion: found by index, never by reading every row), and mar
 QUIT has confirmed it; a crash before QUIT undoes the DELE on the server, and the next pass deletes
 them again. Mail that was not imported (from a sender who is not a customer, say) stays on the
 server, and is not downloaded again.
+
+The first pass (kept as SyncState.pop3_first_listed_at, even for an empty mailbox) may leave messages
+out: those older than the initial sync count, or all that are there when the account brings only
+mail received from now on. They are remembered as not downloaded, so no later pass fetches them.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from buzon.sync import dbs, deletion, mimescan
-from buzon.sync.models import RawMessage
+from buzon.sync.models import RawMessage, SyncState
 from buzon.sync.store import Incoming, Mailbox
 from buzon.sync.truncate import truncate_bytes
 
@@ -38,6 +44,7 @@ class Pop3Options:
     delete_after_download: bool
     initial_count: int
     limit_bytes: int
+    only_new: bool = False  # the first pass downloads nothing already there (remembered as not downloaded)
 
 
 def _listing(client: poplib.POP3) -> list[tuple[int, str, int]]:
@@ -65,7 +72,23 @@ def _known(account_id: int, uidls: list[str]) -> set[str]:
 
 
 def _first_pass(account_id: int) -> bool:
+    """Whether no pass has listed this mailbox yet (rows are checked too, for mailboxes listed before
+    the mark existed)."""
+    if SyncState.objects.filter(account_id=account_id, pop3_first_listed_at__isnull=False).exists():
+        return False
     return not RawMessage.objects.filter(account_id=account_id, uidl__isnull=False).exists()
+
+
+def _first_listed(box: Mailbox, passed: list[Incoming], reason: str) -> None:
+    """End the first pass's choice: the messages it leaves out are remembered (never downloaded) and the
+    mailbox is marked listed, together, so a later pass never leaves out mail that arrived since, even
+    when the mailbox was empty the first time."""
+    with transaction.atomic():
+        if passed:
+            _pass_over(box, passed, reason)
+        state, _created = SyncState.objects.get_or_create(account_id=box.account_id)
+        SyncState.objects.filter(pk=state.pk, pop3_first_listed_at__isnull=True).update(
+            pop3_first_listed_at=timezone.now())
 
 
 def _retrieve(client: poplib.POP3, num: int, uidl: str, size: int, limit: int) -> Incoming:
@@ -111,10 +134,18 @@ async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[i
     box = Mailbox(opts.account_id, opts.address)
     deleted = await _delete_imported(client, opts.account_id, listing) if opts.delete_after_download else []
     new = [entry for entry in listing if entry[1] not in known]
-    if opts.initial_count and len(new) > opts.initial_count and await dbs.run(_first_pass, opts.account_id):
-        older, new = new[: -opts.initial_count], new[-opts.initial_count:]
+    if await dbs.run(_first_pass, opts.account_id):
+        older: list[tuple[int, str, int]] = []
+        reason = ""
+        if opts.only_new:
+            older, new = new, []
+            reason = _("Already in the mailbox at the account's first sync, which brings only mail received "
+                       "from then on; not downloaded.")
+        elif opts.initial_count and len(new) > opts.initial_count:
+            older, new = new[: -opts.initial_count], new[-opts.initial_count:]
+            reason = _("Older than the initial sync count; not downloaded.")
         passed = [Incoming(data=b"", uidl=uidl, size=size, failed_reason="") for _, uidl, size in older]
-        await dbs.run(_pass_over, box, passed)
+        await dbs.run(_first_listed, box, passed, reason)
     tracked = on_work(len(new)) if on_work and new else True
     stored = 0
     for start in range(0, len(new), BATCH):
@@ -154,11 +185,10 @@ def _dele(client: poplib.POP3, numbers: list[int]) -> set[int]:
     return refused
 
 
-def _pass_over(box: Mailbox, items: list[Incoming]) -> None:
-    """Remember messages older than the initial count without downloading them."""
+def _pass_over(box: Mailbox, items: list[Incoming], reason: str) -> None:
+    """Remember messages the first pass leaves out, without downloading them."""
     RawMessage.objects.bulk_create([
         RawMessage(account_id=box.account_id, account_address=box.address, uidl=item.uidl, data=b"",
-                   size=item.size or 0, sha256="", status=RawMessage.Status.NOT_DOWNLOADED,
-                   status_reason=_("Older than the initial sync count; not downloaded."))
+                   size=item.size or 0, sha256="", status=RawMessage.Status.NOT_DOWNLOADED, status_reason=reason)
         for item in items
     ], ignore_conflicts=True)
