@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import make_msgid
@@ -207,6 +209,39 @@ def _visible_record(record: models.Model | None, user: Any) -> models.Model | No
     return record
 
 
+def _breaks_a_header(value: str) -> bool:
+    """A line break (CR, LF, or Unicode's) or another control character: in a header it would end the
+    line and start a header of the sender's choosing, or make the message impossible to compose."""
+    return any(char != "\t" and unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in value)
+
+
+#: RFC 2045 type "/" subtype, each a token (no parameters: the file's own type is all that is asked).
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`{|}~-]+/[A-Za-z0-9!#$%&'*+.^_`{|}~-]+")
+#: RFC 5322 field name: printable ASCII but the colon.
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+
+
+def check_header_fields(subject: str, attachments: Sequence[Attachment], headers: Mapping[str, str]) -> None:
+    """Everything of the request that ends up in a header line, checked before anything is queued: a
+    value that could never be composed is refused here, naming its field, instead of failing later
+    in the worker (or worse, adding headers)."""
+    if _breaks_a_header(subject):
+        raise SendRefused(_("The subject must be a single line, without line breaks or control characters."),
+                          field="subject")
+    for number, attachment in enumerate(attachments, start=1):
+        if _breaks_a_header(attachment.filename):
+            raise SendRefused(_("Attachment %(number)s: its file name has a line break or a control character. "
+                                "Rename the file and attach it again.") % {"number": number}, field="attachments")
+        if not _CONTENT_TYPE.fullmatch(attachment.mimetype):
+            raise SendRefused(_("Attachment %(number)s: its content type is not a type such as application/pdf "
+                                "or image/png.") % {"number": number}, field="attachments")
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name) or _breaks_a_header(value):
+            raise SendRefused(_("The header %(name)s cannot be sent: a header is one line of text, its name "
+                                "without spaces or colons.") % {"name": name.encode("unicode_escape").decode()},
+                              field="headers")
+
+
 def _subject_with_token(subject: str, record: models.Model | None) -> str:
     """Mail about a record names it in the subject with its check code ("[#T-12-k3x9q2ab]") so answers
     find it even without headers. A token for it without the code (typed, or from a reply to mail
@@ -265,6 +300,7 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
         raise SendRefused(_("Add at least one recipient."))
     if not (text or html):
         raise SendRefused(_("The message has no text."))
+    check_header_fields(subject, attachments, headers or {})
     parent = _parent(in_reply_to, user)
     record = _visible_record(record, user)
     if record is None and parent is not None and parent.record is not None:

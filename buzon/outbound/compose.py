@@ -100,6 +100,8 @@ def _set(mail: EmailMessage, name: str, value: str, utf8: bool = False) -> None:
     if name.lower() not in TEXT_HEADERS and verbatim.fits(name, value):
         mail.set_raw(name, verbatim.Verbatim(name, value))  # URLs and ids: folded, never encoded
         return
+    if "\r" in value or "\n" in value:  # set_raw writes what it is given: it would end this header
+        raise ValueError(_("The %(header)s header has a line break.") % {"header": name})
     mail.set_raw(name, _encoded(name, value, utf8))
 
 

@@ -82,9 +82,13 @@ def _check_addresses(message: Message, kind: str) -> None:
     # The user's own address is written only as the Reply-To of an account that sends answers to them.
     user_email = message.created_by.email if kind == "normal" and message.created_by \
         and message.account.replies_to_agent else ""
+    for field in ("to", "cc", "bcc"):  # the refusal names the field the address was given in
+        try:
+            for value in getattr(message, field):
+                addresses.parse(value)
+        except addresses.AddressError as exc:
+            raise SendRefused(str(exc), field=field) from exc
     try:
-        for value in [*message.to, *message.cc, *message.bcc]:
-            addresses.parse(value)
         for sender in (message.account.email_address, user_email):
             if sender:
                 addresses.mailbox("", sender)

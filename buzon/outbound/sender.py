@@ -12,6 +12,7 @@ duplicates after a crash to the one message in flight per connection.
 
 from __future__ import annotations
 
+import email.errors
 import logging
 import os
 import queue as queues
@@ -23,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Min
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -75,6 +76,17 @@ def _prepare(outgoing: OutgoingEmail, signer: Signer, home: str) -> compose.Comp
                            % {"address": outgoing.message.account, "why": exc})
     except AddressError as exc:  # an address queued before it was checked (or the account's own): final
         return _Unsendable(_("The message was not sent: %(why)s") % {"why": exc}, permanent=True)
+    except DatabaseError:
+        raise  # not this message's fault: the claim runs out and the message is tried again
+    except (ValueError, TypeError, LookupError, UnicodeError, email.errors.MessageError) as exc:
+        # Something queued that can never be composed (a header with a line break queued before such
+        # input was refused, say): trying again gives the same result, so it fails now, visibly.
+        log.warning("message %s cannot be composed", outgoing.pk, exc_info=True)
+        return _Unsendable(_("The message could not be put together for sending, so it was not sent: %(why)s")
+                           % {"why": exc}, permanent=True)
+    except Exception as exc:  # anything else counts as an attempt: retried, and failed once they run out
+        log.exception("composing message %s failed", outgoing.pk)
+        return _Unsendable(_("The message could not be put together for sending: %(why)s") % {"why": exc})
     if outgoing.mime is not None:  # a retry resends the very bytes of the first attempt
         return compose.Composed(composed.envelope_from, composed.recipients, bytes(outgoing.mime),
                                 composed.utf8_addresses)

@@ -275,7 +275,7 @@ def test_api_answers_400_naming_the_address(make_account: Any) -> None:
     response = api.post("/api/v1/messages/send/", {"to": ["ana@correos..españa"], "subject": "s", "text": "x",
                                                    "account": account.pk}, format="json")
     assert response.status_code == 400
-    assert "ana@correos..españa is not a valid email address" in response.json()["detail"][0]
+    assert "ana@correos..españa is not a valid email address" in response.json()["to"][0]  # keyed by its field
     assert not OutgoingEmail.objects.exists()
     response = api.post("/api/v1/messages/send/", {"to": ["josé@correos.españa"], "subject": "s", "text": "x",
                                                    "account": account.pk}, format="json")
