@@ -238,3 +238,29 @@ def test_wrong_tokens_are_throttled_per_address(agent: Any, settings: Any) -> No
     # ...and the address's sign-ins are not locked by its wrong API tokens.
     assert Client(REMOTE_ADDR=guesser).post("/login/", {"username": "agente",
                                                         "password": "agente-pass-123"}).status_code == 302
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_makes_and_revokes_a_token_in_the_browser(browser_page: Any) -> None:
+    from tests.support.browser import screenshot, sign_in
+
+    User.objects.create_user("agente", "agente@example.test", "agente-pass-123")
+    page = browser_page
+    sign_in(page, "agente", "agente-pass-123")
+    page.click("#bz-user")
+    page.click("#bz-api-tokens")
+    page.wait_for_selector("#no-tokens")
+    page.fill("#id_name", "Contabilidad")
+    page.click("#make-token")
+    page.wait_for_selector("#new-token")
+    token = page.input_value("#new-token-value")
+    assert re.fullmatch(r"[0-9a-f]{64}", token)
+    assert _works(token) == 200
+    screenshot(page, "api-tokens-new")
+    page.goto("/settings/api-tokens/")
+    assert page.locator("#new-token").count() == 0 and token not in page.content()  # shown once
+    assert "Contabilidad" in page.inner_text("#token-table")
+    page.click(f"#revoke-{token[:15]}")
+    page.wait_for_selector("#no-tokens")
+    assert _works(token) == 401
