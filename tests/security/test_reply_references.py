@@ -162,6 +162,8 @@ def test_automatic_account_for_a_reply_is_one_the_sender_may_use(
     world = sending
     world.a.message.agent = world.agents["agent_b"]
     world.a.message.save(update_fields=["agent"])
+    # Store B's own account does not send here, so only accounts outside store B remain to choose from.
+    EmailAccount.objects.filter(pk=world.b.account.pk).update(outgoing_enabled=False)
     client = _api(world, "agent_b")
     refused = _send(client, in_reply_to=str(world.a.message.pk))
     assert refused.status_code == 400, refused.content
@@ -182,12 +184,14 @@ def test_automatic_account_for_a_reply_is_one_the_sender_may_use(
 def test_a_store_account_as_default_carries_no_other_stores_mail(sending: World) -> None:
     world = sending
     EmailAccount.objects.filter(pk=world.a.account.pk).update(default_outgoing=True)
+    EmailAccount.objects.filter(pk=world.b.account.pk).update(outgoing_enabled=False)
     before = _rows()
-    for role in ("agent_b", "nobody"):  # neither owns an account: the automatic choice is the default
+    for role in ("agent_b", "nobody"):  # no account of their own that sends: the automatic choice is the default
         refused = _send(_api(world, role))
         assert refused.json() == {"detail": ["There is no outgoing email account you may send this from. "
                                              "Ask an administrator to give you one."]}, role
     assert _rows() == before
+    EmailAccount.objects.filter(pk=world.b.account.pk).update(outgoing_enabled=True)
     named = _send(_api(world, "agent_b"), account=world.b.account.pk)  # store B's own account: theirs
     assert named.status_code == 202, named.content
     assert Message.objects.get(pk=named.json()["id"]).account == world.b.account
