@@ -102,6 +102,18 @@ def conversation_account(record: models.Model | None, parent: Message | None) ->
     return latest.account if latest else None
 
 
+def store_account(user: Any) -> EmailAccount | None:
+    """The outgoing account of a store ``user`` works in (the default outgoing one when it is theirs,
+    else the oldest). A store's agent writes to its customers as the store, so the answers come back
+    to the store's mailbox; the default outgoing account is for notifications and bulk mail (seed 000
+    §3.4) and may be a store-less notifications address, or another store's."""
+    stores = roles.store_ids(user)
+    if not stores:
+        return None
+    return EmailAccount.objects.filter(store_id__in=stores, outgoing_enabled=True).order_by(
+        "-default_outgoing", "id").first()
+
+
 def _no_account_for_user() -> SendRefused:
     return SendRefused(_("There is no outgoing email account you may send this from. "
                          "Ask an administrator to give you one."))
@@ -109,7 +121,8 @@ def _no_account_for_user() -> SendRefused:
 
 def choose_account(*, account: EmailAccount | None, kind: str, record: models.Model | None = None,
                    parent: Message | None = None, user: Any = None) -> EmailAccount:
-    """Seed 000 §3.4: the given account; else the conversation's; else the user's own; else the default.
+    """Seed 000 §3.4: the given account; else the conversation's; else the user's own; else their store's
+    (`store_account`); else the default.
 
     Notifications and bulk mail always leave through the default outgoing account. Mail a person
     sends (``user`` given) leaves only through an account they may send through (roles): one they
@@ -138,6 +151,7 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
     candidates: list[EmailAccount | None] = [conversation_account(record, parent)]
     if user is not None and getattr(user, "pk", None):
         candidates.append(EmailAccount.objects.filter(owner=user, outgoing_enabled=True).order_by("id").first())
+        candidates.append(store_account(user))
     for candidate in candidates:
         if candidate is not None and candidate.outgoing_enabled and usable(candidate):
             return candidate
