@@ -6,7 +6,8 @@ sends it). Mail a person writes names them the way helpdesks do, "Ana Pérez via
 `always_use_account_address` only the account is shown. Notifications, bulk mail and auto-replies
 are the organisation speaking: the account alone. The person's own address appears only when the
 account says answers go to them (`replies_to_agent`, as Reply-To). Replies come home: when the
-account does not receive mail, Reply-To is the default incoming account.
+account does not receive mail, Reply-To is a mailbox Buzón syncs (`reply_home`): the one the
+conversation came in through, else its store's, else the default incoming account.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from django.utils.translation import gettext as _
 from buzon.core import public_url
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
-from buzon.messages.models import Message
+from buzon.messages.models import Direction, Message
 from buzon.outbound import addresses, tokens, verbatim
 from buzon.outbound.models import OutgoingEmail
 from buzon.outbound.signing import Signer
@@ -55,6 +56,32 @@ def _home_address() -> str:
     return home.email_address if home else ""
 
 
+def reply_home(message: Message, account: EmailAccount, default: str | None = None) -> str:
+    """Where answers to mail from an account that does not receive go (its Reply-To): the receiving
+    account the conversation came in through (the message answered, else the record's latest received
+    mail); else a receiving account of the sending account's store, its default incoming one first;
+    else the default incoming account (`default`, when the caller already read it). The site's default
+    may be another store's mailbox, whose agents the answer is not for."""
+    received = Message.objects.filter(direction=Direction.INCOMING, account__incoming_enabled=True)
+    if message.store_id is not None:
+        received = received.filter(store_id=message.store_id)
+    conversation = []
+    if message.in_reply_to:
+        conversation.append(received.filter(message_id=message.in_reply_to))
+    if message.record_type_id and message.record_id:
+        conversation.append(received.filter(record_type_id=message.record_type_id, record_id=message.record_id))
+    for candidates in conversation:
+        found = candidates.order_by("-id").values_list("account__email_address", flat=True).first()
+        if found:
+            return found
+    if account.store_id is not None:
+        found = EmailAccount.objects.filter(store_id=account.store_id, incoming_enabled=True).order_by(
+            "-default_incoming", "id").values_list("email_address", flat=True).first()
+        if found:
+            return found
+    return _home_address() if default is None else default
+
+
 def sender_headers(message: Message, account: EmailAccount, kind: str, home: str | None = None) -> dict[str, str]:
     """From / Reply-To for this message, by the rules in the module docstring."""
     user = message.created_by if kind == "normal" else None
@@ -69,7 +96,7 @@ def sender_headers(message: Message, account: EmailAccount, kind: str, home: str
     if user_email and account.replies_to_agent and user_email.lower() != account.email_address.lower():
         headers["Reply-To"] = addresses.format_human(user_name, user_email)  # the admin chose so
     elif not account.incoming_enabled and kind not in INTERNAL_KINDS:
-        home = _home_address() if home is None else home
+        home = reply_home(message, account, home)
         if home and home.lower() != account.email_address.lower():
             # Every answer to the company must land in Buzón, not in a mailbox nobody reads.
             headers["Reply-To"] = home
