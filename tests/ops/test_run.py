@@ -118,7 +118,7 @@ STARTS = int(os.environ.get("BUZON_RUN_STARTS", "10"))
 
 @pytest.mark.timeout(STARTS * 130 + 300)
 def test_every_start_serves_a_signed_in_write_and_its_read_back_under_cpu_load(tmp_path):
-    """Start `buzon run` again and again with every core busy: each start must answer /readyz, sign an
+    """Start `buzon run` again and again with a core kept busy: each start must answer /readyz, sign an
     agent in, save a customer's address (its first write imports the inbound pipeline) and read it back,
     each request within 20 s: a web worker forked with a lock another thread held hangs there."""
     env = live_run.run_env(tmp_path)

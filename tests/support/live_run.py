@@ -56,10 +56,10 @@ def prepare(env: dict[str, str], cwd: Path = ROOT) -> int:
 
 
 @contextmanager
-def busy_cpus(count: int | None = None) -> Iterator[None]:
-    """Busy-loop processes on every core while the block runs: start-up races become likely."""
-    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-             for _ in range(count or os.cpu_count() or 2)]
+def busy_cpus(count: int = 1) -> Iterator[None]:
+    """Busy-loop processes while the block runs, so that start-up races become likely. One by default:
+    `make test` runs other tests beside this one, some of them timed."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
         yield
     finally:
