@@ -20,7 +20,8 @@ class StoreSerializer(serializers.ModelSerializer[Store]):
 
 
 class StoreViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Store]):
-    """Stores: an online shop or branch; it owns email accounts (at most 10 incoming ones)."""
+    """Stores: an online shop or branch; it owns email accounts (at most BUZON_MAX_INCOMING_ACCOUNTS_PER_STORE
+    incoming ones, 10 unless set)."""
 
     queryset = Store.objects.all()
     serializer_class = StoreSerializer

@@ -162,8 +162,8 @@ def check_store_limit(account: EmailAccount, errors: Errors) -> None:
     others = EmailAccount.objects.filter(store_id=account.store_id, incoming_enabled=True).exclude(pk=account.pk)
     if others.count() >= limit:
         errors.add("store", _(
-            "The store “%(store)s” already has %(limit)s incoming email accounts, the most allowed. "
-            "Disable one of them, or use another store."
+            "The store “%(store)s” already has %(limit)s incoming email accounts, the most allowed "
+            "(the BUZON_MAX_INCOMING_ACCOUNTS_PER_STORE setting). Disable one of them, or use another store."
         ) % {"store": account.store, "limit": limit}, code="store_limit")
 
 

@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
+
+
+def store_limit_text() -> str:
+    """The store field's help, with the limit this site set (read when shown, not at import)."""
+    return str(_("The online shop or branch this account belongs to (at most %(limit)s incoming accounts per "
+                 "store: the BUZON_MAX_INCOMING_ACCOUNTS_PER_STORE setting).")
+               % {"limit": settings.MAX_INCOMING_ACCOUNTS_PER_STORE})
+
 
 FALLBACK_HELP: dict[str, StrOrPromise] = {
     # Domains and accounts
@@ -35,7 +45,7 @@ FALLBACK_HELP: dict[str, StrOrPromise] = {
                        "Yahoo...) need no email domain; any other address needs its domain created first."),
     "display_name": _("The name recipients see next to the address, e.g. Customer Support."),
     "domain": _("Leave blank to pick the domain of the address automatically."),
-    "store": _("The online shop or branch this account belongs to (at most 10 incoming accounts per store)."),
+    "store": lazy(store_limit_text, str)(),
     "password": _("The mailbox password, or an app password where the provider requires one."),
     # Incoming
     "incoming_enabled": _("Download mail from this account's inbox into Buzón."),

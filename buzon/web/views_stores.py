@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, ProtectedError
@@ -40,7 +41,8 @@ def _crumbs(*more: crumbs.Crumb) -> list[crumbs.Crumb]:
 @login_required
 def store_list(request: HttpRequest) -> HttpResponse:
     stores = roles.visible_stores(request.user).annotate(account_count=Count("email_accounts"))
-    return render(request, "web/stores/list.html", {"stores": stores, "breadcrumbs": _crumbs()})
+    return render(request, "web/stores/list.html", {"stores": stores, "breadcrumbs": _crumbs(),
+                                                    "incoming_limit": settings.MAX_INCOMING_ACCOUNTS_PER_STORE})
 
 
 @staff_required
