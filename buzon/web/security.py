@@ -12,14 +12,16 @@ page but the verify page, sign-out and static files is served.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django_otp import user_has_device
+
+from buzon.web.next_url import is_local_path
 
 Handler = Callable[[HttpRequest], HttpResponse]
 
@@ -76,8 +78,9 @@ class SecondFactorMiddleware:
             if request.path.startswith("/api/"):
                 return JsonResponse({"detail": _("Enter your second-factor code first.")}, status=403)
             target = reverse("web:two-factor-verify")
-            if request.method == "GET" and url_has_allowed_host_and_scheme(request.get_full_path(), None):
-                return redirect(f"{target}?next={request.get_full_path()}")
+            if request.method == "GET" and is_local_path(request.get_full_path()):
+                # Encoded: a page address with its own query (?q=a&page=2) comes back whole.
+                return redirect(f"{target}?{urlencode({'next': request.get_full_path()}, safe='/')}")
             return redirect(target)
         return self.get_response(request)
 

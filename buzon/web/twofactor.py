@@ -19,7 +19,6 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -31,6 +30,7 @@ from buzon.mailboxes.audit import record_second_factor
 from buzon.web.access import staff_required
 from buzon.web.forms import BootstrapFormMixin
 from buzon.web.models import CODE_COUNT, RecoveryCodeDevice, looks_like_recovery_code
+from buzon.web.next_url import local_next
 
 WRONG = gettext_lazy("That code is not right. Check the time on your phone and try again.")
 
@@ -146,9 +146,7 @@ def _enrol(request: HttpRequest) -> HttpResponse:
 @never_cache
 def verify(request: HttpRequest) -> HttpResponse:
     """The second step of sign-in for users with a confirmed device (or one of their recovery codes)."""
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
-        next_url = ""
+    next_url = local_next(request, "web:home")
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = check_code(request, form.cleaned_data["code"])
@@ -159,6 +157,6 @@ def verify(request: HttpRequest) -> HttpResponse:
                 messages.warning(request, _("You signed in with a recovery code; %(left)s of %(all)s are left. "
                                             "Make new ones under Two-step sign-in if you are running out.")
                                  % {"left": left, "all": CODE_COUNT})
-            return redirect(next_url or "web:home")
+            return redirect(next_url)
         form.add_error("code", WRONG)
     return render(request, "web/security/verify.html", {"form": form, "next": next_url})

@@ -33,6 +33,7 @@ from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message, MessageStatus
 from buzon.sync import truncate
 from buzon.sync.models import RawMessage
+from buzon.web.next_url import local_next
 
 # The sanitiser (nh3) writes every attribute as name="value". Any image source but the message's own
 # parts (cid:) and inline data is held back until the reader asks: whatever its spelling (" http:",
@@ -244,4 +245,4 @@ def agent_status(request: HttpRequest) -> HttpResponse:
     if agent is not None and status in Agent.Status.values:
         agent.status = status
         agent.save(update_fields=["status"])
-    return redirect(request.POST.get("next") or "web:inbox")
+    return redirect(local_next(request, "web:inbox"))  # back to the page the menu was on, if it is ours
