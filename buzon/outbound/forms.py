@@ -55,7 +55,7 @@ def _addresses(value: str) -> list[str]:
 class ComposeForm(BootstrapMixin, forms.Form):
     account = forms.ModelChoiceField(
         EmailAccount.objects.filter(outgoing_enabled=True), required=False, label=_("Send from"),
-        empty_label=_("Automatic (conversation, your account, or the default)"))
+        empty_label=_("Automatic (conversation, your account, your store's, or the default)"))
     to = forms.CharField(label=_("To"), help_text=_("Addresses separated by commas."))
     cc = forms.CharField(label=_("Cc"), required=False)
     bcc = forms.CharField(label=_("Bcc"), required=False)
