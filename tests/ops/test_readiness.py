@@ -3,6 +3,8 @@ migration the code needs, 503 naming the database otherwise; ready again once th
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
@@ -62,6 +64,7 @@ def test_readyz_reads_the_database_and_wants_every_migration(tmp_path):
         web.send_signal(signal.SIGTERM)
         try:
             web.wait(30)
-        except subprocess.TimeoutExpired:
-            web.kill()
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # gunicorn's workers too, if any is left
+                os.killpg(web.pid, signal.SIGKILL)
             web.wait(10)

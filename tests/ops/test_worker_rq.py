@@ -4,10 +4,13 @@ threads (heartbeat, periodic jobs, RQ's pub/sub listener), copying their locks i
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +38,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.fixture
-def own_redis(redis_url: str) -> str:
+def own_redis(redis_url: str) -> Iterator[str]:
     """A Redis database of its own: no other test's worker takes this one's scheduler lock or jobs."""
     url = redis_url.rsplit("/", 1)[0] + "/15"
     redis.Redis.from_url(url).flushdb()
@@ -67,9 +70,9 @@ def test_a_deferred_task_runs_on_time_and_the_worker_forks_nothing(tmp_path, own
         assert worker.wait(30) == 0
         assert connection.get("rq:scheduler-lock:default") is None  # released: another worker's takes over
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(10)
+        with contextlib.suppress(ProcessLookupError):  # the worker and anything it forked
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
 
 
 def _hostname() -> str:
