@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "buzon.crm.presence.PresenceMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "buzon.web.security.SecondFactorMiddleware",
+    # An invited person serves no page or API call until they set their password (buzon.core.invitations).
+    "buzon.web.invited.PasswordPendingMiddleware",
     "buzon.web.security.ContentSecurityPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -273,6 +275,8 @@ PERIODIC_TASKS = {
 # A signed-in session unused this long no longer counts as "online" (buzon.crm.presence); the bell
 # polls every minute, so a browser left open stays online.
 AGENT_ONLINE_IDLE_MINUTES = config.env_int("BUZON_ONLINE_IDLE_MINUTES", 10)
+# How long an invitation link to set one's first password works (buzon.core.invitations).
+INVITATION_DAYS = config.env_int("BUZON_INVITATION_DAYS", 7)
 # A stored message still unprocessed this long after arrival lost its task (worker killed, Redis restarted).
 INBOUND_REQUEUE_AFTER_S = config.env_int("BUZON_INBOUND_REQUEUE_AFTER", 300)
 # In-process counters each process's heartbeat publishes (summed by /metrics): name -> dotted path.

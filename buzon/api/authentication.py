@@ -17,7 +17,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
 from rest_framework.request import Request
 
-from buzon.core import api_tokens
+from buzon.core import api_tokens, invitations
 from buzon.core.signin import TOKEN_USERNAME
 
 
@@ -43,6 +43,8 @@ class ApiTokenAuthentication(TokenAuthentication):  # type: ignore[misc]
             # django-axes counts it (and marks the request locked out when this one reaches the limit).
             user_login_failed.send(sender=__name__, credentials=credentials, request=http_request)
             raise
+        if invitations.is_pending(user):  # invited, password not chosen yet: nothing answers them
+            raise exceptions.AuthenticationFailed(_("Set your password through your invitation link first."))
         api_tokens.mark_used(row)
         return user, row
 

@@ -18,9 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from buzon.api.people import ManagesPeople, guarded
 from buzon.api.permissions import ManagesAgents, VisibleRowsMixin
 from buzon.core.language import language_of
-from buzon.crm import notifications, records, roles
+from buzon.crm import agent_groups, notifications, people, records, roles
 from buzon.crm.models import Agent, AgentGroup, Contact, Customer, CustomerEmail, JobApplicant, Notification, Ticket
 from buzon.inbound import notices
 from buzon.inbound.context import describe
@@ -274,7 +275,21 @@ class AgentViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Agent]):
                 raise PermissionDenied(_("Only administrators change which user or stores an agent has."))
             if "groups" in data:
                 _refuse_group_changes(user, agent, set(data["groups"]))
-        serializer.save()
+        # Status and groups through buzon.crm.people (which audits them), the rest (administrators'
+        # user and stores) saved here and audited as the person's change.
+        data = serializer.validated_data  # type: ignore[union-attr]
+        with transaction.atomic():
+            if "status" in data:
+                status_given = data.pop("status")
+                guarded(lambda: people.set_status(user, agent, status_given))
+            if "groups" in data:
+                groups_given = data.pop("groups")
+                guarded(lambda: people.set_groups(user, agent, groups_given))
+            if data:
+                before = people.snapshot(agent.user)
+                serializer.save()
+                people.record(user, agent.user, before)
+            agent.refresh_from_db()
 
     @action(detail=False, methods=["get", "post"], url_path="me", permission_classes=[permissions.IsAuthenticated])
     def me(self, request: Request) -> Response:
@@ -284,8 +299,7 @@ class AgentViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Agent]):
         if request.method == "POST":
             given = AgentStatusSerializer(data=request.data)
             given.is_valid(raise_exception=True)
-            agent.status = given.validated_data["status"]
-            agent.save(update_fields=["status"])
+            people.set_status(request.user, agent, given.validated_data["status"])
         return Response(AgentSerializer(agent).data)
 
 
@@ -297,27 +311,39 @@ class AgentGroupSerializer(serializers.ModelSerializer[AgentGroup]):
         fields = ("id", "name", "store", "agents")
 
 
+class ManagesAgentGroups(ManagesPeople):
+    """Read by everyone signed in (rows scoped by roles.visible); changed by managers (agent_groups decides)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return bool(request.user and request.user.is_authenticated and request.user.is_active)
+        return super().has_permission(request, view)
+
+
 class AgentGroupViewSet(VisibleRowsMixin, viewsets.ModelViewSet[AgentGroup]):
-    """Agent groups. Administrators manage them; a supervisor adds and removes the agents of their
-    stores in their stores' groups (never a group's name or store)."""
+    """Agent groups. Administrators manage them all; a supervisor creates, renames, deletes and sets the
+    members of their stores' groups (keeping them in those stores; only agents they manage join or
+    leave). A group an email account uses for new customers cannot be deleted (400 saying which)."""
 
     queryset = AgentGroup.objects.prefetch_related("agents")
     serializer_class = AgentGroupSerializer
-    permission_classes = [ManagesAgents]
+    permission_classes = [ManagesAgentGroups]
+
+    def perform_create(self, serializer: serializers.BaseSerializer[AgentGroup]) -> None:
+        data = serializer.validated_data  # type: ignore[union-attr]
+        serializer.instance = guarded(lambda: agent_groups.create_group(
+            self.request.user, data["name"], data.get("store"), data.get("agents", [])))
 
     def perform_update(self, serializer: serializers.BaseSerializer[AgentGroup]) -> None:
-        user, group = self.request.user, serializer.instance
+        group, data = serializer.instance, serializer.validated_data  # type: ignore[union-attr]
         assert group is not None
-        if not roles.is_admin(user):
-            data = serializer.validated_data  # type: ignore[union-attr]
-            if not roles.managed_groups(user).filter(pk=group.pk).exists():
-                raise PermissionDenied(_("Only administrators change groups of stores you do not supervise."))
-            if not _unchanged(group, data, ("name", "store")):
-                raise PermissionDenied(_("Only administrators rename a group or move it to another store."))
-            given = set(data.get("agents", group.agents.all()))
-            for agent in given ^ set(group.agents.all()):
-                _refuse_group_changes(user, agent, set(agent.groups.all()) ^ {group})
-        serializer.save()
+        guarded(lambda: agent_groups.update_group(
+            self.request.user, group, name=data.get("name"), store=data["store"] if "store" in data else False,
+            members=data.get("agents")))
+        group.refresh_from_db()
+
+    def perform_destroy(self, instance: AgentGroup) -> None:
+        guarded(lambda: agent_groups.delete_group(self.request.user, instance))
 
 
 class NotificationSerializer(serializers.ModelSerializer[Notification]):

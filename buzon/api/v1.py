@@ -8,6 +8,7 @@ from buzon.api import crm as api_crm
 from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
 from buzon.api import outbound as api_outbound
+from buzon.api import people as api_people
 from buzon.api import stores as api_stores
 from buzon.api import tokens as api_tokens
 
@@ -33,6 +34,7 @@ router.register("tickets", api_crm.TicketViewSet, basename="ticket")
 router.register("job-applicants", api_crm.JobApplicantViewSet, basename="job-applicant")
 router.register("agents", api_crm.AgentViewSet, basename="agent")
 router.register("agent-groups", api_crm.AgentGroupViewSet, basename="agent-group")
+router.register("users", api_people.UserViewSet, basename="user")  # people (buzon/api/people.py)
 router.register("notifications", api_crm.NotificationViewSet, basename="notification")
 
 # Listed before the router's routes, so "messages/send/" is never read as a message id.

@@ -80,6 +80,11 @@ class UserPreferences(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
     # Not choices=settings.LANGUAGES: the site's languages are a setting, not a schema change.
     language = models.CharField(_("language"), max_length=10, blank=True)
+    # Invited, not yet signed in: no page or API answers them until they set their own password through
+    # the invitation link (buzon.core.invitations). ``invited_at`` is the latest invitation's: a new one
+    # makes the links sent before it stop working.
+    must_set_password = models.BooleanField(_("must set a password"), default=False)
+    invited_at = models.DateTimeField(_("invited at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("user preferences")

@@ -4,7 +4,7 @@ First evenly among signed-in agents whose status is ``free``; when there is none
 others: at lunch, busy, on break, offline, or not signed in (``Agent.online``, buzon.crm.presence:
 a "free" agent who signed out is not free to answer).
 "Evenly" counts the customers this group already gave
-each agent; ties go to the lowest agent id, so the choice is deterministic. Only agents who work in
+each agent; ties go to the lowest agent id, so the choice is deterministic. Only active agents who work in
 the customer's store are chosen: stores are walls, and a group is not (it may hold any agent).
 
 Race-free with many workers: the group's row is locked (SELECT ... FOR UPDATE) for the rest of the
@@ -27,7 +27,7 @@ def choose_agent(group: AgentGroup, store_id: int | None = None) -> Agent | None
     """The next agent of ``group`` for a new customer of ``store_id``: only agents who work in that
     store (a group given to a store's account may hold other stores' agents; stores are walls).
     A store-less customer may get any agent of the group, as before stores."""
-    agents = group.agents.all()
+    agents = group.agents.filter(user__is_active=True)  # a deactivated person gets no one
     if store_id is not None:
         agents = agents.filter(stores=store_id)
     agents = agents.annotate(load=Count("customers", filter=Q(customers__agent_group=group)))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
@@ -92,6 +93,18 @@ def signed_out(sender: Any, request: HttpRequest | None, user: Any, **kwargs: An
 def connect() -> None:
     user_logged_in.connect(signed_in, dispatch_uid="buzon.crm.presence.signed_in")
     user_logged_out.connect(signed_out, dispatch_uid="buzon.crm.presence.signed_out")
+
+
+def sign_out_everywhere(user: Any) -> int:
+    """End every browser session ``user`` signed in with (a deactivated user, a new invitation), and
+    set them offline. Returns how many sessions ended."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    keys = list(SignedInSession.objects.filter(user_id=user.pk).values_list("session_key", flat=True))
+    for key in keys:
+        store(session_key=key).delete()
+    SignedInSession.objects.filter(user_id=user.pk).delete()
+    Agent.objects.filter(user_id=user.pk, online=True).update(online=False)
+    return len(keys)
 
 
 def sweep(now: dt.datetime | None = None) -> int:

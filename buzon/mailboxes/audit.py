@@ -1,5 +1,7 @@
 """The audit log: who changed which setting of which email account, email domain or store, and when;
-and who enrolled or removed a second factor, or signed in with a recovery code (record_second_factor).
+who enrolled or removed a second factor, or signed in with a recovery code (record_second_factor);
+and who created, changed or deactivated a person or an agent group (record_people_change, sent by
+buzon.crm.people for the web UI and the API alike).
 
 Entries are written on the models' save/delete (signals connected in MailboxesConfig.ready), so every
 face that changes settings is covered: the mailboxes services (web UI and API), the store pages and
@@ -42,7 +44,14 @@ FIELD_LABELS = {
 }
 TARGETS = {"mailboxes.emailaccount": "account", "mailboxes.emaildomain": "domain", "crm.store": "store"}
 #: What a user's second-factor entries (target "user") name: the device never has values shown.
-USER_FIELDS = {"two_factor": _("two-step sign-in (authenticator app)"), "recovery_codes": _("unused recovery codes")}
+USER_FIELDS = {"two_factor": _("two-step sign-in (authenticator app)"), "recovery_codes": _("unused recovery codes"),
+               # People (buzon.crm.people): a person's account, roles and agent settings.
+               "username": _("username"), "first_name": _("first name"), "last_name": _("last name"),
+               "email": _("email address"), "language": _("language"), "is_active": _("active"),
+               "is_admin": _("administrator"), "is_supervisor": _("supervisor"), "stores": _("stores"),
+               "groups": _("agent groups"), "status": _("status"), "invitation": _("invitation to set a password")}
+#: What an agent group's entries (target "group") name.
+GROUP_FIELDS = {"name": _("name"), "store": _("store"), "agents": _("agents")}
 
 _request: ContextVar[HttpRequest | None] = ContextVar("buzon_audit_request", default=None)
 _actor: ContextVar[Any] = ContextVar("buzon_audit_actor", default=None)
@@ -145,6 +154,18 @@ def record_second_factor(user: Any, action: str, changes: list[dict[str, Any]]) 
     )
 
 
+def record_people_change(sender: Any, actor: Any, target: str, target_id: int, label: str, action: str,
+                         changes: list[dict[str, Any]], **kwargs: Any) -> None:
+    """A person or an agent group changed (buzon.crm.people.changed): who did it, and what."""
+    from buzon.mailboxes.models import AuditEntry
+
+    actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else current_user()
+    AuditEntry.objects.create(
+        actor=actor, actor_name=actor.get_username() if actor is not None else "", action=action,
+        target_type=target, target_id=target_id, target_label=label[:300], changes=changes,
+    )
+
+
 def _pre_save(sender: type[models.Model], instance: models.Model, raw: bool = False,
               update_fields: frozenset[str] | None = None, **kwargs: Any) -> None:
     if raw or (update_fields is not None and not (set(update_fields) - (NOT_SETTINGS - SECRET_FIELDS))):
@@ -178,6 +199,10 @@ def _post_delete(sender: type[models.Model], instance: models.Model, **kwargs: A
 def connect_signals() -> None:
     from django.apps import apps
 
+    from buzon.crm import people
+
+    people.changed.connect(record_people_change, dispatch_uid="buzon-audit-people")
+
     for label in TARGETS:
         model = apps.get_model(label)
         uid = f"buzon-audit-{label}"
@@ -191,6 +216,8 @@ def _field_label(target_type: str, name: str) -> str:
 
     if target_type == "user":
         return str(USER_FIELDS.get(name, name))
+    if target_type == "group":
+        return str(GROUP_FIELDS.get(name, name))
     if name in FIELD_LABELS:
         return str(FIELD_LABELS[name])
     label = next((key for key, value in TARGETS.items() if value == target_type), None)

@@ -19,7 +19,8 @@ class AuditEntry(models.Model):
         ACCOUNT = "account", _("Email account")
         DOMAIN = "domain", _("Email domain")
         STORE = "store", _("Store")
-        USER = "user", _("User")  # their second factor (buzon.web.twofactor)
+        USER = "user", _("User")  # their second factor (buzon.web.twofactor), their roles (buzon.crm.people)
+        GROUP = "group", _("Agent group")  # buzon.crm.agent_groups
 
     at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("who"), null=True, blank=True,

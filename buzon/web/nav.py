@@ -44,6 +44,7 @@ NAV: list[NavItem] = [
     NavItem("web:deliverability", _("Deliverability"), "shield-check", "settings", staff_only=True),
     NavItem("web:store-list", _("Stores"), "shop", "settings"),
     NavItem("web:agent-list", _("Agents"), "person-gear", "settings", managers_only=True),
+    NavItem("web:group-list", _("Agent groups"), "diagram-3", "settings", managers_only=True),
     NavItem("web:processes", _("Processes"), "cpu", "settings", staff_only=True),
     NavItem("web:audit", _("Audit log"), "journal-text", "settings", staff_only=True),
     NavItem("web:troubleshooting", _("Troubleshooting"), "life-preserver", "settings"),

@@ -1,7 +1,9 @@
-"""Settings → Agents: a supervisor sets the status and agent groups of their stores' agents.
+"""Settings → Agents: a supervisor sets the status and agent groups of their stores' agents, and
+opens each person's page (buzon.web.views_people) to edit, invite or deactivate them.
 
-Administrators see every agent and group. What may change is decided by buzon.crm.roles
-(managed_agents, managed_groups, joinable_groups), the same rules the API applies.
+Administrators see every agent and group, and the people who are not agents. What may change is
+decided by buzon.crm.roles (managed_agents, managed_groups, joinable_groups) and done by
+buzon.crm.people, the same rules and functions the API uses.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -18,7 +21,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from buzon.crm import roles
+from buzon.crm import people, roles
 from buzon.crm.models import Agent
 from buzon.web import crumbs
 from buzon.web.access import agent_managers
@@ -28,7 +31,7 @@ PAGE_SIZE = 50
 
 
 def _agents(request: HttpRequest) -> Any:
-    return (roles.managed_agents(request.user).select_related("user")
+    return (roles.managed_agents(request.user).select_related("user", "user__preferences")
             .prefetch_related("stores", "groups").order_by("user__username"))
 
 
@@ -41,8 +44,11 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         member_of = {group.pk for group in agent.groups.all()}
         rows.append({"agent": agent, "groups": [(group, group.pk in member_of)
                                                 for group in roles.joinable_groups(request.user, agent, groups)]})
+    # Administrators also manage people who are not agents (the first administrator, for one).
+    others = (get_user_model().objects.filter(agent__isnull=True).order_by("username")[:PAGE_SIZE]
+              if roles.is_admin(request.user) else [])
     return render(request, "web/agents/list.html", {
-        "rows": rows, "page": page, "statuses": Agent.Status.choices,
+        "rows": rows, "page": page, "statuses": Agent.Status.choices, "others": others,
         "breadcrumbs": [*crumbs.home(), (_("Agents"), None)],
     })
 
@@ -56,12 +62,9 @@ def agent_update(request: HttpRequest, pk: int) -> HttpResponse:
     if status not in Agent.Status.values:
         messages.error(request, _("Choose one of the listed statuses."))
         return redirect("web:agent-list")
-    changeable = roles.joinable_groups(request.user, agent, roles.managed_groups(request.user))
     checked = {int(value) for value in request.POST.getlist("groups") if value.isdigit()}
-    kept = [group for group in agent.groups.all() if group not in changeable]
-    with transaction.atomic():
-        agent.status = status
-        agent.save(update_fields=["status"])
-        agent.groups.set([*kept, *(group for group in changeable if group.pk in checked)])
+    with transaction.atomic():  # buzon.crm.people decides what may change, and audits it
+        people.set_status(request.user, agent, status)
+        people.set_groups(request.user, agent, roles.managed_groups(request.user).filter(pk__in=checked))
     messages.success(request, _("%(agent)s saved.") % {"agent": agent})
     return redirect(reverse("web:agent-list") + f"#agent-{agent.pk}")

@@ -24,3 +24,13 @@ document.addEventListener("DOMContentLoaded", function () {
     htmx.ajax("GET", form.dataset.bzComposeUrl + "?" + params.toString(), { target: "#compose-body", swap: "innerHTML" });
   });
 });
+
+// <button data-bz-copy="ID">: copy the value of the element with that id (an invitation link).
+document.addEventListener("click", function (event) {
+  var button = event.target instanceof Element ? event.target.closest("[data-bz-copy]") : null;
+  if (!button) return;
+  var field = document.getElementById(button.getAttribute("data-bz-copy"));
+  if (!field) return;
+  field.select();
+  if (navigator.clipboard) navigator.clipboard.writeText(field.value);
+});
