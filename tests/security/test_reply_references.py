@@ -309,3 +309,35 @@ def test_agent_groups_of_another_store_answer_like_missing_ones(world: World) ->
     assert world.a.group.name.encode() not in refused.content
     assert client.patch(f"/api/v1/agents/{agent}/", {"groups": [world.b.group.pk]},
                         format="json").status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_browser_compose_with_a_forged_reply_field_is_refused(world: World, browser_page: Any,
+                                                              smtp_starttls: SMTPServer, pool: SMTPPool) -> None:
+    """Store B's agent, in Chromium: the hidden reply field set by hand to store A's message is refused
+    on the page with the words for a missing message; the same form without it sends as store B."""
+    from tests.support.browser import screenshot, sign_in
+
+    _sends_to(world.b.account, smtp_starttls)
+    page = browser_page
+    sign_in(page, "bruno", "bruno-pw-123")
+    page.goto(f"/compose/?reply={world.a.message.pk}")
+    assert page.input_value("#id_subject") == "" and page.input_value("#id_in_reply_to") == ""
+    page.fill("#id_to", "cliente@example.org")
+    page.fill("#id_subject", "Re: hola")
+    page.fill("#id_text", "Respuesta")
+    page.locator("#id_in_reply_to").evaluate("(field, value) => { field.value = value; }", str(world.a.message.pk))
+    page.click("#send")
+    page.wait_for_selector("#form-errors")
+    assert "There is no message with this id or Message-ID that you can reply to." in page.inner_text("#form-errors")
+    assert "tienda-a" not in page.content()
+    screenshot(page, "security-forged-reply-refused")
+    assert not Message.objects.filter(direction=Direction.OUTGOING, subject__startswith="Re: hola").exists()
+    page.locator("#id_in_reply_to").evaluate("field => { field.value = ''; }")
+    page.click("#send")
+    page.wait_for_selector("#status")
+    sent = Message.objects.get(direction=Direction.OUTGOING, subject="Re: hola")
+    assert sent.account == world.b.account
+    deliver_due(pool=pool)
+    assert [m.mail_from for m in smtp_starttls.messages] == [world.b.account.email_address]
