@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "buzon.messages",
     "buzon.inbound",
     "buzon.outbound",
+    "buzon.workspace",
     "buzon.api",
     "buzon.web",
     # Sign-in protection (see the "Sign-in protection" block below).

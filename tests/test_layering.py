@@ -19,8 +19,10 @@ LAYERS: dict[str, set[str]] = {
     "messages": {"sync", "mailboxes", "crm", "core"},
     "inbound": {"messages", "sync", "mailboxes", "crm", "core"},
     "outbound": {"messages", "sync", "mailboxes", "crm", "core"},
-    "api": {"inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
-    "web": {"inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
+    # The workspace: what people do with conversations (actions, access, reads), for both faces.
+    "workspace": {"inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
+    "api": {"workspace", "inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
+    "web": {"workspace", "inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
 }
 # The pipeline's steps are reached by the sync engine only through settings.INBOUND_TASK.
 

@@ -35,7 +35,8 @@ from buzon.inbound.context import Context, Duplicate, Skip, StopPipeline
 from buzon.inbound.pipeline import STEPS, TAKEN, WAITING, run_pipeline
 from buzon.inbound.reprocess import import_skipped_from
 from buzon.inbound.steps import assign, bounced, classify, customer, deduplicate, parse, route, store, thread
-from buzon.messages import targets
+from buzon.messages import placement, targets
+from buzon.messages.conversations import Conversation
 from buzon.messages.models import Attachment, Direction, Message
 from buzon.sync import deletion
 from buzon.sync.models import KEY_ONLY, RawMessage
@@ -323,16 +324,19 @@ def _records(contexts: list[Context]) -> list[Context]:
     return contexts
 
 
-def _store(contexts: list[Context]) -> None:
-    """The store step for one generation: inserts and updates in bulk."""
+def _store(contexts: list[Context]) -> list[Conversation]:
+    """The store step for one generation: inserts and updates in bulk; returns the conversations it
+    started (their counts are written once the batch is stored)."""
     for ctx in contexts:
         if ctx.customer is not None and ctx.customer.agent_id is not None and assign.same_store(ctx):
             ctx.message.agent_id = ctx.customer.agent_id  # what the assign step would save one by one
     messages = [store.prepare(ctx) for ctx in contexts]
-    Message.objects.bulk_create(messages)
+    started = placement.place_many([(ctx.message, ctx.parent) for ctx in contexts])
+    Message.objects.bulk_create(messages)  # counted in their conversations once the batch is stored (_bulk)
     Attachment.objects.bulk_create([a for ctx in contexts for a in store.attachments(ctx)])
     RawMessage.objects.filter(pk__in=[c.raw.pk for c in contexts]).update(
         status=RawMessage.Status.PROCESSED, status_reason="")
+    return started
 
 
 def _after_store(contexts: list[Context], skipped: list[Context]) -> None:
@@ -398,11 +402,14 @@ def _bulk(chunk: list[int], *, room: int = 0, queued: bool = False,
         threads = _timed("thread", batch_threads.resolve, _timed("deduplicate+classify", _new_only, parsed, batch),
                          known, batch.copies)
         stored: list[Context] = []
+        started: list[Conversation] = []
         for generation in threads.generations:  # parents before their replies
             contexts = _timed("thread", _threaded, generation, threads, batch)
             contexts = _timed("route", _records, _timed("customer", _customers, contexts, batch))
-            _timed("store", _store, contexts)
+            started += _timed("store", _store, contexts)
             stored += contexts
+        # bulk inserts skip Message.save: one UPDATE per conversation, with the batch's mail in arrival order
+        _timed("store", placement.record_activity, [c.message for c in stored], started)
         _timed("after store", _after_store, stored, batch.skipped)
         _timed("finish", _finish, batch)
         # imported (stored, or a duplicate of mail held): the sync may now delete the server's copy

@@ -52,7 +52,8 @@ def _stored_parents(ids: set[Key], known: Known) -> dict[Key, Message]:
     by_id = {k: v for k, v in by_id.items() if k in ids}
     if not by_id:
         return {}
-    rows = Message.objects.only("id", "direction", "record_type_id", "record_id").in_bulk(set(by_id.values()))
+    rows = Message.objects.only("id", "direction", "record_type_id", "record_id", "conversation_id").in_bulk(
+        set(by_id.values()))
     batch_lookups.attach_records(known, list(rows.values()))  # what parent.record would fetch, fetched once
     return {k: rows[v] for k, v in by_id.items() if v in rows}
 

@@ -18,11 +18,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from buzon.crm.models import Agent, Customer, Store
 from buzon.mailboxes.models import EmailAccount
+from buzon.messages.conversations import Conversation
 from buzon.sync.models import RawMessage
 
 
@@ -87,6 +88,12 @@ class Message(models.Model):
     record_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
     record_id = models.PositiveBigIntegerField(null=True, blank=True)
     record = GenericForeignKey("record_type", "record_id")
+    # Given when the row is written (buzon.messages.placement); not db_index: the (conversation,
+    # created_at, id) index below starts with it and reads a thread in order.
+    conversation = models.ForeignKey(
+        Conversation, verbose_name=_("conversation"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="messages", db_index=False,
+    )
     # Written by the inbound pipeline.
     classification = models.CharField(
         _("classification"), max_length=12, choices=Classification.choices, default=Classification.NORMAL
@@ -114,6 +121,7 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["record_type", "record_id"]), models.Index(fields=["account", "-created_at"]),
             models.Index(fields=["store", "-created_at", "-id"], name="message_store_created"),
+            models.Index(fields=["conversation", "created_at", "id"], name="message_conversation_created"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["store", "dedupe_key"], name="message_dedupe_once_per_store"),
@@ -129,7 +137,15 @@ class Message(models.Model):
         # one (a script, a test, an integrator) still gets its account's, never "no store" by omission.
         if self._state.adding and self.store_id is None and self.account_id is not None:
             self.store_id = self.account.store_id  # type: ignore[union-attr]  # the instance given: no query
-        super().save(*args, **kwargs)
+        if not self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        # Every message belongs to a conversation from its first write, in the same transaction.
+        from buzon.messages import placement
+        with transaction.atomic():
+            placement.place(self)
+            super().save(*args, **kwargs)
+            placement.record_activity([self])
 
 
 class Attachment(models.Model):

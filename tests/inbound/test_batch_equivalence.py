@@ -30,13 +30,14 @@ from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.core.management.color import no_style
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from buzon.crm.models import Agent, AgentGroup, Customer, CustomerEmail, JobApplicant, Notification, Store, Ticket
 from buzon.inbound import pipeline
 from buzon.inbound.batch import run_batch
 from buzon.inbound.models import AutoReplySent
 from buzon.messages import targets
+from buzon.messages.conversations import Conversation
 from buzon.messages.models import Direction, Message, MessageStatus, UndeliverableAddress
 from buzon.sync.models import RawMessage
 from tests.inbound.helpers import mail, store_raw, support_account
@@ -308,9 +309,34 @@ def _record_label(labels: _Labels, record: Any) -> str | None:
     return labels.token(target.prefix, str(record.pk)) if target else repr(record)
 
 
+def _conversations(labels: _Labels) -> tuple[dict[int, str], list[Any]]:
+    """Conversations named by their messages' labels (ids differ between the runs), with what the inbox
+    shows of each; timestamps are the runs' own, so their order is compared instead."""
+    members: dict[int, list[str]] = {}
+    for pk, conversation_id in Message.objects.values_list("pk", "conversation_id"):
+        assert conversation_id is not None, f"message {labels.message.get(pk)} has no conversation"
+        members.setdefault(conversation_id, []).append(str(labels.message.get(pk)))
+    name = {pk: " + ".join(sorted(m)) for pk, m in members.items()}
+    rows = []
+    for c in Conversation.objects.all():
+        assert c.message_count == len(members.get(c.pk, [])), name.get(c.pk)
+        # last activity: a customer's mail or a person's; automatic mail only counts
+        shown = Q(direction=Direction.INCOMING, classification="normal") | Q(created_by__isnull=False)
+        assert c.last_message_at == Message.objects.filter(shown, conversation=c).order_by(
+            "-created_at").values_list("created_at", flat=True).first()
+        rows.append((name.get(c.pk, "empty"), c.message_count, c.status, labels.text(c.subject),
+                     labels.customer.get(c.customer_id) if c.customer_id else None,
+                     labels.agent.get(c.agent_id) if c.agent_id else None,
+                     labels.text(c.snippet), c.store.name if c.store else None,
+                     _record_label(labels, c.record_type.get_object_for_this_type(pk=c.record_id))
+                     if c.record_id else None))
+    return name, sorted(rows, key=str)
+
+
 def _summary(raw_ids: list[int]) -> dict[str, Any]:
     raw_index = {raw_id: n for n, raw_id in enumerate(raw_ids)}
     labels = _Labels(raw_index)
+    conversation_names, conversations = _conversations(labels)
     rows = []
     for raw in RawMessage.objects.filter(pk__in=raw_ids).order_by("id"):
         message = Message.objects.filter(raw=raw).first()
@@ -324,10 +350,12 @@ def _summary(raw_ids: list[int]) -> dict[str, Any]:
                 agent=labels.agent.get(message.agent_id) if message.agent_id else None,
                 record=_record_label(labels, message.record) if message.record_id else None,
                 decisions=[labels.decision(d) for d in message.decisions],
+                conversation=conversation_names[message.conversation_id],
             )
         rows.append(row)
     return {
         "messages": rows,
+        "conversations": conversations,
         "tickets": sorted((labels.token("T", str(t.pk)), t.subject, t.status, labels.customer.get(t.customer_id),
                            labels.agent.get(t.agent_id)) for t in Ticket.objects.all()),
         "applicants": sorted((labels.token("J", str(a.pk)), a.email, a.subject) for a in JobApplicant.objects.all()),
@@ -397,6 +425,8 @@ def _check(corpus: Path | None) -> dict[str, Any]:
     bulk_outcomes = {}
     bulk = _world(corpus, lambda ids: bulk_outcomes.update(run_batch(ids)))
     _assert_same(one, bulk)
+    # Every message has a conversation (_conversations); replies and tokens joined their records'.
+    assert any(c[1] > 2 and c[8] for c in one["conversations"])
     statuses = [row["status"] for row in one["messages"]]
     assert statuses.count(RawMessage.Status.SKIPPED) >= 2 and RawMessage.Status.STORED not in statuses
     assert {"processed", "duplicate", "skipped", "unparseable"} <= set(bulk_outcomes)

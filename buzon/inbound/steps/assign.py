@@ -7,6 +7,7 @@ from django.utils.translation import gettext_noop
 from buzon.crm.assignment import assign_agent
 from buzon.crm.models import Ticket
 from buzon.inbound.context import Context
+from buzon.messages import placement
 
 NAME = "assign"
 
@@ -40,6 +41,7 @@ def run(ctx: Context) -> None:
     if message.agent_id != customer.agent_id:
         message.agent_id = customer.agent_id
         message.save(update_fields=["agent", "updated_at"])
+        placement.adopt_agent(message)  # the bulk path stored the agent with the message already
     if isinstance(ctx.record, Ticket) and ctx.record.agent_id is None:
         ctx.record.agent_id = customer.agent_id
         ctx.record.save(update_fields=["agent", "updated_at"])

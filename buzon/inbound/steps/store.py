@@ -8,6 +8,7 @@ from django.utils.translation import gettext_noop
 from buzon.crm.savepoints import savepoint
 from buzon.inbound.context import Context, Duplicate
 from buzon.inbound.steps import deduplicate
+from buzon.messages import placement
 from buzon.messages.models import Attachment, Message, MessageStatus
 
 NAME = "store"
@@ -18,6 +19,7 @@ def run(ctx: Context) -> None:
     is_new = message.pk is None
     try:
         with savepoint():
+            placement.place(message, ctx.parent)  # its record's conversation, else its parent's, else new
             message.save()
     except IntegrityError as error:
         # Another worker stored the same mail (same dedupe key, same store) a moment ago.

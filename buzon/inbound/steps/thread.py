@@ -53,7 +53,8 @@ def _by_headers(ctx: Context) -> Message | None:
     # The nearest reference first: In-Reply-To, then References from the newest.
     for message_id in ids:
         if message_id in by_id:
-            return Message.objects.only("id", "direction", "record_type_id", "record_id").get(pk=by_id[message_id])
+            return Message.objects.only("id", "direction", "record_type_id", "record_id",
+                                        "conversation_id").get(pk=by_id[message_id])
     return None
 
 

@@ -1,0 +1,190 @@
+"""Which conversation a message joins, and the conversation's activity kept current with it.
+
+The rule, one place for every path that writes mail (the pipeline one by one and in bulk, the
+outbox, the data migration): a message with a record joins that record's conversation (made with
+the record's first message); else the conversation of the message it answers; else it starts one.
+
+Counters and last activity change by one UPDATE per conversation with F() expressions (never a
+COUNT, never read-modify-write), so two workers adding mail to one conversation cannot lose a count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest
+from django.utils.html import strip_tags
+
+from buzon.crm.records import store_filter
+from buzon.messages.conversations import SNIPPET_LENGTH, Conversation, ConversationStatus
+from buzon.messages.models import Classification, Direction, Message
+
+_SPACE_RE = re.compile(r"\s+")
+
+
+def snippet(message: Message) -> str:
+    text = message.text or strip_tags(message.html or "")
+    return _SPACE_RE.sub(" ", text).strip()[:SNIPPET_LENGTH]
+
+
+def _record_key(message: Message) -> tuple[int, int] | None:
+    if message.record_type_id and message.record_id:
+        return (message.record_type_id, message.record_id)
+    return None
+
+
+def _new(message: Message, record: tuple[int, int] | None) -> Conversation:
+    return Conversation(
+        store_id=message.store_id, subject=message.subject[:2000], customer_id=message.customer_id,
+        agent_id=message.agent_id, record_type_id=record[0] if record else None,
+        record_id=record[1] if record else None,
+    )
+
+
+def _answered_conversation(message: Message) -> int | None:
+    """Outgoing mail names what it answers by Message-ID (the outbox resolved it through the sender's
+    visibility); a reply joins that message's conversation, within the sending store only."""
+    if message.direction != Direction.OUTGOING or not message.in_reply_to:
+        return None
+    return Message.objects.filter(message_id=message.in_reply_to, conversation__isnull=False,
+                                  **store_filter(message.store_id)).order_by("id").values_list(
+        "conversation_id", flat=True).first()
+
+
+def place(message: Message, parent: Message | None = None) -> None:
+    """Give an unsaved ``message`` its conversation (made now if it starts one)."""
+    if message.conversation_id is not None:
+        return
+    record = _record_key(message)
+    if record is not None:
+        found = Conversation.objects.filter(record_type_id=record[0], record_id=record[1]).values_list(
+            "pk", flat=True).first()
+        if found is None:
+            conversation, _ = Conversation.objects.get_or_create(
+                record_type_id=record[0], record_id=record[1], defaults={
+                    f.attname: getattr(_new(message, record), f.attname)
+                    for f in Conversation._meta.concrete_fields if f.attname not in ("id", "created_at")})
+            found = conversation.pk
+        message.conversation_id = found
+    elif parent is not None and parent.conversation_id is not None:
+        message.conversation_id = parent.conversation_id
+    elif parent is None and (found := _answered_conversation(message)) is not None:
+        message.conversation_id = found
+    else:
+        message.conversation_id = Conversation.objects.create(**{
+            f.attname: getattr(_new(message, None), f.attname)
+            for f in Conversation._meta.concrete_fields if f.attname not in ("id", "created_at")}).pk
+
+
+def place_many(messages: Sequence[tuple[Message, Message | None]]) -> list[Conversation]:
+    """``place`` for a batch of unsaved messages (message, parent): one query for the records'
+    conversations, one insert for the new ones (returned: ``record_activity`` counts into them)."""
+    records = {key for m, _ in messages if m.conversation_id is None and (key := _record_key(m))}
+    by_record: dict[tuple[int, int], int] = {}
+    if records:
+        condition = Q(pk__in=[])
+        for type_id, record_id in records:
+            condition |= Q(record_type_id=type_id, record_id=record_id)
+        for pk, found_type, found_id in Conversation.objects.filter(condition).values_list(
+                "pk", "record_type_id", "record_id"):
+            by_record[(found_type or 0, found_id or 0)] = pk  # both set: filtered on them
+    new: dict[Any, Conversation] = {}
+    waiting: list[tuple[Message, Any]] = []
+    for message, parent in messages:
+        if message.conversation_id is not None:
+            continue
+        record = _record_key(message)
+        if record is not None and record in by_record:
+            message.conversation_id = by_record[record]
+        elif record is None and parent is not None and parent.conversation_id is not None:
+            message.conversation_id = parent.conversation_id
+        else:
+            new_key: Any = record if record is not None else id(message)
+            new.setdefault(new_key, _new(message, record))
+            waiting.append((message, new_key))
+    if new:
+        Conversation.objects.bulk_create(new.values())
+    for message, key in waiting:
+        message.conversation_id = new[key].pk
+    return list(new.values())
+
+
+def _reopens(message: Message) -> bool:
+    return message.direction == Direction.INCOMING and message.classification == Classification.NORMAL
+
+
+def _arrival(message: Message) -> tuple[int, Any, int]:
+    # Received mail in the order it arrived (its raw row), whatever order a batch stored it in.
+    return (message.raw_id or 0, message.created_at, message.pk or 0)
+
+
+def _shown(message: Message) -> bool:
+    """Whether the message is what the inbox shows as the conversation's latest: a customer's mail
+    or a person's reply. Automatic mail (bounces, auto-replies, lists; Buzón's own auto-replies and
+    notices) adds to the count, and received automatic mail to "unread", but is not the snippet."""
+    if message.direction == Direction.INCOMING:
+        return message.classification == Classification.NORMAL
+    return message.created_by_id is not None
+
+
+def _fill_fresh(conversation: Conversation, added: list[Message]) -> None:
+    """What ``record_activity``'s UPDATE would make of a conversation this transaction created."""
+    shown = [m for m in added if _shown(m)]
+    incoming = [m for m in added if m.direction == Direction.INCOMING]
+    conversation.message_count = len(added)
+    conversation.last_message_at = max((m.created_at for m in shown), default=None)
+    conversation.snippet = snippet(shown[-1]) if shown else ""
+    conversation.last_incoming_at = max((m.created_at for m in incoming), default=None)
+    conversation.customer_id = conversation.customer_id or next(
+        (m.customer_id for m in reversed(added) if m.customer_id), None)
+    conversation.agent_id = conversation.agent_id or next((m.agent_id for m in reversed(added) if m.agent_id), None)
+
+
+FRESH_FIELDS = ["message_count", "last_message_at", "snippet", "last_incoming_at", "customer", "agent"]
+
+
+def record_activity(messages: Iterable[Message], fresh: Iterable[Conversation] = ()) -> None:
+    """Saved ``messages`` were added to their conversations: one UPDATE per conversation, except
+    for ``fresh`` ones (made by place_many in this transaction, seen by no one else yet), written
+    together in one bulk update."""
+    grouped: dict[int, list[Message]] = {}
+    for message in messages:
+        if message.conversation_id is not None:
+            grouped.setdefault(message.conversation_id, []).append(message)
+    new = [c for c in fresh if c.pk in grouped]
+    for conversation in new:
+        _fill_fresh(conversation, sorted(grouped.pop(conversation.pk), key=_arrival))
+    if new:
+        Conversation.objects.bulk_update(new, FRESH_FIELDS)
+    for conversation_id, added in grouped.items():
+        added.sort(key=_arrival)
+        changes: dict[str, Any] = {"message_count": F("message_count") + len(added)}
+        shown = [m for m in added if _shown(m)]
+        if shown:
+            latest = shown[-1]
+            at = Value(max(m.created_at for m in shown), output_field=DateTimeField())
+            changes["last_message_at"] = Greatest(Coalesce(F("last_message_at"), at), at)
+            changes["snippet"] = Case(When(Q(last_message_at__isnull=True) | Q(last_message_at__lte=at),
+                                           then=Value(snippet(latest))), default=F("snippet"))
+        incoming = [m for m in added if m.direction == Direction.INCOMING]
+        if incoming:
+            last_in = Value(max(m.created_at for m in incoming), output_field=DateTimeField())
+            changes["last_incoming_at"] = Greatest(Coalesce(F("last_incoming_at"), last_in), last_in)
+        if any(_reopens(m) for m in added):
+            changes["status"] = Value(ConversationStatus.OPEN)
+        customer = next((m.customer_id for m in reversed(added) if m.customer_id), None)
+        if customer is not None:
+            changes["customer"] = Coalesce(F("customer"), Value(customer), output_field=BigIntegerField())
+        agent = next((m.agent_id for m in reversed(added) if m.agent_id), None)
+        if agent is not None:
+            changes["agent"] = Coalesce(F("agent"), Value(agent), output_field=BigIntegerField())
+        Conversation.objects.filter(pk=conversation_id).update(**changes)
+
+
+def adopt_agent(message: Message) -> None:
+    """The message was given an agent after it was stored: an unassigned conversation takes them."""
+    if message.conversation_id is not None and message.agent_id is not None:
+        Conversation.objects.filter(pk=message.conversation_id, agent__isnull=True).update(agent_id=message.agent_id)

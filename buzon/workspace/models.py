@@ -1,0 +1,54 @@
+"""What the workspace keeps beside a conversation: who has read it up to when, and its history.
+
+The conversation itself (buzon.messages.conversations) lives beside Message, because every path that
+writes mail gives each message its conversation; these rows are written only by the workspace's
+actions (buzon.workspace.actions).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from buzon.messages.conversations import Conversation
+
+
+class ConversationRead(models.Model):
+    """``user`` has seen ``conversation`` up to ``last_read_at``: unread for them is mail received
+    after it (Conversation.last_incoming_at > last_read_at), or any received mail without a row."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="reads")
+    last_read_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "conversation"], name="conversation_read_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.conversation_id} at {self.last_read_at}"
+
+
+class EventKind(models.TextChoices):
+    REPLIED = "replied", _("Replied")
+    STATUS = "status", _("Status changed")
+    ASSIGNED = "assigned", _("Assigned")
+
+
+class ConversationEvent(models.Model):
+    """One entry of a conversation's history: who did what, with its parameters as data (so it reads
+    in each reader's language)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    params = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["conversation", "at"], name="conversation_event_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.params}"
