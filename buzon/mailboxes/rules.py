@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import unicodedata
 from collections import defaultdict
 
 from django.conf import settings
@@ -137,7 +138,11 @@ def check_append_to(account: EmailAccount, errors: Errors) -> None:
 
 
 def check_options(account: EmailAccount, errors: Errors) -> None:
-    """Options that need a companion value to mean anything."""
+    """Options that need a companion value to mean anything; a display name fit for a From header."""
+    if any(char != "\t" and unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in account.display_name):
+        # Every mail from the account carries it in its From: a line break would end that header.
+        errors.add("display_name", _("The display name must be a single line, without line breaks or control "
+                                     "characters."))
     if account.auto_reply_enabled and not account.auto_reply_message.strip():
         errors.add("auto_reply_message", _("Write the automatic reply, or turn automatic replies off."))
     if account.add_signature and not account.signature.strip():

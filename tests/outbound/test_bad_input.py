@@ -181,3 +181,17 @@ def test_the_worker_process_fails_an_uncomposable_row_once_and_goes_on(
     assert code == 0, (tmp_path / "worker.log").read_text()[-3000:]
     _assert_failed_visibly(bad, admin)
     assert [message_from_bytes(m.data, policy=policy.default)["Subject"] for m in smtp_plain.messages] == ["Pedido 2"]
+
+
+def test_an_account_display_name_that_would_break_the_from_header_is_refused(api: APIClient, make_account: Any,
+                                                                              admin: Any) -> None:
+    """The display name goes into the From of every mail the account sends: refused at save, in the API
+    and in the account form, rather than failing every message later."""
+    account = make_account()
+    response = api.patch(f"/api/v1/email-accounts/{account.pk}/", {"display_name": "Soporte\r\nBcc: spy@evil.test"},
+                         format="json")
+    assert response.status_code == 400
+    assert response.json()["display_name"] == ["The display name must be a single line, without line breaks or "
+                                                "control characters."]
+    account.refresh_from_db()
+    assert account.display_name == "Soporte"
