@@ -314,6 +314,8 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
         raise SendRefused(_("Add at least one recipient."))
     if not (text or html):
         raise SendRefused(_("The message has no text."))
+    if user is None:  # Buzón's own mail (auto-replies, notices) quotes the subjects of incoming mail: one line
+        subject = " ".join(subject.split())
     check_header_fields(subject, attachments, headers or {})
     parent = _parent(in_reply_to, user)
     record = _visible_record(record, user)

@@ -195,3 +195,18 @@ def test_an_account_display_name_that_would_break_the_from_header_is_refused(api
                                                 "control characters."]
     account.refresh_from_db()
     assert account.display_name == "Soporte"
+
+
+def test_buzons_own_mail_quoting_an_incoming_subject_makes_it_one_line(make_account: Any, smtp_starttls: SMTPServer,
+                                                                        pool: Any) -> None:
+    """An auto-reply answers whatever subject came in (an encoded word may decode to a line break): it
+    is sent on one line, never refused nor split into headers."""
+    from buzon.outbound.sender import deliver_due
+
+    account = make_account(smtp_starttls, incoming_enabled=True)
+    queued = queue_outgoing(to=["c@example.org"], subject="Re: Hola\r\nBcc: spy@evil.test", text="Recibido.",
+                            account=account, kind="auto_reply")
+    assert queued.subject == "Re: Hola Bcc: spy@evil.test"
+    deliver_due(pool=pool)
+    mail = message_from_bytes(smtp_starttls.messages[0].data, policy=policy.default)
+    assert mail["Subject"] == "Re: Hola Bcc: spy@evil.test" and mail["Bcc"] is None
