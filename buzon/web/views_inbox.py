@@ -23,7 +23,7 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from buzon.crm import notifications, roles
+from buzon.crm import notifications, people, roles
 from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Ticket
 from buzon.inbound import notices
 from buzon.inbound.context import describe
@@ -240,9 +240,9 @@ def notifications_read(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def agent_status(request: HttpRequest) -> HttpResponse:
+    """The top bar's status menu: an agent sets their own status (buzon.crm.people)."""
     agent = Agent.objects.filter(user_id=request.user.pk or 0).first()
     status = request.POST.get("status", "")
     if agent is not None and status in Agent.Status.values:
-        agent.status = status
-        agent.save(update_fields=["status"])
+        people.set_status(request.user, agent, status)
     return redirect(local_next(request, "web:inbox"))  # back to the page the menu was on, if it is ours
