@@ -11,7 +11,8 @@ from rest_framework import serializers
 
 import buzon.mailboxes.services as services
 from buzon.api.errors import service_error
-from buzon.mailboxes.models import EmailAccount, EmailDomain
+from buzon.crm import roles
+from buzon.mailboxes.models import DEFAULT_FIELDS, EmailAccount, EmailDomain
 from buzon.sync.progress import account_progress
 
 GENERAL_FIELDS = (
@@ -85,6 +86,9 @@ class EmailAccountSerializer(serializers.ModelSerializer[EmailAccount]):
         fields = ("id", *GENERAL_FIELDS, *INCOMING_FIELDS, *OUTGOING_FIELDS, *STATE_FIELDS)
         read_only_fields = ("state", "last_error", "last_error_code", "last_synced_at", "is_system",
                             "template_role", "created_at", "updated_at")
+        # Marking an account as a default moves the mark to it (services); DRF would otherwise turn
+        # the one-default database constraints into "already exists" and refuse the move.
+        extra_kwargs: dict[str, dict[str, Any]] = {name: {"validators": []} for name in DEFAULT_FIELDS}
 
     @extend_schema_field(ProgressSerializer(allow_null=True))
     def get_progress(self, account: EmailAccount) -> dict[str, Any] | None:
@@ -101,8 +105,10 @@ class EmailAccountSerializer(serializers.ModelSerializer[EmailAccount]):
         password = data.pop("password", None) or None
         for name, value in data.items():
             setattr(account, name, value)
+        user = getattr(self.context.get("request"), "user", None)
         try:
-            return services.save_account(account, password=password)
+            return services.save_account(account, password=password,
+                                         may_choose_defaults=roles.may_choose_default_accounts(user))
         except DjangoValidationError as error:
             raise service_error(error, self.context.get("request")) from error
 

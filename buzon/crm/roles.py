@@ -207,6 +207,11 @@ def can_manage_accounts(user: Any, store: Store | int | None) -> bool:
     return store_id is not None and store_id in supervised_store_ids(user)
 
 
+def may_choose_default_accounts(user: Any) -> bool:
+    """The default incoming and outgoing accounts serve the whole installation: administrators choose them."""
+    return is_admin(user)
+
+
 def can_manage_any_accounts(user: Any) -> bool:
     return is_admin(user) or bool(supervised_store_ids(user))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -86,6 +88,10 @@ TEMPLATE_ROLE_NAMES = {
     "notifications": _("Notifications"),
     "sales": _("Sales"),
 }
+
+
+#: The fields that mark an account as the default for a direction (one each; the services move them).
+DEFAULT_FIELDS = ("default_incoming", "default_outgoing")
 
 
 class AccountState(models.TextChoices):
@@ -268,6 +274,13 @@ class EmailAccount(models.Model):
 
     def __str__(self) -> str:
         return self.email_address
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """Every constraint but the one-default ones: marking this account as a default is how the
+        mark moves to it (services._apply_defaults takes it from the old default under a lock, and
+        the database still refuses two). Checked here, a form would refuse the move before the
+        services could make it."""
+        super().validate_constraints(exclude={*(exclude or ()), *DEFAULT_FIELDS})
 
     # Secrets are write-only: set through here, read only where a connection is made.
     def set_password(self, plain: str) -> None:

@@ -133,10 +133,13 @@ def _lock_accounts() -> None:
         cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
 
 
-def save_account(account: EmailAccount, *, password: str | None = None, probe: bool = True) -> EmailAccount:
+def save_account(account: EmailAccount, *, password: str | None = None, probe: bool = True,
+                 may_choose_defaults: bool = True) -> EmailAccount:
     """Validate, probe the enabled directions (unless awaiting a password), and save atomically.
 
     A new `password` is tested before it is stored, encrypted. Giving one ends `awaiting_password`.
+    Marking the account as a default moves the mark to it; `may_choose_defaults` is whether the
+    person saving may do that (roles.may_choose_default_accounts).
     """
     _refuse_system(account)
     previous = EmailAccount.objects.filter(pk=account.pk).first() if account.pk else None
@@ -146,6 +149,8 @@ def save_account(account: EmailAccount, *, password: str | None = None, probe: b
     if account.domain_id is None:
         account.domain = rules.account_domain(account)
     errors = _validate(account, previous, has_password=password is not None or account.has_password)
+    if not may_choose_defaults:
+        _refuse_new_default_marks(account, previous, errors)
     errors.raise_if_any()
     wants_probe = probe and not account.awaiting_password and (account.incoming_enabled or account.outgoing_enabled)
     if wants_probe:
@@ -170,6 +175,28 @@ def save_account(account: EmailAccount, *, password: str | None = None, probe: b
             fields = [f.name for f in EmailAccount._meta.concrete_fields if f.name not in _SYNC_OWNED]
             account.save(update_fields=fields)
     return account
+
+
+def refuse_new_default_marks(account: EmailAccount, previous: EmailAccount | None = None) -> None:
+    """Raise a ValidationError naming each default mark `account` would take from another account."""
+    errors = Errors()
+    _refuse_new_default_marks(account, previous, errors)
+    errors.raise_if_any()
+
+
+def _refuse_new_default_marks(account: EmailAccount, previous: EmailAccount | None, errors: Errors) -> None:
+    """The default accounts are the whole installation's (answers to the company, notifications and
+    bulk mail go through them), so only an administrator moves a mark from the account that holds it,
+    as with the star on the list. (With no holder, the first enabled account takes it anyway.)"""
+    for direction in DIRECTIONS:
+        field = f"default_{direction}"
+        if not getattr(account, field) or (previous is not None and getattr(previous, field)):
+            continue
+        held = EmailAccount.objects.exclude(pk=account.pk).filter(
+            **{field: True, "incoming_enabled" if direction == "incoming" else "outgoing_enabled": True})
+        if held.exists():
+            errors.add(field, _("Only an administrator chooses the default accounts: they serve the whole "
+                                "installation."), code="default_admins_only")
 
 
 def _take_probe_slot(*, saving: bool = False) -> None:

@@ -99,7 +99,8 @@ def account_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 form.add_service_errors(error)
                 return _form_page(request, form, account, pk)
         try:
-            services.save_account(form.instance, password=form.cleaned_data["password"] or None)
+            services.save_account(form.instance, password=form.cleaned_data["password"] or None,
+                                  may_choose_defaults=roles.may_choose_default_accounts(request.user))
         except ValidationError as error:
             form.add_service_errors(error)
         else:

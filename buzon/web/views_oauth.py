@@ -70,6 +70,8 @@ def start_for_new_account(request: HttpRequest, account: EmailAccount, provider:
     p = oauth.provider(provider)
     if p is None or not p.configured:
         raise ValidationError(_("Sign-in with this provider is not set up on this installation."))
+    if not roles.may_choose_default_accounts(request.user):
+        services.refuse_new_default_marks(account)
     wanted = {name: bool(getattr(account, name)) for name in HELD_BACK}
     for name in HELD_BACK:
         setattr(account, name, False)
@@ -102,7 +104,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         for name, value in started.get("enable", {}).items():
             if name in HELD_BACK:
                 setattr(account, name, value)
-        services.save_account(account)
+        services.save_account(account, may_choose_defaults=roles.may_choose_default_accounts(request.user))
     except oauth.OAuthError as exc:
         messages.error(request, _("The provider refused the sign-in (%(reason)s).") % {"reason": exc.code})
         return redirect("web:account-edit", pk=account.pk)
