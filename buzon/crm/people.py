@@ -148,29 +148,32 @@ def _check(actor: Any, data: PersonData, user: Any | None) -> None:
             errors["stores"] = [_("You can only give the stores you supervise.")]
         if data.admin or (user is not None and user.is_staff):
             errors["is_admin"] = [_("Only administrators make someone an administrator.")]
-    mine = {store.pk for store in data.stores}
     kept = set(AgentGroup.objects.filter(agents__user=user)) if user is not None else set()
-    for group in data.groups:
-        if group.store_id is not None and group.store_id not in mine and group not in kept:
-            errors.setdefault("groups", []).append(
-                _("%(group)s is a group of %(store)s, where this person does not work.")
-                % {"group": group.name, "store": group.store})
+    outside = groups_outside(data.groups, {store.pk for store in data.stores}, kept)
+    if outside:
+        errors["groups"] = outside
     if user is not None and user.pk == actor.pk and user.is_staff and not data.admin:
         errors["is_admin"] = [_("You cannot take away your own administrator rights.")]
     if errors:
         raise Invalid(errors)
 
 
-def _apply(actor: Any, user: Any, data: PersonData) -> None:
-    """Write ``data`` (already checked) to ``user`` and their Agent row."""
+def _apply(actor: Any, user: Any, data: PersonData, *, creating: bool = False) -> None:
+    """Write ``data`` (already checked) to ``user`` and their Agent row (made for a new person, or once
+    they are given a store, a group or the supervisor role: editing an administrator's name does not
+    make them an agent)."""
     user.username, user.email = data.username.strip(), data.email.strip()
     user.first_name, user.last_name = data.first_name.strip(), data.last_name.strip()
     if roles.is_admin(actor):
         user.is_staff = user.is_superuser = data.admin
     user.save()
-    if data.language:
-        UserPreferences.objects.update_or_create(user_id=user.pk, defaults={"language": supported(data.language) or ""})
-    agent, _created = Agent.objects.get_or_create(user=user)
+    # Blank: the site's language, whatever it is at the time.
+    UserPreferences.objects.update_or_create(user_id=user.pk, defaults={"language": supported(data.language) or ""})
+    agent = Agent.objects.filter(user=user).first()
+    if agent is None:
+        if not (creating or data.stores or data.groups or data.supervisor):
+            return
+        agent = Agent.objects.create(user=user)
     agent.stores.set(data.stores)  # a supervisor's person works only in their stores (checked)
     changeable = set(groups_for(actor))
     kept = [group for group in agent.groups.all() if group not in changeable]
@@ -187,7 +190,7 @@ def create_person(actor: Any, data: PersonData) -> tuple[Any, str]:
     _check(actor, data, None)
     with transaction.atomic():
         user = get_user_model().objects.create_user(data.username.strip())
-        _apply(actor, user, data)
+        _apply(actor, user, data, creating=True)
         link = invitations.invite(user)
         audit(actor, "user", user, "created", diff({}, {k: v for k, v in snapshot(user).items()
                                                        if v not in ("", [], False, None)}))
@@ -275,13 +278,27 @@ def set_status(actor: Any, agent: Agent, status: str) -> None:
         audit(actor, "user", agent.user, "changed", [{"field": "status", "old": before, "new": status}])
 
 
+def groups_outside(groups: Iterable[AgentGroup], store_ids: set[int], kept: Iterable[AgentGroup] = ()) -> list[str]:
+    """Why joining ``groups`` is refused to someone working in ``store_ids``: one message per group
+    of a store they do not work in (``kept``: groups they are in already, which may stay)."""
+    kept = set(kept)
+    return [_("%(group)s is a group of %(store)s, where this person does not work.")
+            % {"group": group.name, "store": group.store}
+            for group in groups if group.store_id is not None and group.store_id not in store_ids
+            and group not in kept]
+
+
 def set_groups(actor: Any, agent: Agent, groups: Iterable[AgentGroup]) -> None:
     """``agent``'s membership of the groups ``actor`` may change (roles.joinable_groups) becomes
-    ``groups``; their other groups stay as they are."""
+    ``groups``; their other groups stay as they are. A group of a store the agent does not work in
+    is refused (Invalid), since it would give them nothing of that store's mail anyway."""
     if not roles.managed_agents(actor).filter(pk=agent.pk).exists():
         raise NotFound
-    changeable = roles.joinable_groups(actor, agent, roles.managed_groups(actor))
     wanted = set(groups)
+    outside = groups_outside(wanted, {store.pk for store in agent.stores.all()}, agent.groups.all())
+    if outside:
+        raise Invalid({"groups": outside})
+    changeable = roles.joinable_groups(actor, agent, roles.managed_groups(actor))
     before = sorted(agent.groups.values_list("name", flat=True))
     kept = [group for group in agent.groups.all() if group not in changeable]
     agent.groups.set([*kept, *(group for group in changeable if group in wanted)])

@@ -63,6 +63,7 @@ def test_an_administrator_creates_an_agent_who_answers_the_next_customer(browser
     page.select_option("#id_language", "es")
     page.get_by_label("Norte", exact=True).check()
     page.get_by_label("Ventas Norte", exact=True).check()
+    browser_support.screenshot(page, "people-new-agent-es")
     page.click("#save")
     page.wait_for_load_state()
     assert "La invitación se ha enviado por correo a lucia@tienda.example." in page.locator(

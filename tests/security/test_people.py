@@ -231,3 +231,19 @@ def test_supervisors_changes_to_agents_are_audited(world: World):
     assert AuditEntry.objects.filter(target_type="user", target_id=ana.user_id).count() == entries.count()
     log = world.client("admin").get("/settings/audit/?type=user").content.decode()
     assert "ana" in log and "lunch" in log
+
+
+def test_editing_someone_who_is_not_an_agent_keeps_them_so(world: World):
+    nadie = world.users["nobody"]
+    admin = world.client("admin")
+    listed = admin.get("/settings/agents/").content.decode()
+    assert f'data-person="{nadie.username}"' in listed
+    saved = admin.post(f"/settings/agents/people/{nadie.pk}/", {"username": "nadie", "first_name": "Nadia",
+                                                                "language": "es"})
+    assert saved.status_code == 302
+    assert User.objects.get(pk=nadie.pk).first_name == "Nadia" and not Agent.objects.filter(user=nadie).exists()
+    assert UserPreferences.objects.get(user=nadie).language == "es"
+    admin.post(f"/settings/agents/people/{nadie.pk}/", {"username": "nadie", "first_name": "Nadia"})
+    assert UserPreferences.objects.get(user=nadie).language == ""  # back to the site's language
+    given = admin.post(f"/settings/agents/people/{nadie.pk}/", {"username": "nadie", "stores": [world.b.store.pk]})
+    assert given.status_code == 302 and list(Agent.objects.get(user=nadie).stores.all()) == [world.b.store]
