@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from buzon.core import public_url
+from buzon.crm import roles
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import targets
 from buzon.messages.models import Direction, Message
@@ -65,11 +66,13 @@ def reply_home(message: Message, account: EmailAccount, default: str | None = No
     received = Message.objects.filter(direction=Direction.INCOMING, account__incoming_enabled=True)
     if message.store_id is not None:
         received = received.filter(store_id=message.store_id)
+    elif message.created_by is not None:  # a store-less account: the sender's stores (one mail may be in two)
+        received = roles.visible(received, message.created_by)
     conversation = []
-    if message.in_reply_to:
-        conversation.append(received.filter(message_id=message.in_reply_to))
     if message.record_type_id and message.record_id:
         conversation.append(received.filter(record_type_id=message.record_type_id, record_id=message.record_id))
+    if message.in_reply_to:
+        conversation.append(received.filter(message_id=message.in_reply_to))
     for candidates in conversation:
         found = candidates.order_by("-id").values_list("account__email_address", flat=True).first()
         if found:

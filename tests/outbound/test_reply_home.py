@@ -73,3 +73,21 @@ def test_a_store_without_a_mailbox_of_its_own_uses_the_default_incoming_account(
     queue_outgoing(to="ana@customer.test", subject="Hola", text="Hola", account=salida)
     assert deliver_due(pool=pool).sent == 1
     assert answer_to(smtp_starttls) == "sur@shop.test"
+
+
+def test_a_store_less_sending_account_answers_to_the_senders_store_when_one_mail_is_in_two(
+        smtp_starttls: Any, make_account: Any, pool: Any, stores: dict[str, Any]) -> None:
+    """One customer mail to two stores is one message in each, with one Message-ID: the answer to the
+    reply Norte's agent sends through the installation's own outgoing account (no store: the one the
+    implementer set up, say) goes to Norte's mailbox, never to Sur's copy (newer, and not hers to see)."""
+    salida = make_account(smtp_starttls, address="salida@shop.test", login=SMTP_USER, default_outgoing=True)
+    both = "<para-los-dos@customer.test>"
+    pipeline.run_pipeline(store_raw(mail(to="soporte@shop.test", subject="A los dos", message_id=both),
+                                    stores["soporte"]).pk)
+    pipeline.run_pipeline(store_raw(mail(to="sur@shop.test", subject="A los dos", message_id=both),
+                                    stores["sur"]).pk)
+    mine = Message.objects.get(subject="A los dos", store=stores["norte"])
+    queue_outgoing(to="ana@customer.test", subject="Re: A los dos", text="Hola", account=salida,
+                   in_reply_to=mine, user=stores["agent"])
+    assert deliver_due(pool=pool).sent == 1
+    assert answer_to(smtp_starttls) == "soporte@shop.test"
