@@ -59,8 +59,8 @@ def _home_address() -> str:
 
 def reply_home(message: Message, account: EmailAccount, default: str | None = None) -> str:
     """Where answers to mail from an account that does not receive go (its Reply-To): the receiving
-    account the conversation came in through (the message answered, else the record's latest received
-    mail); else a receiving account of the sending account's store, its default incoming one first;
+    account the conversation came in through (the record's latest received mail, else the message
+    answered); else a receiving account of the sending account's store, its default incoming one first;
     else the default incoming account (`default`, when the caller already read it). The site's default
     may be another store's mailbox, whose agents the answer is not for."""
     received = Message.objects.filter(direction=Direction.INCOMING, account__incoming_enabled=True)
