@@ -217,6 +217,16 @@ class AgentSerializer(serializers.ModelSerializer[Agent]):
     def get_name(self, agent: Agent) -> str:
         return str(agent)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Nobody joins a group of a store they do not work in (buzon.crm.people.groups_outside)."""
+        agent = self.instance if isinstance(self.instance, Agent) else None
+        current = list(agent.groups.all()) if agent is not None else []
+        stores = attrs.get("stores", agent.stores.all() if agent is not None else [])
+        outside = people.groups_outside(attrs.get("groups", current), {store.pk for store in stores}, current)
+        if outside:
+            raise serializers.ValidationError({"groups": outside})
+        return attrs
+
 
 class AgentStatusSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=Agent.Status.choices)

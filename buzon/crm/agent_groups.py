@@ -61,7 +61,8 @@ def _set_members(actor: Any, group: AgentGroup, members: Iterable[Agent]) -> Non
     if refused and not roles.is_admin(actor):
         raise Invalid({"agents": [_("You can only add agents of the stores you supervise.")]})
     if group.store_id is not None:
-        elsewhere = [agent for agent in wanted - set(group.agents.all())
+        # Everyone the group ends with, also members it had before being moved into a store.
+        elsewhere = [agent for agent in wanted
                      if group.store_id not in {store.pk for store in agent.stores.all()}]
         if elsewhere:
             raise Invalid({"agents": [_("%(agents)s do not work in %(store)s.")
@@ -93,12 +94,13 @@ def update_group(actor: Any, group: AgentGroup, *, name: str | None = None, stor
     assert new_store is None or isinstance(new_store, Store)
     _check(actor, group.name if name is None else name, new_store, group)
     with transaction.atomic():
-        before = snapshot(group)
+        before, before_store = snapshot(group), group.store_id
         group.name = group.name if name is None else name.strip()
         group.store = new_store
         group.save()
-        if members is not None:
-            _set_members(actor, group, members)
+        if members is not None or group.store_id != before_store:
+            # Moved into a store, its members must work there too (as when they join it).
+            _set_members(actor, group, group.agents.all() if members is None else members)
         changes = diff(before, snapshot(group))
         if changes:
             audit(actor, "group", group, "changed", changes)

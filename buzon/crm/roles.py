@@ -12,7 +12,9 @@ Mail and records that belong to no store (an installation without stores, an acc
 one) are reached the way helpdesks grant mailbox access (Help Scout, Front, Zendesk's group-
 restricted agents): administrators see them, and so do the agents of the agent group that brought
 them in (the account's or the customer's group), the agent they are assigned to and the person
-who wrote them. Belonging to no store never makes a row everyone's. A signed-in user without an
+who wrote them. Belonging to no store never makes a row everyone's. An agent group reaches only
+such store-less rows: a store's rows are reached through the store alone, so an agent of store B
+put in store A's group (which buzon.crm.people refuses) still sees nothing of store A. A signed-in user without an
 Agent row is treated as an agent of no store and no group. An API token acts as its user, so the
 same rules apply. Rows are scoped by field paths per model (given here as data, so this module imports no
 context above crm): the store path, the agent-group paths and the assigned-agent path.
@@ -43,6 +45,9 @@ class Scope:
     groups: tuple[str, ...] = ()
     agent: str = ""
     creator: str = ""  # a user foreign key: people always see what they wrote themselves
+    # What must be null for a group to reach a row (default: the store path). People are not
+    # store-less rows: colleagues are reached through a store-less group they share.
+    group_wall: str = ""
 
 
 # Model label -> how its rows are scoped. A model missing here is visible to administrators only.
@@ -54,13 +59,15 @@ SCOPES: dict[str, Scope] = {
     "messages_app.Attachment": Scope(store="message__store",
                                  groups=("message__customer__agent_group", "message__account__agent_group"),
                                  agent="message__agent", creator="message__created_by"),
+    # A conversation's own store column, as a message's: the inbox's filters use it with its order index.
+    "messages_app.Conversation": Scope(store="store", groups=("customer__agent_group",), agent="agent"),
     "crm.Customer": Scope(store="store", groups=("agent_group",), agent="agent"),
     "crm.Contact": Scope(store="customer__store", groups=("customer__agent_group",), agent="customer__agent"),
     "crm.Ticket": Scope(store="store", groups=("customer__agent_group",), agent="agent"),
     "crm.JobApplicant": Scope(store="store"),
     "crm.Store": Scope(store=""),  # handled by visible_stores()
     "crm.AgentGroup": Scope(store="store", groups=("id",)),  # a group's members see it
-    "crm.Agent": Scope(store="stores", groups=("groups",), agent="id"),  # colleagues, and oneself
+    "crm.Agent": Scope(store="stores", groups=("groups",), agent="id", group_wall="groups__store"),  # colleagues, and oneself
     "mailboxes.EmailAccount": Scope(store="store", groups=("agent_group",)),
     "mailboxes.EmailDomain": Scope(store="accounts__store", groups=("accounts__agent_group",)),
 }
@@ -135,7 +142,10 @@ def scope_q(label: str, user: Any) -> Q | None:
         return allowed
     groups = group_ids(user)
     for path in scope.groups:
-        allowed |= Q(**{f"{path}__in": groups})
+        # A group reaches only store-less rows: its store's rows reach its members through their
+        # stores (above), and another store's rows never do, whoever was put in the group.
+        wall = scope.group_wall or scope.store
+        allowed |= Q(**{f"{path}__in": groups, **({f"{wall}__isnull": True} if wall else {})})
     if scope.agent:
         allowed |= Q(**{scope.agent: agent.pk})
     return allowed
@@ -250,15 +260,20 @@ def managed_groups(user: Any) -> QuerySet[AgentGroup]:
 def joinable_groups(user: Any, agent: Agent, groups: Iterable[AgentGroup]) -> list[AgentGroup]:
     """Those of ``groups`` that ``user`` may put ``agent`` in (or take them out of).
 
-    A supervisor: groups of a store they supervise, for an agent who works in that store and is not
+    An administrator: store-less groups and those of the agent's stores (and those they are in, to
+    leave). A supervisor: groups of a store they supervise, for an agent who works in that store and is not
     an administrator. Other stores' agents and groups are never theirs to change. (Reads
     ``agent.stores`` through any prefetch, so a page of agents costs no query per agent.)
     """
+    works_in = {store.pk for store in agent.stores.all()}
     if is_admin(user):
-        return list(groups)
+        # Never into a group of a store they do not work in (leaving one stays possible).
+        current = {group.pk for group in agent.groups.all()}
+        return [group for group in groups
+                if group.store_id is None or group.store_id in works_in or group.pk in current]
     if agent.user.is_staff:
         return []
-    mine = supervised_store_ids(user) & {store.pk for store in agent.stores.all()}
+    mine = supervised_store_ids(user) & works_in
     return [group for group in groups if group.store_id in mine]
 
 

@@ -63,8 +63,14 @@ def agent_update(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _("Choose one of the listed statuses."))
         return redirect("web:agent-list")
     checked = {int(value) for value in request.POST.getlist("groups") if value.isdigit()}
-    with transaction.atomic():  # buzon.crm.people decides what may change, and audits it
-        people.set_status(request.user, agent, status)
-        people.set_groups(request.user, agent, roles.managed_groups(request.user).filter(pk__in=checked))
+    try:
+        with transaction.atomic():  # buzon.crm.people decides what may change, and audits it
+            people.set_status(request.user, agent, status)
+            people.set_groups(request.user, agent, roles.managed_groups(request.user).filter(pk__in=checked))
+    except people.Invalid as refused:  # e.g. a group of a store the agent does not work in: nothing saved
+        for texts in refused.errors.values():
+            for text in texts:
+                messages.error(request, text)
+        return redirect(reverse("web:agent-list") + f"#agent-{agent.pk}")
     messages.success(request, _("%(agent)s saved.") % {"agent": agent})
     return redirect(reverse("web:agent-list") + f"#agent-{agent.pk}")

@@ -115,7 +115,10 @@ def test_the_api_lets_a_supervisor_change_their_stores_agents_only(world: World)
         assert other.patch(f"/api/v1/agent-groups/{world.a.group.pk}/", {"agents": []},
                            format="json").status_code in (403, 404)
     admin = _api(world, "admin")
+    # Not even an administrator puts Bruno (store B) into store A's group: it would give him nothing.
     assert admin.patch(f"/api/v1/agents/{bruno.pk}/", {"groups": [world.a.group.pk, world.b.group.pk]},
+                       format="json").status_code == 400
+    assert admin.patch(f"/api/v1/agents/{bruno.pk}/", {"groups": [world.b.group.pk]},
                        format="json").status_code == 200
 
 
