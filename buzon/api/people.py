@@ -68,14 +68,16 @@ class UserSerializer(serializers.Serializer[Any]):
     last_login = serializers.DateTimeField(read_only=True, allow_null=True)
 
     def to_representation(self, user: Any) -> dict[str, Any]:
-        agent = Agent.objects.filter(user_id=user.pk).prefetch_related("stores", "groups").first()
-        prefs = UserPreferences.objects.filter(user_id=user.pk).first()
+        # Read through the relations (a list prefetches them: UserViewSet.get_queryset), no query per row.
+        agent = getattr(user, "agent", None)
+        prefs = getattr(user, "preferences", None)
         return {
             "id": user.pk, "username": user.username, "first_name": user.first_name, "last_name": user.last_name,
             "email": user.email, "language": prefs.language if prefs else "",
             "stores": sorted(s.pk for s in agent.stores.all()) if agent else [],
             "groups": sorted(g.pk for g in agent.groups.all()) if agent else [],
-            "is_supervisor": user.groups.filter(name=roles.SUPERVISOR_GROUP).exists(), "is_admin": user.is_staff,
+            "is_supervisor": any(g.name == roles.SUPERVISOR_GROUP for g in user.groups.all()),
+            "is_admin": user.is_staff,
             "is_active": user.is_active, "password_pending": bool(prefs and prefs.must_set_password),
             "agent": agent.pk if agent else None, "status": agent.status if agent else "",
             "last_login": serializers.DateTimeField().to_representation(user.last_login) if user.last_login else None,
@@ -106,6 +108,12 @@ def _person_data(user: Any | None, given: dict[str, Any]) -> people.PersonData:
         supervisor=bool(values.get("is_supervisor", False)), admin=bool(values.get("is_admin", False)))
 
 
+def _fresh(user: Any) -> Any:
+    """``user`` as stored now, with what the serializer reads (after a change, nothing cached is stale)."""
+    return (type(user).objects.select_related("agent", "preferences")
+            .prefetch_related("agent__stores", "agent__groups", "groups").get(pk=user.pk))
+
+
 class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                   mixins.UpdateModelMixin, viewsets.GenericViewSet[Any]):
     """People. Create one to invite them (the answer carries their link, `invitation_url`, once; it is
@@ -115,7 +123,8 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
     permission_classes = [ManagesPeople]
 
     def get_queryset(self) -> Any:
-        return people.people_of(self.request.user).order_by("username")
+        return (people.people_of(self.request.user).select_related("agent", "preferences")
+                .prefetch_related("agent__stores", "agent__groups", "groups").order_by("username"))
 
     def get_object(self) -> Any:
         return guarded(lambda: people.person(self.request.user, self.kwargs.get("pk", "")))
@@ -128,7 +137,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         return serializer
 
     def _invited(self, user: Any, link: str, code: int) -> Response:
-        body = dict(UserSerializer(user).data)
+        body = dict(UserSerializer(_fresh(user)).data)
         body["invitation_url"] = public_url.absolute(link)
         body["invitation_not_mailed"] = invitation_mail.mail(user, link, self.request.user)
         return Response(body, status=code)
@@ -145,8 +154,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         given = self.get_serializer(user, data=request.data, partial=kwargs.get("partial", False))
         given.is_valid(raise_exception=True)
         guarded(lambda: people.update_person(request.user, user, _person_data(user, given.validated_data)))
-        user.refresh_from_db()
-        return Response(UserSerializer(user).data)
+        return Response(UserSerializer(_fresh(user)).data)
 
     @extend_schema(request=None, responses={200: UserSerializer})
     @action(detail=True, methods=["post"])
@@ -154,14 +162,14 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         """Signs them out everywhere, revokes their API tokens; new customers go to others."""
         user = self.get_object()
         guarded(lambda: people.deactivate(request.user, user))
-        return Response(UserSerializer(user).data)
+        return Response(UserSerializer(_fresh(user)).data)
 
     @extend_schema(request=None, responses={200: UserSerializer})
     @action(detail=True, methods=["post"])
     def reactivate(self, request: Request, pk: str | None = None) -> Response:
         user = self.get_object()
         guarded(lambda: people.reactivate(request.user, user))
-        return Response(UserSerializer(user).data)
+        return Response(UserSerializer(_fresh(user)).data)
 
     @extend_schema(request=None, responses={200: InvitedUserSerializer})
     @action(detail=True, methods=["post"])
@@ -169,6 +177,5 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         """A new invitation link: their password and older links stop working, they are signed out."""
         user = self.get_object()
         link = guarded(lambda: people.new_invitation(request.user, user))
-        user.refresh_from_db()
         return self._invited(user, link, status.HTTP_200_OK)
 

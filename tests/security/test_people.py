@@ -247,3 +247,34 @@ def test_editing_someone_who_is_not_an_agent_keeps_them_so(world: World):
     assert UserPreferences.objects.get(user=nadie).language == ""  # back to the site's language
     given = admin.post(f"/settings/agents/people/{nadie.pk}/", {"username": "nadie", "stores": [world.b.store.pk]})
     assert given.status_code == 302 and list(Agent.objects.get(user=nadie).stores.all()) == [world.b.store]
+
+
+def test_a_new_sites_home_page_leads_to_creating_agents(db):
+    root = User.objects.create_user("root", password="root-pw-123", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(root)
+    home = client.get("/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    step = home.split('id="step-agents"')[1].split("</li>")[0]
+    assert 'href="/settings/agents/new/"' in step and "Cree sus agentes" in step
+
+
+def test_the_users_list_costs_no_query_per_person(world: World):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = _api(world, "admin")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get("/api/v1/users/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    for index in range(30):
+        agent = Agent.objects.create(user=User.objects.create_user(f"agente{index:02d}"))
+        agent.stores.add(world.a.store)
+        agent.groups.add(world.a.group)
+    assert queries() == few
+    rows = api.get("/api/v1/users/?limit=200").json()["results"]
+    assert {"username": "agente00", "stores": [world.a.store.pk], "groups": [world.a.group.pk]}.items() <= next(
+        row for row in rows if row["username"] == "agente00").items()
