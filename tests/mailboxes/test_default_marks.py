@@ -133,3 +133,34 @@ def test_a_supervisor_cannot_move_the_installations_default(accounts):
     page = _browser(boss).post(f"/settings/email/accounts/{second.pk}/edit/", _form_data(second, display_name="Ventas"))
     assert page.status_code == 302, page.content.decode()[:3000]
     assert EmailAccount.objects.get(pk=second.pk).display_name == "Ventas"
+
+
+def test_a_supervisor_of_another_store_moves_no_mark_to_or_from_accounts_they_cannot_manage(accounts):
+    """Store Sur's supervisor: Norte's accounts answer like missing ones (their marks cannot be taken
+    away), and ticking a default on Sur's own account, which would pull the mark away from Norte's, is
+    refused in the API, the form and the star; both marks stay on Norte's first account."""
+    first, second = accounts["first"], accounts["second"]
+    sur = Store.objects.create(name="Sur")
+    theirs = EmailAccount(email_address="sur@example.test", store=sur, incoming_enabled=True, outgoing_enabled=True,
+                          state="idle")
+    theirs.set_password(PASSWORD)
+    theirs.save()
+    boss = _person("sergio", supervises=sur)
+    api = _api(boss)
+    missing = api.patch("/api/v1/email-accounts/987654321/", {"default_incoming": True}, format="json")
+    assert missing.status_code == 404
+    for account in (first, second):
+        for field, value in (("default_incoming", True), ("default_outgoing", False)):
+            response = api.patch(f"/api/v1/email-accounts/{account.pk}/", {field: value}, format="json")
+            assert (response.status_code, response.content) == (404, missing.content)
+    response = api.patch(f"/api/v1/email-accounts/{theirs.pk}/", {"default_incoming": True, "default_outgoing": True},
+                         format="json")
+    assert response.status_code == 400, response.content
+    assert REFUSAL in " ".join(response.json()["default_incoming"])
+    assert REFUSAL in " ".join(response.json()["default_outgoing"])
+    page = _browser(boss).post(f"/settings/email/accounts/{theirs.pk}/edit/",
+                               _form_data(theirs, default_incoming=True))
+    assert page.status_code == 200 and REFUSAL in page.content.decode()
+    assert _browser(boss).post(f"/settings/email/accounts/{theirs.pk}/default/incoming/").status_code == 403
+    assert _browser(boss).post(f"/settings/email/accounts/{first.pk}/default/incoming/").status_code == 404
+    assert _defaults() == (first.email_address, first.email_address)
