@@ -4,7 +4,8 @@ A target is a model registered here under a short key (``ticket``) and a token p
 registered target can be chosen as an account's ``append_to``, is named in the subject of mail
 Buzón sends about a record (``[#T-123]``), can be reached by plus-addressing
 (``support+ticket-123@example.com``), and is carried in the ``X-Buzon-Ref`` header of sent mail, so a
-reply finds its record even when a provider rewrites the Message-ID of what Buzón sent.
+reply finds its record even when a provider rewrites the Message-ID of what Buzón sent. That header
+also names the sent message itself, with a tag of its own (see ``ref_header``).
 
 An integrator makes their own model a target from their AppConfig.ready()::
 
@@ -270,12 +271,28 @@ def base_address(address: str) -> str:
 
 # -- the X-Buzon-Ref header on sent mail ----------------------------------------------------------
 
-_REF_MSG_RE = re.compile(r"\bm\s*=\s*(\d{1,18})")
+# Signed like the record tokens. The message part says "this is the copy of message 42 Buzón sent";
+# believed, it makes mail disappear as a duplicate and gives the sent message a provider Message-ID
+# (or marks it bounced), so anyone could do that to any message by counting. It is written
+# ``m=42-<tag>``: the tag is the first REF_TAG_LENGTH characters of the base32 HMAC-SHA256 of
+# ``m:42``, keyed from SECRET_KEY (``salted_hmac``, its own salt), and compared in constant time.
+# A ref without a tag (written before tags) or with a wrong one is not Buzón's word: the inbound
+# deduplicate step believes an untagged one only for a copy found in the sending account's own
+# Sent folder (see there); a bounce's untagged one is not used (its Message-ID still is).
+REF_TAG_LENGTH = 16
+_REF_SALT = "buzon.messages.targets.sent-ref"
+_REF_MSG_RE = re.compile(r"\bm\s*=\s*(\d{1,18})(?:\s*-\s*([A-Za-z0-9]{1,64}))?")
+
+
+def ref_tag(message_pk: int) -> str:
+    """The check code of sent message ``message_pk``'s ref (lower-case base32, REF_TAG_LENGTH long)."""
+    digest = salted_hmac(_REF_SALT, f"m:{int(message_pk)}", algorithm="sha256").digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:REF_TAG_LENGTH]
 
 
 def ref_header(message_pk: int, record: models.Model | None = None) -> str:
-    """Value of ``X-Buzon-Ref`` for a sent message: ``m=42; [#T-123]`` (record part optional)."""
-    value = f"m={int(message_pk)}"
+    """Value of ``X-Buzon-Ref`` for a sent message: ``m=42-<tag>; [#T-123-<tag>]`` (record part optional)."""
+    value = f"m={int(message_pk)}-{ref_tag(message_pk)}"
     if record is not None:
         value += f"; {record_token(record)}"
     return value
@@ -285,6 +302,13 @@ def ref_header(message_pk: int, record: models.Model | None = None) -> str:
 class BuzonRef:
     message_pk: int | None
     records: list[tuple[Target, int]]
+    tag: str = ""
+
+    @property
+    def signed(self) -> bool:
+        """Whether the message part carries its own tag (Buzón wrote it), compared in constant time."""
+        return (self.message_pk is not None and bool(self.tag)
+                and hmac.compare_digest(ref_tag(self.message_pk), self.tag.lower()))
 
 
 def parse_ref_header(value: str | None) -> BuzonRef | None:
@@ -294,4 +318,5 @@ def parse_ref_header(value: str | None) -> BuzonRef | None:
     records = find_record_tokens(value)
     if match is None and not records:
         return None
-    return BuzonRef(message_pk=int(match.group(1)) if match else None, records=records)
+    return BuzonRef(message_pk=int(match.group(1)) if match else None, records=records,
+                    tag=(match.group(2) or "") if match else "")

@@ -94,7 +94,7 @@ def test_auto_reply_header_and_threading(smtp_starttls: Any, make_account: Any, 
     assert mail["Auto-Submitted"] == "auto-replied"
     assert mail["In-Reply-To"] == "<orig@example.org>"
     assert mail["References"] == "<root@example.org> <orig@example.org>"
-    assert mail["X-Buzon-Ref"] == f"m={reply.pk}; {targets.record_token(ticket)}"
+    assert mail["X-Buzon-Ref"] == f"m={reply.pk}-{targets.ref_tag(reply.pk)}; {targets.record_token(ticket)}"
     assert targets.record_token(ticket) in mail["Subject"]
     assert reply.record == ticket
 

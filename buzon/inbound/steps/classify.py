@@ -20,9 +20,10 @@ NAME = "classify"
 
 
 def bounced_ref(found: bounce.Bounce) -> int | None:
-    """The id of our message that bounced, from the returned X-Buzon-Ref header."""
+    """The id of our message that bounced, from the returned X-Buzon-Ref header when it is signed
+    (an unsigned one is anyone's text; the returned Message-ID is looked up instead)."""
     ref = targets.parse_ref_header(found.original_ref)
-    return ref.message_pk if ref is not None else None
+    return ref.message_pk if ref is not None and ref.signed else None
 
 
 def sent_with_message_id(mid: str, store_id: int | None) -> Message | None:

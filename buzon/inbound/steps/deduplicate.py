@@ -10,8 +10,9 @@ So the key is looked up among the messages of the receiving account's store (sto
 among store-less messages, so an installation without stores dedupes across its accounts as
 before), and the database holds the key unique per store (messages_app.Message). Likewise a copy
 of our own sent mail (its X-Buzon-Ref names what Buzón sent) is recognised only when the message it
-names was sent from the same store: an X-Buzon-Ref is text anyone can write, and must not make
-another store's mail disappear.
+names was sent from the same store, and only when the ref is signed (or, written before refs were,
+read from the sending account's Sent folder: own_sent_copy): an X-Buzon-Ref is text anyone can
+write, and must not make mail disappear or change what Buzón sent.
 """
 
 from __future__ import annotations
@@ -41,10 +42,27 @@ def dedupe_key(ctx: Context) -> str:
     return digest.hexdigest()
 
 
+#: Folder names of an account's Sent folder (outbound.sent_folder.USUAL_NAMES, which picks where
+#: Buzón appends its copies; tests/inbound/test_signed_refs.py keeps the two lists equal).
+SENT_FOLDER_NAMES = frozenset(name.lower() for name in (
+    "Sent", "Sent Items", "Sent Messages", "Sent Mail", "INBOX.Sent", "INBOX/Sent", "Enviados",
+    "Elementos enviados", "[Gmail]/Sent Mail"))
+
+
+def ref(ctx: Context) -> targets.BuzonRef | None:
+    return targets.parse_ref_header(ctx.mail.header(targets.REF_HEADER.lower()))
+
+
 def sent_ref(ctx: Context) -> int | None:
-    """The id of the outgoing message an X-Buzon-Ref header names, if any."""
-    ref = targets.parse_ref_header(ctx.mail.header(targets.REF_HEADER.lower()))
-    return ref.message_pk if ref is not None else None
+    """The id of the outgoing message an X-Buzon-Ref header names, if any (believed or not: the
+    batch looks every one up at once, own_sent_copy decides)."""
+    found = ref(ctx)
+    return found.message_pk if found is not None else None
+
+
+def in_sent_folder(ctx: Context) -> bool:
+    """Whether the raw message was read from its account's Sent folder (by name; POP3 has none)."""
+    return ctx.raw.folder.strip().lower() in SENT_FOLDER_NAMES
 
 
 def outgoing(ctx: Context, pk: int) -> Message | None:
@@ -59,10 +77,20 @@ def outgoing(ctx: Context, pk: int) -> Message | None:
 
 def own_sent_copy(ctx: Context) -> None:
     """Our own sent mail coming back (the Sent folder is synced too), matched by X-Buzon-Ref: a
-    Duplicate of the message Buzón sent."""
-    pk = sent_ref(ctx)
-    sent = outgoing(ctx, pk) if pk is not None else None
+    Duplicate of the message Buzón sent.
+
+    Believed when the ref carries its message's tag (targets.ref_header; only Buzón can write it).
+    A ref without one (mail sent before tags) is believed only for a copy read from the Sent folder
+    of the very account that sent the message: only that mailbox's owner and Buzón write there,
+    whereas anyone can send mail carrying any header to the inbox. Otherwise the mail is imported
+    as any other and the sent message is left as it is."""
+    found = ref(ctx)
+    if found is None or found.message_pk is None:
+        return
+    sent = outgoing(ctx, found.message_pk)
     if sent is None:
+        return
+    if not found.signed and not (in_sent_folder(ctx) and sent.account_id == ctx.raw.account_id):
         return
     # The provider may have replaced our Message-ID; remember theirs so replies still thread.
     mail_id = ctx.mail.message_id
