@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import ProtectedError
-from django.utils.translation import gettext as _
 from rest_framework import serializers, viewsets
 
 from buzon.api.errors import service_error
 from buzon.api.permissions import IsStaffOrReadOnly, VisibleRowsMixin
+from buzon.crm import store_deletion
 from buzon.crm.models import Store
 
 
@@ -28,11 +27,8 @@ class StoreViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Store]):
     permission_classes = [IsStaffOrReadOnly]
 
     def perform_destroy(self, instance: Store) -> None:
+        """Refused (400) while the store holds mail, customers, records or accounts (buzon.crm.store_deletion)."""
         try:
-            instance.delete()
-        except ProtectedError as error:
-            refused = DjangoValidationError(
-                _("Store %(name)s still owns email accounts: move or delete them first.") % {"name": instance.name},
-                code="protected",
-            )
-            raise service_error(refused, self.request) from error
+            store_deletion.delete_store(instance)
+        except store_deletion.StoreInUse as error:
+            raise service_error(DjangoValidationError(error.message, code="protected"), self.request) from error

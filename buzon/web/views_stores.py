@@ -6,14 +6,14 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, ProtectedError
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from buzon.crm import roles
+from buzon.crm import roles, store_deletion
 from buzon.crm.models import Store
 from buzon.web import crumbs
 from buzon.web.access import staff_required
@@ -63,18 +63,18 @@ def store_delete(request: HttpRequest, pk: int) -> HttpResponse:
     store = get_object_or_404(Store, pk=pk)
     if request.method == "POST":
         try:
-            store.delete()
-        except ProtectedError:
-            messages.error(request, _("Store %(name)s still owns email accounts: move or delete them first.")
-                           % {"name": store.name})
+            store_deletion.delete_store(store)  # refused while it holds mail, customers or accounts
+        except store_deletion.StoreInUse as refused:
+            messages.error(request, refused.message)
         else:
             messages.success(request, _("Store %(name)s deleted.") % {"name": store.name})
         return redirect("web:store-list")
     title = _("Delete %(name)s") % {"name": store.name}
+    why = store_deletion.refusal(store)
     return render(request, "web/confirm_delete.html", {
         "object": store, "title": title, "cancel_url": "web:store-list",
-        "warning": _("Its email accounts, agents and customers stay; they just no longer belong to a store."),
-        "blocked": store.email_accounts.exists(),
-        "blocked_reason": _("This store still owns email accounts: move or delete them first."),
+        "warning": _("Its agents and agent groups stay; they just no longer belong to a store."),
+        "blocked": bool(why),
+        "blocked_reason": why,
         "breadcrumbs": _crumbs((title, None)),
     })
