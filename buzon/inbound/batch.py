@@ -267,11 +267,11 @@ def _customers(contexts: list[Context], batch: _Batch) -> list[Context]:
         kept.append(ctx)
     if new:
         Customer.objects.bulk_create(new.values())
-        failed = customer.undeliverable_reasons([a for _, a in new])
+        failed = customer.undeliverable_by_store(list(new))  # each in its own store, as one by one
         CustomerEmail.objects.bulk_create(
-            CustomerEmail(customer=c, store_id=c.store_id, address=a, undeliverable=a in failed,
-                          undeliverable_reason=failed.get(a, ""))
-            for (_, a), c in new.items())
+            CustomerEmail(customer=c, store_id=c.store_id, address=a, undeliverable=(s, a) in failed,
+                          undeliverable_reason=failed.get((s, a), ""))
+            for (s, a), c in new.items())
         if RawMessage.objects.filter(status=RawMessage.Status.SKIPPED).exists():
             for store_id, address in new:
                 import_skipped_from(address, store_id)  # bulk inserts send no post_save signal

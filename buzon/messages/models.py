@@ -168,9 +168,18 @@ class Attachment(models.Model):
 
 
 class UndeliverableAddress(models.Model):
-    """An address a bounce said cannot receive mail; outgoing mail can check it before sending."""
+    """An address a bounce said cannot receive mail; outgoing mail can check it before sending.
 
-    address = models.EmailField(_("email address"), max_length=320, unique=True)
+    Per store, like customers: the store of the account that received the bounce (None: a
+    store-less account's). What a bounce says, anyone can write, so a bounce received by store A
+    (maybe forged) marks the address for store A only; store-less rows apply to store-less mail
+    only. Rows from before stores were walls got the store of the bounce that taught them
+    (migration 0006); those whose bounce is gone stayed store-less.
+    """
+
+    store = models.ForeignKey(Store, verbose_name=_("store"), null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="+")
+    address = models.EmailField(_("email address"), max_length=320)
     reason = models.TextField(_("reason"), blank=True)
     bounce = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -178,6 +187,12 @@ class UndeliverableAddress(models.Model):
     class Meta:
         verbose_name = _("undeliverable address")
         verbose_name_plural = _("undeliverable addresses")
+        constraints = [
+            models.UniqueConstraint(fields=["store", "address"], condition=models.Q(store__isnull=False),
+                                    name="undeliverable_once_per_store"),
+            models.UniqueConstraint(fields=["address"], condition=models.Q(store__isnull=True),
+                                    name="undeliverable_once_storeless"),
+        ]
 
     def __str__(self) -> str:
         return self.address

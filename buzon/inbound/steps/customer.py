@@ -12,6 +12,7 @@ is) a store A card, whose agent is one of store A's; store B's card and agent ne
 
 from __future__ import annotations
 
+from django.db.models import Q
 from django.utils.translation import gettext_noop
 
 from buzon.crm import records
@@ -27,18 +28,31 @@ def run(ctx: Context) -> None:
     if decide(ctx, records.find_customer(address, ctx.store_id) if address else None):
         store = ctx.account.store if ctx.account is not None else None
         customer, created = records.create_customer_for(address, store=store)
-        reason = undeliverable_reasons([address]).get(address)
+        reason = undeliverable_reasons([address], ctx.store_id).get(address)
         if created and reason is not None:
             CustomerEmail.objects.filter(customer=customer, address=address).update(
                 undeliverable=True, undeliverable_reason=reason)
         linked(ctx, customer, created=created)
 
 
-def undeliverable_reasons(addresses: list[str]) -> dict[str, str]:
-    """Addresses a bounce marked undeliverable before their customer existed, with the reason: the
-    new customer's address is marked at once (the bounced step marks the customers that exist)."""
-    return {address: reason[:1000] for address, reason in
-            UndeliverableAddress.objects.filter(address__in=addresses).values_list("address", "reason")}
+def undeliverable_reasons(addresses: list[str], store_id: int | None) -> dict[str, str]:
+    """Addresses a bounce received by store ``store_id`` marked undeliverable before their customer
+    existed, with the reason: the new customer's address is marked at once (the bounced step marks
+    the customers that exist)."""
+    return {address: reason[:1000] for address, reason in UndeliverableAddress.objects.filter(
+        address__in=addresses, **records.store_filter(store_id)).values_list("address", "reason")}
+
+
+def undeliverable_by_store(keys: list[tuple[int | None, str]]) -> dict[tuple[int | None, str], str]:
+    """undeliverable_reasons for many (store, address) at once (the batch runner): one query."""
+    by_store: dict[int | None, list[str]] = {}
+    for store_id, address in keys:
+        by_store.setdefault(store_id, []).append(address)
+    condition = Q(pk__in=[])
+    for store_id, addresses in by_store.items():
+        condition |= Q(address__in=addresses, **records.store_filter(store_id))
+    return {(store_id, address): reason[:1000] for store_id, address, reason in
+            UndeliverableAddress.objects.filter(condition).values_list("store_id", "address", "reason")}
 
 
 def decide(ctx: Context, found: records.Customer | None) -> bool:
