@@ -67,7 +67,8 @@ SCOPES: dict[str, Scope] = {
     "crm.JobApplicant": Scope(store="store"),
     "crm.Store": Scope(store=""),  # handled by visible_stores()
     "crm.AgentGroup": Scope(store="store", groups=("id",)),  # a group's members see it
-    "crm.Agent": Scope(store="stores", groups=("groups",), agent="id", group_wall="groups__store"),  # colleagues, and oneself
+    # Colleagues (of a store, or of a store-less group), and oneself.
+    "crm.Agent": Scope(store="stores", groups=("groups",), agent="id", group_wall="groups__store"),
     "mailboxes.EmailAccount": Scope(store="store", groups=("agent_group",)),
     "mailboxes.EmailDomain": Scope(store="accounts__store", groups=("accounts__agent_group",)),
 }
