@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import DefaultRouter
 
 from buzon.api import audit as api_audit
+from buzon.api import conversations as api_conversations
 from buzon.api import crm as api_crm
 from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
@@ -45,5 +46,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("sender-confirmations/<int:account_id>/<str:step>/", api_outbound.SenderConfirmationView.as_view(),
          name="sender-confirmation"),
     path("dkim/<int:domain_id>/", api_outbound.DkimView.as_view(), name="dkim"),
+    # Conversations, the unit of work (buzon/api/conversations.py; actions in buzon.workspace).
+    path("conversations/", api_conversations.ConversationListView.as_view(), name="conversation-list"),
+    path("conversations/<int:pk>/", api_conversations.ConversationDetailView.as_view(), name="conversation-detail"),
+    path("conversations/<int:pk>/reply/", api_conversations.ConversationReplyView.as_view(),
+         name="conversation-reply"),
+    path("conversations/<int:pk>/status/", api_conversations.ConversationStatusView.as_view(),
+         name="conversation-status"),
+    path("conversations/<int:pk>/assign/", api_conversations.ConversationAssignView.as_view(),
+         name="conversation-assign"),
 ]
 urlpatterns += router.urls

@@ -34,6 +34,7 @@ from buzon.messages.models import Attachment, Direction, Message, MessageStatus
 from buzon.sync import truncate
 from buzon.sync.models import RawMessage
 from buzon.web.next_url import local_next
+from buzon.workspace import reads
 
 # The sanitiser (nh3) writes every attribute as name="value". Any image source but the message's own
 # parts (cid:) and inline data is held back until the reader asks: whatever its spelling (" http:",
@@ -184,7 +185,7 @@ def attachment_inline(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def customers(request: HttpRequest) -> HttpResponse:
     rows = roles.visible(Customer.objects.all(), request.user)
-    rows = rows.select_related("agent__user", "store").prefetch_related("emails")
+    rows = reads.with_conversation(rows.select_related("agent__user", "store").prefetch_related("emails"))
     return render(request, "web/inbox/records.html", {
         "kind": "customers", "title": _("Customers"), "page": Paginator(rows, 50).get_page(request.GET.get("page")),
         "breadcrumbs": [(_("Customers"), None)],
@@ -193,7 +194,8 @@ def customers(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def tickets(request: HttpRequest) -> HttpResponse:
-    rows = roles.visible(Ticket.objects.all(), request.user).select_related("customer", "agent__user")
+    rows = reads.with_conversation(roles.visible(Ticket.objects.all(), request.user)).select_related(
+        "customer", "agent__user")
     status = request.GET.get("status", "")
     if status:
         rows = rows.filter(status=status)
@@ -205,7 +207,7 @@ def tickets(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def job_applicants(request: HttpRequest) -> HttpResponse:
-    rows = roles.visible(JobApplicant.objects.all(), request.user)
+    rows = reads.with_conversation(roles.visible(JobApplicant.objects.all(), request.user))
     return render(request, "web/inbox/records.html", {
         "kind": "job_applicants", "title": _("Job applicants"),
         "page": Paginator(rows, 50).get_page(request.GET.get("page")), "breadcrumbs": [(_("Job applicants"), None)],

@@ -1,0 +1,173 @@
+"""/api/v1/conversations/: the list (same filters and cursor pages as the web inbox), one
+conversation with its messages, and the actions reply, status and assign (buzon.workspace.actions,
+the same functions the web UI calls). An invisible conversation is a 404, as a missing one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from buzon.messages.conversations import Conversation, ConversationStatus
+from buzon.messages.models import Message
+from buzon.workspace import actions, reads
+from buzon.workspace.access import access_conversation
+
+
+class ConversationSerializer(serializers.ModelSerializer[Conversation]):
+    customer_name = serializers.SerializerMethodField()
+    agent_name = serializers.SerializerMethodField()
+    unread = serializers.SerializerMethodField()
+    record = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "subject", "customer", "customer_name", "snippet", "message_count", "store", "agent",
+                  "agent_name", "status", "unread", "last_message_at", "record", "created_at"]
+
+    def get_customer_name(self, row: Conversation) -> str:
+        return reads.customer_label(row) if hasattr(row, "customer_email") else str(row.customer or "")
+
+    def get_agent_name(self, row: Conversation) -> str:
+        return str(row.agent) if row.agent is not None else ""
+
+    def get_unread(self, row: Conversation) -> bool:
+        return bool(getattr(row, "unread", False))
+
+    def get_record(self, row: Conversation) -> dict[str, Any] | None:
+        if not row.record_id or not row.record_type_id:
+            return None
+        return {"type": row.record_type.model if row.record_type else "", "id": row.record_id}
+
+
+class ThreadMessageSerializer(serializers.ModelSerializer[Message]):
+    class Meta:
+        model = Message
+        fields = ["id", "direction", "from_address", "from_name", "to", "cc", "subject", "date", "created_at",
+                  "status", "message_id", "in_reply_to", "text"]
+
+
+class ConversationDetailSerializer(ConversationSerializer):
+    messages = serializers.SerializerMethodField()
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "messages"]
+
+    def get_messages(self, row: Conversation) -> list[dict[str, Any]]:
+        thread = Message.objects.filter(conversation_id=row.pk).order_by("created_at", "id")[:500]
+        return ThreadMessageSerializer(thread, many=True).data  # type: ignore[return-value]
+
+
+def _access(request: Request, pk: int) -> Conversation:
+    try:
+        return access_conversation(request.user, pk)
+    except Http404:
+        raise NotFound() from None
+
+
+def _field(request: Request, name: str) -> Any:
+    data = request.data
+    return data.get(name) if not isinstance(data, list) else None
+
+
+def _refused(refused: actions.ActionRefused) -> ValidationError:
+    return ValidationError({refused.field or "detail": [refused.message]})
+
+
+PAGE = inline_serializer("ConversationPage", {
+    "results": ConversationSerializer(many=True), "newer": serializers.CharField(allow_null=True),
+    "older": serializers.CharField(allow_null=True)})
+
+
+class ConversationListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[
+        OpenApiParameter("view", OpenApiTypes.STR, enum=list(reads.VIEWS), description="mine, unassigned or all"),
+        OpenApiParameter("store", OpenApiTypes.INT), OpenApiParameter("status", OpenApiTypes.STR,
+                                                                      enum=ConversationStatus.values),
+        OpenApiParameter("before", OpenApiTypes.STR, description="the `older` cursor of the previous page"),
+        OpenApiParameter("after", OpenApiTypes.STR, description="the `newer` cursor of the previous page"),
+    ], responses={200: PAGE})
+    def get(self, request: Request) -> Response:
+        """Conversations the caller may see, newest activity first, 50 a page (cursor pages, no count)."""
+        params = request.query_params
+        try:
+            found = reads.page(request.user, view=params.get("view", ""), store=params.get("store", ""),
+                               status=params.get("status", ""), before=params.get("before", ""),
+                               after=params.get("after", ""))
+        except reads.BadFilter as bad:
+            raise ValidationError({bad.field: [str(bad)]}) from bad
+        return Response({"results": ConversationSerializer(found.rows, many=True).data,
+                         "newer": str(found.newer) if found.newer else None,
+                         "older": str(found.older) if found.older else None})
+
+
+class ConversationDetailView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: ConversationDetailSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        """One conversation with its messages in order (received and sent)."""
+        return Response(ConversationDetailSerializer(_access(request, pk)).data)
+
+
+class ReplySerializer(serializers.Serializer[Any]):
+    text = serializers.CharField()
+    html = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ConversationReplyView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=ReplySerializer, responses={202: ThreadMessageSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Reply in the conversation: In-Reply-To the customer's latest mail, through the account today's
+        rules choose; the conversation becomes pending. 400 says why a reply cannot be sent."""
+        _access(request, pk)
+        form = ReplySerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            message = actions.do_reply(request.user, pk, **form.validated_data)
+        except actions.ActionRefused as refused:
+            raise _refused(refused) from refused
+        return Response(ThreadMessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ConversationStatusView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=inline_serializer("ConversationStatusChange", {
+        "status": serializers.ChoiceField(ConversationStatus.choices)}), responses={200: ConversationSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Set the conversation's status: open, pending or closed."""
+        _access(request, pk)
+        try:
+            conversation = actions.do_set_status(request.user, pk, str(_field(request, "status") or ""))
+        except actions.ActionRefused as refused:
+            raise _refused(refused) from refused
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationAssignView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=inline_serializer("ConversationAssignment", {
+        "agent": serializers.IntegerField(allow_null=True)}), responses={200: ConversationSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Give the conversation to an agent of its store (``agent``: their id), or to no one (null)."""
+        _access(request, pk)
+        agent = _field(request, "agent")
+        try:
+            conversation = actions.do_assign(request.user, pk, "" if agent is None else str(agent))
+        except actions.ActionRefused as refused:
+            raise _refused(refused) from refused
+        return Response(ConversationSerializer(conversation).data)

@@ -1,0 +1,112 @@
+"""Conversations in the web UI: the list (keyset pages), one conversation's whole thread with the
+Reply box, status and assignee. Views parse the request and call buzon.workspace; an invisible
+conversation is a 404, as a missing one."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from buzon.crm import notifications, roles
+from buzon.inbound.mail.inline import link_inline_images
+from buzon.messages.conversations import ConversationStatus
+from buzon.messages.models import Message
+from buzon.web.views_inbox import _inline_image_url, _safe_html
+from buzon.workspace import actions, reads
+from buzon.workspace.access import access_conversation
+
+FILTERS = ("view", "store", "status")
+
+
+@login_required
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    chosen = {k: request.GET.get(k, "") for k in FILTERS}
+    if chosen["view"] == "all" and not roles.is_admin(request.user):
+        chosen["view"] = ""  # "all" is every store's mail: for administrators; others see theirs
+    try:
+        found = reads.page(request.user, view=chosen["view"], store=chosen["store"], status=chosen["status"],
+                           before=request.GET.get("before", ""),
+                           after=request.GET.get("after", ""))
+    except reads.BadFilter as bad:
+        return HttpResponseBadRequest(f"{bad.field}: {bad}")
+    return render(request, "web/conversations/list.html", {
+        "found": found, "chosen": chosen, "is_admin": roles.is_admin(request.user),
+        "stores": roles.visible_stores(request.user), "statuses": ConversationStatus.choices,
+        "bell_unread": notifications.unread_count(request.user),
+        "breadcrumbs": [(_("Conversations"), None)],
+    })
+
+
+def _thread(request: HttpRequest, conversation_pk: int, show_images: bool) -> list[dict[str, object]]:
+    rows = Message.objects.filter(conversation_id=conversation_pk).order_by("created_at", "id")
+    shown = []
+    for message in rows.prefetch_related("attachments")[:500]:
+        attachments = list(message.attachments.all())
+        html = _safe_html(message, show_images) if message.html else ""
+        blocked = bool(message.html) and html != message.html
+        html = link_inline_images(html, [(a.content_id, str(a.pk)) for a in attachments if a.content_id],
+                                  lambda pk: _inline_image_url(request.user, int(pk)))
+        shown.append({"message": message, "html": html, "images_blocked": blocked, "attachments": attachments})
+    return shown
+
+
+@login_required
+def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = access_conversation(request.user, pk)
+    show_images = request.GET.get("images") == "1"
+    thread = _thread(request, conversation.pk, show_images)
+    actions.do_mark_read(request.user, conversation.pk)
+    response = render(request, "web/conversations/detail.html", {
+        "conversation": conversation, "thread": thread, "show_images": show_images,
+        "images_blocked": any(item["images_blocked"] for item in thread),
+        "statuses": ConversationStatus.choices, "agents": actions.assignable_agents(conversation),
+        "events": conversation.events.select_related("actor")[:100],
+        "reply_text": request.session.pop(f"reply-{conversation.pk}", ""),
+        "breadcrumbs": [(_("Conversations"), reverse("web:conversations")),
+                        (conversation.subject or _("(no subject)"), None)],
+    })
+    response.csp_allow_remote_images = show_images  # type: ignore[attr-defined]
+    return response
+
+
+def _back(pk: int) -> HttpResponse:
+    return redirect(reverse("web:conversation", args=[pk]))
+
+
+@login_required
+@require_POST
+def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
+    text = request.POST.get("text", "")
+    try:
+        actions.do_reply(request.user, pk, text=text)
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+        request.session[f"reply-{pk}"] = text  # the words written are kept for the next try
+        return _back(pk)
+    flash.success(request, _("Your reply is on its way."))
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_status(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        actions.do_set_status(request.user, pk, request.POST.get("status", ""))
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+    return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        actions.do_assign(request.user, pk, request.POST.get("agent", ""))
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+    return _back(pk)

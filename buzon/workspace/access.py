@@ -1,0 +1,36 @@
+"""Who may see a conversation: the one place every workspace read and action asks.
+
+A conversation is visible by the role rule on its own columns (crm.roles: its store, its customer's
+agent group, its agent), the same rule as its messages. An invisible conversation answers exactly
+like a missing one (Http404), so an id says nothing about another store's mail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from buzon.crm import roles
+from buzon.messages.conversations import Conversation
+
+
+def visible_conversations(user: Any) -> QuerySet[Conversation]:
+    """The conversations ``user`` may see. A plain condition on the row (no DISTINCT): every scope
+    path of a conversation is a foreign key, so no row repeats and the list's index keeps its order."""
+    condition = roles.scope_q("messages_app.Conversation", user)
+    rows = Conversation.objects.all()
+    return rows if condition is None else rows.filter(condition)
+
+
+def access_conversation(user: Any, pk: Any) -> Conversation:
+    """The conversation ``pk`` if ``user`` may see it; else Http404, as for one that does not exist."""
+    try:
+        number = int(pk)
+    except (TypeError, ValueError):
+        raise Http404("No such conversation.") from None
+    found = visible_conversations(user).select_related("customer", "agent__user", "store").filter(pk=number).first()
+    if found is None:
+        raise Http404("No such conversation.")
+    return found

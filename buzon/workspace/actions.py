@@ -1,0 +1,118 @@
+"""What people do with a conversation: one function per change, called by the web UI and the API.
+
+Each action (Zulip's ``do_*``) takes the acting user and the conversation's id, finds it through
+``access_conversation`` (an invisible conversation is a missing one: Http404), changes the rows, and
+writes the conversation's history entry, all in one transaction. Views only parse the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from buzon.crm import roles
+from buzon.crm.models import Agent
+from buzon.messages.conversations import Conversation, ConversationStatus
+from buzon.messages.models import Direction, Message
+from buzon.messages.outbox import SendRefused, queue_outgoing
+from buzon.workspace.access import access_conversation
+from buzon.workspace.models import ConversationEvent, ConversationRead, EventKind
+
+
+class ActionRefused(ValueError):
+    """The change cannot be made as asked; ``field`` names what to correct (for a 400 or a form)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+def _event(conversation: Conversation, user: Any, kind: str, **params: Any) -> None:
+    ConversationEvent.objects.create(conversation=conversation, actor=user if getattr(user, "pk", None) else None,
+                                     kind=kind, params=params)
+
+
+def answered_message(conversation: Conversation) -> Message | None:
+    """What a reply answers: the customer's latest mail, else (nothing received yet) the latest message."""
+    messages = Message.objects.filter(conversation=conversation).order_by("-created_at", "-id")
+    return messages.filter(direction=Direction.INCOMING).first() or messages.first()
+
+
+def _reply_subject(subject: str) -> str:
+    return subject if subject[:3].lower() == "re:" else f"Re: {subject}".strip()
+
+
+def do_reply(user: Any, conversation_id: Any, *, text: str, html: str = "") -> Message:
+    """Queue ``user``'s reply in the conversation, through the outbox (the account today's rules choose,
+    In-Reply-To the customer's latest mail); the conversation waits for the customer (pending)."""
+    conversation = access_conversation(user, conversation_id)
+    if not text.strip() and not html.strip():
+        raise ActionRefused(_("Write the reply first."), field="text")
+    parent = answered_message(conversation)
+    if parent is None:
+        raise ActionRefused(_("This conversation has no message to answer."), field="conversation")
+    if parent.direction == Direction.INCOMING:
+        to = [a for a in (parent.reply_to or [parent.from_address]) if a]
+    else:
+        to = list(parent.to)
+    with transaction.atomic():
+        try:
+            message = queue_outgoing(to=to, subject=_reply_subject(parent.subject or conversation.subject),
+                                     text=text, html=html, in_reply_to=parent, user=user)
+        except SendRefused as refused:
+            raise ActionRefused(str(refused), field=getattr(refused, "field", "") or "text") from refused
+        Conversation.objects.filter(pk=conversation.pk).update(status=ConversationStatus.PENDING)
+        _event(conversation, user, EventKind.REPLIED, message=message.pk)
+        _mark_read(user, conversation)
+    return message
+
+
+def do_set_status(user: Any, conversation_id: Any, status: str) -> Conversation:
+    conversation = access_conversation(user, conversation_id)
+    if status not in ConversationStatus.values:
+        raise ActionRefused(_("Choose open, pending or closed."), field="status")
+    with transaction.atomic():
+        if conversation.status != status:
+            Conversation.objects.filter(pk=conversation.pk).update(status=status)
+            _event(conversation, user, EventKind.STATUS, old=conversation.status, new=status)
+            conversation.status = status
+    return conversation
+
+
+def assignable_agents(conversation: Conversation) -> list[Agent]:
+    """Agents who may be given the conversation: those of its store (any agent for store-less mail)."""
+    agents = Agent.objects.select_related("user").order_by("user__username")
+    if conversation.store_id is not None:
+        agents = agents.filter(stores=conversation.store_id)
+    return list(agents)
+
+
+def do_assign(user: Any, conversation_id: Any, agent_id: Any) -> Conversation:
+    """Give the conversation to an agent of its store (or to no one: ``agent_id`` empty)."""
+    conversation = access_conversation(user, conversation_id)
+    agent: Agent | None = None
+    if agent_id not in (None, ""):
+        agent = next((a for a in assignable_agents(conversation) if str(a.pk) == str(agent_id)), None)
+        if agent is None or not (roles.is_admin(user) or roles.agent_of(user) is not None):
+            raise ActionRefused(_("Choose an agent of this conversation's store."), field="agent")
+    with transaction.atomic():
+        if conversation.agent_id != (agent.pk if agent else None):
+            Conversation.objects.filter(pk=conversation.pk).update(agent=agent)
+            _event(conversation, user, EventKind.ASSIGNED, old=conversation.agent_id, new=agent.pk if agent else None)
+            conversation.agent = agent
+    return conversation
+
+
+def _mark_read(user: Any, conversation: Conversation) -> None:
+    ConversationRead.objects.update_or_create(user_id=user.pk, conversation=conversation,
+                                              defaults={"last_read_at": timezone.now()})
+
+
+def do_mark_read(user: Any, conversation_id: Any) -> Conversation:
+    """``user`` has read the conversation up to now: it is no longer unread for them."""
+    conversation = access_conversation(user, conversation_id)
+    _mark_read(user, conversation)
+    return conversation

@@ -1,0 +1,136 @@
+"""The conversation list, for the inbox page and the API alike: filters, keyset pages, unread.
+
+A page is one query for its rows (plus the role's cached look-ups): rows come in the order of an
+index, (filter column, -last_message_at, -id), and pages continue from a cursor (the last row's
+activity and id), never from an offset, and nothing counts the table. "Unread for me" is computed in
+the same query from the user's ConversationRead row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.utils.dateparse import parse_datetime
+
+from buzon.crm import roles
+from buzon.crm.models import CustomerEmail
+from buzon.messages.conversations import Conversation, ConversationStatus
+from buzon.workspace.access import visible_conversations
+from buzon.workspace.models import ConversationRead
+
+PAGE_SIZE = 50
+VIEWS = ("mine", "unassigned", "all")
+
+
+class BadFilter(ValueError):
+    """A filter or cursor that cannot be used; ``field`` names it (for a 400)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Cursor:
+    at: dt.datetime
+    pk: int
+
+    def __str__(self) -> str:
+        return f"{self.at.isoformat()}~{self.pk}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        at_text, _, pk_text = text.rpartition("~")
+        at = parse_datetime(at_text.replace(" ", "+")) if at_text else None  # "+" arrives as " " in a query
+        if at is None or not pk_text.isdigit():
+            raise BadFilter("cursor", "Not a cursor this list gave.")
+        return cls(at, int(pk_text))
+
+
+@dataclass
+class Page:
+    rows: Sequence[Conversation]
+    newer: Cursor | None  # the cursor for the page before (newer activity), if there is one
+    older: Cursor | None  # the cursor for the next page (older activity), if there is one
+
+
+def filtered(user: Any, *, view: str = "", store: str = "", status: str = "") -> QuerySet[Conversation]:
+    rows = visible_conversations(user).filter(last_message_at__isnull=False)
+    if view == "mine":
+        agent = roles.agent_of(user)
+        rows = rows.filter(agent_id=agent.pk) if agent is not None else rows.none()
+    elif view == "unassigned":
+        rows = rows.filter(agent__isnull=True)
+    elif view not in ("", "all"):
+        raise BadFilter("view", "Choose mine, unassigned or all.")
+    if store:
+        if not str(store).isdigit():
+            raise BadFilter("store", "A store is given by its number.")
+        rows = rows.filter(store_id=int(store))
+    if status:
+        if status not in ConversationStatus.values:
+            raise BadFilter("status", "Choose open, pending or closed.")
+        rows = rows.filter(status=status)
+    return rows
+
+
+def with_unread(rows: QuerySet[Conversation], user: Any) -> QuerySet[Conversation]:
+    read_since = ConversationRead.objects.filter(user_id=user.pk, conversation=OuterRef("pk"),
+                                                 last_read_at__gte=OuterRef("last_incoming_at"))
+    return rows.annotate(unread=Case(When(last_incoming_at__isnull=True, then=Value(False)),
+                                     default=~Exists(read_since), output_field=BooleanField()))
+
+
+def page(user: Any, *, view: str = "", store: str = "", status: str = "", before: str = "", after: str = "",
+         size: int = PAGE_SIZE) -> Page:
+    """A page of the list, newest activity first: from the top, ``before`` a cursor (older rows) or
+    ``after`` one (newer rows)."""
+    rows = with_unread(filtered(user, view=view, store=store, status=status), user)
+    rows = rows.select_related("customer", "agent__user", "store").annotate(customer_email=Subquery(
+        CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]))
+    if after:
+        cursor = Cursor.parse(after)
+        newer = Q(last_message_at__gt=cursor.at) | Q(last_message_at=cursor.at, pk__gt=cursor.pk)
+        found = list(rows.filter(newer).order_by("last_message_at", "id")[:size + 1])
+        more_newer = len(found) > size
+        found = list(reversed(found[:size]))
+        return Page(found, _cursor(found[0]) if found and more_newer else None,
+                    _cursor(found[-1]) if found else None)
+    if before:
+        cursor = Cursor.parse(before)
+        rows = rows.filter(Q(last_message_at__lt=cursor.at) | Q(last_message_at=cursor.at, pk__lt=cursor.pk))
+    found = list(rows.order_by("-last_message_at", "-id")[:size + 1])
+    more_older = len(found) > size
+    found = found[:size]
+    return Page(found, _cursor(found[0]) if found and before else None,
+                _cursor(found[-1]) if found and more_older else None)
+
+
+def with_conversation(rows: QuerySet[Any]) -> QuerySet[Any]:
+    """Record rows (tickets, job applicants, any mail target) with ``conversation_pk``: the record's
+    conversation; customers with their latest one. One subquery, so a list page stays one query."""
+    model = rows.model
+    conversations = Conversation.objects.order_by("-last_message_at", "-id")
+    if model._meta.label == "crm.Customer":
+        conversations = conversations.filter(customer=OuterRef("pk"))
+    else:
+        conversations = conversations.filter(record_type=ContentType.objects.get_for_model(model),
+                                             record_id=OuterRef("pk"))
+    return rows.annotate(conversation_pk=Subquery(conversations.values("pk")[:1]))
+
+
+def customer_label(row: Conversation) -> str:
+    """The customer as the list shows them (their name, else their first address), read by ``page``."""
+    if row.customer is None:
+        return ""
+    return row.customer.name or getattr(row, "customer_email", None) or f"#{row.customer_id}"
+
+
+def _cursor(row: Conversation) -> Cursor:
+    assert row.last_message_at is not None  # the list holds only conversations with activity
+    return Cursor(row.last_message_at, row.pk)
