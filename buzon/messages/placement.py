@@ -135,7 +135,8 @@ def _fill_fresh(conversation: Conversation, added: list[Message]) -> None:
     shown = [m for m in added if _shown(m)]
     incoming = [m for m in added if m.direction == Direction.INCOMING]
     conversation.message_count = len(added)
-    conversation.last_message_at = max(m.created_at for m in shown or added)
+    received = [m for m in added if m.direction == Direction.INCOMING]
+    conversation.last_message_at = max((m.created_at for m in shown or received), default=None)
     conversation.snippet = snippet(shown[-1]) if shown else ""
     conversation.last_incoming_at = max((m.created_at for m in incoming), default=None)
     conversation.customer_id = conversation.customer_id or next(
@@ -163,10 +164,13 @@ def record_activity(messages: Iterable[Message], fresh: Iterable[Conversation] =
         added.sort(key=_arrival)
         changes: dict[str, Any] = {"message_count": F("message_count") + len(added)}
         shown = [m for m in added if _shown(m)]
-        if not shown:  # only automatic mail so far: the conversation still has a place in the list
-            first = Value(max(m.created_at for m in added), output_field=DateTimeField())
+        received = [m for m in added if m.direction == Direction.INCOMING]
+        if not shown and received:
+            # Only automatic mail received (a bounce, an auto-reply): listed, for someone to look at.
+            # Only Buzón's own automatic mail (a notice to an agent): no activity for people, not listed.
+            first = Value(max(m.created_at for m in received), output_field=DateTimeField())
             changes["last_message_at"] = Coalesce(F("last_message_at"), first)
-        else:
+        elif shown:
             latest = shown[-1]
             at = Value(max(m.created_at for m in shown), output_field=DateTimeField())
             changes["last_message_at"] = Greatest(Coalesce(F("last_message_at"), at), at)

@@ -32,6 +32,7 @@ SECTIONS: list[tuple[str, str | Promise | None]] = [
 
 NAV: list[NavItem] = [
     NavItem("web:home", _("Home"), "house", "main"),
+    NavItem("web:conversations", _("Conversations"), "chat-left-text", "main"),
     NavItem("web:inbox", _("Inbox"), "inbox", "main"),
     NavItem("web:compose", _("Compose"), "pencil-square", "main"),
     NavItem("web:customers", _("Customers"), "people", "records"),

@@ -324,7 +324,8 @@ def _conversations(labels: _Labels) -> tuple[dict[int, str], list[Any]]:
         shown = Q(direction=Direction.INCOMING, classification="normal") | Q(created_by__isnull=False)
         assert c.last_message_at == (Message.objects.filter(shown, conversation=c).order_by(
             "-created_at").values_list("created_at", flat=True).first() or Message.objects.filter(
-            conversation=c).order_by("created_at").values_list("created_at", flat=True).first())
+            conversation=c, direction=Direction.INCOMING).order_by("-created_at").values_list(
+            "created_at", flat=True).first())
         rows.append((name.get(c.pk, "empty"), c.message_count, c.status, labels.text(c.subject),
                      labels.customer.get(c.customer_id) if c.customer_id else None,
                      labels.agent.get(c.agent_id) if c.agent_id else None,

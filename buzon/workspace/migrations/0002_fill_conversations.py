@@ -70,7 +70,8 @@ def _counters(Message, Conversation, low, high):
     Conversation.objects.filter(pk__gte=low, pk__lt=high).update(
         message_count=Subquery(messages.order_by().values("conversation_id").annotate(n=Count("id")).values("n")[:1]),
         last_message_at=Coalesce(Subquery(latest.values("created_at")[:1]),
-                                 Subquery(messages.order_by("created_at").values("created_at")[:1])),
+                                 Subquery(messages.filter(direction="in").order_by("-created_at")
+                                          .values("created_at")[:1])),
         last_incoming_at=Subquery(messages.filter(direction="in").order_by("-created_at").values("created_at")[:1]),
         customer_id=Subquery(messages.filter(customer__isnull=False).order_by("id").values("customer_id")[:1]),
         agent_id=Subquery(messages.filter(agent__isnull=False).order_by("id").values("agent_id")[:1]),
