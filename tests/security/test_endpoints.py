@@ -105,8 +105,6 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "outbound:unsubscribe": ("GET", EVERYONE, lambda w: {"token": "forged"}, ""),
     "outbound:confirm-sender": ("GET", EVERYONE, lambda w: {"token": "forged"}, ""),
     "web:login": ("GET", EVERYONE, NONE, ""),
-    # Gone once any user exists, for everyone (its open state, with the printed token: test_first_run).
-    "web:setup": ("GET", set(), NONE, ""),
     "web:logout": ("POST", EVERYONE, NONE, ""),
     "web:two-factor-verify": ("GET", SIGNED_IN, NONE, ""),
     "web:two-factor": ("GET", ADMIN, NONE, ""),
