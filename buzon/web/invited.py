@@ -3,7 +3,7 @@
 They cannot sign in (their password is unusable) and their API tokens are refused
 (buzon.api.authentication), so this only meets a session made some other way (one from before a
 new invitation was made, a test's force_login): it is ended, pages send them to sign in, and the
-API answers 403 naming the reason. Sign-in, sign-out and static files stay open.
+API answers 403 naming the reason. Sign-in, sign-out, the invitation page and static files stay open.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 def _open(path: str) -> bool:
     static = "/" + settings.STATIC_URL.lstrip("/")
-    return path in (reverse("web:login"), reverse("web:logout")) or path.startswith(static)
+    welcome = reverse("web:invitation", args=["x"]).removesuffix("x/")
+    return path in (reverse("web:login"), reverse("web:logout")) or path.startswith((static, welcome))
 
 
 class PasswordPendingMiddleware:

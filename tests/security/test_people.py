@@ -93,6 +93,8 @@ def test_the_invitation_sets_a_password_once_in_the_persons_language(world: Worl
     forced.force_login(marta)
     assert forced.get("/inbox/")["Location"].startswith("/login/")
     assert forced.get("/api/v1/customers/").status_code in (401, 403)
+    forced.force_login(marta)
+    assert forced.get(link).status_code == 200  # the one page that does answer: where she sets it
 
     browser = Client()
     page = browser.get(link)
