@@ -48,6 +48,9 @@ class Scope:
     # What must be null for a group to reach a row (default: the store path). People are not
     # store-less rows: colleagues are reached through a store-less group they share.
     group_wall: str = ""
+    # (group path, field): that path reaches a row only where the field is null too. A store-less
+    # notice that left through a store's account (buzon.messages.outbox) is not that store's group's.
+    group_walls: tuple[tuple[str, str], ...] = ()
 
 
 # Model label -> how its rows are scoped. A model missing here is visible to administrators only.
@@ -55,10 +58,12 @@ SCOPES: dict[str, Scope] = {
     # A message's own store column (set when it was written), not its account's: the condition
     # needs no join and a list of one store's mail can use the (store, -created_at, -id) index.
     "messages_app.Message": Scope(store="store", groups=("customer__agent_group", "account__agent_group"),
-                              agent="agent", creator="created_by"),
+                              agent="agent", creator="created_by",
+                              group_walls=(("account__agent_group", "account__store"),)),
     "messages_app.Attachment": Scope(store="message__store",
                                  groups=("message__customer__agent_group", "message__account__agent_group"),
-                                 agent="message__agent", creator="message__created_by"),
+                                 agent="message__agent", creator="message__created_by",
+                                 group_walls=(("message__account__agent_group", "message__account__store"),)),
     # A conversation's own store column, as a message's: the inbox's filters use it with its order index.
     "messages_app.Conversation": Scope(store="store", groups=("customer__agent_group",), agent="agent"),
     "crm.Customer": Scope(store="store", groups=("agent_group",), agent="agent"),
@@ -146,7 +151,9 @@ def scope_q(label: str, user: Any) -> Q | None:
         # A group reaches only store-less rows: its store's rows reach its members through their
         # stores (above), and another store's rows never do, whoever was put in the group.
         wall = scope.group_wall or scope.store
-        allowed |= Q(**{f"{path}__in": groups, **({f"{wall}__isnull": True} if wall else {})})
+        walls = [wall] if wall else []
+        walls += [field for group_path, field in scope.group_walls if group_path == path]
+        allowed |= Q(**{f"{path}__in": groups, **{f"{field}__isnull": True for field in walls}})
     if scope.agent:
         allowed |= Q(**{scope.agent: agent.pk})
     return allowed

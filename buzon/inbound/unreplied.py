@@ -11,6 +11,9 @@ Every received message is *settled* once its time is up (``unreplied_notified_at
 answered, or covered by its conversation's alert. So each run only looks at mail whose time has just
 come, and the claim on those rows is what makes two runners send one alert.
 Run by ``buzon notify_unreplied`` (the workers' scheduler runs it each minute).
+
+The alert names the store's mail, so it belongs to that store and leaves through its own outgoing
+account when it has one (buzon.messages.outbox, ``about_store``).
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ def _send(account: EmailAccount, latest: Message) -> None:
     for language, addresses in by_language.items():
         with translation.override(language):
             text = notices.render(Notification.Kind.UNREPLIED, params)
-        outbox_glue.queue(to=addresses, subject=text[:200], text=f"{text}\n\n{url}", kind="notification")
+        outbox_glue.queue(to=addresses, subject=text[:200], text=f"{text}\n\n{url}", kind="notification",
+                          about_store=latest.store_id)  # the alert is about the store's mail: the store's
     for user in users.values():
         notices.send(user, Notification.Kind.UNREPLIED, f"message:{latest.pk}", params, path)

@@ -132,10 +132,14 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.get_direction_display()} {self.from_address}: {self.subject[:60]}"
 
+    #: Set by a writer that decided the store itself, None included (a store-less notice: outbox).
+    store_given: bool = False
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Every path that writes mail sets the store from its account; a new row written without
         # one (a script, a test, an integrator) still gets its account's, never "no store" by omission.
-        if self._state.adding and self.store_id is None and self.account_id is not None:
+        if (self._state.adding and self.store_id is None and self.account_id is not None
+                and not self.store_given):
             self.store_id = self.account.store_id  # type: ignore[union-attr]  # the instance given: no query
         if not self._state.adding:
             super().save(*args, **kwargs)

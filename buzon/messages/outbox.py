@@ -6,6 +6,14 @@ request (attachments, extra headers, send time, priority) to the outgoing queue,
 the transaction commits — enqueues the delivery task. `messages` never imports `outbound`: the queue
 is reached through `settings.OUTBOUND_ADMIT` and the task through `settings.OUTBOUND_TASK`, both
 dotted paths, so the layers stay one-way.
+
+Stores are walls for notices too. A notification (kind "notification": mail to staff, such as "new
+email from …" with the customer's words, or an invitation) belongs to the store its *content* is
+about, given as ``about_store`` (None: store-less content, seen by administrators only), never to
+the store of the account it happens to leave through. It leaves through that store's own outgoing
+account (its default outgoing one first) when it has one, else through the site's default outgoing
+account, and its Message row carries ``about_store`` even then: so a notice about store B's mail
+sent through store A's account is never store A's mail in anybody's lists (docs/security.md).
 """
 
 from __future__ import annotations
@@ -102,6 +110,18 @@ def conversation_account(record: models.Model | None, parent: Message | None) ->
     return latest.account if latest else None
 
 
+def notice_account(store_id: int | None) -> EmailAccount | None:
+    """The account a notification about ``store_id``'s content leaves through: that store's own
+    outgoing account (its default outgoing one first, else the oldest), else the site's default
+    outgoing account. A store's mail is not told through another store's login when it has its own."""
+    if store_id is not None:
+        own = EmailAccount.objects.filter(store_id=store_id, outgoing_enabled=True).order_by(
+            "-default_outgoing", "id").first()
+        if own is not None:
+            return own
+    return default_outgoing_account()
+
+
 def store_account(user: Any) -> EmailAccount | None:
     """The outgoing account of a store ``user`` works in (the default outgoing one when it is theirs,
     else the oldest). A store's agent writes to its customers as the store, so the answers come back
@@ -120,11 +140,13 @@ def _no_account_for_user() -> SendRefused:
 
 
 def choose_account(*, account: EmailAccount | None, kind: str, record: models.Model | None = None,
-                   parent: Message | None = None, user: Any = None) -> EmailAccount:
+                   parent: Message | None = None, user: Any = None,
+                   about_store: int | None = None) -> EmailAccount:
     """Seed 000 §3.4: the given account; else the conversation's; else the user's own; else their store's
     (`store_account`); else the default.
 
-    Notifications and bulk mail always leave through the default outgoing account. Mail a person
+    Notifications leave through the account of the store they are about (``about_store``) when it has
+    one, else the default outgoing account (`notice_account`); bulk mail through the default. Mail a person
     sends (``user`` given) leaves only through an account they may send through (roles): one they
     name must be theirs, and an automatic choice passes over the others (another store's account that
     carried the conversation, say). Buzón's own mail (no ``user``) may use any.
@@ -133,14 +155,15 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
         return user is None or roles.may_send_through(user, candidate)
 
     if kind in SYSTEM_KINDS:
-        chosen = default_outgoing_account()
+        chosen = notice_account(about_store) if kind == "notification" else default_outgoing_account()
         if chosen is None:
             raise SendRefused(_("No default outgoing email account is set up, so notifications cannot be sent."))
         if not usable(chosen):
             raise _no_account_for_user()
         return chosen
     if account is not None and kind == "auto_reply" and not account.outgoing_enabled:
-        account = None  # an account that only receives still answers, through the default outgoing one
+        # An account that only receives still answers: through its store's outgoing account, else the default.
+        account = notice_account(account.store_id)
     if account is not None:
         if not usable(account):
             raise no_such_account()
@@ -295,8 +318,11 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
                    record: models.Model | None = None, user: Any = None, attachments: Sequence[Attachment] = (),
                    headers: Mapping[str, str] | None = None, send_at: datetime.datetime | None = None,
                    priority: int | None = None, template: str = "", language: str | None = None,
-                   context: Mapping[str, Any] | None = None) -> Message:
+                   context: Mapping[str, Any] | None = None, about_store: int | None = None) -> Message:
     """Queue one email and return its Message (status queued). Raises SendRefused with the reason.
+
+    ``about_store`` (kind "notification" only) is the id of the store whose content the notice
+    carries, None for store-less content: the Message belongs to it whatever account sends it.
 
     `template` names an email template (by key): when one exists, its subject and bodies (rendered
     with the record, its customer, the user and `context`) replace the `subject`/`text`/`html`
@@ -322,7 +348,17 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
     if record is None and parent is not None and parent.record is not None:
         # The reply joins the parent's record only where the sender may see that record too.
         record = parent.record if user is None or roles.can_see(user, parent.record) else None
-    chosen = choose_account(account=account, kind=kind, record=record, parent=parent, user=user)
+    if about_store is not None and kind != "notification":
+        raise ValueError("about_store is for notifications only")  # a caller's mistake, not user input
+    chosen = choose_account(account=account, kind=kind, record=record, parent=parent, user=user,
+                            about_store=about_store)
+    # A notice belongs to the store it is about (None: store-less), an auto-reply to the receiving
+    # account's store: neither to the store of the account that happens to carry it.
+    store_id = chosen.store_id
+    if kind == "notification":
+        store_id = about_store
+    elif kind == "auto_reply" and account is not None:
+        store_id = account.store_id
     _check_attachment_size(attachments, chosen)
     request = ComposeRequest(kind=kind, priority=DEFAULT_PRIORITY[kind] if priority is None else priority,
                              attachments=tuple(attachments), headers=dict(headers or {}), send_at=send_at)
@@ -331,8 +367,8 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
     if parent is not None and parent.message_id:
         references = " ".join(part for part in (parent.references.strip(), parent.message_id) if part)
     with transaction.atomic():
-        message = Message.objects.create(
-            direction=Direction.OUTGOING, account=chosen, store_id=chosen.store_id, status=MessageStatus.QUEUED,
+        message = Message(
+            direction=Direction.OUTGOING, account=chosen, store_id=store_id, status=MessageStatus.QUEUED,
             message_id=make_msgid(domain=_message_id_domain(chosen)),
             in_reply_to=parent.message_id if parent is not None else "", references=references,
             subject=subject, from_address=chosen.email_address, to=to_list, cc=cc_list, bcc=bcc_list,
@@ -340,6 +376,8 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
             record_type=ContentType.objects.get_for_model(record) if record is not None else None,
             record_id=record.pk if record is not None else None,
         )
+        message.store_given = True  # a store-less notice stays store-less (Message.save)
+        message.save(force_insert=True)
         # The queue may refuse (e.g. sender not confirmed); that rolls the Message back too.
         import_string(settings.OUTBOUND_ADMIT)(message, request)
         replies.after_outgoing(record, kind=kind, user=user)  # a person's reply: the ticket is Replied

@@ -1,5 +1,7 @@
-"""notify: tell the customer's agent (seed 002), in the app (the bell) and by email through the default
-outgoing account, once each, in the agent's own language (buzon.inbound.notices):
+"""notify: tell the customer's agent (seed 002), in the app (the bell) and by email, once each, in the
+agent's own language (buzon.inbound.notices). The mail quotes the store's mail, so it is that store's:
+it leaves through the store's own outgoing account (else the site's default) and its Message row is
+the store's, never the sending account's other store's (buzon.messages.outbox, ``about_store``):
 
 - "customer assigned to you" whenever the assignment just gave them the customer, always: an agent
   must know a customer became theirs;
@@ -31,7 +33,9 @@ def _email(ctx: Context, user: Any, kind: str, params: Mapping[str, Any], url: s
     with translation.override(language_of(user)):
         text = notices.render(kind, params)
         content = "\n\n".join(part for part in (text, body, url) if part)
-    _, why_not = outbox_glue.queue(to=[address], subject=text[:200], text=content, kind="notification")
+    # The notice carries the store's mail: it is that store's (and leaves through its account if any).
+    _, why_not = outbox_glue.queue(to=[address], subject=text[:200], text=content, kind="notification",
+                                   about_store=ctx.message.store_id)
     if why_not:
         ctx.decide(NAME, "email_not_sent", gettext_noop("Notification email not sent: %(why)s"), why=why_not)
 
