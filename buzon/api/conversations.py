@@ -90,7 +90,7 @@ PAGE = inline_serializer("ConversationPage", {
 class ConversationListView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(parameters=[
+    @extend_schema(operation_id="conversations_list", parameters=[
         OpenApiParameter("view", OpenApiTypes.STR, enum=list(reads.VIEWS), description="mine, unassigned or all"),
         OpenApiParameter("store", OpenApiTypes.INT), OpenApiParameter("status", OpenApiTypes.STR,
                                                                       enum=ConversationStatus.values),
@@ -114,7 +114,7 @@ class ConversationListView(APIView):
 class ConversationDetailView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: ConversationDetailSerializer})
+    @extend_schema(operation_id="conversations_retrieve", responses={200: ConversationDetailSerializer})
     def get(self, request: Request, pk: int) -> Response:
         """One conversation with its messages in order (received and sent)."""
         return Response(ConversationDetailSerializer(_access(request, pk)).data)

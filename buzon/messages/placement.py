@@ -11,7 +11,9 @@ COUNT, never read-modify-write), so two workers adding mail to one conversation 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
@@ -44,6 +46,21 @@ def _new(message: Message, record: tuple[int, int] | None) -> Conversation:
     )
 
 
+#: The conversation outgoing mail written in this context joins (``joining``): the workspace's reply.
+_JOINING: ContextVar[int | None] = ContextVar("buzon_joining_conversation", default=None)
+
+
+@contextmanager
+def joining(conversation_id: int) -> Iterator[None]:
+    """Outgoing mail queued inside joins ``conversation_id`` whatever it names: a reply written in a
+    conversation belongs to it even when its account or references would have started another."""
+    token = _JOINING.set(conversation_id)
+    try:
+        yield
+    finally:
+        _JOINING.reset(token)
+
+
 def _answered_conversation(message: Message) -> int | None:
     """Outgoing mail names what it answers by Message-ID (the outbox resolved it through the sender's
     visibility); a reply joins that message's conversation, within the sending store only."""
@@ -57,6 +74,9 @@ def _answered_conversation(message: Message) -> int | None:
 def place(message: Message, parent: Message | None = None) -> None:
     """Give an unsaved ``message`` its conversation (made now if it starts one)."""
     if message.conversation_id is not None:
+        return
+    if message.direction == Direction.OUTGOING and _JOINING.get() is not None:
+        message.conversation_id = _JOINING.get()
         return
     record = _record_key(message)
     if record is not None:

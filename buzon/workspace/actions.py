@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from buzon.crm import roles
 from buzon.crm.models import Agent
+from buzon.messages import placement
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Direction, Message
 from buzon.messages.outbox import SendRefused, queue_outgoing
@@ -60,8 +61,9 @@ def do_reply(user: Any, conversation_id: Any, *, text: str, html: str = "") -> M
         to = list(parent.to)
     with transaction.atomic():
         try:
-            message = queue_outgoing(to=to, subject=_reply_subject(parent.subject or conversation.subject),
-                                     text=text, html=html, in_reply_to=parent, user=user)
+            with placement.joining(conversation.pk):
+                message = queue_outgoing(to=to, subject=_reply_subject(parent.subject or conversation.subject),
+                                         text=text, html=html, in_reply_to=parent, user=user)
         except SendRefused as refused:
             raise ActionRefused(str(refused), field=getattr(refused, "field", "") or "text") from refused
         Conversation.objects.filter(pk=conversation.pk).update(status=ConversationStatus.PENDING)

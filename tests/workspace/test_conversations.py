@@ -183,3 +183,12 @@ def test_an_agent_replies_in_the_conversation_and_the_customers_answer_reopens_i
     assert conversation.status == "open" and ticket.status == Ticket.Status.OPEN and conversation.snippet == "Gracias."
     page = browser.get(f"/conversations/{conversation.pk}/").content.decode()
     assert page.index("Quiero cambiar") < page.index("Le enviamos otro.") < page.index("Gracias.")
+
+
+def test_the_conversation_endpoints_are_in_the_openapi_schema(client: Client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    for path in ("/api/v1/conversations/", "/api/v1/conversations/{id}/", "/api/v1/conversations/{id}/reply/",
+                 "/api/v1/conversations/{id}/status/", "/api/v1/conversations/{id}/assign/"):
+        assert path in schema["paths"], path
+    names = {p["name"] for p in schema["paths"]["/api/v1/conversations/"]["get"]["parameters"]}
+    assert {"view", "store", "status", "before", "after"} <= names

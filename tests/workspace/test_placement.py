@@ -20,6 +20,7 @@ from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
 from buzon.messages.outbox import queue_outgoing
 from buzon.outbound import confirm
+from buzon.workspace import actions
 from tests.inbound.helpers import mail, store_raw
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,14 @@ def test_the_data_migration_gives_old_mail_the_same_conversations(shop):
     assert _snapshot() == written
     migration.fill(apps, SimpleNamespace(connection=connection))  # resumed or run again: nothing changes
     assert _snapshot() == written
+
+
+def test_a_reply_written_in_a_conversation_joins_it_even_without_references(shop):
+    first = _receive(shop["account"], subject="Sin Message-ID", body="Hola.")
+    Message.objects.filter(pk=first.pk).update(message_id="")  # nothing a reply could name
+    reply = actions.do_reply(shop["user"], first.conversation_id, text="Buenos días.")
+    assert reply.in_reply_to == "" and reply.conversation_id == first.conversation_id
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    assert (conversation.message_count, conversation.status, conversation.snippet) == (2, "pending", "Buenos días.")
+    plain = queue_outgoing(to="ana@customer.test", subject="Aparte", text="Otra cosa.", user=shop["user"])
+    assert plain.conversation_id != first.conversation_id  # outside the action: a new conversation
