@@ -161,7 +161,9 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "web:store-edit": ("GET", ADMIN, pk(lambda w: w.a.store), ""),
     "web:store-delete": ("GET", ADMIN, pk(lambda w: w.a.store), ""),
     "web:compose": ("GET", SIGNED_IN, NONE, ""),
-    "web:compose-template": ("GET", SEES_A, NONE, "?record_type=ticket&record_id={ticket}"),
+    # Another store's record renders like a missing one: the form without it, for any signed-in user
+    # (tests/security/test_reply_references.py checks nothing of the record shows).
+    "web:compose-template": ("GET", SIGNED_IN, NONE, "?record_type=ticket&record_id={ticket}"),
     "web:outgoing": ("GET", SEES_A, pk(lambda w: w.a.sent), ""),
     "web:template-list": ("GET", SIGNED_IN, NONE, ""),
     "web:template-new": ("GET", ADMIN, NONE, ""),

@@ -341,3 +341,29 @@ def test_browser_compose_with_a_forged_reply_field_is_refused(world: World, brow
     assert sent.account == world.b.account
     deliver_due(pool=pool)
     assert [m.mail_from for m in smtp_starttls.messages] == [world.b.account.email_address]
+
+
+@pytest.mark.django_db
+def test_a_template_filled_for_another_stores_ticket_shows_nothing_of_it(world: World):
+    """The compose page's template helper fills in the record being answered: another store's ticket
+    gives exactly what a missing one gives (the template without it), never its subject or customer."""
+    from buzon.outbound.models import EmailTemplate
+
+    world.a.ticket.subject = "Pedido secreto 4471 de la tienda A"
+    world.a.ticket.save(update_fields=["subject"])
+    template = EmailTemplate.objects.create(key="respuesta", language="es", name="Respuesta",
+                                            subject="Re: {{ record.subject }}", body="Hola {{ customer.name }}")
+    client = world.client("agent_b")
+
+    def filled(record_id: int) -> str:
+        response = client.get("/compose/template/", {"template": template.pk, "record_type": "ticket",
+                                                     "record_id": record_id})
+        assert response.status_code == 200
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+
+    theirs, missing = filled(world.a.ticket.pk), filled(MISSING_ID)
+    assert "Pedido secreto 4471" not in theirs
+    assert theirs == missing
+    own = world.client("agent_a").get("/compose/template/", {"template": template.pk, "record_type": "ticket",
+                                                              "record_id": world.a.ticket.pk})
+    assert "Pedido secreto 4471" in html.unescape(own.content.decode())  # the store's own agent gets it
