@@ -37,6 +37,35 @@ class EmailsField(serializers.ListField):
         return [row.address if hasattr(row, "address") else str(row) for row in rows]
 
 
+def store_for_write(serializer: serializers.ModelSerializer[Any], attrs: dict[str, Any]) -> dict[str, Any]:
+    """Only administrators make store-less customers and tickets: anyone else names one of their stores
+    (the field offers only theirs: VisibleRowsMixin), or gets their only one when they name none. A
+    store-less row is seen by administrators only (roles), so it would be lost to its creator, and an
+    address would be checked against every store-less customer, which the creator cannot see."""
+    request = serializer.context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or roles.is_admin(user):
+        return attrs
+    instance = serializer.instance if isinstance(serializer.instance, Model) else None
+    if instance is not None and "store" not in attrs:
+        return attrs  # the row keeps its store (one the user can see, or they could not change it)
+    if attrs.get("store") is not None:
+        return attrs
+    mine = sorted(roles.store_ids(user))
+    if instance is None and "store" not in attrs and len(mine) == 1:  # an explicit null is refused
+        return {**attrs, "store": roles.visible_stores(user).get(pk=mine[0])}
+    raise serializers.ValidationError({"store": [_("Choose one of your stores.")]})
+
+
+class StoreWallsMixin:
+    """Creating customers and tickets: a user in no store is refused at once (403); see store_for_write."""
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not roles.is_admin(request.user) and not roles.store_ids(request.user):
+            raise PermissionDenied(_("Only administrators and people who work in a store can create this."))
+        return super().create(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+
 class CustomerSerializer(serializers.ModelSerializer[Customer]):
     emails = EmailsField(child=serializers.EmailField(), required=False,
                                    help_text="The customer's addresses; mail from any of them links to the customer.")
@@ -55,8 +84,13 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """An address belongs to one customer per store (crm.models): the addresses must be free in
-        the store the customer ends up in, also when it only moves there with the ones it has."""
-        attrs = super().validate(attrs)
+        the store the customer ends up in, also when it only moves there with the ones it has.
+
+        Not an oracle: apart from administrators (who see every customer), people write customers
+        only into their own stores (store_for_write), whose customers they all see, so an address
+        they are told is taken belongs to a customer they can open; other stores' and store-less
+        customers' addresses are never compared."""
+        attrs = store_for_write(self, super().validate(attrs))
         instance = self.instance if isinstance(self.instance, Customer) else None
         store = attrs["store"] if "store" in attrs else (instance.store if instance is not None else None)
         emails = attrs.get("emails")
@@ -141,7 +175,8 @@ class CreatorKeepsSightMixin:
                 created.save(update_fields=["agent"])
 
 
-class CustomerViewSet(CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Customer]):
+class CustomerViewSet(StoreWallsMixin, CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin,
+                      viewsets.ModelViewSet[Customer]):
     """Customers; filter with ?assigned=me|unassigned|<agent>, ?store=<id>, ?email=<address>."""
 
     serializer_class = CustomerSerializer
@@ -179,8 +214,12 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     def get_token(self, ticket: Ticket) -> str:
         return targets.record_token(ticket)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return store_for_write(self, super().validate(attrs))
 
-class TicketViewSet(CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelViewSet[Ticket]):
+
+class TicketViewSet(StoreWallsMixin, CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin,
+                    viewsets.ModelViewSet[Ticket]):
     """Tickets; filter with ?status=open|replied|closed, ?assigned=me|unassigned|<agent>, ?store=<id>."""
 
     serializer_class = TicketSerializer

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from buzon.crm.models import Agent, AgentGroup, Notification, Ticket
+from buzon.crm.models import Agent, AgentGroup, Notification, Store, Ticket
 from buzon.inbound import pipeline
 from buzon.messages import targets
 from buzon.messages.models import Message
@@ -37,7 +37,8 @@ def test_anonymous_is_refused():
 
 
 def test_customer_with_addresses_round_trip(agent_client):
-    client, _ = agent_client
+    client, agent = agent_client
+    agent.stores.add(Store.objects.create(name="Tienda"))  # only administrators create store-less customers
     created = client.post("/api/v1/customers/", {"name": "Luis", "emails": ["Luis@Example.test"]}, format="json")
     assert created.status_code == 201, created.content
     assert created.json()["emails"] == ["luis@example.test"]
