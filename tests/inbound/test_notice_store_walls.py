@@ -155,3 +155,31 @@ def test_a_notice_about_store_less_content_stays_store_less(sink):
     _sees_nothing_of(agent_a, [notice], "Invitación privada")
     admin = User.objects.create_superuser("jefa", "jefa@staff.test", "pw-jefa-123")
     assert _api(admin).get(f"/api/v1/messages/{notice.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize("b_sends", [True, False], ids=["store-b-has-outgoing", "store-b-only-receives"])
+def test_the_unreplied_alert_about_store_b_mail_is_store_bs(sink, b_sends):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from buzon.inbound.unreplied import notify_unreplied
+
+    _store_a, agent_a, account_a = _store("a", sink, outgoing=True, default_outgoing=True)
+    store_b, _agent_b, account_b = _store("b", sink, outgoing=b_sends)
+    account_b.notify_unreplied_after_minutes, account_b.notify_unreplied_to = 5, "jefa-b@staffb.test"
+    account_b.save()
+    raw = mail(sender="custb@cliente.test", to=account_b.email_address, subject="Reclamación secreta 12")
+    pipeline.run_pipeline(store_raw(raw, account_b).pk)
+    assert notify_unreplied(now=timezone.now() + dt.timedelta(minutes=10)) == 1
+    _deliver()
+
+    sent_from = account_b.email_address if b_sends else account_a.email_address
+    alerts = [m for m in sink.messages if "jefa-b@staffb.test" in m.rcpt_tos]
+    assert [m.login for m in alerts] == [sent_from]
+    alert = message_from_bytes(alerts[0].data, policy=default)
+    assert str(alert["Subject"]) == ("No reply yet to the email from custb@cliente.test received at "
+                                     "hola@tiendab.test: Reclamación secreta 12")
+    row = Message.objects.get(direction=Direction.OUTGOING, to=["jefa-b@staffb.test"])
+    assert row.store_id == store_b.pk
+    _sees_nothing_of(agent_a, list(Message.objects.all()), "Reclamación secreta 12")
