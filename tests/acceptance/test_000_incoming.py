@@ -32,7 +32,7 @@ from freezegun import freeze_time
 from buzon.mailboxes.models import EmailAccount, EmailDomain
 from buzon.messages.models import Direction, Message
 from buzon.sync.account import eligible_accounts
-from tests.acceptance.conftest import MAILBOX_PASSWORD, customer_mail
+from tests.acceptance.conftest import MAILBOX_PASSWORD, customer_mail, set_fields
 from tests.acceptance.lines import proves
 from tests.support import browser as browser_support
 from tests.support import dovecot as dovecot_support
@@ -63,14 +63,7 @@ def _edit_account(page, account: EmailAccount, *, check: tuple[str, ...] = (), u
     """The administrator opens the account's form, changes what the line is about and presses
     Guardar; returns the errors the form shows (none when `saved`)."""
     page.goto(f"{ACCOUNTS}{account.pk}/edit/")
-    for name in check:
-        page.check(f"#id_{name}")
-    for name in uncheck:
-        page.uncheck(f"#id_{name}")
-    for name, value in (select or {}).items():
-        page.select_option(f"#id_{name}", value)
-    for name, value in (fill or {}).items():
-        page.fill(f"#id_{name}", value)
+    set_fields(page, check=check, uncheck=uncheck, fill=fill, select=select)
     page.click("#save")
     page.wait_for_load_state()
     errors = " ".join(page.locator("[data-error-for], #account-form .alert-danger").all_inner_texts())

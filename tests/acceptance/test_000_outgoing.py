@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from buzon.mailboxes.models import EmailAccount, EmailDomain
-from tests.acceptance.conftest import MAILBOX_PASSWORD, customer_mail
+from tests.acceptance.conftest import MAILBOX_PASSWORD, customer_mail, set_fields
 from tests.acceptance.lines import proves
 from tests.support import browser as browser_support
 from tests.support import ports
@@ -92,20 +92,8 @@ def _edit_account(page, account: EmailAccount, *, check: tuple[str, ...] = (), u
                   fill: dict[str, str] | None = None, select: dict[str, str] | None = None) -> None:
     """The administrator opens the account's form, changes what the line is about and saves it."""
     page.goto(f"{ACCOUNTS}{account.pk}/edit/")
-    _set_fields(page, check=check, uncheck=uncheck, fill=fill, select=select)
+    set_fields(page, check=check, uncheck=uncheck, fill=fill, select=select)
     _save(page)
-
-
-def _set_fields(page, *, check: tuple[str, ...] = (), uncheck: tuple[str, ...] = (),
-                fill: dict[str, str] | None = None, select: dict[str, str] | None = None) -> None:
-    for name in check:
-        page.check(f"#id_{name}")
-    for name in uncheck:
-        page.uncheck(f"#id_{name}")
-    for name, value in (select or {}).items():
-        page.select_option(f"#id_{name}", value)
-    for name, value in (fill or {}).items():
-        page.fill(f"#id_{name}", value)
 
 
 def _save(page, *, saved: bool = True) -> None:
@@ -232,7 +220,7 @@ def test_use_tls_sends_over_starttls(browser_site, smtp_server):
     _edit_account(page, norte, fill={"smtp_port": str(tls.port)}, select={"smtp_security": "starttls"})
 
     page.goto(f"{ACCOUNTS}{norte.pk}/edit/")  # the same administrator tries to switch encryption off
-    _set_fields(page, select={"smtp_security": "none"})
+    set_fields(page, select={"smtp_security": "none"})
     _save(page, saved=False)
     error = " ".join(page.locator("[data-error-for]").all_inner_texts())
     assert "SMTP" in error, error
@@ -280,7 +268,7 @@ def test_disable_smtp_authentication_sends_without_a_login(browser_site, smtp_se
     admin, lucia = site.person("admin", admin=True), _agent(site, "lucia", store)
     page = site.page(admin)
     page.goto(f"{ACCOUNTS}{norte.pk}/edit/")
-    _set_fields(page, select={"smtp_auth": "true"})
+    set_fields(page, select={"smtp_auth": "true"})
     _save(page, saved=False)
     assert "SMTP" in " ".join(page.locator("[data-error-for]").all_inner_texts())
     _edit_account(page, norte, select={"smtp_auth": "false"})
@@ -603,7 +591,7 @@ def test_a_failing_smtp_setting_is_explained_with_a_help_page(browser_site):
     admin = site.person("admin", admin=True)
     page = site.page(admin)
     page.goto(f"{ACCOUNTS}{norte.pk}/edit/")
-    _set_fields(page, fill={"smtp_port": str(closed)})
+    set_fields(page, fill={"smtp_port": str(closed)})
     _save(page, saved=False)
     error = page.locator("[data-error-for=smtp_host]")
     text = error.inner_text()
