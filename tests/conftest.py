@@ -48,6 +48,19 @@ def _probe_reaches_test_servers() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _site_language() -> Iterator[None]:
+    """Each test starts in the site's language. A request through Django's test client runs in the
+    test's own thread, where LocaleMiddleware leaves the browser's language active after the response
+    (in a server every request sets its own); the next test in that process would otherwise read a
+    Spanish refusal where it expects the English one."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_probe_counts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no probes counted: user ids repeat after rollbacks and between test
     processes, and with REDIS_URL set the counts live in one shared Redis (the database's are rolled

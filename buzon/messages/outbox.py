@@ -10,9 +10,9 @@ dotted paths, so the layers stay one-way.
 Stores are walls for notices too. A notification (kind "notification": mail to staff, such as "new
 email from …" with the customer's words, or an invitation) belongs to the store its *content* is
 about, given as ``about_store`` (None: store-less content, seen by administrators only), never to
-the store of the account it happens to leave through. It leaves through that store's own outgoing
-account (its default outgoing one first) when it has one, else through the site's default outgoing
-account, and its Message row carries ``about_store`` even then: so a notice about store B's mail
+the store of the account it happens to leave through. It leaves through the site's default outgoing
+account (seed 000) unless that account is another store's, then through the store's own outgoing
+account when it has one (`notice_account`), and its Message row carries ``about_store`` even then: so a notice about store B's mail
 sent through store A's account is never store A's mail in anybody's lists (docs/security.md).
 """
 
@@ -111,15 +111,21 @@ def conversation_account(record: models.Model | None, parent: Message | None) ->
 
 
 def notice_account(store_id: int | None) -> EmailAccount | None:
-    """The account a notification about ``store_id``'s content leaves through: that store's own
-    outgoing account (its default outgoing one first, else the oldest), else the site's default
-    outgoing account. A store's mail is not told through another store's login when it has its own."""
+    """The account a notification about ``store_id``'s content leaves through. Seed 000 §3.4: the
+    default outgoing account ("notifications and bulk mail are sent from this server"), when it is the
+    site's (store-less) or this store's own. When the default belongs to another store, a notice with
+    this store's customer's words would sit in that store's mailbox (its Sent folder, its bounces):
+    it leaves through this store's own outgoing account instead (its default one first, else the
+    oldest), and through the default only when the store has none."""
+    default = default_outgoing_account()
+    if default is not None and (default.store_id is None or default.store_id == store_id):
+        return default
     if store_id is not None:
         own = EmailAccount.objects.filter(store_id=store_id, outgoing_enabled=True).order_by(
             "-default_outgoing", "id").first()
         if own is not None:
             return own
-    return default_outgoing_account()
+    return default
 
 
 def store_account(user: Any) -> EmailAccount | None:
@@ -145,8 +151,9 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
     """Seed 000 §3.4: the given account; else the conversation's; else the user's own; else their store's
     (`store_account`); else the default.
 
-    Notifications leave through the account of the store they are about (``about_store``) when it has
-    one, else the default outgoing account (`notice_account`); bulk mail through the default. Mail a person
+    Notifications leave through the default outgoing account, or the account of the store they are
+    about (``about_store``) when the default is another store's (`notice_account`); bulk mail through
+    the default. Mail a person
     sends (``user`` given) leaves only through an account they may send through (roles): one they
     name must be theirs, and an automatic choice passes over the others (another store's account that
     carried the conversation, say). Buzón's own mail (no ``user``) may use any.

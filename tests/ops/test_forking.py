@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 
@@ -20,17 +21,35 @@ def test_before_fork_closes_the_database_connection():
     assert connection.connection is None
 
 
+_ALONE_OR_NOT = """
+import os, threading
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buzon.settings")
+django.setup()
+from buzon.core import forking
+
+stop = threading.Event()
+other = threading.Thread(target=stop.wait, name="heartbeat-web", daemon=True)
+other.start()
+try:
+    forking.before_fork("gunicorn's master")
+except forking.ThreadsAtFork as refused:
+    print("refused:", refused)
+else:
+    print("forked beside heartbeat-web")
+stop.set()
+other.join()
+forking.before_fork("gunicorn's master")  # alone again: fine
+print("alone: fine")
+"""
+
+
 def test_before_fork_refuses_to_fork_beside_another_thread():
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait, name="heartbeat-web", daemon=True)
-    other.start()
-    try:
-        with pytest.raises(forking.ThreadsAtFork, match="heartbeat-web"):
-            forking.before_fork("gunicorn's master")
-    finally:
-        stop.set()
-        other.join()
-    forking.before_fork("gunicorn's master")  # alone again: fine
+    # In a fresh interpreter: the test process has its own servers' threads running.
+    done = subprocess.run([sys.executable, "-c", _ALONE_OR_NOT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "refused: gunicorn's master would fork with other threads running (heartbeat-web)" in done.stdout
+    assert done.stdout.rstrip().endswith("alone: fine")
 
 
 def test_heartbeat_reads_stats_only_of_modules_already_imported(settings):
