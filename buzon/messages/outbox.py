@@ -13,7 +13,8 @@ about, given as ``about_store`` (None: store-less content, seen by administrator
 the store of the account it happens to leave through. It leaves through the site's default outgoing
 account (seed 000) unless that account is another store's, then through the store's own outgoing
 account when it has one (`notice_account`), and its Message row carries ``about_store`` even
-then: so a notice about store B's mail sent through store A's account is never store A's mail in anybody's lists (docs/security.md).
+then: so a notice about store B's mail sent through store A's account is never store A's mail in
+anybody's lists (docs/security.md).
 """
 
 from __future__ import annotations
