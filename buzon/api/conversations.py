@@ -30,7 +30,7 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
 
     class Meta:
         model = Conversation
-        fields = ["id", "subject", "customer", "customer_name", "snippet", "message_count", "store", "agent",
+        fields = ["id", "subject", "customer", "customer_name", "snippet", "message_count", "store", "account", "agent",
                   "agent_name", "status", "unread", "last_message_at", "record", "created_at"]
 
     def get_customer_name(self, row: Conversation) -> str:
@@ -91,9 +91,12 @@ class ConversationListView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="conversations_list", parameters=[
-        OpenApiParameter("view", OpenApiTypes.STR, enum=list(reads.VIEWS), description="mine, unassigned or all"),
+        OpenApiParameter("view", OpenApiTypes.STR, enum=list(reads.VIEWS),
+                         description="mine (assigned to me), unassigned, stores (my stores' mail) or all"),
         OpenApiParameter("store", OpenApiTypes.INT), OpenApiParameter("status", OpenApiTypes.STR,
                                                                       enum=ConversationStatus.values),
+        OpenApiParameter("account", OpenApiTypes.INT, description="the email account it came through"),
+        OpenApiParameter("agent", OpenApiTypes.INT), OpenApiParameter("customer", OpenApiTypes.INT),
         OpenApiParameter("before", OpenApiTypes.STR, description="the `older` cursor of the previous page"),
         OpenApiParameter("after", OpenApiTypes.STR, description="the `newer` cursor of the previous page"),
     ], responses={200: PAGE})
@@ -101,9 +104,8 @@ class ConversationListView(APIView):
         """Conversations the caller may see, newest activity first, 50 a page (cursor pages, no count)."""
         params = request.query_params
         try:
-            found = reads.page(request.user, view=params.get("view", ""), store=params.get("store", ""),
-                               status=params.get("status", ""), before=params.get("before", ""),
-                               after=params.get("after", ""))
+            found = reads.page(request.user, {name: params.get(name, "") for name in reads.FILTERS},
+                               before=params.get("before", ""), after=params.get("after", ""))
         except reads.BadFilter as bad:
             raise ValidationError({bad.field: [str(bad)]}) from bad
         return Response({"results": ConversationSerializer(found.rows, many=True).data,

@@ -85,6 +85,8 @@ class UserPreferences(models.Model):
     # makes the links sent before it stop working.
     must_set_password = models.BooleanField(_("must set a password"), default=False)
     invited_at = models.DateTimeField(_("invited at"), null=True, blank=True)
+    # The inbox's view and filters as the user last chose them ({"view": "mine", "store": "3", ...}).
+    inbox_filters = models.JSONField(_("inbox filters"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("user preferences")

@@ -34,9 +34,12 @@ class Conversation(models.Model):
     # The store of the mail that started it (a wall, as Message.store): null for store-less mail.
     store = models.ForeignKey(Store, verbose_name=_("store"), null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+", db_index=False)
+    # The mailbox the conversation's first mail came through or left from (the inbox's "account" filter).
+    account = models.ForeignKey("mailboxes.EmailAccount", verbose_name=_("email account"), null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="+", db_index=False)
     subject = models.TextField(_("subject"), blank=True)
     customer = models.ForeignKey(Customer, verbose_name=_("customer"), null=True, blank=True,
-                                 on_delete=models.SET_NULL, related_name="conversations")
+                                 on_delete=models.SET_NULL, related_name="conversations", db_index=False)
     agent = models.ForeignKey(Agent, verbose_name=_("agent"), null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="conversations", db_index=False)
     status = models.CharField(_("status"), max_length=8, choices=ConversationStatus.choices,
@@ -60,6 +63,8 @@ class Conversation(models.Model):
             models.Index(fields=["store", "-last_message_at", "-id"], name="conversation_store_activity"),
             models.Index(fields=["agent", "-last_message_at", "-id"], name="conversation_agent_activity"),
             models.Index(fields=["status", "-last_message_at", "-id"], name="conversation_status_activity"),
+            models.Index(fields=["account", "-last_message_at", "-id"], name="conversation_account_activity"),
+            models.Index(fields=["customer", "-last_message_at", "-id"], name="conversation_customer_activity"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["record_type", "record_id"], name="conversation_once_per_record",

@@ -40,7 +40,8 @@ def _record_key(message: Message) -> tuple[int, int] | None:
 
 def _new(message: Message, record: tuple[int, int] | None) -> Conversation:
     return Conversation(
-        store_id=message.store_id, subject=message.subject[:2000], customer_id=message.customer_id,
+        store_id=message.store_id, account_id=message.account_id,
+        subject=message.subject[:2000], customer_id=message.customer_id,
         agent_id=message.agent_id, record_type_id=record[0] if record else None,
         record_id=record[1] if record else None,
     )

@@ -32,8 +32,8 @@ SECTIONS: list[tuple[str, str | Promise | None]] = [
 
 NAV: list[NavItem] = [
     NavItem("web:home", _("Home"), "house", "main"),
-    NavItem("web:conversations", _("Conversations"), "chat-left-text", "main"),
-    NavItem("web:inbox", _("Inbox"), "inbox", "main"),
+    NavItem("web:conversations", _("Inbox"), "inbox", "main"),
+    NavItem("web:inbox", _("Messages"), "envelope", "main"),
     NavItem("web:compose", _("Compose"), "pencil-square", "main"),
     NavItem("web:customers", _("Customers"), "people", "records"),
     NavItem("web:tickets", _("Tickets"), "ticket-perforated", "records"),

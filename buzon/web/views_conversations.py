@@ -13,32 +13,52 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from buzon.crm import notifications, roles
+from buzon.crm.models import Agent
 from buzon.inbound.mail.inline import link_inline_images
 from buzon.messages.conversations import ConversationStatus
 from buzon.messages.models import Message
 from buzon.web.views_inbox import _inline_image_url, _safe_html
-from buzon.workspace import actions, reads
+from buzon.workspace import actions, preferences, reads
 from buzon.workspace.access import access_conversation
 
-FILTERS = ("view", "store", "status")
+
+def _chosen(request: HttpRequest) -> dict[str, str]:
+    """The view and filters: those the request names (then kept as the user's choice), else the
+    ones the user chose last time (UserPreferences.inbox_filters), on any device."""
+    if any(name in request.GET for name in reads.FILTERS):
+        chosen = {name: request.GET.get(name, "").strip() for name in reads.FILTERS}
+        saved = {k: v for k, v in chosen.items() if v}
+        if saved != preferences.inbox_filters(request.user):
+            preferences.keep_inbox_filters(request.user, saved)
+        return chosen
+    saved = preferences.inbox_filters(request.user)
+    return {name: str(saved.get(name, "")) for name in reads.FILTERS}
 
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    chosen = {k: request.GET.get(k, "") for k in FILTERS}
+    chosen = _chosen(request)
     if chosen["view"] == "all" and not roles.is_admin(request.user):
         chosen["view"] = ""  # "all" is every store's mail: for administrators; others see theirs
     try:
-        found = reads.page(request.user, view=chosen["view"], store=chosen["store"], status=chosen["status"],
-                           before=request.GET.get("before", ""),
+        found = reads.page(request.user, chosen, before=request.GET.get("before", ""),
                            after=request.GET.get("after", ""))
     except reads.BadFilter as bad:
         return HttpResponseBadRequest(f"{bad.field}: {bad}")
+    stores = roles.visible_stores(request.user)
+    agents = Agent.objects.select_related("user").order_by("user__first_name", "user__username")
+    if not roles.is_admin(request.user):
+        agents = agents.filter(stores__in=[s.pk for s in stores]).distinct()
     return render(request, "web/conversations/list.html", {
         "found": found, "chosen": chosen, "is_admin": roles.is_admin(request.user),
-        "stores": roles.visible_stores(request.user), "statuses": ConversationStatus.choices,
+        "stores": stores, "statuses": ConversationStatus.choices,
+        "accounts": roles.visible_accounts(request.user).order_by("email_address").only("pk", "email_address"),
+        "agents": agents, "me": roles.agent_of(request.user),
+        "customer": (roles.visible_customers(request.user).filter(pk=chosen["customer"]).first()
+                     if chosen["customer"].isdigit() else None),
+        "filtered": any(chosen.values()),
         "bell_unread": notifications.unread_count(request.user),
-        "breadcrumbs": [(_("Conversations"), None)],
+        "breadcrumbs": [(_("Inbox"), None)],
     })
 
 
@@ -67,7 +87,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "statuses": ConversationStatus.choices, "agents": actions.assignable_agents(conversation),
         "events": conversation.events.select_related("actor")[:100],
         "reply_text": request.session.pop(f"reply-{conversation.pk}", ""),
-        "breadcrumbs": [(_("Conversations"), reverse("web:conversations")),
+        "breadcrumbs": [(_("Inbox"), reverse("web:conversations")),
                         (conversation.subject or _("(no subject)"), None)],
     })
     response.csp_allow_remote_images = show_images  # type: ignore[attr-defined]

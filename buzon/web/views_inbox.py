@@ -73,7 +73,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "page": page, "chosen": chosen, "stores": roles.visible_stores(request.user),
         "bell_unread": notifications.unread_count(request.user),
         "statuses": INCOMING_STATUSES,
-        "breadcrumbs": [(_("Inbox"), None)],
+        "breadcrumbs": [(_("Messages"), None)],
     })
 
 
@@ -110,7 +110,7 @@ def message_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "decisions": [describe(d) for d in message.decisions if isinstance(d, dict)],
         "attachments": attachments, "left_out_note": _left_out_note(message),
         "customer": message.customer if message.customer and roles.can_see(request.user, message.customer) else None,
-        "breadcrumbs": [(_("Inbox"), "/inbox/"), (message.subject or _("(no subject)"), None)],
+        "breadcrumbs": [(_("Messages"), "/inbox/"), (message.subject or _("(no subject)"), None)],
     })
     # The reader asked for this message's images: the CSP (buzon.web.security) lets them load here only.
     response.csp_allow_remote_images = show_images  # type: ignore[attr-defined]

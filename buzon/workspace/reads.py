@@ -9,7 +9,7 @@ the same query from the user's ConversationRead row.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,10 @@ from buzon.workspace.access import visible_conversations
 from buzon.workspace.models import ConversationRead
 
 PAGE_SIZE = 50
-VIEWS = ("mine", "unassigned", "all")
+#: The inbox's views: mine, unassigned, every store of mine, every store (administrators).
+VIEWS = ("mine", "unassigned", "stores", "all")
+#: What a user may filter the inbox by, each served by an index ending in the list's order.
+FILTERS = ("view", "store", "status", "account", "agent", "customer")
 
 
 class BadFilter(ValueError):
@@ -59,23 +62,38 @@ class Page:
     older: Cursor | None  # the cursor for the next page (older activity), if there is one
 
 
-def filtered(user: Any, *, view: str = "", store: str = "", status: str = "") -> QuerySet[Conversation]:
+def _number(field: str, value: Any) -> int:
+    if not str(value).isdigit():
+        raise BadFilter(field, f"A {field} is given by its number.")
+    return int(value)
+
+
+def filtered(user: Any, *, view: str = "", store: str = "", status: str = "", account: str = "", agent: str = "",
+             customer: str = "") -> QuerySet[Conversation]:
+    """The conversations ``user`` may see, narrowed by a view and filters. Filtering by a store,
+    account, agent or customer the user cannot see finds nothing (the visibility rule comes first)."""
     rows = visible_conversations(user).filter(last_message_at__isnull=False)
     if view == "mine":
-        agent = roles.agent_of(user)
-        rows = rows.filter(agent_id=agent.pk) if agent is not None else rows.none()
+        me = roles.agent_of(user)
+        rows = rows.filter(agent_id=me.pk) if me is not None else rows.none()
     elif view == "unassigned":
         rows = rows.filter(agent__isnull=True)
+    elif view == "stores":
+        rows = rows.filter(store_id__in=[s.pk for s in roles.visible_stores(user)])
     elif view not in ("", "all"):
-        raise BadFilter("view", "Choose mine, unassigned or all.")
+        raise BadFilter("view", "Choose mine, unassigned, stores or all.")
     if store:
-        if not str(store).isdigit():
-            raise BadFilter("store", "A store is given by its number.")
-        rows = rows.filter(store_id=int(store))
+        rows = rows.filter(store_id=_number("store", store))
     if status:
         if status not in ConversationStatus.values:
             raise BadFilter("status", "Choose open, pending or closed.")
         rows = rows.filter(status=status)
+    if account:
+        rows = rows.filter(account_id=_number("account", account))
+    if agent:
+        rows = rows.filter(agent_id=_number("agent", agent))
+    if customer:
+        rows = rows.filter(customer_id=_number("customer", customer))
     return rows
 
 
@@ -86,11 +104,15 @@ def with_unread(rows: QuerySet[Conversation], user: Any) -> QuerySet[Conversatio
                                      default=~Exists(read_since), output_field=BooleanField()))
 
 
-def page(user: Any, *, view: str = "", store: str = "", status: str = "", before: str = "", after: str = "",
+def page(user: Any, filters: Mapping[str, str] | None = None, *, before: str = "", after: str = "",
          size: int = PAGE_SIZE) -> Page:
     """A page of the list, newest activity first: from the top, ``before`` a cursor (older rows) or
-    ``after`` one (newer rows)."""
-    rows = with_unread(filtered(user, view=view, store=store, status=status), user)
+    ``after`` one (newer rows). ``filters``: the view and filters of ``FILTERS`` (blank: not used)."""
+    filters = dict(filters or {})
+    unknown = set(filters) - set(FILTERS)
+    if unknown:
+        raise TypeError(f"not inbox filters: {sorted(unknown)}")  # a caller's mistake
+    rows = with_unread(filtered(user, **filters), user)
     rows = rows.select_related("customer", "agent__user", "store").annotate(customer_email=Subquery(
         CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]))
     if after:

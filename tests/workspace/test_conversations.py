@@ -79,7 +79,7 @@ def test_the_detail_shows_the_thread_and_holds_remote_images_back(world: World):
     body = spanish.get(f"/conversations/{conversation.pk}/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
     assert "Enviar respuesta" in body and ">Abierta<" in body and "Sin leer" not in body
     listed = spanish.get("/conversations/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
-    assert "Conversaciones" in listed and "Última actividad" in listed
+    assert "Bandeja de entrada" in listed and "Última actividad" in listed
 
 
 def _more_conversations(world: World, n: int) -> None:
