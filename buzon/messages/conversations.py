@@ -51,6 +51,10 @@ class Conversation(models.Model):
     snippet = models.CharField(max_length=SNIPPET_LENGTH, blank=True)
     message_count = models.PositiveIntegerField(_("messages"), default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Merged into another conversation (buzon.workspace.merging): this row stays, empty and out of
+    # every list, so its record's next mail and links to it find the conversation it became.
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                    db_index=False)
 
     class Meta:
         app_label = "messages_app"

@@ -33,6 +33,8 @@ class EventKind(models.TextChoices):
     REPLIED = "replied", _("Replied")
     STATUS = "status", _("Status changed")
     ASSIGNED = "assigned", _("Assigned")
+    MERGED = "merged", _("Merged")
+    SPLIT = "split", _("Message moved out")
 
 
 class ConversationEvent(models.Model):
