@@ -1,6 +1,7 @@
 """/api/v1/conversations/: the list (same filters and cursor pages as the web inbox), one
-conversation with its messages, and the actions reply, status and assign (buzon.workspace.actions,
-the same functions the web UI calls). An invisible conversation is a 404, as a missing one."""
+conversation with its messages, and the actions reply, status, assign (buzon.workspace.actions),
+merge and move out (buzon.workspace.merging): the same functions the web UI calls.
+An invisible conversation is a 404, as a missing one."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from rest_framework.views import APIView
 
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
-from buzon.workspace import actions, reads
+from buzon.workspace import actions, merging, reads
 from buzon.workspace.access import access_conversation
 
 
@@ -30,8 +31,8 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
 
     class Meta:
         model = Conversation
-        fields = ["id", "subject", "customer", "customer_name", "snippet", "message_count", "store", "account", "agent",
-                  "agent_name", "status", "unread", "last_message_at", "record", "created_at"]
+        fields = ["id", "subject", "customer", "customer_name", "snippet", "message_count", "store", "account",
+                  "agent", "agent_name", "status", "unread", "last_message_at", "record", "merged_into", "created_at"]
 
     def get_customer_name(self, row: Conversation) -> str:
         return reads.customer_label(row) if hasattr(row, "customer_email") else str(row.customer or "")
@@ -173,3 +174,34 @@ class ConversationAssignView(APIView):
         except actions.ActionRefused as refused:
             raise _refused(refused) from refused
         return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationMergeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=inline_serializer("ConversationMerge", {"other": serializers.IntegerField()}),
+                   responses={200: ConversationSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Merge conversation ``other`` into this one (same store): its messages, notes and history
+        join this one, and ``other`` answers with ``merged_into`` set from then on."""
+        _access(request, pk)
+        try:
+            conversation = merging.do_merge(request.user, pk, str(_field(request, "other") or ""))
+        except actions.ActionRefused as refused:
+            raise _refused(refused) from refused
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationMoveOutView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=inline_serializer("ConversationMoveOut", {"message": serializers.IntegerField()}),
+                   responses={201: ConversationSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Move ``message`` (one of this conversation's) out into a new conversation; answers the new one."""
+        _access(request, pk)
+        try:
+            new = merging.do_move_out(request.user, pk, str(_field(request, "message") or ""))
+        except actions.ActionRefused as refused:
+            raise _refused(refused) from refused
+        return Response(ConversationSerializer(new).data, status=status.HTTP_201_CREATED)

@@ -55,5 +55,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
          name="conversation-status"),
     path("conversations/<int:pk>/assign/", api_conversations.ConversationAssignView.as_view(),
          name="conversation-assign"),
+    path("conversations/<int:pk>/merge/", api_conversations.ConversationMergeView.as_view(),
+         name="conversation-merge"),
+    path("conversations/<int:pk>/move-out/", api_conversations.ConversationMoveOutView.as_view(),
+         name="conversation-move-out"),
 ]
 urlpatterns += router.urls

@@ -81,8 +81,9 @@ def place(message: Message, parent: Message | None = None) -> None:
         return
     record = _record_key(message)
     if record is not None:
-        found = Conversation.objects.filter(record_type_id=record[0], record_id=record[1]).values_list(
-            "pk", flat=True).first()
+        row = Conversation.objects.filter(record_type_id=record[0], record_id=record[1]).values_list(
+            "pk", "merged_into_id").first()
+        found = (row[1] or row[0]) if row else None  # a merged record's mail joins what it became
         if found is None:
             conversation, _ = Conversation.objects.get_or_create(
                 record_type_id=record[0], record_id=record[1], defaults={
@@ -109,9 +110,9 @@ def place_many(messages: Sequence[tuple[Message, Message | None]]) -> list[Conve
         condition = Q(pk__in=[])
         for type_id, record_id in records:
             condition |= Q(record_type_id=type_id, record_id=record_id)
-        for pk, found_type, found_id in Conversation.objects.filter(condition).values_list(
-                "pk", "record_type_id", "record_id"):
-            by_record[(found_type or 0, found_id or 0)] = pk  # both set: filtered on them
+        for pk, found_type, found_id, merged_into in Conversation.objects.filter(condition).values_list(
+                "pk", "record_type_id", "record_id", "merged_into_id"):
+            by_record[(found_type or 0, found_id or 0)] = merged_into or pk  # both set: filtered on them
     new: dict[Any, Conversation] = {}
     waiting: list[tuple[Message, Any]] = []
     for message, parent in messages:
@@ -210,6 +211,20 @@ def record_activity(messages: Iterable[Message], fresh: Iterable[Conversation] =
         if agent is not None:
             changes["agent"] = Coalesce(F("agent"), Value(agent), output_field=BigIntegerField())
         Conversation.objects.filter(pk=conversation_id).update(**changes)
+
+
+def recount(conversation_id: int) -> None:
+    """Count, activity and snippet of a conversation again from its messages, after a person moved
+    messages in or out of it (a merge, a message moved out): never on the path of arriving mail."""
+    conversation = Conversation.objects.get(pk=conversation_id)
+    messages = sorted(Message.objects.filter(conversation_id=conversation_id).only(
+        "id", "raw_id", "created_at", "direction", "classification", "created_by_id", "customer_id", "agent_id",
+        "subject", "text", "html"), key=_arrival)
+    _fill_fresh(conversation, messages)
+    Conversation.objects.filter(pk=conversation_id).update(
+        message_count=conversation.message_count, last_message_at=conversation.last_message_at,
+        snippet=conversation.snippet, last_incoming_at=conversation.last_incoming_at,
+        customer_id=conversation.customer_id, agent_id=conversation.agent_id)
 
 
 def adopt_agent(message: Message) -> None:

@@ -18,7 +18,7 @@ from buzon.inbound.mail.inline import link_inline_images
 from buzon.messages.conversations import ConversationStatus
 from buzon.messages.models import Message
 from buzon.web.views_inbox import _inline_image_url, _safe_html
-from buzon.workspace import actions, preferences, reads
+from buzon.workspace import actions, merging, preferences, reads
 from buzon.workspace.access import access_conversation
 
 
@@ -78,6 +78,8 @@ def _thread(request: HttpRequest, conversation_pk: int, show_images: bool) -> li
 @login_required
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = access_conversation(request.user, pk)
+    if conversation.merged_into_id:  # merged: its messages are in the one it became
+        return redirect(reverse("web:conversation", args=[conversation.merged_into_id]))
     show_images = request.GET.get("images") == "1"
     thread = _thread(request, conversation.pk, show_images)
     actions.do_mark_read(request.user, conversation.pk)
@@ -86,6 +88,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "images_blocked": any(item["images_blocked"] for item in thread),
         "statuses": ConversationStatus.choices, "agents": actions.assignable_agents(conversation),
         "events": conversation.events.select_related("actor")[:100],
+        "merge_candidates": reads.merge_candidates(request.user, conversation),
         "reply_text": request.session.pop(f"reply-{conversation.pk}", ""),
         "breadcrumbs": [(_("Inbox"), reverse("web:conversations")),
                         (conversation.subject or _("(no subject)"), None)],
@@ -130,3 +133,30 @@ def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
     except actions.ActionRefused as refused:
         flash.error(request, refused.message)
     return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    """Merge the conversation chosen (``other``) into this one."""
+    try:
+        other = request.POST.get("other", "").strip().lstrip("#") or request.POST.get("other_choice", "")
+        merged = merging.do_merge(request.user, pk, other)
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+        return _back(pk)
+    flash.success(request, _("The conversations are merged: every message is here."))
+    return _back(merged.pk)
+
+
+@login_required
+@require_POST
+def conversation_move_out(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move one message out into a new conversation of its own; the page of the new one opens."""
+    try:
+        new = merging.do_move_out(request.user, pk, request.POST.get("message", ""))
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+        return _back(pk)
+    flash.success(request, _("The message is now a conversation of its own."))
+    return _back(new.pk)

@@ -156,3 +156,15 @@ def customer_label(row: Conversation) -> str:
 def _cursor(row: Conversation) -> Cursor:
     assert row.last_message_at is not None  # the list holds only conversations with activity
     return Cursor(row.last_message_at, row.pk)
+
+
+def merge_candidates(user: Any, conversation: Conversation, limit: int = 20) -> list[Conversation]:
+    """What the conversation page offers to merge into this one: the same customer's other
+    conversations of the same store, latest activity first (the customer index serves it)."""
+    if conversation.customer_id is None:
+        return []
+    same_store = Q(store_id=conversation.store_id) if conversation.store_id is not None else Q(store__isnull=True)
+    rows = visible_conversations(user).filter(
+        same_store, customer_id=conversation.customer_id, last_message_at__isnull=False,
+    ).exclude(pk=conversation.pk).order_by("-last_message_at", "-id")
+    return list(rows.only("pk", "subject", "last_message_at", "message_count")[:limit])
