@@ -32,7 +32,8 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
     class Meta:
         model = Conversation
         fields = ["id", "subject", "customer", "customer_name", "snippet", "message_count", "store", "account",
-                  "agent", "agent_name", "status", "unread", "last_message_at", "record", "merged_into", "created_at"]
+                  "agent", "agent_name", "status", "unread", "last_message_at", "last_incoming_at", "record",
+                  "merged_into", "created_at"]
 
     def get_customer_name(self, row: Conversation) -> str:
         return reads.customer_label(row) if hasattr(row, "customer_email") else str(row.customer or "")
@@ -149,12 +150,17 @@ class ConversationStatusView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=inline_serializer("ConversationStatusChange", {
-        "status": serializers.ChoiceField(ConversationStatus.choices)}), responses={200: ConversationSerializer})
+        "status": serializers.ChoiceField(ConversationStatus.choices),
+        "seen_incoming_at": serializers.DateTimeField(required=False, allow_null=True)}),
+        responses={200: ConversationSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        """Set the conversation's status: open, pending or closed."""
+        """Set the conversation's status: open, pending or closed. With ``seen_incoming_at`` (the
+        ``last_incoming_at`` you read), closing or pending is refused (400) when newer customer mail
+        arrived since: it stays open."""
         _access(request, pk)
         try:
-            conversation = actions.do_set_status(request.user, pk, str(_field(request, "status") or ""))
+            conversation = actions.do_set_status(request.user, pk, str(_field(request, "status") or ""),
+                                                 seen_incoming_at=_field(request, "seen_incoming_at"))
         except actions.ActionRefused as refused:
             raise _refused(refused) from refused
         return Response(ConversationSerializer(conversation).data)

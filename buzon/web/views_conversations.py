@@ -119,7 +119,8 @@ def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def conversation_status(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        actions.do_set_status(request.user, pk, request.POST.get("status", ""))
+        actions.do_set_status(request.user, pk, request.POST.get("status", ""),
+                              seen_incoming_at=request.POST.get("seen_incoming_at"))
     except actions.ActionRefused as refused:
         flash.error(request, refused.message)
     return _back(pk)

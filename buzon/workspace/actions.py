@@ -7,10 +7,12 @@ writes the conversation's history entry, all in one transaction. Views only pars
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from buzon.crm import roles
@@ -72,16 +74,41 @@ def do_reply(user: Any, conversation_id: Any, *, text: str, html: str = "") -> M
     return message
 
 
-def do_set_status(user: Any, conversation_id: Any, status: str) -> Conversation:
+def do_set_status(user: Any, conversation_id: Any, status: str, *, seen_incoming_at: Any = None) -> Conversation:
+    """Set the conversation's status. ``seen_incoming_at`` is the customer's latest mail the person
+    had on screen (the page's or the API's ``last_incoming_at``): when newer mail arrived since, a
+    close or a wait for the customer is refused, so mail racing the change leaves it open and is
+    read first. The row is locked, so the customer's mail cannot slip between the check and the change."""
     conversation = access_conversation(user, conversation_id)
     if status not in ConversationStatus.values:
         raise ActionRefused(_("Choose open, pending or closed."), field="status")
+    seen = _moment(seen_incoming_at)
+    if seen is None and seen_incoming_at not in (None, ""):
+        raise ActionRefused(_("Give the time of the latest mail you read as the conversation gave it."),
+                            field="seen_incoming_at")
     with transaction.atomic():
-        if conversation.status != status:
+        current = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if (status != ConversationStatus.OPEN and seen_incoming_at not in (None, "")
+                and seen is not None and current.last_incoming_at is not None and current.last_incoming_at > seen):
+            raise ActionRefused(_("New mail from the customer arrived while you were reading: it stays open. "
+                                  "Read it first."), field="status")
+        if current.status != status:
             Conversation.objects.filter(pk=conversation.pk).update(status=status)
-            _event(conversation, user, EventKind.STATUS, old=conversation.status, new=status)
-            conversation.status = status
+            _event(conversation, user, EventKind.STATUS, old=current.status, new=status)
+        conversation.status = status
     return conversation
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    """A moment as a page or an API client sends it back (ISO 8601); None when it is not one."""
+    if isinstance(value, dt.datetime):
+        return value
+    if str(value).strip() == "none":  # the page showed no mail from the customer yet
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    parsed = parse_datetime(str(value).strip().replace(" ", "+")) if value not in (None, "") else None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, dt.UTC)
+    return parsed
 
 
 def assignable_agents(conversation: Conversation) -> list[Agent]:
