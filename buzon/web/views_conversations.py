@@ -14,9 +14,10 @@ from django.views.decorators.http import require_POST
 
 from buzon.crm import notifications, roles
 from buzon.crm.models import Agent
-from buzon.inbound.mail.inline import link_inline_images
+from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
 from buzon.messages.conversations import ConversationStatus
 from buzon.messages.models import Message
+from buzon.messages.quoting import split_quoted
 from buzon.web.views_inbox import _inline_image_url, _safe_html
 from buzon.workspace import actions, merging, preferences, reads
 from buzon.workspace.access import access_conversation
@@ -71,7 +72,13 @@ def _thread(request: HttpRequest, conversation_pk: int, show_images: bool) -> li
         blocked = bool(message.html) and html != message.html
         html = link_inline_images(html, [(a.content_id, str(a.pk)) for a in attachments if a.content_id],
                                   lambda pk: _inline_image_url(request.user, int(pk)))
-        shown.append({"message": message, "html": html, "images_blocked": blocked, "attachments": attachments})
+        own, quoted = split_quoted(message.text or "") if not html else (message.text, "")
+        for attachment in attachments:  # images and text previewed beside the download (signed URL)
+            previewed = attachment.content_type in PREVIEW_TYPES and not attachment.content_id
+            url = _inline_image_url(request.user, attachment.pk) if previewed else ""
+            attachment.preview_url = url  # type: ignore[attr-defined]
+        shown.append({"message": message, "html": html, "images_blocked": blocked, "attachments": attachments,
+                      "text": own, "quoted": quoted})
     return shown
 
 

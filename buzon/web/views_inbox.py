@@ -27,7 +27,7 @@ from buzon.crm import notifications, people, roles
 from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Ticket
 from buzon.inbound import notices
 from buzon.inbound.context import describe
-from buzon.inbound.mail.inline import SHOWN_TYPES, link_inline_images
+from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
 from buzon.inbound.mail.parse import part_bytes
 from buzon.messages import targets
 from buzon.messages.models import Attachment, Direction, Message, MessageStatus
@@ -160,7 +160,8 @@ def _inline_image_url(user: Any, attachment_pk: int) -> str:
 
 
 def attachment_inline(request: HttpRequest, pk: int) -> HttpResponse:
-    """An inline image (<img src="cid:...">) of a message view: a raster image, shown as one."""
+    """An inline image (<img src="cid:...">) of a message view, or an image or text attachment
+    previewed on the conversation page: shown as what it is, under a sandboxing CSP."""
     try:
         attachment_pk, user_pk = signing.loads(request.GET.get("t", ""), salt=_INLINE_SALT,
                                                max_age=_INLINE_MAX_AGE_S)
@@ -172,9 +173,16 @@ def attachment_inline(request: HttpRequest, pk: int) -> HttpResponse:
     attachment = get_object_or_404(roles.visible(Attachment.objects.select_related("message__raw"), user), pk=pk)
     raw = attachment.message.raw
     found = part_bytes(bytes(raw.data), attachment.part) if raw is not None else None
-    if found is None or found[1] not in SHOWN_TYPES:
+    if found is None or found[1] not in PREVIEW_TYPES:
         raise Http404
-    response = HttpResponse(found[0], content_type=found[1])
+    body, ctype = found
+    if ctype == "text/plain":  # shown as UTF-8: read as UTF-8, else as the Windows Latin most mail uses
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = body.decode("cp1252", errors="replace")
+        body, ctype = text.encode("utf-8"), "text/plain; charset=utf-8"
+    response = HttpResponse(body, content_type=ctype)
     response["Content-Disposition"] = "inline"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["X-Content-Type-Options"] = "nosniff"

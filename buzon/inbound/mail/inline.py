@@ -21,6 +21,10 @@ _CID_SRC_RE = re.compile(r'(<img\b[^>]*?\ssrc=)"cid:([^"]*)"', re.I)
 
 #: Content types an inline part is shown as (raster images; SVG can carry script, so never).
 SHOWN_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+#: Attachments the conversation page previews beside their download link: raster images and plain
+#: text, served under a sandboxing CSP. (PDF is not among them: a browser's PDF viewer cannot run in
+#: that sandbox, and outside it a PDF's scripts would run in Buzón's origin; PDFs are downloaded.)
+PREVIEW_TYPES = SHOWN_TYPES | {"text/plain"}
 
 
 def content_id_of_url(url_part: str) -> str:
