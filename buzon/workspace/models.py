@@ -35,6 +35,7 @@ class EventKind(models.TextChoices):
     ASSIGNED = "assigned", _("Assigned")
     MERGED = "merged", _("Merged")
     SPLIT = "split", _("Message moved out")
+    FORWARDED = "forwarded", _("Forwarded")
 
 
 class ConversationEvent(models.Model):
