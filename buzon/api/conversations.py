@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
-from buzon.workspace import actions, merging, reads
+from buzon.workspace import actions, forwarding, merging, reads
 from buzon.workspace.access import access_conversation
 
 
@@ -127,6 +127,16 @@ class ConversationDetailView(APIView):
 class ReplySerializer(serializers.Serializer[Any]):
     text = serializers.CharField()
     html = serializers.CharField(required=False, allow_blank=True, default="")
+    reply_all = serializers.BooleanField(
+        required=False, default=False, help_text="Cc the answered mail's other recipients (not Buzón's own mailboxes)")
+
+
+class ForwardSerializer(serializers.Serializer[Any]):
+    to = serializers.ListField(child=serializers.EmailField(), min_length=1)
+    text = serializers.CharField(required=False, allow_blank=True, default="")
+    message = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="the message of this conversation to forward (default: the customer's latest)")
 
 
 class ConversationReplyView(APIView):
@@ -211,3 +221,22 @@ class ConversationMoveOutView(APIView):
         except actions.ActionRefused as refused:
             raise _refused(refused) from refused
         return Response(ConversationSerializer(new).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationForwardView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=ForwardSerializer, responses={202: ThreadMessageSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Forward a message of the conversation (with its attachments) to ``to``; the forward joins the
+        conversation and its answer comes back there. The status does not change."""
+        _access(request, pk)
+        form = ForwardSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            message = forwarding.do_forward(request.user, pk, to=data["to"], text=data["text"],
+                                            message_id=data["message"])
+        except actions.ActionRefused as refused:
+            raise _refused(refused) from refused
+        return Response(ThreadMessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)

@@ -55,6 +55,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
          name="conversation-status"),
     path("conversations/<int:pk>/assign/", api_conversations.ConversationAssignView.as_view(),
          name="conversation-assign"),
+    path("conversations/<int:pk>/forward/", api_conversations.ConversationForwardView.as_view(),
+         name="conversation-forward"),
     path("conversations/<int:pk>/merge/", api_conversations.ConversationMergeView.as_view(),
          name="conversation-merge"),
     path("conversations/<int:pk>/move-out/", api_conversations.ConversationMoveOutView.as_view(),

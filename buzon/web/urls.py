@@ -40,6 +40,7 @@ urlpatterns = [
     path("conversations/<int:pk>/reply/", views_conversations.conversation_reply, name="conversation-reply"),
     path("conversations/<int:pk>/status/", views_conversations.conversation_status, name="conversation-status"),
     path("conversations/<int:pk>/assign/", views_conversations.conversation_assign, name="conversation-assign"),
+    path("conversations/<int:pk>/forward/", views_conversations.conversation_forward, name="conversation-forward"),
     path("conversations/<int:pk>/merge/", views_conversations.conversation_merge, name="conversation-merge"),
     path("conversations/<int:pk>/move-out/", views_conversations.conversation_move_out,
          name="conversation-move-out"),

@@ -4,6 +4,8 @@ conversation is a 404, as a missing one."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -19,7 +21,7 @@ from buzon.messages.conversations import ConversationStatus
 from buzon.messages.models import Message
 from buzon.messages.quoting import split_quoted
 from buzon.web.views_inbox import _inline_image_url, _safe_html
-from buzon.workspace import actions, merging, preferences, reads
+from buzon.workspace import actions, forwarding, merging, preferences, reads
 from buzon.workspace.access import access_conversation
 
 
@@ -96,12 +98,23 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "statuses": ConversationStatus.choices, "agents": actions.assignable_agents(conversation),
         "events": conversation.events.select_related("actor")[:100],
         "merge_candidates": reads.merge_candidates(request.user, conversation),
+        "reply_all_cc": _reply_all_cc(conversation),
+        "forward": request.session.pop(f"forward-{conversation.pk}", {}),
         "reply_text": request.session.pop(f"reply-{conversation.pk}", ""),
         "breadcrumbs": [(_("Inbox"), reverse("web:conversations")),
                         (conversation.subject or _("(no subject)"), None)],
     })
     response.csp_allow_remote_images = show_images  # type: ignore[attr-defined]
     return response
+
+
+def _reply_all_cc(conversation: Any) -> list[str]:
+    """Who else a reply-all would write to (the button shows only when there is someone)."""
+    parent = actions.answered_message(conversation)
+    if parent is None:
+        return []
+    to = [a for a in (parent.reply_to or [parent.from_address]) if a] if parent.direction == "in" else list(parent.to)
+    return actions.reply_all_cc(parent, to)
 
 
 def _back(pk: int) -> HttpResponse:
@@ -113,7 +126,7 @@ def _back(pk: int) -> HttpResponse:
 def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
     text = request.POST.get("text", "")
     try:
-        actions.do_reply(request.user, pk, text=text)
+        actions.do_reply(request.user, pk, text=text, reply_all=request.POST.get("reply_all") == "1")
     except actions.ActionRefused as refused:
         flash.error(request, refused.message)
         request.session[f"reply-{pk}"] = text  # the words written are kept for the next try
@@ -168,3 +181,18 @@ def conversation_move_out(request: HttpRequest, pk: int) -> HttpResponse:
         return _back(pk)
     flash.success(request, _("The message is now a conversation of its own."))
     return _back(new.pk)
+
+
+@login_required
+@require_POST
+def conversation_forward(request: HttpRequest, pk: int) -> HttpResponse:
+    to = [a.strip() for a in request.POST.get("to", "").replace(";", ",").split(",") if a.strip()]
+    text = request.POST.get("text", "")
+    try:
+        forwarding.do_forward(request.user, pk, to=to, text=text, message_id=request.POST.get("message"))
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+        request.session[f"forward-{pk}"] = {"to": request.POST.get("to", ""), "text": text}
+        return _back(pk)
+    flash.success(request, _("Your forward is on its way."))
+    return _back(pk)

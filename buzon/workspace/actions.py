@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from buzon.crm import roles
 from buzon.crm.models import Agent
+from buzon.mailboxes.models import EmailAccount
 from buzon.messages import placement
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Direction, Message
@@ -48,9 +49,27 @@ def _reply_subject(subject: str) -> str:
     return subject if subject[:3].lower() == "re:" else f"Re: {subject}".strip()
 
 
-def do_reply(user: Any, conversation_id: Any, *, text: str, html: str = "") -> Message:
+def _own_addresses() -> set[str]:
+    """Buzón's own mailboxes: a reply-all never writes to them (the mail would come back as new mail)."""
+    return {a.lower() for a in EmailAccount.objects.values_list("email_address", flat=True)}
+
+
+def reply_all_cc(parent: Message, to: list[str]) -> list[str]:
+    """Everyone else the answered mail was addressed to, once each, but Buzón's own mailboxes and
+    those already in ``to``."""
+    skip = _own_addresses() | {a.lower() for a in to}
+    cc: list[str] = []
+    for address in [*(parent.to or []), *(parent.cc or [])]:
+        if address and address.lower() not in skip:
+            skip.add(address.lower())
+            cc.append(address)
+    return cc
+
+
+def do_reply(user: Any, conversation_id: Any, *, text: str, html: str = "", reply_all: bool = False) -> Message:
     """Queue ``user``'s reply in the conversation, through the outbox (the account today's rules choose,
-    In-Reply-To the customer's latest mail); the conversation waits for the customer (pending)."""
+    In-Reply-To the customer's latest mail); the conversation waits for the customer (pending).
+    ``reply_all``: the answered mail's other recipients in Cc (`reply_all_cc`)."""
     conversation = access_conversation(user, conversation_id)
     if not text.strip() and not html.strip():
         raise ActionRefused(_("Write the reply first."), field="text")
@@ -65,6 +84,7 @@ def do_reply(user: Any, conversation_id: Any, *, text: str, html: str = "") -> M
         try:
             with placement.joining(conversation.pk):
                 message = queue_outgoing(to=to, subject=_reply_subject(parent.subject or conversation.subject),
+                                         cc=reply_all_cc(parent, to) if reply_all else (),
                                          text=text, html=html, in_reply_to=parent, user=user)
         except SendRefused as refused:
             raise ActionRefused(str(refused), field=getattr(refused, "field", "") or "text") from refused
