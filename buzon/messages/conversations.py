@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -55,6 +56,9 @@ class Conversation(models.Model):
     # every list, so its record's next mail and links to it find the conversation it became.
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                     db_index=False)
+    # When anything people see of it last changed (mail, a note, status, agent): what open pages poll
+    # (buzon.workspace.live). Set by placement.record_activity and by every workspace action (``touch``).
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         app_label = "messages_app"
@@ -77,3 +81,8 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.subject[:80] or f"#{self.pk}"
+
+
+def touch(*conversation_ids: int) -> None:
+    """Something people see of these conversations changed now: open pages showing them refresh."""
+    Conversation.objects.filter(pk__in=conversation_ids).update(updated_at=timezone.now())

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
 from django.utils.html import strip_tags
 
 from buzon.crm.records import store_filter
@@ -164,9 +165,10 @@ def _fill_fresh(conversation: Conversation, added: list[Message]) -> None:
     conversation.customer_id = conversation.customer_id or next(
         (m.customer_id for m in reversed(added) if m.customer_id), None)
     conversation.agent_id = conversation.agent_id or next((m.agent_id for m in reversed(added) if m.agent_id), None)
+    conversation.updated_at = timezone.now()
 
 
-FRESH_FIELDS = ["message_count", "last_message_at", "snippet", "last_incoming_at", "customer", "agent"]
+FRESH_FIELDS = ["message_count", "last_message_at", "snippet", "last_incoming_at", "customer", "agent", "updated_at"]
 
 
 def record_activity(messages: Iterable[Message], fresh: Iterable[Conversation] = ()) -> None:
@@ -184,7 +186,7 @@ def record_activity(messages: Iterable[Message], fresh: Iterable[Conversation] =
         Conversation.objects.bulk_update(new, FRESH_FIELDS)
     for conversation_id, added in grouped.items():
         added.sort(key=_arrival)
-        changes: dict[str, Any] = {"message_count": F("message_count") + len(added)}
+        changes: dict[str, Any] = {"message_count": F("message_count") + len(added), "updated_at": timezone.now()}
         shown = [m for m in added if _shown(m)]
         received = [m for m in added if m.direction == Direction.INCOMING]
         if not shown and received:
@@ -224,10 +226,11 @@ def recount(conversation_id: int) -> None:
     Conversation.objects.filter(pk=conversation_id).update(
         message_count=conversation.message_count, last_message_at=conversation.last_message_at,
         snippet=conversation.snippet, last_incoming_at=conversation.last_incoming_at,
-        customer_id=conversation.customer_id, agent_id=conversation.agent_id)
+        customer_id=conversation.customer_id, agent_id=conversation.agent_id, updated_at=conversation.updated_at)
 
 
 def adopt_agent(message: Message) -> None:
     """The message was given an agent after it was stored: an unassigned conversation takes them."""
     if message.conversation_id is not None and message.agent_id is not None:
-        Conversation.objects.filter(pk=message.conversation_id, agent__isnull=True).update(agent_id=message.agent_id)
+        Conversation.objects.filter(pk=message.conversation_id, agent__isnull=True).update(
+            agent_id=message.agent_id, updated_at=timezone.now())

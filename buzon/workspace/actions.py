@@ -19,7 +19,7 @@ from buzon.crm import roles
 from buzon.crm.models import Agent
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages import placement
-from buzon.messages.conversations import Conversation, ConversationStatus
+from buzon.messages.conversations import Conversation, ConversationStatus, touch
 from buzon.messages.models import Direction, Message
 from buzon.messages.outbox import SendRefused, queue_outgoing
 from buzon.workspace.access import access_conversation
@@ -37,6 +37,7 @@ class ActionRefused(ValueError):
 def _event(conversation: Conversation, user: Any, kind: str, **params: Any) -> None:
     ConversationEvent.objects.create(conversation=conversation, actor=user if getattr(user, "pk", None) else None,
                                      kind=kind, params=params)
+    touch(conversation.pk)  # every history entry is a change open pages show (buzon.workspace.live)
 
 
 def answered_message(conversation: Conversation) -> Message | None:
@@ -164,4 +165,12 @@ def do_mark_read(user: Any, conversation_id: Any) -> Conversation:
     """``user`` has read the conversation up to now: it is no longer unread for them."""
     conversation = access_conversation(user, conversation_id)
     _mark_read(user, conversation)
+    return conversation
+
+
+def do_mark_unread(user: Any, conversation_id: Any) -> Conversation:
+    """``user`` wants the conversation back as unread (for them only): it is, if the customer ever
+    wrote in it (a conversation with no received mail has nothing to read)."""
+    conversation = access_conversation(user, conversation_id)
+    ConversationRead.objects.filter(user_id=user.pk, conversation=conversation).delete()
     return conversation

@@ -55,3 +55,21 @@ class ConversationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.params}"
+
+
+class ConversationPresence(models.Model):
+    """``user`` had the conversation open (``state`` viewing or typing) at ``seen_at``: where
+    buzon.workspace.presence keeps presence when there is no Redis (every web process reads this
+    table). Rows older than presence.TTL mean nothing and are overwritten or swept."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=8)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "user"], name="conversation_presence_once")]
+        indexes = [models.Index(fields=["seen_at"], name="conversation_presence_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.state} {self.conversation_id}"
