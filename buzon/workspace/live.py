@@ -64,11 +64,8 @@ def list_changes(user: Any, since: str = "") -> Answer:
     return Answer(changed, token)
 
 
-def conversation_token(updated_at: dt.datetime) -> str:
-    return updated_at.isoformat()
-
-
 def conversation_changes(conversation: Any, since: str = "") -> Answer:
-    """Whether the conversation (read through access_conversation: visible) changed since ``since``."""
-    token = conversation_token(conversation.updated_at)
-    return Answer(bool(since) and since.replace(" ", "+") != token, token)
+    """Whether the conversation (read through access_conversation: visible) changed since ``since``:
+    its ``updated_at`` as the page showed it (ISO 8601, any time zone)."""
+    seen = parse_datetime(since.strip().replace(" ", "+")) if since.strip() else None
+    return Answer(seen is not None and seen != conversation.updated_at, conversation.updated_at.isoformat())
