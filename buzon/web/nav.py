@@ -35,6 +35,7 @@ NAV: list[NavItem] = [
     NavItem("web:conversations", _("Inbox"), "inbox", "main"),
     NavItem("web:inbox", _("Messages"), "envelope", "main"),
     NavItem("web:compose", _("Compose"), "pencil-square", "main"),
+    NavItem("web:canned-responses", _("Canned responses"), "chat-square-text", "main"),
     NavItem("web:customers", _("Customers"), "people", "records"),
     NavItem("web:tickets", _("Tickets"), "ticket-perforated", "records"),
     NavItem("web:job-applicants", _("Job applicants"), "person-badge", "records"),

@@ -23,7 +23,11 @@ from buzon.messages.conversations import Conversation, ConversationStatus, touch
 from buzon.messages.models import Direction, Message
 from buzon.messages.outbox import SendRefused, queue_outgoing
 from buzon.workspace.access import access_conversation
-from buzon.workspace.models import ConversationEvent, ConversationRead, EventKind
+from buzon.workspace.mentions import notify_mentioned
+from buzon.workspace.models import ConversationEvent, ConversationNote, ConversationRead, EventKind
+
+#: A note longer than this is refused (a note is a few lines for colleagues, not a document).
+NOTE_MAX_LENGTH = 10000
 
 
 class ActionRefused(ValueError):
@@ -154,6 +158,25 @@ def do_assign(user: Any, conversation_id: Any, agent_id: Any) -> Conversation:
             _event(conversation, user, EventKind.ASSIGNED, old=conversation.agent_id, new=agent.pk if agent else None)
             conversation.agent = agent
     return conversation
+
+
+def do_add_note(user: Any, conversation_id: Any, text: str) -> ConversationNote:
+    """Add ``user``'s internal note to the conversation: never mailed, seen by everyone who may see
+    the conversation. Each colleague it @mentions who may see the conversation is told through the
+    bell (buzon.workspace.mentions); anyone else named is told nothing, and the note saves alike."""
+    conversation = access_conversation(user, conversation_id)
+    text = (text or "").strip()
+    if not text:
+        raise ActionRefused(_("Write the note first."), field="text")
+    if len(text) > NOTE_MAX_LENGTH:
+        raise ActionRefused(_("A note holds at most %(count)d characters.") % {"count": NOTE_MAX_LENGTH},
+                            field="text")
+    with transaction.atomic():
+        note = ConversationNote.objects.create(conversation=conversation, author=user if user.pk else None,
+                                               text=text)
+        _event(conversation, user, EventKind.NOTE, note=note.pk)
+        notify_mentioned(user, conversation, note.pk, text)
+    return note
 
 
 def _mark_read(user: Any, conversation: Conversation) -> None:

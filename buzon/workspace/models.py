@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from buzon.crm.models import Store
 from buzon.messages.conversations import Conversation
 
 
@@ -36,6 +37,7 @@ class EventKind(models.TextChoices):
     MERGED = "merged", _("Merged")
     SPLIT = "split", _("Message moved out")
     FORWARDED = "forwarded", _("Forwarded")
+    NOTE = "note", _("Note added")
 
 
 class ConversationEvent(models.Model):
@@ -73,3 +75,44 @@ class ConversationPresence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.state} {self.conversation_id}"
+
+
+class ConversationNote(models.Model):
+    """An agent's internal note on a conversation: never mailed, seen by everyone who may see the
+    conversation, shown in the thread among the messages in time order (actions.do_add_note)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    text = models.TextField(_("note"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="conversation_note_at")]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on {self.conversation_id}"
+
+
+class CannedResponse(models.Model):
+    """A short text an agent inserts in a reply by its ``shortcut`` ("/thanks"). Without ``store`` it
+    is its owner's own; with one (shared by a supervisor of that store or an administrator) every
+    agent of that store sees it (buzon.workspace.canned)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    store = models.ForeignKey(Store, verbose_name=_("shared with store"), null=True, blank=True,
+                              on_delete=models.CASCADE, related_name="+")
+    shortcut = models.CharField(_("shortcut"), max_length=40)
+    title = models.CharField(_("title"), max_length=200)
+    text = models.TextField(_("text"))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shortcut", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "shortcut"], name="canned_response_shortcut_once")]
+        indexes = [models.Index(fields=["store", "shortcut", "id"], name="canned_response_store")]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
