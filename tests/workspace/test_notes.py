@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from buzon.core.models import UserPreferences
 from buzon.crm.models import Notification
+from buzon.messages.conversations import Conversation
 from buzon.messages.models import Message
-from buzon.workspace import actions
+from buzon.workspace import actions, merging
 from buzon.workspace.mentions import KIND, mentioned_names
 from buzon.workspace.models import ConversationEvent, ConversationNote, EventKind
 from tests.security.conftest import ROLES, World
@@ -166,3 +167,16 @@ def test_the_page_costs_the_same_queries_with_one_note_or_many(world: World, dja
         assert client.get(f"/conversations/{conversation.pk}/").status_code == 200
     with django_assert_max_num_queries(len(one_api.captured_queries)):
         assert client.get(f"/api/v1/conversations/{conversation.pk}/notes/").status_code == 200
+
+
+def test_notes_follow_a_merge(world: World):
+    into = world.a.message.conversation
+    other = world.a.sent.conversation
+    if other is None or other.pk == into.pk:
+        other = Conversation.objects.create(store=world.a.store, subject="otra", status="open")
+    note = actions.do_add_note(world.users["agent_a"], other.pk, "nota de la otra")
+    merging.do_merge(world.users["agent_a"], into.pk, other.pk)
+    note.refresh_from_db()
+    assert note.conversation_id == into.pk
+    body = world.client("agent_a").get(f"/conversations/{into.pk}/").content.decode()
+    assert "nota de la otra" in body
