@@ -1,0 +1,255 @@
+# ruff: noqa: S608  # SQL is built from the SOURCES constants' names only; searched text is always a parameter
+"""The search index in the database: tables, triggers and the SQL that fills them, per engine.
+
+What is searched is described as data, a ``Source`` per kind of row (messages; internal notes are
+one more Source and one migration calling ``install``). Each source is a view in the database
+(``search_<name>_source``) giving a row's text columns, and a trigger on its table, and on the tables
+its text comes from (a customer's name, attachments' names), writes the row's index entry in the
+same statement, so the index is current in the same transaction as the row whatever wrote it
+(``Message.save``, the pipeline's bulk inserts, a queryset ``update``, a merge, a deletion).
+
+- SQLite: an FTS5 table ``search_<name>_fts`` (tokenizer ``unicode61 remove_diacritics 2``: accents
+  folded; it keeps its own copy of the text, so an entry can be deleted by rowid whatever the row
+  looks like now).
+- PostgreSQL: a table ``search_<name>_document`` (id, tsvector) with a GIN index; the tsvector holds
+  each column's words in Spanish and in English (stemmed by both dictionaries), folded by
+  ``search_fold`` (the same letter table as ``buzon.search.words.fold``; no extension needed) and
+  weighted per column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from buzon.search.words import fold_table
+
+#: The weight of each letter, for SQLite's bm25() (PostgreSQL's ts_rank has its own: 1, .4, .2, .1).
+BM25_WEIGHTS = {"A": 10.0, "B": 4.0, "C": 2.0, "D": 1.0}
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """Another table whose rows feed a source's text: when ``columns`` of one of its rows change (or
+    it is added or deleted), the source rows whose ``key`` equals the row's ``value`` are re-indexed."""
+
+    table: str
+    columns: tuple[str, ...]
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    table: str  # the rows searched; their id is the index entry's id
+    conversation: str  # the column of ``table`` naming the conversation a hit belongs to
+    columns: tuple[tuple[str, str], ...]  # (column of the view, weight letter A-D), in index order
+    view: dict[str, str]  # vendor -> SELECT id, <columns...>, <dependents' keys> FROM ...
+    watched: tuple[str, ...]  # the columns of ``table`` the view reads
+    dependents: tuple[Dependent, ...] = ()
+
+    def table_name(self, vendor: str) -> str:
+        return f"search_{self.name}_fts" if vendor == "sqlite" else f"search_{self.name}_document"
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+MESSAGES = Source(
+    name="message", table="messages_app_message", conversation="conversation_id",
+    columns=(("subject", "A"), ("body", "D"), ("sender", "B"), ("customer", "B"), ("attachments", "C")),
+    view={
+        "sqlite": """SELECT m.id, m.subject, m.text AS body, trim(m.from_name || ' ' || m.from_address) AS sender,
+            coalesce((SELECT c.name FROM crm_customer c WHERE c.id = m.customer_id), '') AS customer,
+            coalesce((SELECT group_concat(a.filename, ' ') FROM messages_app_attachment a
+                      WHERE a.message_id = m.id), '') AS attachments,
+            m.customer_id FROM messages_app_message m""",
+        "postgresql": """SELECT m.id, m.subject, m.text AS body, trim(m.from_name || ' ' || m.from_address) AS sender,
+            coalesce((SELECT c.name FROM crm_customer c WHERE c.id = m.customer_id), '') AS customer,
+            coalesce((SELECT string_agg(a.filename, ' ' ORDER BY a.part) FROM messages_app_attachment a
+                      WHERE a.message_id = m.id), '') AS attachments,
+            m.customer_id FROM messages_app_message m""",
+    },
+    watched=("subject", "text", "from_name", "from_address", "customer_id"),
+    dependents=(
+        Dependent("messages_app_attachment", ("filename", "message_id"), key="id", value="message_id"),
+        Dependent("crm_customer", ("name",), key="customer_id", value="id"),
+    ),
+)
+
+#: Agents' internal notes on conversations (buzon.workspace's ConversationNote): searched by people
+#: who may see the conversation, like its mail; never mailed.
+NOTES = Source(
+    name="note", table="workspace_conversationnote", conversation="conversation_id",
+    columns=(("body", "C"),),
+    view={vendor: "SELECT n.id, n.text AS body FROM workspace_conversationnote n"
+          for vendor in ("sqlite", "postgresql")},
+    watched=("text",),
+)
+
+#: Every source searched, in the order their hits are looked up.
+SOURCES: tuple[Source, ...] = (MESSAGES, NOTES)
+
+
+# -- SQLite -------------------------------------------------------------------------------------
+
+def _sqlite_fill(source: Source, where: str) -> str:
+    cols = ", ".join(source.names)
+    return (f"INSERT OR REPLACE INTO {source.table_name('sqlite')} (rowid, {cols}) "
+            f"SELECT id, {cols} FROM search_{source.name}_source WHERE {where};")
+
+
+def _changed(columns: tuple[str, ...], sqlite: bool) -> str:
+    op = "IS NOT" if sqlite else "IS DISTINCT FROM"
+    return " OR ".join(f"OLD.{c} {op} NEW.{c}" for c in columns)
+
+
+def sqlite_ddl(source: Source) -> list[str]:
+    """Every statement may run again (IF NOT EXISTS): ``ensure`` re-creates triggers that a later
+    migration dropped (SQLite rebuilds a table to alter a column, and its triggers go with it)."""
+    fts, t, n = source.table_name("sqlite"), source.table, source.name
+    statements = [
+        f"CREATE VIEW IF NOT EXISTS search_{n}_source AS {source.view['sqlite']}",
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({', '.join(source.names)}, "
+        "tokenize = 'unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER IF NOT EXISTS search_{n}_ai AFTER INSERT ON {t} "
+        f"BEGIN {_sqlite_fill(source, 'id = NEW.id')} END",
+        f"CREATE TRIGGER IF NOT EXISTS search_{n}_au AFTER UPDATE OF {', '.join(source.watched)} ON {t} "
+        f"WHEN {_changed(source.watched, True)} BEGIN {_sqlite_fill(source, 'id = NEW.id')} END",
+        f"CREATE TRIGGER IF NOT EXISTS search_{n}_ad AFTER DELETE ON {t} "
+        f"BEGIN DELETE FROM {fts} WHERE rowid = OLD.id; END",
+    ]
+    for i, dep in enumerate(source.dependents):
+        old = _sqlite_fill(source, f"{dep.key} = OLD.{dep.value}")
+        new = _sqlite_fill(source, f"{dep.key} = NEW.{dep.value}")
+        statements += [
+            f"CREATE TRIGGER IF NOT EXISTS search_{n}_d{i}_ai AFTER INSERT ON {dep.table} BEGIN {new} END",
+            f"CREATE TRIGGER IF NOT EXISTS search_{n}_d{i}_au AFTER UPDATE OF {', '.join(dep.columns)} ON {dep.table} "
+            f"WHEN {_changed(dep.columns, True)} BEGIN {old} {new} END",
+            f"CREATE TRIGGER IF NOT EXISTS search_{n}_d{i}_ad AFTER DELETE ON {dep.table} BEGIN {old} END",
+        ]
+    return statements
+
+
+def sqlite_drop(source: Source) -> list[str]:
+    n = source.name
+    triggers = [f"search_{n}_ai", f"search_{n}_au", f"search_{n}_ad"] + [
+        f"search_{n}_d{i}_{op}" for i in range(len(source.dependents)) for op in ("ai", "au", "ad")]
+    return [*(f"DROP TRIGGER IF EXISTS {name}" for name in triggers),
+            f"DROP TABLE IF EXISTS {source.table_name('sqlite')}", f"DROP VIEW IF EXISTS search_{n}_source"]
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+def postgres_functions() -> list[str]:
+    source, target = fold_table()
+    return [
+        # All ASCII punctuation separates words (as in FTS5's unicode61): the default parser would
+        # otherwise keep "ana@shop.test" or "v1.2" as one token that no typed word matches.
+        "CREATE OR REPLACE FUNCTION search_fold(text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ "
+        f"SELECT regexp_replace(translate(lower(coalesce($1, '')), '{source}', '{target}'), "
+        "'[!-/:-@[-`{-~]+', ' ', 'g') $$",
+        'CREATE OR REPLACE FUNCTION search_vector(text, "char") RETURNS tsvector LANGUAGE sql IMMUTABLE '
+        "PARALLEL SAFE AS $$ SELECT setweight(to_tsvector('spanish'::regconfig, search_fold($1)) "
+        "|| to_tsvector('english'::regconfig, search_fold($1)), $2) $$",
+    ]
+
+
+def postgres_vector(source: Source) -> str:
+    return " || ".join(f"search_vector({name}, '{weight}')" for name, weight in source.columns)
+
+
+def _postgres_fill(source: Source, where: str) -> str:
+    table = source.table_name("postgresql")
+    return (f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "
+            f"FROM search_{source.name}_source WHERE {where} "
+            "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document;")
+
+
+def postgres_ddl(source: Source) -> list[str]:
+    table, t, n = source.table_name("postgresql"), source.table, source.name
+    statements = [
+        *postgres_functions(),
+        f"CREATE VIEW search_{n}_source AS {source.view['postgresql']}",
+        f"CREATE TABLE {table} (id bigint PRIMARY KEY, document tsvector NOT NULL)",
+        f"CREATE INDEX {table}_gin ON {table} USING gin (document)",
+        f"CREATE FUNCTION search_{n}_index() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP = 'DELETE' THEN DELETE FROM {table} WHERE id = OLD.id; "
+        f"ELSE {_postgres_fill(source, 'id = NEW.id')} END IF; RETURN NULL; END $$",
+        f"CREATE TRIGGER search_{n}_index AFTER INSERT OR DELETE ON {t} FOR EACH ROW "
+        f"EXECUTE FUNCTION search_{n}_index()",
+        f"CREATE TRIGGER search_{n}_reindex AFTER UPDATE OF {', '.join(source.watched)} ON {t} FOR EACH ROW "
+        f"WHEN ({_changed(source.watched, False)}) EXECUTE FUNCTION search_{n}_index()",
+    ]
+    for i, dep in enumerate(source.dependents):
+        statements += [
+            f"CREATE FUNCTION search_{n}_d{i}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF TG_OP <> 'INSERT' THEN {_postgres_fill(source, f'{dep.key} = OLD.{dep.value}')} END IF; "
+            f"IF TG_OP <> 'DELETE' THEN {_postgres_fill(source, f'{dep.key} = NEW.{dep.value}')} END IF; "
+            "RETURN NULL; END $$",
+            f"CREATE TRIGGER search_{n}_d{i} AFTER INSERT OR DELETE ON {dep.table} FOR EACH ROW "
+            f"EXECUTE FUNCTION search_{n}_d{i}()",
+            f"CREATE TRIGGER search_{n}_d{i}_update AFTER UPDATE OF {', '.join(dep.columns)} ON {dep.table} "
+            f"FOR EACH ROW WHEN ({_changed(dep.columns, False)}) EXECUTE FUNCTION search_{n}_d{i}()",
+        ]
+    return statements
+
+
+def postgres_drop(source: Source) -> list[str]:
+    n = source.name
+    statements = [f"DROP TRIGGER IF EXISTS search_{n}_index ON {source.table}",
+                  f"DROP TRIGGER IF EXISTS search_{n}_reindex ON {source.table}"]
+    for i, dep in enumerate(source.dependents):
+        statements += [f"DROP TRIGGER IF EXISTS search_{n}_d{i} ON {dep.table}",
+                       f"DROP TRIGGER IF EXISTS search_{n}_d{i}_update ON {dep.table}",
+                       f"DROP FUNCTION IF EXISTS search_{n}_d{i}()"]
+    return [*statements, f"DROP FUNCTION IF EXISTS search_{n}_index()",
+            f"DROP TABLE IF EXISTS {source.table_name('postgresql')}", f"DROP VIEW IF EXISTS search_{n}_source"]
+
+
+# -- Migrations ----------------------------------------------------------------------------------
+
+def _run(schema_editor: Any, statements: list[str]) -> None:
+    with schema_editor.connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def install(schema_editor: Any, source: Source) -> None:
+    """Create ``source``'s index, view and triggers (from a migration: ``RunPython``), and index
+    the rows already there. Another engine than SQLite or PostgreSQL gets no index (search finds
+    nothing there)."""
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        _run(schema_editor, sqlite_ddl(source))
+    elif vendor == "postgresql":
+        _run(schema_editor, postgres_ddl(source))
+    else:
+        return
+    from buzon.search.index import fill
+    fill(source, schema_editor.connection)
+
+
+def ensure(connection: Any) -> None:
+    """After every ``migrate`` (post_migrate): on SQLite, re-create any trigger of an installed
+    source that a migration's table rebuild dropped. (PostgreSQL alters tables in place; a column
+    the views read cannot change type there without the migration dropping and re-installing.)"""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        for source in SOURCES:
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE name = %s", [source.table_name("sqlite")])
+            if cursor.fetchone() is None:
+                continue  # not installed yet (its migration will)
+            for statement in sqlite_ddl(source):
+                cursor.execute(statement)
+
+
+def uninstall(schema_editor: Any, source: Source) -> None:
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        _run(schema_editor, sqlite_drop(source))
+    elif vendor == "postgresql":
+        _run(schema_editor, postgres_drop(source))
