@@ -8,12 +8,14 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Model, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import translation
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,7 +28,14 @@ from buzon.crm.models import Agent, AgentGroup, Contact, Customer, CustomerEmail
 from buzon.inbound import notices
 from buzon.inbound.context import describe
 from buzon.messages import targets
+from buzon.messages.conversations import Conversation
 from buzon.messages.models import Message
+from buzon.workspace import reads
+from buzon.workspace.actions import ActionRefused
+from buzon.workspace.customer_merge import merge_customers
+
+#: How many of a customer's latest conversations GET /api/v1/customers/{id}/ includes.
+CARD_CONVERSATIONS = 10
 
 
 class EmailsField(serializers.ListField):
@@ -175,15 +184,92 @@ class CreatorKeepsSightMixin:
                 created.save(update_fields=["agent"])
 
 
+class CustomerConversationSerializer(serializers.ModelSerializer[Conversation]):
+    """A conversation as a customer's card lists it (read by one query for the page: reads.page)."""
+
+    agent_name = serializers.SerializerMethodField()
+    unread = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = ("id", "subject", "status", "store", "agent", "agent_name", "message_count", "snippet",
+                  "unread", "last_message_at")
+        read_only_fields = fields
+
+    def get_agent_name(self, row: Conversation) -> str:
+        return str(row.agent) if row.agent is not None else ""
+
+    def get_unread(self, row: Conversation) -> bool:
+        return bool(getattr(row, "unread", False))
+
+
+class AddressSerializer(serializers.ModelSerializer[CustomerEmail]):
+    class Meta:
+        model = CustomerEmail
+        fields = ("address", "undeliverable")
+        read_only_fields = fields
+
+
+class CustomerDetailSerializer(CustomerSerializer):
+    """One customer's card: its addresses, store, agent and latest conversations (the card's first
+    page; the rest through /api/v1/conversations/?customer=<id>, by cursor)."""
+
+    addresses = AddressSerializer(source="emails", many=True, read_only=True)
+    store_name = serializers.SerializerMethodField()
+    agent_name = serializers.SerializerMethodField()
+    conversations = serializers.SerializerMethodField(
+        help_text=f"The {CARD_CONVERSATIONS} latest conversations the caller may see, newest activity first.")
+
+    class Meta(CustomerSerializer.Meta):
+        fields = (*CustomerSerializer.Meta.fields,  # type: ignore[assignment]
+                  "addresses", "store_name", "agent_name", "conversations")
+
+    def get_store_name(self, customer: Customer) -> str:
+        return customer.store.name if customer.store is not None else ""
+
+    def get_agent_name(self, customer: Customer) -> str:
+        return str(customer.agent) if customer.agent is not None else ""
+
+    @extend_schema_field(CustomerConversationSerializer(many=True))
+    def get_conversations(self, customer: Customer) -> list[dict[str, Any]]:
+        request = self.context.get("request")
+        found = reads.page(getattr(request, "user", None), {"customer": str(customer.pk)}, size=CARD_CONVERSATIONS)
+        return CustomerConversationSerializer(found.rows, many=True).data  # type: ignore[return-value]
+
+
 class CustomerViewSet(StoreWallsMixin, CreatorKeepsSightMixin, RecordMessagesMixin, VisibleRowsMixin,
                       viewsets.ModelViewSet[Customer]):
-    """Customers; filter with ?assigned=me|unassigned|<agent>, ?store=<id>, ?email=<address>."""
+    """Customers; filter with ?assigned=me|unassigned|<agent>, ?store=<id>, ?email=<address>. One
+    customer (GET …/{id}/) comes with its addresses, store, agent and latest conversations."""
 
     serializer_class = CustomerSerializer
     permission_classes = [permissions.IsAuthenticated]
 
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Customer]]:
+        return CustomerDetailSerializer if self.action in ("retrieve", "merge") else CustomerSerializer
+
+    @extend_schema(request=inline_serializer("CustomerMerge", {"other": serializers.IntegerField(
+        help_text="The card to merge into this one (same store); it is deleted.")}),
+        responses={200: CustomerDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def merge(self, request: Request, pk: str | None = None) -> Response:
+        """Merge customer ``other`` into this one (same store): its addresses, conversations, messages,
+        tickets and contacts move here and ``other`` is deleted. Either one invisible: 404, no change."""
+        other = request.data.get("other") if hasattr(request.data, "get") else None
+        if isinstance(other, bool) or not str(other or "").isdigit():
+            raise serializers.ValidationError({"other": [_("The number of the customer to merge into this one.")]})
+        try:
+            kept = merge_customers(request.user, pk, int(str(other)))
+        except Http404:
+            raise NotFound() from None
+        except ActionRefused as refused:
+            raise serializers.ValidationError({refused.field or "detail": [refused.message]}) from refused
+        kept = self.get_queryset().get(pk=kept.pk)
+        return Response(CustomerDetailSerializer(kept, context=self.get_serializer_context()).data)
+
     def get_queryset(self) -> QuerySet[Customer]:
-        queryset = _filter_mine(Customer.objects.prefetch_related("emails"), self.request)
+        queryset = _filter_mine(Customer.objects.select_related("store", "agent__user").prefetch_related("emails"),
+                                self.request)
         email = self.request.query_params.get("email")
         if email:
             queryset = queryset.filter(emails__address=email.strip().lower())

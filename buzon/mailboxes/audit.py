@@ -52,6 +52,9 @@ USER_FIELDS = {"two_factor": _("two-step sign-in (authenticator app)"), "recover
                "groups": _("agent groups"), "status": _("status"), "invitation": _("invitation to set a password")}
 #: What an agent group's entries (target "group") name.
 GROUP_FIELDS = {"name": _("name"), "store": _("store"), "agents": _("agents")}
+#: What a customer card's entries (target "customer": buzon.crm.customers, buzon.workspace.customer_merge) name.
+CUSTOMER_FIELDS = {"name": _("name"), "addresses": _("email addresses"), "agent": _("assigned agent"),
+                   "merged": _("merged into another card")}
 
 _request: ContextVar[HttpRequest | None] = ContextVar("buzon_audit_request", default=None)
 _actor: ContextVar[Any] = ContextVar("buzon_audit_actor", default=None)
@@ -218,6 +221,8 @@ def _field_label(target_type: str, name: str) -> str:
         return str(USER_FIELDS.get(name, name))
     if target_type == "group":
         return str(GROUP_FIELDS.get(name, name))
+    if target_type == "customer":
+        return str(CUSTOMER_FIELDS.get(name, name))
     if name in FIELD_LABELS:
         return str(FIELD_LABELS[name])
     label = next((key for key, value in TARGETS.items() if value == target_type), None)

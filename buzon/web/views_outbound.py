@@ -27,11 +27,14 @@ from buzon.web.access import staff_required
 
 
 def _initial(request: HttpRequest) -> dict[str, object]:
-    """Prefill from ?record=ticket:12 and ?reply=<message id> (a reply on a record or conversation).
+    """Prefill from ?to=<addresses> (a new mail from a customer's card), ?record=ticket:12 and
+    ?reply=<message id> (a reply on a record or conversation).
 
     Only what the user may see is prefilled: another store's record or message gives the same empty
-    form as one that does not exist."""
+    form as one that does not exist. ``to`` is only text the user could type themselves."""
     initial: dict[str, object] = {}
+    if request.GET.get("to", "").strip():
+        initial["to"] = request.GET["to"].strip()[:2000]
     key, _colon, number = request.GET.get("record", "").partition(":")
     if find_record(request.user, key, number) is not None:
         initial.update(record_type=key, record_id=int(number))
