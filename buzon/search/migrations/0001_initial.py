@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
     atomic = True
     dependencies = [
         ("messages_app", "0010_conversation_updated_at"),
-        ("crm", "0005_list_indexes"),
+        ("crm", "0004_fill_customeremail_store"),
     ]
     operations = [migrations.RunPython(install, uninstall)]
