@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "buzon.mailboxes",
     "buzon.sync",
     "buzon.messages",
+    "buzon.search",  # full-text search of the mail (FTS5 / PostgreSQL text search)
     "buzon.inbound",
     "buzon.outbound",
     "buzon.workspace",

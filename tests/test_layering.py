@@ -17,12 +17,14 @@ LAYERS: dict[str, set[str]] = {
     "mailboxes": {"crm", "core"},
     "sync": {"mailboxes", "crm", "core"},
     "messages": {"sync", "mailboxes", "crm", "core"},
+    # Full-text search: the index and its queries; who may see a hit is the caller's (workspace).
+    "search": {"messages", "sync", "mailboxes", "crm", "core"},
     "inbound": {"messages", "sync", "mailboxes", "crm", "core"},
     "outbound": {"messages", "sync", "mailboxes", "crm", "core"},
     # The workspace: what people do with conversations (actions, access, reads), for both faces.
-    "workspace": {"inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
-    "api": {"workspace", "inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
-    "web": {"workspace", "inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
+    "workspace": {"search", "inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
+    "api": {"workspace", "search", "inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
+    "web": {"workspace", "search", "inbound", "outbound", "messages", "sync", "mailboxes", "crm", "core"},
 }
 # The pipeline's steps are reached by the sync engine only through settings.INBOUND_TASK.
 

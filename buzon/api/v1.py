@@ -10,6 +10,7 @@ from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
 from buzon.api import outbound as api_outbound
 from buzon.api import people as api_people
+from buzon.api import search as api_search
 from buzon.api import stores as api_stores
 from buzon.api import tokens as api_tokens
 
@@ -46,6 +47,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("sender-confirmations/<int:account_id>/<str:step>/", api_outbound.SenderConfirmationView.as_view(),
          name="sender-confirmation"),
     path("dkim/<int:domain_id>/", api_outbound.DkimView.as_view(), name="dkim"),
+    path("search/", api_search.SearchView.as_view(), name="search"),  # full-text (buzon/api/search.py)
     # Conversations, the unit of work (buzon/api/conversations.py; actions in buzon.workspace).
     path("conversations/", api_conversations.ConversationListView.as_view(), name="conversation-list"),
     path("conversations/<int:pk>/", api_conversations.ConversationDetailView.as_view(), name="conversation-detail"),

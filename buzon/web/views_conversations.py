@@ -21,7 +21,7 @@ from buzon.messages.conversations import ConversationStatus
 from buzon.messages.models import Message
 from buzon.messages.quoting import split_quoted
 from buzon.web.views_inbox import _inline_image_url, _safe_html
-from buzon.workspace import actions, forwarding, merging, preferences, reads
+from buzon.workspace import actions, forwarding, merging, preferences, reads, searching
 from buzon.workspace.access import access_conversation
 
 
@@ -43,9 +43,11 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     chosen = _chosen(request)
     if chosen["view"] == "all" and not roles.is_admin(request.user):
         chosen["view"] = ""  # "all" is every store's mail: for administrators; others see theirs
+    q = request.GET.get("q", "").strip()
     try:
-        found = reads.page(request.user, chosen, before=request.GET.get("before", ""),
-                           after=request.GET.get("after", ""))
+        found: Any = (searching.search_page(request.user, q, chosen, cursor=request.GET.get("cursor", "")) if q else
+                      reads.page(request.user, chosen, before=request.GET.get("before", ""),
+                                 after=request.GET.get("after", "")))
     except reads.BadFilter as bad:
         return HttpResponseBadRequest(f"{bad.field}: {bad}")
     stores = roles.visible_stores(request.user)
@@ -53,7 +55,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     if not roles.is_admin(request.user):
         agents = agents.filter(stores__in=[s.pk for s in stores]).distinct()
     return render(request, "web/conversations/list.html", {
-        "found": found, "chosen": chosen, "is_admin": roles.is_admin(request.user),
+        "found": found, "q": q, "chosen": chosen, "is_admin": roles.is_admin(request.user),
         "stores": stores, "statuses": ConversationStatus.choices,
         "accounts": roles.visible_accounts(request.user).order_by("email_address").only("pk", "email_address"),
         "agents": agents, "me": roles.agent_of(request.user),
