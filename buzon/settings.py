@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -114,9 +115,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Tests use a database file, as a site does: threads that share an in-memory database (the live
     # server, the sync engine's database thread, the pipeline) lock whole tables and fail at once
-    # instead of waiting on busy_timeout. BUZON_TEST_SQLITE_MEMORY=1 keeps it in memory.
+    # instead of waiting on busy_timeout. BUZON_TEST_SQLITE_MEMORY=1 keeps it in memory. One file per
+    # test process: two test runs at once on one checkout must not share (and wipe) each other's.
     DATABASES["default"]["TEST"] = {} if config.env_bool("BUZON_TEST_SQLITE_MEMORY") else {
-        "NAME": str(DATA_DIR / "test.sqlite3")}
+        "NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = config.env_str("REDIS_URL")
@@ -171,7 +173,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "buzon.api.pagination.KeysetPagination",  # cursor pages, no COUNT
     "PAGE_SIZE": 100,
 }
 # API tokens (buzon.core.api_tokens): only a SHA-512 digest of each is stored; they do not expire by

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
-from buzon.workspace import actions, forwarding, merging, reads
+from buzon.workspace import actions, bulk, forwarding, merging, reads
 from buzon.workspace.access import access_conversation
 
 
@@ -240,3 +240,39 @@ class ConversationForwardView(APIView):
         except actions.ActionRefused as refused:
             raise _refused(refused) from refused
         return Response(ThreadMessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BulkSerializer(serializers.Serializer[Any]):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False,
+                                max_length=bulk.MAX_IDS)
+    action = serializers.ChoiceField(bulk.ACTIONS)
+    agent = serializers.IntegerField(required=False, allow_null=True, help_text="assign: the agent's id (null: no one)")
+    status = serializers.ChoiceField(ConversationStatus.choices, required=False, help_text="status: the new status")
+    seen_incoming_at = serializers.DictField(child=serializers.CharField(), required=False,
+                                             help_text="status: per id, the customer's latest mail you read "
+                                                       "(`last_incoming_at`, as for one conversation)")
+
+
+BULK_RESULTS = inline_serializer("ConversationBulkResults", {"results": inline_serializer("ConversationBulkResult", {
+    "id": serializers.IntegerField(), "result": serializers.ChoiceField([bulk.DONE, bulk.MISSING, bulk.REFUSED]),
+    "message": serializers.CharField()}, many=True)})
+
+
+class ConversationBulkView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="conversations_bulk", request=BulkSerializer, responses={200: BULK_RESULTS})
+    def post(self, request: Request) -> Response:
+        """One action on many conversations (assign, status, read, unread), each through the same action
+        as for one: per id, ``done``, ``refused`` (with the reason) or ``missing`` (no such conversation
+        for you; nothing happened to it)."""
+        form = BulkSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        seen = {int(k): v for k, v in data.get("seen_incoming_at", {}).items() if str(k).isdigit()}
+        try:
+            outcomes = bulk.do_bulk(request.user, data["ids"], data["action"], agent=data.get("agent"),
+                                    status=data.get("status", ""), seen_incoming_at=seen)
+        except actions.ActionRefused as refused:
+            raise _refused(refused) from refused
+        return Response({"results": [{"id": o.id, "result": o.result, "message": o.message} for o in outcomes]})

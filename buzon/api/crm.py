@@ -255,6 +255,7 @@ class CustomerViewSet(StoreWallsMixin, CreatorKeepsSightMixin, RecordMessagesMix
     def merge(self, request: Request, pk: str | None = None) -> Response:
         """Merge customer ``other`` into this one (same store): its addresses, conversations, messages,
         tickets and contacts move here and ``other`` is deleted. Either one invisible: 404, no change."""
+        self.get_object()  # an invisible card is a 404 first, whatever else the request says
         other = request.data.get("other") if hasattr(request.data, "get") else None
         if isinstance(other, bool) or not str(other or "").isdigit():
             raise serializers.ValidationError({"other": [_("The number of the customer to merge into this one.")]})

@@ -4,10 +4,12 @@ from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import DefaultRouter
 
 from buzon.api import audit as api_audit
+from buzon.api import canned as api_canned
 from buzon.api import conversations as api_conversations
 from buzon.api import crm as api_crm
 from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
+from buzon.api import notes as api_notes
 from buzon.api import outbound as api_outbound
 from buzon.api import people as api_people
 from buzon.api import search as api_search
@@ -50,6 +52,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("search/", api_search.SearchView.as_view(), name="search"),  # full-text (buzon/api/search.py)
     # Conversations, the unit of work (buzon/api/conversations.py; actions in buzon.workspace).
     path("conversations/", api_conversations.ConversationListView.as_view(), name="conversation-list"),
+    path("conversations/bulk/", api_conversations.ConversationBulkView.as_view(), name="conversation-bulk"),
     path("conversations/<int:pk>/", api_conversations.ConversationDetailView.as_view(), name="conversation-detail"),
     path("conversations/<int:pk>/reply/", api_conversations.ConversationReplyView.as_view(),
          name="conversation-reply"),
@@ -63,5 +66,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
          name="conversation-merge"),
     path("conversations/<int:pk>/move-out/", api_conversations.ConversationMoveOutView.as_view(),
          name="conversation-move-out"),
+    # Internal notes (buzon/api/notes.py) and canned responses (buzon/api/canned.py).
+    path("conversations/<int:pk>/notes/", api_notes.ConversationNotesView.as_view(), name="conversation-notes"),
+    path("canned-responses/", api_canned.CannedResponseListView.as_view(), name="canned-response-list"),
+    path("canned-responses/<int:pk>/", api_canned.CannedResponseDetailView.as_view(),
+         name="canned-response-detail"),
 ]
 urlpatterns += router.urls

@@ -238,7 +238,9 @@ class Notification(models.Model):
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         constraints = [models.UniqueConstraint(fields=["user", "kind", "key"], name="notification_once")]
-        indexes = [models.Index(fields=["user", "read_at"])]
+        indexes = [models.Index(fields=["user", "read_at"]),
+                   # The notifications page: one person's, newest first (keyset pages).
+                   models.Index(fields=["user", "-created_at", "-id"], name="notification_user_created")]
 
     def __str__(self) -> str:
         return self.text

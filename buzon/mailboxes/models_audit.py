@@ -36,7 +36,9 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["target_type", "target_id"])]
+        # The audit log's filters (a kind of setting; one setting), each ending in its order.
+        indexes = [models.Index(fields=["target_type", "-at", "-id"], name="audit_type_at"),
+                   models.Index(fields=["target_type", "target_id", "-at", "-id"], name="audit_target_at")]
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit log")
 

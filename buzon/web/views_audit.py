@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
+from buzon.core import keyset
 from buzon.mailboxes.audit import described_changes
 from buzon.mailboxes.models import AuditEntry
 from buzon.web.access import staff_required
@@ -22,8 +22,12 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         target_id = request.GET.get("id", "")
         if target_id.isdigit():
             entries = entries.filter(target_id=int(target_id))
-    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [{"entry": entry, "changes": described_changes(entry.target_type, entry.changes)} for entry in page]
+    try:
+        found = keyset.page(entries, field="at", before=request.GET.get("before", ""),
+                            after=request.GET.get("after", ""), size=PAGE_SIZE)
+    except keyset.BadCursor as bad:
+        return HttpResponseBadRequest(f"cursor: {bad}")
+    rows = [{"entry": entry, "changes": described_changes(entry.target_type, entry.changes)} for entry in found.rows]
     return render(request, "web/audit/log.html", {
-        "page": page, "rows": rows, "types": AuditEntry.Target.choices, "type": target_type,
+        "found": found, "rows": rows, "types": AuditEntry.Target.choices, "type": target_type,
     })

@@ -21,8 +21,9 @@ from buzon.messages.conversations import ConversationStatus
 from buzon.messages.models import Message
 from buzon.messages.quoting import split_quoted
 from buzon.web.views_inbox import _inline_image_url, _safe_html
-from buzon.workspace import actions, forwarding, merging, preferences, reads, searching
+from buzon.workspace import actions, forwarding, history, live, merging, preferences, reads, searching
 from buzon.workspace.access import access_conversation
+from buzon.workspace.models import ConversationNote
 
 
 def _chosen(request: HttpRequest) -> dict[str, str]:
@@ -43,6 +44,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     chosen = _chosen(request)
     if chosen["view"] == "all" and not roles.is_admin(request.user):
         chosen["view"] = ""  # "all" is every store's mail: for administrators; others see theirs
+    live_token = live.list_changes(request.user).token  # taken before the rows: nothing slips between
     q = request.GET.get("q", "").strip()
     try:
         found: Any = (searching.search_page(request.user, q, chosen, cursor=request.GET.get("cursor", "")) if q else
@@ -55,7 +57,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     if not roles.is_admin(request.user):
         agents = agents.filter(stores__in=[s.pk for s in stores]).distinct()
     return render(request, "web/conversations/list.html", {
-        "found": found, "q": q, "chosen": chosen, "is_admin": roles.is_admin(request.user),
+        "found": found, "q": q, "chosen": chosen, "live_token": live_token, "is_admin": roles.is_admin(request.user),
         "stores": stores, "statuses": ConversationStatus.choices,
         "accounts": roles.visible_accounts(request.user).order_by("email_address").only("pk", "email_address"),
         "agents": agents, "me": roles.agent_of(request.user),
@@ -86,6 +88,17 @@ def _thread(request: HttpRequest, conversation_pk: int, show_images: bool) -> li
     return shown
 
 
+def _timeline(thread: list[dict[str, object]], conversation_pk: int) -> list[dict[str, object]]:
+    """The thread with the conversation's internal notes among the messages, in time order."""
+    notes = ConversationNote.objects.filter(conversation_id=conversation_pk).select_related("author")
+    items = thread + [{"note": note} for note in notes.order_by("created_at", "id")[:500]]
+
+    def when(item: dict[str, Any]) -> tuple[Any, bool]:
+        return (item.get("message") or item["note"]).created_at, "note" in item
+
+    return sorted(items, key=when)
+
+
 @login_required
 def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = access_conversation(request.user, pk)
@@ -96,9 +109,12 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     actions.do_mark_read(request.user, conversation.pk)
     response = render(request, "web/conversations/detail.html", {
         "conversation": conversation, "thread": thread, "show_images": show_images,
+        "timeline": _timeline(thread, conversation.pk), "note_text": request.session.pop(f"note-{conversation.pk}", ""),
+        "canned_url": reverse("api:canned-response-list") + (
+            f"?store={conversation.store_id}" if conversation.store_id else ""),
         "images_blocked": any(item["images_blocked"] for item in thread),
         "statuses": ConversationStatus.choices, "agents": actions.assignable_agents(conversation),
-        "events": conversation.events.select_related("actor")[:100],
+        "events": history.described(conversation.events.select_related("actor")[:100]),
         "merge_candidates": reads.merge_candidates(request.user, conversation),
         "reply_all_cc": _reply_all_cc(conversation),
         "forward": request.session.pop(f"forward-{conversation.pk}", {}),
@@ -135,6 +151,21 @@ def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
         return _back(pk)
     flash.success(request, _("Your reply is on its way."))
     return _back(pk)
+
+
+@login_required
+@require_POST
+def conversation_note(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add an internal note (never mailed); colleagues it @mentions who may see it are told."""
+    text = request.POST.get("text", "")
+    try:
+        actions.do_add_note(request.user, pk, text)
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+        request.session[f"note-{pk}"] = text
+        return _back(pk)
+    flash.success(request, _("Your note is added. It is not sent to the customer."))
+    return redirect(reverse("web:conversation", args=[pk]) + "#thread-end")
 
 
 @login_required

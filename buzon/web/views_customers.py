@@ -133,6 +133,7 @@ def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def customer_merge(request: HttpRequest, pk: int) -> HttpResponse:
     """Merge the card named in ``other`` into this one. Either card invisible: 404, nothing changes."""
+    cards.access_customer(request.user, pk)  # an invisible card is a 404 first, whatever the request says
     other = request.POST.get("other", "").strip().lstrip("#")
     if not other.isdigit():
         return HttpResponseBadRequest(_("Choose the customer to merge into this one."))

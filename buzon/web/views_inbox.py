@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -23,6 +23,7 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from buzon.core import keyset
 from buzon.crm import notifications, people, roles
 from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Ticket
 from buzon.inbound import notices
@@ -68,9 +69,13 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     rows, chosen = _filtered(request)
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    try:
+        found = keyset.page(rows, field="created_at", before=request.GET.get("before", ""),
+                            after=request.GET.get("after", ""))
+    except keyset.BadCursor as bad:
+        return HttpResponseBadRequest(f"cursor: {bad}")
     return render(request, "web/inbox/list.html", {
-        "page": page, "chosen": chosen, "stores": roles.visible_stores(request.user),
+        "found": found, "chosen": chosen, "stores": roles.visible_stores(request.user),
         "bell_unread": notifications.unread_count(request.user),
         "statuses": INCOMING_STATUSES,
         "breadcrumbs": [(_("Messages"), None)],
@@ -225,10 +230,14 @@ def job_applicants(request: HttpRequest) -> HttpResponse:
 @login_required
 def notification_list(request: HttpRequest) -> HttpResponse:
     rows = Notification.objects.filter(user_id=request.user.pk or 0).select_related("detail")
-    page = Paginator(rows, 50).get_page(request.GET.get("page"))
-    page.object_list = notices.with_texts(page.object_list)  # in the reader's language, rendered now
+    try:
+        found = keyset.page(rows, field="created_at", before=request.GET.get("before", ""),
+                            after=request.GET.get("after", ""))
+    except keyset.BadCursor as bad:
+        return HttpResponseBadRequest(f"cursor: {bad}")
+    found.rows = notices.with_texts(found.rows)  # in the reader's language, rendered now
     return render(request, "web/inbox/notifications.html", {
-        "page": page,
+        "found": found,
         "unread": notifications.unread_count(request.user), "breadcrumbs": [(_("Notifications"), None)],
     })
 

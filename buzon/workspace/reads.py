@@ -8,15 +8,13 @@ the same query from the user's ConversationRead row.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
-from django.utils.dateparse import parse_datetime
 
+from buzon.core import keyset
 from buzon.crm import roles
 from buzon.crm.models import CustomerEmail
 from buzon.messages.conversations import Conversation, ConversationStatus
@@ -38,28 +36,8 @@ class BadFilter(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True)
-class Cursor:
-    at: dt.datetime
-    pk: int
-
-    def __str__(self) -> str:
-        return f"{self.at.isoformat()}~{self.pk}"
-
-    @classmethod
-    def parse(cls, text: str) -> Cursor:
-        at_text, _, pk_text = text.rpartition("~")
-        at = parse_datetime(at_text.replace(" ", "+")) if at_text else None  # "+" arrives as " " in a query
-        if at is None or not pk_text.isdigit():
-            raise BadFilter("cursor", "Not a cursor this list gave.")
-        return cls(at, int(pk_text))
-
-
-@dataclass
-class Page:
-    rows: Sequence[Conversation]
-    newer: Cursor | None  # the cursor for the page before (newer activity), if there is one
-    older: Cursor | None  # the cursor for the next page (older activity), if there is one
+Cursor = keyset.Cursor
+Page = keyset.Page
 
 
 def _number(field: str, value: Any) -> int:
@@ -115,22 +93,10 @@ def page(user: Any, filters: Mapping[str, str] | None = None, *, before: str = "
     rows = with_unread(filtered(user, **filters), user)
     rows = rows.select_related("customer", "agent__user", "store").annotate(customer_email=Subquery(
         CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]))
-    if after:
-        cursor = Cursor.parse(after)
-        newer = Q(last_message_at__gt=cursor.at) | Q(last_message_at=cursor.at, pk__gt=cursor.pk)
-        found = list(rows.filter(newer).order_by("last_message_at", "id")[:size + 1])
-        more_newer = len(found) > size
-        found = list(reversed(found[:size]))
-        return Page(found, _cursor(found[0]) if found and more_newer else None,
-                    _cursor(found[-1]) if found else None)
-    if before:
-        cursor = Cursor.parse(before)
-        rows = rows.filter(Q(last_message_at__lt=cursor.at) | Q(last_message_at=cursor.at, pk__lt=cursor.pk))
-    found = list(rows.order_by("-last_message_at", "-id")[:size + 1])
-    more_older = len(found) > size
-    found = found[:size]
-    return Page(found, _cursor(found[0]) if found and before else None,
-                _cursor(found[-1]) if found and more_older else None)
+    try:
+        return keyset.page(rows, field="last_message_at", before=before, after=after, size=size)
+    except keyset.BadCursor as bad:
+        raise BadFilter("cursor", str(bad)) from bad
 
 
 def with_conversation(rows: QuerySet[Any]) -> QuerySet[Any]:
@@ -151,11 +117,6 @@ def customer_label(row: Conversation) -> str:
     if row.customer is None:
         return ""
     return row.customer.name or getattr(row, "customer_email", None) or f"#{row.customer_id}"
-
-
-def _cursor(row: Conversation) -> Cursor:
-    assert row.last_message_at is not None  # the list holds only conversations with activity
-    return Cursor(row.last_message_at, row.pk)
 
 
 def merge_candidates(user: Any, conversation: Conversation, limit: int = 20) -> list[Conversation]:

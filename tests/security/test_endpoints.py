@@ -30,6 +30,14 @@ Args = Callable[[World], dict[str, Any]]
 NONE: Args = lambda w: {}  # noqa: E731
 
 
+def _shared_canned(world: World) -> Any:
+    from buzon.workspace.models import CannedResponse
+
+    return CannedResponse.objects.get_or_create(
+        owner=world.users["supervisor_a"], shortcut="hola",
+        defaults={"store": world.a.store, "title": "Saludo", "text": "Hola, gracias por escribir."})[0]
+
+
 def pk(get: Callable[[World], Any]) -> Args:
     return lambda w: {"pk": get(w).pk}
 
@@ -72,6 +80,34 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "web:conversation-reply": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
     "web:conversation-status": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
     "web:conversation-assign": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "api:conversation-merge": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "api:conversation-move-out": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "api:conversation-forward": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "api:conversation-bulk": ("POST", SIGNED_IN, NONE, ""),  # each id is checked (tests/workspace/test_bulk.py)
+    "web:conversation-merge": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "web:conversation-move-out": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "web:conversation-forward": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "web:conversation-changes": ("GET", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "web:conversation-leave": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "web:conversations-changes": ("GET", SIGNED_IN, NONE, ""),
+    "web:conversations-bulk": ("POST", SIGNED_IN, NONE, ""),
+    "api:conversation-notes": ("GET", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    "web:conversation-note": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
+    # Canned responses: one's own, and those shared with one's store (store A's here).
+    "web:canned-responses": ("GET", SIGNED_IN, NONE, ""),
+    "web:canned-new": ("GET", SIGNED_IN, NONE, ""),
+    "web:canned-edit": ("GET", MANAGES_A, pk(lambda w: _shared_canned(w)), ""),  # changed by its managers
+    "web:canned-delete": ("POST", MANAGES_A, pk(lambda w: _shared_canned(w)), ""),
+    "api:canned-response-list": ("GET", SIGNED_IN, NONE, ""),
+    "api:canned-response-detail": ("GET", SEES_A, pk(lambda w: _shared_canned(w)), ""),
+    # Cards: a customer, a job applicant, any registered record (buzon/web/views_customers.py).
+    "web:customer": ("GET", SEES_A, pk(lambda w: w.a.customer), ""),
+    "web:customer-edit": ("POST", SEES_A, pk(lambda w: w.a.customer), ""),
+    "web:customer-merge": ("POST", SEES_A, pk(lambda w: w.a.customer), ""),
+    "api:customer-merge": ("POST", SEES_A, pk(lambda w: w.a.customer), ""),
+    "web:job-applicant": ("GET", SEES_A, pk(lambda w: w.a.applicant), ""),
+    "web:record": ("GET", SEES_A, lambda w: {"key": "ticket", "pk": w.a.ticket.pk}, ""),
+    "api:search": ("GET", SIGNED_IN, NONE, "?q=hola"),  # each finds only what they may see (tests/search)
     "api:email-template-list": ("GET", SIGNED_IN, NONE, ""),
     "api:email-template-detail": ("GET", SIGNED_IN, lambda w: {"pk": EmailTemplate.objects.first().pk}, ""),
     "api:email-template-preview": ("POST", ADMIN, lambda w: {"pk": EmailTemplate.objects.first().pk}, ""),

@@ -111,7 +111,7 @@ def test_a_copy_delivered_twice_stays_one_message_and_a_skipped_duplicate(doveco
     assert "Could not be read" not in str(detail) and detail["text"].startswith("Hello number 1.")
     # Another store's agent sees neither copy.
     stranger = _agent_of(Store.objects.create(name="Tienda Norte"), "marcos")
-    assert stranger.get(f"/api/v1/messages/?account={account.pk}").json()["count"] == 0
+    assert stranger.get(f"/api/v1/messages/?account={account.pk}").json()["results"].__len__() == 0
 
     web = Client()
     web.login(username="lucia", password="pw-long-enough-1")

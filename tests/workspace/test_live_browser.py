@@ -71,7 +71,8 @@ def test_two_agents_see_each_other_and_new_mail_live_and_act_in_bulk(browser_pag
     assert listing.locator("#conversation-list tbody tr.table-active").count() == 1
     first_active = listing.locator("#conversation-list tbody tr.table-active").get_attribute("data-conversation")
     listing.keyboard.press("j")
-    assert listing.locator("#conversation-list tbody tr.table-active").get_attribute("data-conversation") != first_active
+    active = listing.locator("#conversation-list tbody tr.table-active")
+    assert active.get_attribute("data-conversation") != first_active
 
     for pk in (first.conversation_id, other.conversation_id):
         listing.check(f'tr[data-conversation="{pk}"] .bulk-pick')
