@@ -33,14 +33,14 @@ def fill(source: Source, connection: Any = None, *, progress: Callable[[int], No
     table = source.table_name(vendor)
     cols = ", ".join(source.names)
     if vendor == "sqlite":
-        insert = (f"INSERT OR REPLACE INTO {table} (rowid, {cols}) SELECT id, {cols} FROM search_{source.name}_source "
+        insert = (f"INSERT OR REPLACE INTO {table} (rowid, {cols}) SELECT id, {cols} FROM search_{source.name}_source "  # nosec B608
                   "WHERE id > %s AND id <= %s")
     else:
-        insert = (f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "
+        insert = (f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "  # nosec B608
                   f"FROM search_{source.name}_source WHERE id > %s AND id <= %s "
                   "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document")
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT max(id) FROM {source.table}")
+        cursor.execute(f"SELECT max(id) FROM {source.table}")  # nosec B608
         top = cursor.fetchone()[0] or 0
     done, low = 0, 0
     while low < top:
@@ -62,7 +62,7 @@ def rebuild(*, progress: Callable[[str, int], None] | None = None) -> dict[str, 
     for source in SOURCES:
         table = source.table_name(vendor)
         with default_connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table}")
+            cursor.execute(f"DELETE FROM {table}")  # nosec B608
         report: Callable[[int], None] | None = None
         if progress is not None:
             def report(done: int, name: str = source.name) -> None:
@@ -70,7 +70,7 @@ def rebuild(*, progress: Callable[[str, int], None] | None = None) -> dict[str, 
         counts[source.name] = fill(source, progress=report)
         if vendor == "sqlite":
             with default_connection.cursor() as cursor:
-                cursor.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
+                cursor.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")  # nosec B608
         else:
             with default_connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {table}")
@@ -104,17 +104,17 @@ def best_per_conversation(terms: Sequence[Term], conversations_sql: tuple[str, S
             # bm25() is only allowed in a query of the FTS table alone: ranked first (MATERIALIZED,
             # never flattened into the join), then joined to the rows and the visible conversations.
             weights = ", ".join(str(BM25_WEIGHTS[w]) for _, w in source.columns)
-            ctes.append(f"{source.name}_hits AS MATERIALIZED (SELECT rowid AS id, -bm25({table}, {weights}) AS score "
+            ctes.append(f"{source.name}_hits AS MATERIALIZED (SELECT rowid AS id, -bm25({table}, {weights}) AS score "  # nosec B608
                         f"FROM {table} WHERE {table} MATCH %s)")
             cte_params.append(fts5_match(list(terms)))
             parts.append(
-                f"SELECT '{source.name}' AS source, h.id, t.{source.conversation} AS cid, h.score "
+                f"SELECT '{source.name}' AS source, h.id, t.{source.conversation} AS cid, h.score "  # nosec B608
                 f"FROM {source.name}_hits h JOIN {source.table} t ON t.id = h.id "
                 f"WHERE t.{source.conversation} IN ({visible})")
             params += list(visible_params)
         else:
             parts.append(
-                f"SELECT '{source.name}' AS source, d.id, t.{source.conversation} AS cid, "
+                f"SELECT '{source.name}' AS source, d.id, t.{source.conversation} AS cid, "  # nosec B608
                 f"ts_rank(d.document, query.q)::float8 AS score FROM {table} d "
                 f"JOIN {source.table} t ON t.id = d.id CROSS JOIN query "
                 f"WHERE d.document @@ query.q AND t.{source.conversation} IN ({visible})")
@@ -125,12 +125,12 @@ def best_per_conversation(terms: Sequence[Term], conversations_sql: tuple[str, S
     if vendor == "sqlite":
         # SQLite: the bare columns of a MAX() aggregate come from the row that has the maximum.
         params = [*cte_params, *params]
-        sql = (f"WITH {', '.join(ctes)}, hits AS ({hits}), "
+        sql = (f"WITH {', '.join(ctes)}, hits AS ({hits}), "  # nosec B608
                "best AS (SELECT cid, MAX(score) AS score, source, id FROM hits GROUP BY cid) "
                f"SELECT cid, score, source, id FROM best {page} ORDER BY score DESC, cid DESC LIMIT %s")
     else:
         text = tsquery(list(terms))
-        sql = (f"WITH query AS (SELECT to_tsquery('spanish', %s) || to_tsquery('english', %s) AS q), "
+        sql = (f"WITH query AS (SELECT to_tsquery('spanish', %s) || to_tsquery('english', %s) AS q), "  # nosec B608
                f"hits AS ({hits}), best AS (SELECT DISTINCT ON (cid) cid, score, source, id FROM hits "
                f"ORDER BY cid, score DESC, id DESC) "
                f"SELECT cid, score, source, id FROM best {page} ORDER BY score DESC, cid DESC LIMIT %s")
@@ -150,7 +150,7 @@ def source_rows(hits: Sequence[Hit]) -> dict[tuple[str, int], dict[str, str]]:
             continue
         marks = ", ".join(["%s"] * len(ids))
         with default_connection.cursor() as cursor:
-            cursor.execute(f"SELECT id, {', '.join(source.names)} FROM search_{source.name}_source "
+            cursor.execute(f"SELECT id, {', '.join(source.names)} FROM search_{source.name}_source "  # nosec B608
                            f"WHERE id IN ({marks})", ids)
             for row in cursor.fetchall():
                 found[(source.name, int(row[0]))] = dict(zip(source.names, (v or "" for v in row[1:]), strict=True))

