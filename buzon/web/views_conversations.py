@@ -4,6 +4,7 @@ conversation is a 404, as a missing one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages as flash
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_POST
 from buzon.crm import notifications, roles
 from buzon.crm.models import Agent
 from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
-from buzon.messages.conversations import ConversationStatus
+from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
 from buzon.messages.quoting import split_quoted
 from buzon.web.views_inbox import _inline_image_url, _safe_html
@@ -189,31 +190,37 @@ def conversation_assign(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(pk)
 
 
+def _acted(request: HttpRequest, pk: int, act: Callable[[], Any], done: str, *,
+           keep: dict[str, Any] | None = None) -> HttpResponse:
+    """Run a workspace action for the conversation page: on success say ``done`` and open the
+    conversation it leaves (its ``pk``, else this one); refused, say why, keep what was typed
+    (``keep``, for the form's next showing) and come back."""
+    try:
+        result = act()
+    except actions.ActionRefused as refused:
+        flash.error(request, refused.message)
+        if keep is not None:
+            request.session[f"forward-{pk}"] = keep
+        return _back(pk)
+    flash.success(request, done)
+    return _back(result.pk if isinstance(result, Conversation) else pk)
+
+
 @login_required
 @require_POST
 def conversation_merge(request: HttpRequest, pk: int) -> HttpResponse:
     """Merge the conversation chosen (``other``) into this one."""
-    try:
-        other = request.POST.get("other", "").strip().lstrip("#") or request.POST.get("other_choice", "")
-        merged = merging.do_merge(request.user, pk, other)
-    except actions.ActionRefused as refused:
-        flash.error(request, refused.message)
-        return _back(pk)
-    flash.success(request, _("The conversations are merged: every message is here."))
-    return _back(merged.pk)
+    other = request.POST.get("other", "").strip().lstrip("#") or request.POST.get("other_choice", "")
+    return _acted(request, pk, lambda: merging.do_merge(request.user, pk, other),
+                  _("The conversations are merged: every message is here."))
 
 
 @login_required
 @require_POST
 def conversation_move_out(request: HttpRequest, pk: int) -> HttpResponse:
     """Move one message out into a new conversation of its own; the page of the new one opens."""
-    try:
-        new = merging.do_move_out(request.user, pk, request.POST.get("message", ""))
-    except actions.ActionRefused as refused:
-        flash.error(request, refused.message)
-        return _back(pk)
-    flash.success(request, _("The message is now a conversation of its own."))
-    return _back(new.pk)
+    return _acted(request, pk, lambda: merging.do_move_out(request.user, pk, request.POST.get("message", "")),
+                  _("The message is now a conversation of its own."))
 
 
 @login_required
@@ -221,11 +228,6 @@ def conversation_move_out(request: HttpRequest, pk: int) -> HttpResponse:
 def conversation_forward(request: HttpRequest, pk: int) -> HttpResponse:
     to = [a.strip() for a in request.POST.get("to", "").replace(";", ",").split(",") if a.strip()]
     text = request.POST.get("text", "")
-    try:
-        forwarding.do_forward(request.user, pk, to=to, text=text, message_id=request.POST.get("message"))
-    except actions.ActionRefused as refused:
-        flash.error(request, refused.message)
-        request.session[f"forward-{pk}"] = {"to": request.POST.get("to", ""), "text": text}
-        return _back(pk)
-    flash.success(request, _("Your forward is on its way."))
-    return _back(pk)
+    return _acted(request, pk, lambda: forwarding.do_forward(request.user, pk, to=to, text=text,
+                                                            message_id=request.POST.get("message")),
+                  _("Your forward is on its way."), keep={"to": request.POST.get("to", ""), "text": text})
