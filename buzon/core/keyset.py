@@ -18,6 +18,25 @@ M = TypeVar("M", bound=Model)
 PAGE_SIZE = 50
 
 
+#: The largest id a database integer column holds: a bigger number is no row's (and would not bind).
+MAX_ID = 2**63 - 1
+
+
+def moment(text: str) -> dt.datetime | None:
+    """An ISO 8601 moment as a page or a client sends it back ("+" arrives as " " in a query), or
+    None when it is not one, a well-formed but impossible date included (month 13)."""
+    try:
+        return parse_datetime(str(text).strip().replace(" ", "+")) if str(text).strip() else None
+    except ValueError:
+        return None
+
+
+def number(text: Any) -> int | None:
+    """A row id as a request gives it, or None when it is not one (not digits, or too big for a column)."""
+    value = str(text).strip()
+    return int(value) if value.isdigit() and int(value) <= MAX_ID else None
+
+
 class BadCursor(ValueError):
     """A cursor this list did not give (edited by hand, or of another list)."""
 
@@ -36,10 +55,10 @@ class Cursor:
         value_text, _, pk_text = str(text).rpartition("~")
         value: Any = None
         if kind is dt.datetime:
-            value = parse_datetime(value_text.replace(" ", "+")) if value_text else None  # "+" arrives as " "
-        elif value_text.lstrip("-").isdigit():
+            value = moment(value_text)
+        elif value_text.lstrip("-").isdigit() and abs(int(value_text)) <= MAX_ID:
             value = int(value_text)
-        if value is None or not pk_text.isdigit():
+        if value is None or number(pk_text) is None:
             raise BadCursor("Not a cursor this list gave.")
         return cls(value, int(pk_text))
 

@@ -28,5 +28,5 @@ def unread_count(user: Any) -> int:
 def mark_read(user: Any, ids: list[int] | None = None) -> int:
     rows = Notification.objects.filter(user=user, read_at__isnull=True)
     if ids is not None:
-        rows = rows.filter(pk__in=ids)
+        rows = rows.filter(pk__in=[i for i in ids if 0 < i <= 2**63 - 1])  # a bigger number is no row's
     return rows.update(read_at=timezone.now())

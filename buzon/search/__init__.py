@@ -64,9 +64,12 @@ def _parse_cursor(text: str) -> tuple[float, int] | None:
         return None
     score, _, pk = text.rpartition("~")
     try:
-        return float(score), int(pk)
+        found = float(score), int(pk)
     except ValueError:
         raise BadCursor("Not a cursor this search gave.") from None
+    if not 0 <= found[1] <= 2**63 - 1:
+        raise BadCursor("Not a cursor this search gave.")
+    return found
 
 
 def find(conversations: QuerySet[Any], text: str, *, cursor: str = "", limit: int = PAGE_SIZE) -> Found:

@@ -20,11 +20,11 @@ from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Sum
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from buzon.core import keyset
 from buzon.crm import customers as cards
 from buzon.crm import roles
 from buzon.crm.models import Agent, Customer, CustomerEmail
@@ -174,10 +174,11 @@ def _fields(record: Model) -> list[tuple[str, Any]]:
 
 def _cursor_of(text: str) -> tuple[dt.datetime, int]:
     at_text, _, pk_text = text.rpartition("~")
-    at = parse_datetime(at_text.replace(" ", "+")) if at_text else None  # "+" arrives as " " in a query
-    if at is None or not pk_text.isdigit():
+    at = keyset.moment(at_text) if at_text else None
+    pk = keyset.number(pk_text)
+    if at is None or pk is None:
         raise Http404  # a cursor this page never gave
-    return at, int(pk_text)
+    return at, pk
 
 
 def _mark(message: Message) -> str:

@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from buzon.core import keyset
 from buzon.crm import roles
 from buzon.crm.models import Agent
 from buzon.mailboxes.models import EmailAccount
@@ -130,7 +130,7 @@ def _moment(value: Any) -> dt.datetime | None:
         return value
     if str(value).strip() == "none":  # the page showed no mail from the customer yet
         return dt.datetime.min.replace(tzinfo=dt.UTC)
-    parsed = parse_datetime(str(value).strip().replace(" ", "+")) if value not in (None, "") else None
+    parsed = keyset.moment(str(value)) if value not in (None, "") else None
     if parsed is not None and timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, dt.UTC)
     return parsed

@@ -76,6 +76,8 @@ def page(user: Any, *, store: Any = "", after: str = "") -> tuple[list[CannedRes
     if store not in (None, ""):
         try:
             store_id = int(store)
+            if not 0 < store_id <= 2**63 - 1:
+                raise ValueError(store)
         except (TypeError, ValueError):
             raise ActionRefused(_("Choose a store by its number."), field="store") from None
         rows = rows.filter(Q(store__isnull=True) | Q(store_id=store_id))

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from buzon.core import keyset
 from buzon.workspace.access import visible_conversations
 
 LAG = dt.timedelta(seconds=5)
@@ -43,7 +43,7 @@ def _digest(rows: Sequence[tuple[int, dt.datetime]]) -> str:
 
 def _parse(token: str) -> tuple[dt.datetime, str] | None:
     at_text, _, digest = token.rpartition("~")
-    at = parse_datetime(at_text.replace(" ", "+")) if at_text else None  # "+" arrives as " " in a query
+    at = keyset.moment(at_text) if at_text else None
     return (at, digest) if at is not None and at.tzinfo is not None else None
 
 
@@ -67,5 +67,5 @@ def list_changes(user: Any, since: str = "") -> Answer:
 def conversation_changes(conversation: Any, since: str = "") -> Answer:
     """Whether the conversation (read through access_conversation: visible) changed since ``since``:
     its ``updated_at`` as the page showed it (ISO 8601, any time zone)."""
-    seen = parse_datetime(since.strip().replace(" ", "+")) if since.strip() else None
+    seen = keyset.moment(since) if since.strip() else None
     return Answer(seen is not None and seen != conversation.updated_at, conversation.updated_at.isoformat())

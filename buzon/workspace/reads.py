@@ -41,9 +41,10 @@ Page = keyset.Page
 
 
 def _number(field: str, value: Any) -> int:
-    if not str(value).isdigit():
+    found = keyset.number(value)
+    if found is None:
         raise BadFilter(field, f"A {field} is given by its number.")
-    return int(value)
+    return found
 
 
 def filtered(user: Any, *, view: str = "", store: str = "", status: str = "", account: str = "", agent: str = "",
