@@ -20,7 +20,6 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import ForeignKey
 from django.http import Http404
 from django.utils.translation import gettext as _
 
@@ -49,13 +48,6 @@ def _move_record_conversation(user: Any, kind: ContentType, keep: Customer, othe
     Conversation.objects.filter(pk=theirs.pk).update(record_type=None, record_id=None)
 
 
-def _move_foreign_keys(keep: Customer, other: Customer) -> None:
-    for relation in Customer._meta.related_objects:
-        field = relation.field
-        if isinstance(field, ForeignKey):
-            relation.related_model._default_manager.filter(**{field.name: other.pk}).update(**{field.name: keep.pk})
-
-
 def merge_customers(user: Any, keep_id: Any, other_id: Any) -> Customer:
     """Merge card ``other_id`` into card ``keep_id`` (see the module); returns the kept card."""
     keep = access_customer(user, keep_id)
@@ -76,7 +68,7 @@ def merge_customers(user: Any, keep_id: Any, other_id: Any) -> Customer:
         kind = ContentType.objects.get_for_model(Customer)
         _move_record_conversation(user, kind, keep, other)
         Message.objects.filter(record_type=kind, record_id=other.pk).update(record_id=keep.pk)
-        _move_foreign_keys(keep, other)
+        merging.repoint(Customer, other.pk, keep.pk)
         fields = []
         for name in ("name", "agent_id", "agent_group_id", "assigned_at"):
             if not getattr(keep, name) and getattr(other, name):

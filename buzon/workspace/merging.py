@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import ForeignKey
+from django.db.models import ForeignKey, Model
 from django.utils.translation import gettext as _
 
 from buzon.messages import placement
@@ -34,16 +34,21 @@ def _locked(pk: int) -> Conversation:
     return Conversation.objects.select_for_update().get(pk=pk)
 
 
-def _move_rows_of(other: Conversation, into: Conversation) -> None:
-    """Everything that hangs on ``other`` (messages, history, notes: any model with a foreign key to
-    Conversation) now hangs on ``into``; read marks are per person and conversation, so ``other``'s
-    are dropped (``into`` keeps its own)."""
-    ConversationRead.objects.filter(conversation=other).delete()
-    for relation in Conversation._meta.related_objects:
+def repoint(model: type[Model], old_pk: int, new_pk: int) -> None:
+    """Every row of any model with a foreign key to ``model`` that points at ``old_pk`` points at
+    ``new_pk`` instead (one UPDATE per relation; ``model``'s own references to itself are left to
+    the caller). What merges use, so a model added later moves with them."""
+    for relation in model._meta.related_objects:
         field = relation.field
-        if not isinstance(field, ForeignKey) or relation.related_model is Conversation:
-            continue
-        relation.related_model._default_manager.filter(**{field.name: other.pk}).update(**{field.name: into.pk})
+        if isinstance(field, ForeignKey) and relation.related_model is not model:
+            relation.related_model._default_manager.filter(**{field.name: old_pk}).update(**{field.name: new_pk})
+
+
+def _move_rows_of(other: Conversation, into: Conversation) -> None:
+    """Everything that hangs on ``other`` (messages, history, notes) now hangs on ``into``; read
+    marks are per person and conversation, so ``other``'s are dropped (``into`` keeps its own)."""
+    ConversationRead.objects.filter(conversation=other).delete()
+    repoint(Conversation, other.pk, into.pk)
 
 
 def do_merge(user: Any, into_id: Any, other_id: Any) -> Conversation:
