@@ -95,6 +95,11 @@ class Customer(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        # The customer list pages by keyset in this order: an index for every administrator's list,
+        # one for each role path (a store's agents, the assigned agent) ending in it.
+        indexes = [models.Index(fields=["-created_at", "-id"], name="customer_created"),
+                   models.Index(fields=["store", "-created_at", "-id"], name="customer_store_created"),
+                   models.Index(fields=["agent", "-created_at", "-id"], name="customer_agent_created")]
 
     def __str__(self) -> str:
         first = self.emails.first()
@@ -196,6 +201,11 @@ class Ticket(models.Model):
         ordering = ["-updated_at", "-id"]
         verbose_name = _("ticket")
         verbose_name_plural = _("tickets")
+        # The ticket list pages by keyset in this order, filtered by role path or by status.
+        indexes = [models.Index(fields=["-updated_at", "-id"], name="ticket_updated"),
+                   models.Index(fields=["store", "-updated_at", "-id"], name="ticket_store_updated"),
+                   models.Index(fields=["agent", "-updated_at", "-id"], name="ticket_agent_updated"),
+                   models.Index(fields=["status", "-updated_at", "-id"], name="ticket_status_updated")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"
@@ -212,6 +222,8 @@ class JobApplicant(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("job applicant")
         verbose_name_plural = _("job applicants")
+        indexes = [models.Index(fields=["-created_at", "-id"], name="applicant_created"),
+                   models.Index(fields=["store", "-created_at", "-id"], name="applicant_store_created")]
 
     def __str__(self) -> str:
         return self.name or self.email
