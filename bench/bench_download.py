@@ -1,0 +1,201 @@
+"""First download, as a user waits for it: realistic mail in Dovecot (several accounts) → every
+message listed as a record by the API (/api/v1/messages/ with a token), on the wall clock.
+
+Run: .venv/bin/python bench/bench_download.py [--full] [--accounts 2] [--per-account 400] [--max-mb 2]
+     [--corpus] [--no-proxy]
+Quick (default): 2 accounts × 400 messages, attachments capped at 2 MB, loopback and 20 ms RTT.
+Full (--full or BENCH_FULL=1): 4 accounts × 10,000 messages, uncapped (≈ 13 GB of mail).
+
+Buzón runs as a site does: `buzon web`, `buzon worker` and then `buzon sync` (the clock starts
+when `buzon sync` is started), each a process of its own, on SQLite (WAL, synchronous=NORMAL). The
+clock stops when the API has listed every message: a read-only look at the database every 0.25 s
+says when the last record is committed, then the API's pages are walked and must list them all
+(the walk is inside the time). In the same run, on the same mailboxes, at the same network:
+- floor "fetch": a pipelined UID FETCH downloader (bench/floors.py) storing the raw bytes into
+  SQLite with Buzón's durability, all accounts at once, 3 chunks on the wire per account;
+- floor "fetch+parse": the same, also parsing each message with `email` policy.default and
+  inserting a row (the simplest correct pipeline), in one process;
+- peers: mbsync and getmail6 (bench/peers.py).
+Through the proxy (tests/support/proxy.py, 20 ms round trip, in a process of its own) too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import floors, peers  # noqa: E402
+from bench.mailgen import MailGen, corpus_messages, distribution  # noqa: E402
+from bench.site import Site, cleanup_template, full, machine, write_results  # noqa: E402
+from tests.support.certs import make_certs  # noqa: E402
+from tests.support.dovecot import Dovecot  # noqa: E402
+
+RTT_S = 0.020
+
+
+def fill(dovecot: Dovecot, accounts: int, per_account: int, args: argparse.Namespace) -> tuple[list[str], str]:
+    """Each account's own mail (distinct messages), written as local delivery does, then indexed."""
+    gen = None if args.corpus else MailGen(max_bytes=int(args.max_mb * 1024 * 1024) if args.max_mb else None)
+    users, sizes, attached = [], [], 0
+    for n in range(accounts):
+        user = dovecot.add_user()
+        new = dovecot.maildir(user) / "new"
+        source = corpus_messages(per_account, n * per_account) if gen is None else \
+            gen.messages(per_account, n * per_account)
+        for i, data in enumerate(source):
+            path = new / f"{1_700_000_000 + i}.M{n}x{i}.bench"
+            path.write_bytes(data)
+            os.chown(path, dovecot.uid, dovecot.gid)
+            sizes.append(len(data))
+            attached += b"Content-Disposition: attachment" in data
+        dovecot.doveadm("index", "-u", user, "INBOX")  # a real server has its index already
+        users.append(user)
+    return users, distribution(sizes, attached)
+
+
+def _proxy(target: int, rtt: float, ready: Any) -> None:
+    from tests.support.proxy import Proxy
+
+    ready.put(Proxy(target, latency_s=rtt).start().port)
+    threading.Event().wait()
+
+
+def buzon(users: list[str], port: int, cafile: str, expected: int, timeout: float) -> dict[str, float]:
+    site = Site(BUZON_CA_FILE=cafile)
+    try:
+        site.admin()
+        code = ("from buzon.mailboxes.models import EmailAccount\n"
+                f"for address in {users!r}:\n"
+                "    a = EmailAccount(email_address=address, login=address, incoming_enabled=True,\n"
+                f"        incoming_protocol='imap', incoming_host='localhost', incoming_port={port},\n"
+                "        incoming_security='ssl', initial_sync_count=0, state='idle')\n"
+                "    a.set_password('secret'); a.save(); print(a.pk)\n")
+        ids = [int(x) for x in site.shell(code).split()]
+        site.web()
+        site.worker()
+        marks = ",".join(str(i) for i in ids)
+        started = time.perf_counter()
+        site.start("sync", "sync")
+        records = 0
+        while records < expected:
+            site.alive()
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"only {records} of {expected} records after {timeout:.0f} s")
+            time.sleep(0.25)
+            records = site.query(f"SELECT COUNT(*) FROM messages_app_message WHERE direction = 'in' "  # noqa: S608
+                                 f"AND account_id IN ({marks})")[0][0]
+        committed = time.perf_counter() - started
+        listed = site.listed(ids)
+        api_done = time.perf_counter() - started
+        if listed != expected:
+            raise RuntimeError(f"the API lists {listed} of {expected}")
+        raw_done = site.query(f"SELECT (julianday(MAX(received_at)) - julianday(MIN(received_at))) * 86400 "  # noqa: S608
+                              f"FROM sync_rawmessage WHERE account_id IN ({marks})")[0][0]
+        return {"seconds": api_done, "committed": committed, "walk": api_done - committed,
+                "raw_span": float(raw_done or 0)}
+    finally:
+        site.cleanup()
+
+
+def floor(users: list[str], port: int, cafile: str, work: Path, parse: bool, expected: int) -> float:
+    db = work / f"floor-{port}-{int(parse)}.sqlite3"
+    started = time.perf_counter()
+    stored = floors.download(users, port, cafile, db, parse)
+    elapsed = time.perf_counter() - started
+    for path in work.glob(db.name + "*"):
+        path.unlink()
+    if stored != expected:
+        raise RuntimeError(f"floor stored {stored} of {expected}")
+    return elapsed
+
+
+def one_network(where: str, users: list[str], port: int, cafile: str, work: Path, n: int,
+                timeout: float) -> list[dict[str, Any]]:
+    print(f"\n== {where}", flush=True)
+    raw = floor(users, port, cafile, work, False, n)
+    print(f"  floor fetch: {n / raw:.0f} msg/s ({raw:.1f} s)", flush=True)
+    parsed = floor(users, port, cafile, work, True, n)
+    print(f"  floor fetch+parse+insert: {n / parsed:.0f} msg/s ({parsed:.1f} s)", flush=True)
+    b = buzon(users, port, cafile, n, timeout)
+    print(f"  Buzón to the API: {n / b['seconds']:.0f} msg/s ({b['seconds']:.1f} s; records committed at "
+          f"{b['committed']:.1f} s, API walk {b['walk']:.1f} s; raw bytes stored over {b['raw_span']:.1f} s)",
+          flush=True)
+    rows = [
+        {"figure": f"first download → API lists records, {where}", "value": n / b["seconds"], "unit": "msg/s",
+         "floor": "fetch+parse+insert (1 process)", "floor_value": n / parsed},
+        {"figure": f"first download, raw stored vs fetch floor, {where}", "value": n / max(b["raw_span"], 1e-9),
+         "unit": "msg/s", "floor": "pipelined UID FETCH → SQLite", "floor_value": n / raw,
+         "note": "Buzón's span from its first to its last raw message committed (starts after login)"},
+    ]
+    for name, run in (("mbsync", peers.mbsync), ("getmail6", peers.getmail)):
+        got = run(users, port, cafile, work)
+        if got is None:
+            print(f"  {name}: not available", flush=True)
+            continue
+        seconds, count, how = got
+        print(f"  {name}: {count / seconds:.0f} msg/s ({seconds:.1f} s, {count} messages; {how})", flush=True)
+        rows[1].setdefault("peers", []).append({"peer": f"{name} ({how})", "peer_value": count / seconds})
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(mode=0o755)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--accounts", type=int, default=4 if full() else 2)
+    parser.add_argument("--per-account", type=int, default=10_000 if full() else 400)
+    parser.add_argument("--max-mb", type=float, default=None if full() else 2.0)
+    parser.add_argument("--corpus", action="store_true", help="replay ../shared/corpus instead of mailgen")
+    parser.add_argument("--no-proxy", action="store_true")
+    args = parser.parse_args()
+    n = args.accounts * args.per_account
+    timeout = 600 + n * 0.2
+    work = Path(tempfile.mkdtemp(prefix="buzon-bench-download-"))
+    work.chmod(0o755)  # getmail runs as an ordinary user
+    certs = make_certs(work / "certs")
+    (work / "certs").chmod(0o755)
+    certs.ca_file.chmod(0o644)
+    dovecot = Dovecot(certs=certs).start()
+    cafile = str(certs.ca_file)
+    peers_dir = work / "peers"
+    peers_dir.mkdir(mode=0o755)
+    rows: list[dict[str, Any]] = []
+    try:
+        started = time.perf_counter()
+        users, described = fill(dovecot, args.accounts, args.per_account, args)
+        print(f"mail: {described} ({'corpus replay' if args.corpus else 'mailgen'}); "
+              f"{args.accounts} accounts, written in {time.perf_counter() - started:.0f} s", flush=True)
+        rows += one_network("loopback", users, dovecot.imaps_port, cafile, peers_dir, n, timeout)
+        if not args.no_proxy:
+            context = multiprocessing.get_context("fork")
+            ready = context.Queue()
+            proxy = context.Process(target=_proxy, args=(dovecot.imaps_port, RTT_S, ready), daemon=True)
+            proxy.start()
+            try:
+                rows += one_network(f"{RTT_S * 1000:.0f} ms RTT", users, ready.get(timeout=20), cafile, peers_dir,
+                                    n, timeout)
+            finally:
+                proxy.terminate()
+    finally:
+        dovecot.cleanup()
+        cleanup_template()
+        shutil.rmtree(work, ignore_errors=True)
+    notes = [f"mail: {described}", f"machine: {machine()}",
+             "Buzón: buzon web (1 worker), buzon worker, buzon sync, SQLite WAL synchronous=NORMAL"]
+    print("\n" + "\n".join(notes))
+    print(f"results: {write_results('download', rows, notes)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""The floors: the strongest simple programs for Buzón's jobs, run in the same bench as Buzón.
+
+- `download`: UID FETCH over one IMAPS connection per account, all accounts at once, `depth`
+  chunks on the wire per connection (as Buzón keeps SYNC_FETCH_DEPTH), chunks of at most `chunk`
+  messages and `chunk_bytes` bytes (Buzón's defaults), each chunk committed into SQLite with
+  Buzón's durability (WAL, synchronous=NORMAL). With `parse=True` it is also the simplest correct
+  pipeline: every message parsed with `email` policy.default (headers, the text or HTML body,
+  attachment names) and a row inserted beside its bytes, in the same transaction.
+- `send`: aiosmtplib with `connections` connections at once, each sending its share in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import re
+import sqlite3
+import ssl
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from email.parser import BytesParser
+from email.utils import parseaddr
+from pathlib import Path
+
+_LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
+_UID = re.compile(rb"UID (\d+)")
+_SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
+
+
+class Imap:
+    """Just enough IMAP4rev1 for a pipelined download: tagged commands, literals."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.n = reader, writer, 0
+
+    @classmethod
+    async def connect(cls, host: str, port: int, cafile: str) -> Imap:
+        context = ssl.create_default_context(cafile=cafile)
+        reader, writer = await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
+        await reader.readline()  # greeting
+        return cls(reader, writer)
+
+    def send(self, command: str) -> bytes:
+        self.n += 1
+        tag = f"F{self.n}".encode()
+        self.writer.write(tag + b" " + command.encode() + b"\r\n")
+        return tag
+
+    async def response(self, tag: bytes) -> list[tuple[bytes, bytes | None]]:
+        """Untagged lines up to `tag`'s completion, each with the literal it carried."""
+        out: list[tuple[bytes, bytes | None]] = []
+        while True:
+            line = await self.reader.readline()
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise RuntimeError(line.decode(errors="replace"))
+                return out
+            literal = _LITERAL.search(line)
+            if literal:
+                data = await self.reader.readexactly(int(literal.group(1)))
+                rest = await self.reader.readline()
+                out.append((line + rest, data))
+            else:
+                out.append((line, None))
+
+    async def call(self, command: str) -> list[tuple[bytes, bytes | None]]:
+        return await self.response(self.send(command))
+
+
+def open_db(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # as buzon/settings.py
+    db.execute("CREATE TABLE IF NOT EXISTS raw (id INTEGER PRIMARY KEY, account TEXT, uid INTEGER, data BLOB, "
+               "UNIQUE (account, uid))")
+    db.execute("CREATE TABLE IF NOT EXISTS message (id INTEGER PRIMARY KEY, raw_id INTEGER, message_id TEXT, "
+               "sender TEXT, sender_name TEXT, subject TEXT, date TEXT, in_reply_to TEXT, body TEXT, "
+               "attachments TEXT)")
+    return db
+
+
+_parser = BytesParser(policy=email.policy.default)
+
+
+def parse(data: bytes) -> tuple[str, ...]:
+    mail = _parser.parsebytes(data)
+    name, sender = parseaddr(str(mail.get("From", "")))
+    body_part = mail.get_body(("plain", "html"))
+    try:
+        body = body_part.get_content() if body_part is not None else ""
+    except (LookupError, ValueError):  # an unknown charset or a broken part: keep what there is
+        body = ""
+    names = [part.get_filename() or "" for part in mail.iter_attachments()]
+    return (str(mail.get("Message-ID", "")), sender, name, str(mail.get("Subject", "")), str(mail.get("Date", "")),
+            str(mail.get("In-Reply-To", "")), body, "\n".join(names))
+
+
+def store_chunk(db: sqlite3.Connection, account: str, items: list[tuple[int, bytes]], parsed: bool) -> None:
+    db.execute("BEGIN")
+    for uid, data in items:
+        raw_id = db.execute("INSERT INTO raw (account, uid, data) VALUES (?, ?, ?)", (account, uid, data)).lastrowid
+        if parsed:
+            db.execute("INSERT INTO message (raw_id, message_id, sender, sender_name, subject, date, in_reply_to, "
+                       "body, attachments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (raw_id, *parse(data)))
+    db.execute("COMMIT")
+
+
+def _chunks(sizes: dict[int, int], chunk: int, chunk_bytes: int) -> list[list[int]]:
+    out: list[list[int]] = [[]]
+    used = 0
+    for uid in sorted(sizes):
+        if out[-1] and (len(out[-1]) >= chunk or used + sizes[uid] > chunk_bytes):
+            out.append([])
+            used = 0
+        out[-1].append(uid)
+        used += sizes[uid]
+    return [c for c in out if c]
+
+
+async def _account(user: str, port: int, cafile: str, store: Callable[[list[tuple[int, bytes]]], object],
+                   depth: int, chunk: int, chunk_bytes: int) -> int:
+    imap = await Imap.connect("localhost", port, cafile)
+    await imap.call(f'LOGIN "{user}" "secret"')
+    await imap.call("EXAMINE INBOX")
+    sizes = {}
+    for line, _ in await imap.call("UID FETCH 1:* (RFC822.SIZE)"):
+        found = _SIZE.search(line)
+        if found:
+            uid, size = (found.group(1), found.group(2)) if found.group(1) else (found.group(4), found.group(3))
+            sizes[int(uid)] = int(size)
+    batches = deque(_chunks(sizes, chunk, chunk_bytes))
+    inflight: deque[bytes] = deque()
+    stored = 0
+    loop = asyncio.get_running_loop()
+    pending: list[asyncio.Future[object]] = []
+    while batches or inflight:
+        while batches and len(inflight) < depth:
+            batch = batches.popleft()
+            inflight.append(imap.send(f"UID FETCH {batch[0]}:{batch[-1]} (UID BODY.PEEK[])"))
+        answer = await imap.response(inflight.popleft())
+        items = [(int(_UID.search(line).group(1)), data) for line, data in answer  # type: ignore[union-attr]
+                 if data is not None]
+        stored += len(items)
+        pending.append(loop.run_in_executor(None, store, items))  # the next chunk arrives meanwhile
+    await asyncio.gather(*pending)
+    imap.writer.close()
+    return stored
+
+
+def download(users: list[str], port: int, cafile: str, db_path: Path, parse_too: bool, depth: int = 3,
+             chunk: int = 250, chunk_bytes: int = 16 * 1024 * 1024) -> int:
+    """Every account at once; one writer thread (SQLite has one writer). Returns messages stored."""
+    db = open_db(db_path)
+    writer = ThreadPoolExecutor(1)
+
+    async def run() -> list[int]:
+        asyncio.get_running_loop().set_default_executor(writer)
+        return await asyncio.gather(*(
+            _account(user, port, cafile, lambda items, u=user: store_chunk(db, u, items, parse_too),  # type: ignore[misc]
+                     depth, chunk, chunk_bytes) for user in users))
+
+    try:
+        return sum(asyncio.run(run()))
+    finally:
+        writer.shutdown()
+        db.close()
+
+
+async def _send_all(port: int, messages: list[tuple[str, list[str], bytes]], connections: int) -> int:
+    import aiosmtplib
+
+    queue: asyncio.Queue[tuple[str, list[str], bytes]] = asyncio.Queue()
+    for item in messages:
+        queue.put_nowait(item)
+    sent = 0
+
+    async def one() -> None:
+        nonlocal sent
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=60) as smtp:
+            while not queue.empty():
+                sender, rcpts, data = queue.get_nowait()
+                await smtp.sendmail(sender, rcpts, data)
+                sent += 1
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+    return sent
+
+
+def send(port: int, messages: list[tuple[str, list[str], bytes]], connections: int) -> int:
+    return asyncio.run(_send_all(port, messages, connections))

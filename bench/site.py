@@ -1,0 +1,179 @@
+"""A Buzón site for the end-to-end benches: a data directory, its processes (`buzon web`,
+`buzon worker`, `buzon sync`) started as a site runs them, an API token, and the API read the way
+an integrator reads it. Also where every bench writes its figures (JSON, joined by bench/report.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.live_run import run_env  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+
+RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "var" / "bench"))
+_TEMPLATE: Path | None = None  # one migrated data directory, copied for each fresh site
+
+
+def full() -> bool:
+    """Full size when BENCH_FULL=1 (or --full); quick, small defaults otherwise."""
+    return os.environ.get("BENCH_FULL", "") in {"1", "true", "yes"} or "--full" in sys.argv
+
+
+def machine() -> str:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, load average {load} (shared machine)"
+
+
+def write_results(bench: str, rows: list[dict[str, Any]], notes: list[str]) -> Path:
+    """rows: {"figure", "value", "unit", "floor", "floor_value", "peer", "peer_value", "note"}."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{bench}.json"
+    path.write_text(json.dumps({"bench": bench, "mode": "full" if full() else "quick", "machine": machine(),
+                                "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows,
+                                "notes": notes}, indent=1, ensure_ascii=False))
+    return path
+
+
+class Site:
+    """One data directory (SQLite, WAL, synchronous=NORMAL as shipped) and its processes."""
+
+    def __init__(self, **extra_env: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="buzon-bench-site-"))
+        self.env = run_env(self.dir / "data", BUZON_LOG_LEVEL="WARNING", **extra_env)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.base = ""
+        self.token = ""
+        global _TEMPLATE
+        if _TEMPLATE is None:  # migrate once per bench run, copy after
+            _TEMPLATE = Path(tempfile.mkdtemp(prefix="buzon-bench-template-"))
+            template_env = dict(self.env, BUZON_DATA_DIR=str(_TEMPLATE / "data"))
+            self._manage(template_env, "migrate", "--no-input", "-v", "0")
+        shutil.copytree(_TEMPLATE / "data", self.dir / "data")
+        self.db_path = self.dir / "data" / "buzon.sqlite3"
+
+    @staticmethod
+    def _manage(env: dict[str, str], *args: str, timeout: float = 600) -> str:
+        done = subprocess.run([sys.executable, "-m", "buzon.core.cli", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"buzon {' '.join(args[:2])} failed: {done.stderr[-3000:]}")
+        return done.stdout
+
+    def manage(self, *args: str, timeout: float = 600) -> str:
+        return self._manage(self.env, *args, timeout=timeout)
+
+    def shell(self, code: str) -> str:
+        return self.manage("shell", "-v", "0", "-c", code)
+
+    def admin(self) -> str:
+        """An administrator and an API token for it, as `buzon token` makes one."""
+        self.shell("from django.contrib.auth import get_user_model\n"
+                   "get_user_model().objects.create_superuser('bench', 'bench@example.test', 'bench-pass-1')")
+        self.token = self.manage("token", "bench").strip().splitlines()[-1]
+        return self.token
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        logs = self.dir / "logs"
+        logs.mkdir(exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "buzon.core.cli", *args], cwd=ROOT, env=self.env,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def web(self) -> str:
+        port = free_port()
+        self.start("web", "web", "--port", str(port), "--workers", "1")  # as `buzon run` starts it
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.base}/readyz", timeout=5).status_code == 200:
+                    return self.base
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"buzon web did not get ready: {self.log('web')[-2000:]}")
+
+    def worker(self, *args: str) -> subprocess.Popen[bytes]:
+        """`buzon worker` as the site runs it; waits for its first heartbeat (then it polls its queue)."""
+        proc = self.start("worker", "worker", *args)
+        deadline = time.monotonic() + 90
+        while not self.query("SELECT COUNT(*) FROM core_processheartbeat WHERE kind = 'worker' AND pid = ?",
+                             (proc.pid,))[0][0]:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"buzon worker did not start: {self.log('worker')[-2000:]}")
+            time.sleep(0.1)
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.dir / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"buzon {name} exited ({proc.returncode}): {self.log(name)[-2000:]}")
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A read-only look at the database, as a monitoring script would take it."""
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30) as db:
+            return db.execute(sql, params).fetchall()
+
+    def api(self, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
+        return requests.request(kwargs.pop("method", "GET"), f"{self.base}{path}", headers=headers, timeout=120,
+                                **kwargs)
+
+    def listed(self, account_ids: list[int]) -> int:
+        """Incoming messages the API lists for these accounts, every page walked (1,000 a page)."""
+        total = 0
+        for account in account_ids:
+            url: str | None = f"/api/v1/messages/?account={account}&limit=1000"
+            while url:
+                answer = self.api(url)
+                answer.raise_for_status()
+                page = answer.json()
+                total += sum(1 for m in page["results"] if m["direction"] == "in")
+                url = page["next"].removeprefix(self.base) if page.get("next") else None
+        return total
+
+    def stop(self, name: str | None = None) -> None:
+        for key in [name] if name else list(self.procs):
+            proc = self.procs.pop(key, None)
+            if proc is None:
+                continue
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def cleanup_template() -> None:
+    if _TEMPLATE is not None:
+        shutil.rmtree(_TEMPLATE, ignore_errors=True)
