@@ -11,6 +11,7 @@ import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
 from buzon.core import config
+from buzon.core import queues as task_queues
 
 BASE_DIR = Path(__file__).resolve().parent
 DATA_DIR = config.data_dir()
@@ -123,18 +124,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = config.env_str("REDIS_URL")
 TASK_BACKEND_NAME = config.env_str("BUZON_TASKS", "db")
+# The task queues (buzon.core.queues): inbound, outbound, housekeeping, and "default" for tasks queued
+# before they were split; `buzon worker` gives each its own slots (buzon.core.slots).
+TASK_QUEUES = list(task_queues.ALL_QUEUES)
 _task_backends = {
-    "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
-    "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]},
-    "immediate": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
-    "dummy": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"},
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": TASK_QUEUES},
+    "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": TASK_QUEUES},
+    "immediate": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": TASK_QUEUES},
+    "dummy": {"BACKEND": "django_tasks.backends.dummy.DummyBackend", "QUEUES": TASK_QUEUES},
 }
 if TASK_BACKEND_NAME not in _task_backends:
     raise ValueError(f"BUZON_TASKS must be one of {', '.join(_task_backends)}, not {TASK_BACKEND_NAME!r}")
 TASKS = {"default": _task_backends[TASK_BACKEND_NAME]}
 if TASK_BACKEND_NAME == "rq":
     INSTALLED_APPS.append("django_rq")
-    RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 600}}
+    RQ_QUEUES = {name: {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 600}
+                 for name in TASK_QUEUES}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -285,7 +290,8 @@ INVITATION_DAYS = config.env_int("BUZON_INVITATION_DAYS", 7)
 INBOUND_REQUEUE_AFTER_S = config.env_int("BUZON_INBOUND_REQUEUE_AFTER", 300)
 # In-process counters each process's heartbeat publishes (summed by /metrics): name -> dotted path.
 PROCESS_STATS = {"pipeline_step_seconds": "buzon.inbound.pipeline.STEP_SECONDS",
-                 "pipeline_batch_stage_seconds": "buzon.inbound.batch.STAGE_SECONDS"}
+                 "pipeline_batch_stage_seconds": "buzon.inbound.batch.STAGE_SECONDS",
+                 "worker_slots": "buzon.core.slots.SERVED"}  # a worker's slots per queue
 METRICS_TOKEN = config.env_str("BUZON_METRICS_TOKEN")  # if set, /metrics wants "Authorization: Bearer <token>"
 OUTBOUND_RENDER_TEMPLATE = "buzon.outbound.mail_templates.render_key"  # queue_outgoing(template="key")
 INBOUND_REQUEUE_MAX_WAITING = config.env_int("BUZON_INBOUND_REQUEUE_MAX_WAITING", 20)  # only once the queue drained

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django_tasks import task
 
+from buzon.core.queues import HOUSEKEEPING
 
-@task()
+
+@task(queue_name=HOUSEKEEPING)
 def presence_sweep_task() -> int:
     """Agents whose last session expired or went idle are offline (buzon.crm.presence)."""
     from buzon.crm.presence import sweep

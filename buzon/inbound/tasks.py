@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from django_tasks import task
 
+from buzon.core.queues import HOUSEKEEPING, INBOUND
 from buzon.inbound.pipeline import run_pipeline
 
 
-@task()
+@task(queue_name=INBOUND)
 def process_raw_message(raw_id: int) -> str:
     return run_pipeline(raw_id)
 
 
-@task()
+@task(queue_name=HOUSEKEEPING)
 def notify_unreplied_task() -> int:
     from buzon.inbound.unreplied import notify_unreplied
 
     return notify_unreplied()
 
 
-@task()
+@task(queue_name=HOUSEKEEPING)
 def requeue_stored_task() -> int:
     """Periodic (settings.PERIODIC_TASKS): re-enqueue stored messages whose task was lost (a worker
     killed, Redis restarted). Safe because run_pipeline locks the raw row and is idempotent."""
@@ -44,7 +45,7 @@ def requeue_stored_task() -> int:
     return len(stalled)
 
 
-@task()
+@task(queue_name=INBOUND)
 def process_raw_messages(raw_ids: list[int]) -> dict[str, int]:
     """A sync chunk at once, topped up with other stored messages waiting: plain mail in bulk, the
     rest one by one (buzon.inbound.batch.run_queued)."""

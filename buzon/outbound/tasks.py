@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django_tasks import task
 
+from buzon.core.queues import OUTBOUND
 from buzon.messages.outbox import delivery_started
 from buzon.outbound.sender import deliver_due
 
 
-@task()
+@task(queue_name=OUTBOUND)
 def deliver_outgoing(message_id: int) -> int:
     """Deliver whatever is due, this message included; returns how many were sent.
 
@@ -19,7 +20,7 @@ def deliver_outgoing(message_id: int) -> int:
     return deliver_due().sent
 
 
-@task()
+@task(queue_name=OUTBOUND)
 def append_to_sent(message_id: int) -> bool:
     from buzon.outbound.sent_folder import append_sent_copy
 

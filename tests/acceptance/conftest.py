@@ -232,7 +232,8 @@ def sink(test_certs) -> Iterator[SMTPServer]:
 
 @pytest.fixture
 def site(dovecot, sink, live_server, settings, transactional_db) -> Iterator[Site]:
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     settings.BASE_URL, settings.BASE_URL_SET = live_server.url, True  # links in mail lead to this site
     yield Site(dovecot=dovecot, sink=sink, live_url=live_server.url)
 

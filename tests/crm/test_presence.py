@@ -112,7 +112,8 @@ def test_an_idle_or_expired_session_is_offline_and_comes_back_with_use(settings)
 
 
 def test_the_workers_run_the_sweep_every_minute(settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     _group, (ana,) = _agents("ana")
     _sign_in("ana")
     SignedInSession.objects.update(last_seen_at=timezone.now() - dt.timedelta(hours=1))

@@ -42,7 +42,8 @@ def test_reprocess_message_and_account_duplicate_nothing():
 def test_skipped_mail_is_counted_and_imported_when_the_sender_becomes_a_customer(
     settings, django_capture_on_commit_callbacks
 ):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     account = support_account(create_customer_if_not_found=False)
     raw = store_raw(mail(), account)
     raw.from_header = "Ana Pérez <ana@customer.test>"

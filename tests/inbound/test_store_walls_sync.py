@@ -65,7 +65,7 @@ def _run_queued_tasks() -> None:
 
 
 def test_one_mail_to_two_stores_reaches_both_through_dovecot(dovecot, settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     store_a, agent_a, account_a, api_a, web_a = _store_with_agent(dovecot, "A")
     store_b, agent_b, account_b, api_b, web_b = _store_with_agent(dovecot, "B")
     data = MAIL.format(a=account_a.email_address, b=account_b.email_address).encode()

@@ -83,7 +83,8 @@ def test_periodic_jobs_run_once_per_interval_whoever_asks(db, settings):
     from buzon.core.periodic import run_due_jobs
 
     settings.PERIODIC_TASKS = {"tick": ("buzon.inbound.tasks.notify_unreplied_task", 60)}
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     assert run_due_jobs("a") == ["tick"]
     assert run_due_jobs("b") == []  # not due again for 60 s, whichever worker asks
     PeriodicJob.objects.filter(name="tick").update(next_run_at=timezone.now())

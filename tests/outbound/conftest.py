@@ -44,4 +44,5 @@ def pool() -> Iterator[SMTPPool]:
 @pytest.fixture(autouse=True)
 def _immediate_tasks(settings: Any) -> None:
     """Queueing does not run delivery by itself in these tests; each test drains the queue explicitly."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}

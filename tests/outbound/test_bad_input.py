@@ -145,7 +145,8 @@ def test_a_row_that_cannot_be_composed_fails_visibly_through_the_delivery_task(
     _spoil(bad, how)
     good = _queued(account, subject="Pedido 2")
     # The task the queue enqueues, run by the task backend as a worker runs it: it does not raise.
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     with django_capture_on_commit_callbacks(execute=True):
         result = import_string(settings.OUTBOUND_TASK).enqueue(bad.pk)
     assert result.status == "SUCCESSFUL", result
@@ -167,7 +168,8 @@ def test_the_worker_process_fails_an_uncomposable_row_once_and_goes_on(
     from tests.sync.helpers import wait_for
     from tests.sync.procs import buzon, buzon_env, stop
 
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}  # the worker's queue
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend",  # the worker's queue
+                                    "QUEUES": settings.TASK_QUEUES}}
     account = make_account(smtp_plain, smtp_security="none", smtp_host="127.0.0.1")
     bad = _queued(account)  # each queued message enqueues its delivery task once committed
     _spoil(bad, "subject")

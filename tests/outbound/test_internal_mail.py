@@ -69,7 +69,8 @@ def test_notifications_carry_nothing_for_customers_and_stay_out_of_the_sent_fold
                            in_reply_to=first, user=user)
     assert notify_unreplied(now=timezone.now() + dt.timedelta(minutes=10)) == 1  # "Factura" has no answer
 
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     with django_capture_on_commit_callbacks(execute=True):
         stats = deliver_due(pool=pool)
     assert stats.failed == 0

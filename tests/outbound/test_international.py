@@ -312,7 +312,8 @@ def test_utf8_message_is_copied_to_the_sent_folder_byte_for_byte(test_certs: Tes
                                incoming_host="localhost", incoming_port=dovecot.imap_port,
                                incoming_security="starttls", append_to_sent=True)
         message = queue_outgoing(to="José <josé@ejemplo.es>", subject="Año", text="x", account=account)
-        settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+        settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                        "QUEUES": settings.TASK_QUEUES}}
         with django_capture_on_commit_callbacks(execute=True):
             assert deliver_due(pool=pool).sent == 1
         assert smtp.messages[0].rcpt_tos == ["josé@ejemplo.es"]

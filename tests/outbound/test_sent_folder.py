@@ -28,7 +28,8 @@ def test_sent_copy_lands_in_the_special_use_sent_folder(smtp_starttls: Any, dove
                                                        django_capture_on_commit_callbacks: Any) -> None:
     account, address = _account(make_account, smtp_starttls, dovecot)
     message = queue_outgoing(to="c@example.org", subject="copia", text="x", account=account)
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     with django_capture_on_commit_callbacks(execute=True):
         deliver_due(pool=pool)
     assert dovecot.message_count(address, "Sent") == 1

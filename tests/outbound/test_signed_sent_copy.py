@@ -39,7 +39,8 @@ def test_a_forged_ref_is_normal_mail_and_buzons_own_sent_copy_is_recognised(
                            incoming_host="localhost", incoming_port=dovecot.imap_port, incoming_security="starttls",
                            append_to_sent=True, folders=["INBOX", "Sent"], create_customer_if_not_found=True)
     message = queue_outgoing(to="c@example.org", subject="Su pedido", text="Enviado hoy.", account=account)
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
     with django_capture_on_commit_callbacks(execute=True):
         deliver_due(pool=pool)
     sent = Message.objects.get(pk=message.pk)

@@ -33,7 +33,8 @@ MISSING_MESSAGE_ID = "<not-here-at-all@example.invalid>"
 @pytest.fixture(autouse=True)
 def _tasks_wait_for_the_test(settings: Any) -> None:
     """Queueing starts no delivery by itself: each test runs the delivery loop when it wants to look."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend",
+                                    "QUEUES": settings.TASK_QUEUES}}
 
 
 @pytest.fixture

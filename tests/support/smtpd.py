@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -78,6 +79,20 @@ class PipeliningHandler(SinkHandler):
         return "250 OK"
 
 
+@dataclass
+class SlowHandler(SinkHandler):
+    """A relay that takes `delay_s` to answer each message's DATA (other connections go on meanwhile);
+    `receiving` is set once a message's DATA has arrived and is being held."""
+
+    delay_s: float = 8.0
+    receiving: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.receiving.set()
+        await asyncio.sleep(self.delay_s)
+        return await super().handle_DATA(server, session, envelope)
+
+
 class _Authenticator:
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
@@ -95,10 +110,10 @@ class SMTPServer:
     """mode: "plain" (no TLS), "starttls" (TLS offered, required before AUTH) or "ssl" (implicit TLS)."""
 
     def __init__(self, certs: TestCerts, mode: str = "starttls", users: dict[str, str] | None = None,
-                 require_auth: bool = True) -> None:
+                 require_auth: bool = True, handler: SinkHandler | None = None) -> None:
         self.mode = mode
         self.users = dict(users or {})
-        self.handler = SinkHandler()
+        self.handler = handler or SinkHandler()
         self.port = free_port()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(certs.cert_file), str(certs.key_file))

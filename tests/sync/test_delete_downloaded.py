@@ -32,7 +32,7 @@ CUSTOMER = "sender1@example.test"  # make_mail(1)'s sender; make_mail(2)'s is no
 
 @pytest.fixture(autouse=True)
 def _database_tasks(settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
 
 
 def _account(dovecot, **fields) -> EmailAccount:

@@ -65,7 +65,7 @@ def _reprocess(*args: str) -> str:
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_a_copy_delivered_twice_stays_one_message_and_a_skipped_duplicate(dovecot, protocol, settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     store = Store.objects.create(name="Tienda Centro")
     account = make_account(dovecot, protocol=protocol, store=store, append_to="ticket", auto_link=True,
                            create_customer_if_not_found=False)  # unknown senders wait: reprocess --skipped
@@ -123,7 +123,7 @@ def test_a_copy_delivered_twice_stays_one_message_and_a_skipped_duplicate(doveco
 
 
 def test_pop3_mail_passed_over_by_the_initial_count_is_never_run_as_an_empty_message(dovecot, settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     store = Store.objects.create(name="Tienda Centro")
     account = make_account(dovecot, protocol="pop3", store=store, initial_sync_count=1)
     for i in range(3):

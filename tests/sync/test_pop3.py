@@ -30,7 +30,7 @@ def test_pop3_leaves_mail_on_server_and_never_downloads_twice(dovecot, security)
 
 
 def test_pop3_deletes_only_what_is_imported(dovecot, settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     account = make_account(dovecot, protocol="pop3", delete_after_download=True)
     for i in range(3):
         dovecot.deliver(account.email_address, make_mail(i))
@@ -45,7 +45,7 @@ def test_pop3_deletes_only_what_is_imported(dovecot, settings):
 
 def test_pop3_delete_after_a_crash_before_quit(dovecot, settings):
     """Imported, but the DELE was lost with the connection: the next pass deletes, never re-stores."""
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     account = make_account(dovecot, protocol="pop3")
     dovecot.deliver(account.email_address, make_mail(1))
     sync(account)
@@ -60,7 +60,7 @@ def test_pop3_delete_after_a_crash_before_quit(dovecot, settings):
 
 
 def test_pop3_initial_count_passes_over_older_mail_for_good(dovecot, settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     account = make_account(dovecot, protocol="pop3", initial_sync_count=2, delete_after_download=True)
     for i in range(5):
         dovecot.deliver(account.email_address, make_mail(i))

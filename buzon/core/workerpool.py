@@ -1,0 +1,123 @@
+"""The slots of `buzon worker`: threads each running one task at a time from their queues.
+
+Each slot is the backend's own worker loop in a thread: django_tasks_db's Worker (the database
+queue; each thread has its own database connection, closed between tasks as the loop does) or an
+RQ worker (buzon.core.rqworker.ThreadWorker; one of them runs RQ's scheduler for every queue the
+process serves). The main thread only takes signals and watches: SIGTERM or SIGINT lets each slot
+finish the task it runs and stop (a second one ends the process at once; the database backend's
+tasks left running are put back in the queue by the other workers, buzon.core.periodic); a slot
+that dies ends the process with an error, so that `buzon run` or systemd starts it again rather
+than leaving a queue unserved.
+
+Nothing here is shared between slots but what is safe to share: the heartbeat's counters (a lock),
+the SMTP pool (a lock and a semaphore per account, buzon.outbound.smtp), redis-py's clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any, cast
+
+from django import db
+
+log = logging.getLogger("buzon.worker")
+
+
+class Slot(threading.Thread):
+    def __init__(self, index: int, queues: tuple[str, ...]) -> None:
+        # daemon: a second SIGTERM ends the process without waiting for a task that hangs
+        super().__init__(name=f"slot-{index}-{'+'.join(queues)}", daemon=True)
+        self.queues = queues
+        self.stopping = threading.Event()
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except Exception:
+            if not self.stopping.is_set():
+                log.exception("worker slot %s stopped on an error", self.name)
+            raise
+        finally:
+            db.connections.close_all()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+
+class DatabaseSlot(Slot):
+    def __init__(self, index: int, queues: tuple[str, ...], worker_id: str, interval: float) -> None:
+        from django_tasks_db.management.commands.db_worker import Worker
+
+        super().__init__(index, queues)
+        self.worker = Worker(queue_names=list(queues), interval=interval, batch=False, backend_name="default",
+                             startup_delay=False, max_tasks=None, worker_id=worker_id, excluded_queue_names=[])
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self.worker.running = False  # seen after the task it runs, or after its poll interval
+
+    def work(self) -> None:
+        self.worker.run()
+
+
+class RedisSlot(Slot):
+    def __init__(self, index: int, queues: tuple[str, ...], name: str,
+                 scheduler_queues: Sequence[str] | None = None) -> None:
+        import django_rq
+
+        from buzon.core.rqworker import ThreadWorker
+
+        super().__init__(index, queues)
+        self.worker = cast(ThreadWorker, django_rq.get_worker(
+            *queues, worker_class=cast(Any, ThreadWorker), job_class="django_tasks_rq.backend.Job", name=name,
+            stopping=self.stopping))
+        self.worker.scheduler_queues = list(scheduler_queues) if scheduler_queues else None
+        self.with_scheduler = scheduler_queues is not None
+
+    def work(self) -> None:
+        self.worker.work(with_scheduler=self.with_scheduler, logging_level="INFO")
+
+
+class Pool:
+    def __init__(self, slots: list[Slot]) -> None:
+        self.slots = slots
+        self.stopping = threading.Event()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stopping.is_set():
+            log.warning("second %s: stopping now, tasks running are abandoned", signal.strsignal(signum))
+            sys.exit(1)
+        log.info("%s: finishing the tasks running, then stopping", signal.strsignal(signum))
+        self._stop()
+
+    def _stop(self) -> None:
+        self.stopping.set()
+        for slot in self.slots:
+            slot.request_stop()
+
+    def run(self) -> int:
+        """Start the slots and wait; 0 once stopped by a signal, 1 if a slot died."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        for slot in self.slots:
+            slot.start()
+        log.info("worker running %s slot(s): %s", len(self.slots), "; ".join(",".join(s.queues) for s in self.slots))
+        code = 0
+        while not self.stopping.wait(0.5):
+            dead = [slot.name for slot in self.slots if not slot.is_alive()]
+            if dead:
+                log.error("worker slot(s) %s stopped; stopping the worker so that it is started again",
+                          ", ".join(dead))
+                code = 1
+                self._stop()
+        for slot in self.slots:
+            slot.join()
+        return code

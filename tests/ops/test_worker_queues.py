@@ -1,0 +1,133 @@
+"""`buzon worker` (a real process) runs inbound, outbound and housekeeping tasks on slots of their own:
+while a relay takes 8 s to accept a message, mail stored meanwhile becomes a record at once; a
+worker pointed at the outbound queue never runs the pipeline. On both task backends: the database
+queue (SQLite, as a trial site runs) and RQ on Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.db import connection
+from django.utils.module_loading import import_string
+from django_tasks.base import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from buzon.core.models import ProcessHeartbeat
+from buzon.mailboxes.models import EmailAccount
+from buzon.messages.models import Message
+from buzon.messages.outbox import queue_outgoing
+from buzon.outbound import confirm
+from buzon.sync.models import RawMessage
+from tests.support.smtpd import SlowHandler, SMTPServer
+from tests.sync.helpers import make_mail, wait_for
+from tests.sync.procs import buzon, buzon_env, stop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RELAY_S = 8.0  # the slow relay's time per message
+RECORD_WITHIN_S = 2.0  # stored → record, while the relay holds outbound
+BACKENDS = ["db", pytest.param("rq", marks=pytest.mark.redis)]
+
+
+@pytest.fixture
+def slow_relay(test_certs) -> Iterator[SMTPServer]:
+    server = SMTPServer(test_certs, mode="plain", users={"sender@example.test": "smtp-secret"},
+                        handler=SlowHandler(delay_s=RELAY_S)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a worker on this test's database, with this process queueing where it reads."""
+    name = connection.settings_dict["NAME"]
+    assert connection.vendor == "sqlite" and Path(name).is_file(), "a database file both processes open"
+    extra = {"BUZON_HEARTBEAT": "1", "BUZON_TASKS": request.param}
+    if request.param == "rq":
+        url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/14"  # this test's own database
+        redis.Redis.from_url(url).flushdb()
+        extra["REDIS_URL"] = url
+        settings.TASK_BACKEND_NAME, settings.REDIS_URL = "rq", url
+        settings.RQ_QUEUES = {q: {"URL": url, "DEFAULT_TIMEOUT": 600} for q in settings.TASK_QUEUES}
+        settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": settings.TASK_QUEUES}}
+    yield buzon_env(f"sqlite:///{name}", tmp_path, **extra)
+    if request.param == "rq":
+        redis.Redis.from_url(extra["REDIS_URL"]).flushdb()
+
+
+def _account(port: int) -> EmailAccount:
+    account = EmailAccount(email_address="sender@example.test", incoming_enabled=True, incoming_host="localhost",
+                           outgoing_enabled=True, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
+                           smtp_auth=True, create_customer_if_not_found=True)
+    account.set_password("smtp-secret")
+    account.save()
+    confirm.mark_confirmed(account)
+    return account
+
+
+def _arrives(account: EmailAccount, n: int) -> RawMessage:
+    """Mail stored by the sync engine, and its pipeline task queued."""
+    data = make_mail(n, subject=f"arrival {n}", message_id=f"<arrival-{n}@example.test>")
+    raw = RawMessage.objects.create(account=account, account_address=account.email_address, folder="INBOX",
+                                    uidvalidity=1, uid=n, data=data, size=len(data), subject=f"arrival {n}",
+                                    sha256=hashlib.sha256(data).hexdigest(), message_id=f"<arrival-{n}@example.test>")
+    import_string("buzon.inbound.tasks.process_raw_messages").enqueue([raw.pk])
+    return raw
+
+
+def _started(worker: Any, log: Path) -> dict[str, float]:
+    """Wait for the worker's heartbeat; returns its slots per queue."""
+    def slots() -> dict[str, float] | None:
+        assert worker.poll() is None, log.read_text()[-3000:]
+        row = ProcessHeartbeat.objects.filter(pid=worker.pid, kind="worker").first()
+        return (row.stats or {}).get("worker_slots") if row else None
+    return wait_for(slots, 60)
+
+
+def test_a_slow_relay_does_not_hold_up_incoming_mail(backend, slow_relay, tmp_path):
+    account = _account(slow_relay.port)
+    log = tmp_path / "worker.log"
+    worker = buzon(backend, "worker", log=log)
+    try:
+        assert _started(worker, log)["inbound"] >= 1
+        sent = queue_outgoing(to=["customer@example.test"], subject="Your order", text="On its way.", account=account)
+        assert slow_relay.handler.receiving.wait(30), log.read_text()[-3000:]  # the relay holds it now
+        raw = _arrives(account, 1)
+        began = time.monotonic()
+        record = wait_for(lambda: Message.objects.filter(message_id="<arrival-1@example.test>").first(), RELAY_S)
+        took = time.monotonic() - began
+        assert record.subject == "arrival 1" and not slow_relay.messages, "the relay was still holding outbound"
+        assert took < RECORD_WITHIN_S, f"stored → record took {took:.2f} s while the relay held outbound"
+        assert RawMessage.objects.get(pk=raw.pk).status == "processed"
+        # and outbound, on its own slot, gets through once the relay answers
+        wait_for(lambda: any(m.message["Message-ID"] == sent.message_id for m in slow_relay.messages), RELAY_S + 20)
+    finally:
+        code = stop(worker, timeout=RELAY_S + 20)
+    assert code == 0, log.read_text()[-3000:]
+
+
+def test_a_worker_on_the_outbound_queue_never_runs_the_pipeline(backend, smtp_plain, settings, tmp_path):
+    account = _account(smtp_plain.port)
+    log = tmp_path / "worker.log"
+    worker = buzon(backend, "worker", "--queue", "outbound", "--concurrency", "2", "--no-periodic", log=log)
+    try:
+        assert _started(worker, log) == {"outbound": 2}
+        raw = _arrives(account, 2)
+        sent = queue_outgoing(to=["customer@example.test"], subject="Invoice", text="Attached.", account=account)
+        wait_for(lambda: any(m.message["Message-ID"] == sent.message_id for m in smtp_plain.messages), 30)
+        time.sleep(1)  # more than a poll interval after it went out: time enough to take the inbound task too
+    finally:
+        code = stop(worker)
+    assert code == 0, log.read_text()[-3000:]
+    assert RawMessage.objects.get(pk=raw.pk).status == "stored"
+    assert not Message.objects.filter(message_id="<arrival-2@example.test>").exists()
+    if settings.TASK_BACKEND_NAME == "db":
+        assert DBTaskResult.objects.get(queue_name="inbound").status == TaskResultStatus.READY
+    else:
+        assert redis.Redis.from_url(settings.REDIS_URL).llen("rq:queue:inbound") == 1
