@@ -12,6 +12,7 @@ Buzón's SQLite runs WAL with synchronous=NORMAL, which syncs at checkpoints, no
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -133,3 +134,20 @@ message_log_verbose = false
     elapsed = time.perf_counter() - started
     how = "under eatmydata (its fsync per message off)" if wrap else "fsync per message (eatmydata missing)"
     return elapsed, sum(_count(b) for b in boxes), f"one process per account; {how}"
+
+
+def post_office(port: int, n: int, threads: int, text: str) -> tuple[float, int, str] | None:
+    python = PEERS_VENV / "bin" / "python"
+    if _getmail_bin() is None or not python.exists():
+        return None
+    probe = subprocess.run([str(python), "-c", "import post_office"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(PEERS_VENV / "bin" / "pip"), "install", "-q", "django>=5.2,<5.3", "django-post-office"],
+                       check=False, capture_output=True)
+    done = subprocess.run([str(python), str(Path(__file__).with_name("peer_post_office.py")), str(port), str(n),
+                           str(threads)], input=text, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        print("django-post-office failed:", done.stderr[-800:], file=sys.stderr)
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["seconds"], result["sent"], f"send_queued_mail, {threads} threads, 1 process; no DKIM"
