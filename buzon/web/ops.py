@@ -20,13 +20,14 @@ from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.cache import never_cache
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from buzon.core.models import ProcessHeartbeat
-from buzon.core.queues import ready_tasks
+from buzon.core.queues import ALL_QUEUES, LEGACY, waiting_by_queue
 from buzon.mailboxes.models import EmailAccount
 from buzon.outbound.models import DeliveryAttempt, OutgoingEmail, QueueState
 from buzon.sync.models import RawMessage, SyncLease
@@ -138,8 +139,9 @@ class BuzonCollector(Collector):
         for state in QueueState.values:
             outgoing.add_metric([state], queue.get(state, 0))
         yield outgoing
+        waiting = _waiting_tasks()
         depth = GaugeMetricFamily("buzon_queue_depth", "Work waiting, by queue", labels=["queue"])
-        depth.add_metric(["tasks"], float(ready_tasks()))
+        depth.add_metric(["tasks"], float(sum(waiting.values())))
         depth.add_metric(["inbound"], by_status.get(RawMessage.Status.STORED, 0))
         depth.add_metric(["outgoing"], OutgoingEmail.objects.filter(
             state=QueueState.PENDING, next_attempt_at__lte=now).count())
@@ -151,6 +153,11 @@ class BuzonCollector(Collector):
         lag.add_metric(["inbound"], _age(oldest_raw, now))
         lag.add_metric(["outgoing"], _age(oldest_out, now))
         yield lag
+        tasks = GaugeMetricFamily("buzon_tasks_waiting", "Tasks queued and not started, by task queue",
+                                  labels=["queue"])
+        for name, count in waiting.items():
+            tasks.add_metric([name], float(count))
+        yield tasks
 
     def _failures(self) -> Iterator[Metric]:
         sync = GaugeMetricFamily("buzon_sync_failures", "Accounts whose sync is failing, by reason", labels=["reason"])
@@ -225,7 +232,39 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(body, content_type=CONTENT_TYPE_PLAIN_0_0_4)  # what every Prometheus reads
 
 
+def _waiting_tasks() -> dict[str, int]:
+    """Tasks waiting per task queue; nothing when the queue cannot be read (Redis down: /readyz says so)."""
+    try:
+        return waiting_by_queue()
+    except DatabaseError:
+        raise  # the whole scrape is a 503
+    except Exception:  # Redis unreachable: the other figures still count
+        return {}
+
+
 # ------------------------------------------------------------------------------ processes page
+QUEUE_LABELS = {"inbound": pgettext_lazy("task queue", "Incoming mail"),
+                "outbound": pgettext_lazy("task queue", "Sending"),
+                "housekeeping": pgettext_lazy("task queue", "Housekeeping"),
+                LEGACY: pgettext_lazy("task queue", "Queued before the update")}
+
+
+def queue_rows() -> list[dict[str, object]] | None:
+    """The task queues with their waiting tasks (None: the queue could not be read); the legacy
+    queue only while it holds something."""
+    waiting = _waiting_tasks()
+    if not waiting and settings.TASK_BACKEND_NAME in {"db", "rq"}:
+        return None
+    return [{"name": name, "label": QUEUE_LABELS[name], "waiting": waiting.get(name, 0)} for name in ALL_QUEUES
+            if name != LEGACY or waiting.get(name)]
+
+
+def slots_of(row: ProcessHeartbeat) -> list[tuple[object, int]]:
+    """A worker's slots per queue, from its heartbeat (buzon.core.slots.SERVED)."""
+    served = (row.stats or {}).get("worker_slots", {})
+    return [(QUEUE_LABELS[name], int(served[name])) for name in ALL_QUEUES if served.get(name)]
+
+
 def leases_by_process(rows: list[ProcessHeartbeat]) -> dict[str, int]:
     """How many unexpired sync leases each process holds (lease owners are host:pid:random)."""
     owners = Counter(SyncLease.objects.filter(expires_at__gt=timezone.now()).exclude(owner="")
@@ -241,5 +280,7 @@ def processes(request: HttpRequest) -> HttpResponse:
     since = timezone.now() - timedelta(hours=24)
     rows = list(ProcessHeartbeat.objects.filter(beat_at__gte=since).order_by("kind", "-started_at"))
     held = leases_by_process(rows)
-    items = [{"row": row, "alive": row.is_alive, "accounts": held.get(row.id, 0)} for row in rows]
-    return render(request, "web/ops/processes.html", {"items": items, "heartbeat_s": settings.HEARTBEAT_S})
+    items = [{"row": row, "alive": row.is_alive, "accounts": held.get(row.id, 0), "slots": slots_of(row)}
+             for row in rows]
+    return render(request, "web/ops/processes.html", {"items": items, "heartbeat_s": settings.HEARTBEAT_S,
+                                                      "queues": queue_rows()})
