@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from buzon.api.models import ApiToken
 from buzon.core import api_tokens
+from tests.support import live_run
 
 pytestmark = pytest.mark.django_db
 
@@ -194,7 +195,7 @@ def test_buzon_token_from_the_command_line(tmp_path: Path) -> None:
     env["BUZON_DATA_DIR"] = str(tmp_path)
     env.pop("DATABASE_URL", None)
     run = [sys.executable, "-m", "buzon.core.cli"]
-    subprocess.run([*run, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    live_run.migrated(tmp_path)
     subprocess.run([*run, "shell", "-c", "from django.contrib.auth.models import User; "
                     "User.objects.create_user('ana', password='ana-pass-123')"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=120)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import live_run
 from tests.support.ports import free_port
 from tests.support.smtpd import SMTPServer
 
@@ -56,7 +57,7 @@ def test_run_on_another_port_writes_links_its_web_process_answers(tmp_path: Path
     env = _env(tmp_path)
     port = free_port()
     try:
-        _buzon(env, "migrate", "--no-input", "-v", "0")
+        live_run.migrated(tmp_path)
         _buzon(env, "shell", "-c", _QUEUE.format(port=sink.port))
         log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
         run = subprocess.Popen([sys.executable, "-m", "buzon.core.cli", "run", "--port", str(port), "--no-migrate"],

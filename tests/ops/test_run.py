@@ -112,8 +112,9 @@ def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
         log.close()
 
 
-# BUZON_RUN_STARTS=50 for a longer stress run; `make test` tries 10.
-STARTS = int(os.environ.get("BUZON_RUN_STARTS", "10"))
+# BUZON_RUN_STARTS=50 for a longer stress run; `make test` tries 4 (each start is ~4 processes booting
+# Django on a loaded core; the fork hang this hunts showed in 6 of 10 starts when it existed).
+STARTS = int(os.environ.get("BUZON_RUN_STARTS", "4"))
 
 
 @pytest.mark.timeout(STARTS * 130 + 300)

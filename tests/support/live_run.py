@@ -11,9 +11,11 @@ thread held the import lock or SQLite's mutex).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,12 +48,34 @@ def run_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+_migrated: dict[Path, Path] = {}  # code checkout -> a data directory migrated once by this test process
+
+
+def migrated(data_dir: Path, cwd: Path = ROOT) -> None:
+    """Give ``data_dir`` a freshly migrated SQLite database (and its keys), as `buzon migrate` would.
+
+    The migrations run once per test process, in a template directory, and each caller gets a copy:
+    a migration run costs seconds of CPU, and many tests only need a migrated site to start. Tests of
+    what `migrate` itself does to a data directory run it themselves."""
+    template = _migrated.get(cwd)
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="buzon-migrated-"))
+        done = subprocess.run([sys.executable, "-m", "buzon.core.cli", "migrate", "--no-input", "-v", "0"],
+                              cwd=cwd, env=run_env(template), capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        _migrated[cwd] = template
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for item in template.iterdir():
+        if item.is_file():
+            shutil.copy2(item, data_dir / item.name)
+
+
 def prepare(env: dict[str, str], cwd: Path = ROOT) -> int:
     """Migrate the data directory's database and make the agent; returns the store's id."""
-    for args in (["migrate", "--no-input", "-v", "0"], ["shell", "-c", _SETUP]):
-        done = subprocess.run([sys.executable, "-m", "buzon.core.cli", *args], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=180)
-        assert done.returncode == 0, done.stdout + done.stderr
+    migrated(Path(env["BUZON_DATA_DIR"]), cwd)
+    done = subprocess.run([sys.executable, "-m", "buzon.core.cli", "shell", "-c", _SETUP], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
     return int(done.stdout.split()[-1])
 
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.support import live_run
 from tests.sync.helpers import make_mail, wait_for
 from tests.sync.procs import buzon, buzon_env, run_buzon, stop
 
@@ -33,7 +34,7 @@ def rows(db, sql, *args):
 def test_kill_9_mid_download_then_restart_loses_and_duplicates_nothing(dovecot, tmp_path):
     db = tmp_path / "buzon.sqlite3"
     env = buzon_env(f"sqlite:///{db}", tmp_path, BUZON_SYNC_FETCH_CHUNK="10")
-    run_buzon(env, "migrate", "--no-input", "-v", "0", "--skip-checks")
+    live_run.migrated(tmp_path)
     imap_user, pop_user = dovecot.add_user(), dovecot.add_user()
     mails = [make_mail(i, size_kb=8, attachment_kb=30 if i % 10 == 0 else 0) for i in range(300)]
     for mail in mails:
