@@ -84,7 +84,7 @@ def buzon(users: list[str], port: int, cafile: str, expected: int, timeout: floa
         site.web()
         site.worker()
         marks = ",".join(str(i) for i in ids)
-        started = time.perf_counter()
+        started, epoch = time.perf_counter(), time.time()
         site.start("sync", "sync")
         records = 0
         while records < expected:
@@ -99,10 +99,11 @@ def buzon(users: list[str], port: int, cafile: str, expected: int, timeout: floa
         api_done = time.perf_counter() - started
         if listed != expected:
             raise RuntimeError(f"the API lists {listed} of {expected}")
-        raw_done = site.query(f"SELECT (julianday(MAX(received_at)) - julianday(MIN(received_at))) * 86400 "  # noqa: S608
-                              f"FROM sync_rawmessage WHERE account_id IN ({marks})")[0][0]
+        first, last = site.query("SELECT (julianday(MIN(received_at)) - 2440587.5) * 86400, "  # noqa: S608
+                                 "(julianday(MAX(received_at)) - 2440587.5) * 86400 "
+                                 f"FROM sync_rawmessage WHERE account_id IN ({marks})")[0]
         return {"seconds": api_done, "committed": committed, "walk": api_done - committed,
-                "raw_span": float(raw_done or 0)}
+                "raw_done": last - epoch, "raw_span": last - first}
     finally:
         site.cleanup()
 
@@ -128,14 +129,15 @@ def one_network(where: str, users: list[str], port: int, cafile: str, work: Path
     print(f"  floor fetch+parse+insert: {n / parsed:.0f} msg/s ({parsed:.1f} s)", flush=True)
     b = buzon(users, port, cafile, n, timeout)
     print(f"  Buzón to the API: {n / b['seconds']:.0f} msg/s ({b['seconds']:.1f} s; records committed at "
-          f"{b['committed']:.1f} s, API walk {b['walk']:.1f} s; raw bytes stored over {b['raw_span']:.1f} s)",
+          f"{b['committed']:.1f} s, API walk {b['walk']:.1f} s; last raw bytes stored at {b['raw_done']:.1f} s, "
+          f"{b['raw_span']:.1f} s after the first)",
           flush=True)
     rows = [
         {"figure": f"first download → API lists records, {where}", "value": n / b["seconds"], "unit": "msg/s",
          "floor": "fetch+parse+insert (1 process)", "floor_value": n / parsed},
-        {"figure": f"first download, raw stored vs fetch floor, {where}", "value": n / max(b["raw_span"], 1e-9),
-         "unit": "msg/s", "floor": "pipelined UID FETCH → SQLite", "floor_value": n / raw,
-         "note": "Buzón's span from its first to its last raw message committed (starts after login)"},
+        {"figure": f"first download, raw bytes stored (buzon sync start → last committed), {where}",
+         "value": n / b["raw_done"], "unit": "msg/s", "floor": "pipelined UID FETCH → SQLite",
+         "floor_value": n / raw, "note": f"from the first raw message to the last: {n / b['raw_span']:.0f} msg/s"},
     ]
     for name, run in (("mbsync", peers.mbsync), ("getmail6", peers.getmail)):
         got = run(users, port, cafile, work)

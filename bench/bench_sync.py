@@ -1,35 +1,27 @@
-"""Incoming sync: first download, IDLE arrival latency, 1,000 accounts watched by one process.
+"""Incoming sync: IDLE arrival latency, 1,000 accounts watched by one process.
 
-Run: .venv/bin/python bench/bench_sync.py [N]   (default 10000; SQLite in a temp dir, a real Dovecot)
-Parts: BENCH_SYNC_PARTS=loopback,proxy,idle,accounts (default all); BENCH_SYNC_BASELINES=0 skips mbsync
-and getmail; BENCH_SYNC_ACCOUNTS=1000.
+Run: .venv/bin/python bench/bench_sync.py   (SQLite in a temp dir, a real Dovecot)
+Parts: BENCH_SYNC_PARTS=idle,accounts (default both); BENCH_SYNC_ACCOUNTS=1000.
+The first download is bench/bench_download.py: realistic mail until the API lists it, through the
+processes a site runs, beside a pipelined floor and the peers (this file used to time raw storage
+only, against a floor fetching one chunk at a time).
 
-Targets (issue 3), each measured in this run against baselines run on the same mailbox:
-- first download of N messages (mixed plain/HTML, 10% with an attachment), stored and listable:
-  >= 1,000 msg/s on loopback; through a 20 ms round-trip proxy >= half the floor, a bare imaplib
-  loop fetching UID ranges in chunks into the same database. Also: mbsync (Debian isync) into a
-  Maildir, and django-mailbox's `getmail` (one message per round trip, and it deletes what it
-  reads) on a sample of GETMAIL_SAMPLE messages, since at ~50 msg/s all N would take minutes;
-- IDLE: arrival-to-database p50 < 1 s, p99 < 3 s over 200 messages delivered one by one;
+- IDLE: arrival-to-database p50 < 1 s, p99 < 3 s over 200 messages (bench/mailgen.py) delivered one by one;
 - 1,000 accounts watched by one `buzon sync` process: each receives a message within 5 s; peak RSS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import imaplib
-import io
 import os
 import resource
 import sqlite3
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import types
 from pathlib import Path
 
 DATA = Path(tempfile.mkdtemp(prefix="buzon-bench-sync-"))
@@ -38,19 +30,11 @@ os.environ.setdefault("BUZON_TASKS", "db")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_bench_settings = types.ModuleType("bench_sync_settings")
-exec("from buzon.settings import *  # noqa: F403", _bench_settings.__dict__)  # noqa: S102
-_bench_settings.INSTALLED_APPS = [*_bench_settings.INSTALLED_APPS, "django_mailbox"]
-sys.modules["bench_sync_settings"] = _bench_settings
-os.environ["DJANGO_SETTINGS_MODULE"] = "bench_sync_settings"
+os.environ["DJANGO_SETTINGS_MODULE"] = "buzon.settings"
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 ACCOUNTS = int(os.environ.get("BENCH_SYNC_ACCOUNTS", "1000"))
-PARTS = set(os.environ.get("BENCH_SYNC_PARTS", "loopback,proxy,idle,accounts").split(","))
+PARTS = set(os.environ.get("BENCH_SYNC_PARTS", "idle,accounts").split(","))
 IDLE_MESSAGES = 200
-GETMAIL_SAMPLE = {0.0: 1000, 0.020: 200}
-CHUNK = 250
-RTT_S = 0.020
 rows: list[tuple] = []
 notes: list[str] = []
 
@@ -88,18 +72,6 @@ def setup() -> tuple[object, object]:
     return Dovecot(certs=certs).start(), certs
 
 
-def fill(dovecot, user: str, count: int) -> None:
-    """Write `count` messages straight into the user's Maildir (as local delivery does), once."""
-    from bench.mailgen import message
-
-    new = dovecot.maildir(user) / "new"
-    for index in range(count):
-        path = new / f"{1_700_000_000 + index}.bench{index}.localhost"
-        path.write_bytes(message(index))
-        os.chown(path, dovecot.uid, dovecot.gid)
-    dovecot.doveadm("index", "-u", user, "INBOX")  # a real server has its index already
-
-
 def account(dovecot, port: int, **fields):
     from buzon.mailboxes.models import EmailAccount
 
@@ -112,114 +84,6 @@ def account(dovecot, port: int, **fields):
     acc.set_password("secret")
     acc.save()
     return acc
-
-
-# ----------------------------------------------------------------------------------- contenders
-def run_buzon(acc) -> float:
-    from buzon.sync.models import RawMessage
-    from buzon.sync.once import sync_once
-
-    start = time.perf_counter()
-    asyncio.run(sync_once([acc.pk], io.StringIO()))
-    elapsed = time.perf_counter() - start
-    stored = RawMessage.objects.filter(account=acc).exclude(subject="").count()  # listable: headers parsed
-    assert stored == N, f"buzon stored {stored} of {N}"
-    return elapsed
-
-
-def run_floor(user: str, port: int) -> float:
-    """Bare imaplib: UID SEARCH, UID FETCH in ranges of CHUNK, bytes into the same database."""
-    db = sqlite3.connect(DATA / "buzon.sqlite3", timeout=30)
-    db.execute("CREATE TABLE IF NOT EXISTS bench_floor (owner TEXT, uid INTEGER, data BLOB)")
-    start = time.perf_counter()
-    imap = imaplib.IMAP4_SSL("localhost", port, ssl_context=ssl.create_default_context(
-        cafile=os.environ["BUZON_CA_FILE"]))
-    imap.login(user, "secret")
-    imap.select("INBOX", readonly=True)
-    uids = [int(u) for u in imap.uid("SEARCH", "ALL")[1][0].split()]
-    stored = 0
-    for i in range(0, len(uids), CHUNK):
-        part = uids[i:i + CHUNK]
-        _, data = imap.uid("FETCH", f"{part[0]}:{part[-1]}", "(UID BODY.PEEK[])")
-        batch = [(user, 0, item[1]) for item in data if isinstance(item, tuple)]
-        db.executemany("INSERT INTO bench_floor VALUES (?, ?, ?)", batch)
-        db.commit()
-        stored += len(batch)
-    imap.logout()
-    elapsed = time.perf_counter() - start
-    assert stored == N, f"floor stored {stored}"
-    return elapsed
-
-
-def run_mbsync(user: str, port: int) -> float | None:
-    if not Path("/usr/bin/mbsync").exists():
-        return None
-    box = DATA / f"mbsync-{port}-{user}"
-    box.mkdir()
-    conf = DATA / f"mbsyncrc-{port}-{user}"
-    conf.write_text(f"""IMAPAccount bench
-Host localhost
-Port {port}
-User {user}
-Pass secret
-SSLType IMAPS
-CertificateFile {os.environ["BUZON_CA_FILE"]}
-
-IMAPStore remote
-Account bench
-
-MaildirStore local
-Path {box}/
-Inbox {box}/INBOX
-
-Channel bench
-SyncState *
-Far :remote:
-Near :local:
-Patterns INBOX
-Sync Pull
-Create Near
-""")
-    start = time.perf_counter()
-    result = subprocess.run(["mbsync", "-q", "-c", str(conf), "bench"], capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        print("mbsync failed:", result.stderr.strip()[:300])
-        return None
-    got = sum(1 for _ in (box / "INBOX" / "new").iterdir()) + sum(1 for _ in (box / "INBOX" / "cur").iterdir())
-    assert got == N, f"mbsync got {got}"
-    return elapsed
-
-
-def run_getmail(user: str, port: int, sample: int) -> tuple[float, int]:
-    from django_mailbox.models import Mailbox
-
-    mailbox = Mailbox.objects.create(name=user, uri=f"imap+ssl://{user.replace('@', '%40')}:secret@localhost:{port}")
-    start = time.perf_counter()
-    got = 0
-    while got < sample:
-        got += sum(1 for _ in mailbox.get_new_mail())
-    return time.perf_counter() - start, got
-
-
-def first_download(dovecot, user: str, proxy_port: int | None, rtt: float) -> None:
-    """Every contender reads the same mailbox, read-only (EXAMINE / readonly SELECT / pull)."""
-    port = proxy_port or dovecot.imaps_port
-    where = "loopback" if not proxy_port else f"{int(rtt * 1000)} ms RTT"
-    floor = run_floor(user, port)
-    report(("first download", where, f"imaplib floor (chunks of {CHUNK})", N, floor, N / floor, 1.0))
-    buzon = run_buzon(account(dovecot, port, login=user))
-    report(("first download", where, "Buzón", N, buzon, N / buzon, floor / buzon))
-    if os.environ.get("BENCH_SYNC_BASELINES", "1") == "0":
-        return
-    mbsync = run_mbsync(user, port)
-    if mbsync:
-        report(("first download", where, "mbsync (isync)", N, mbsync, N / mbsync, floor / mbsync))
-    getmail_user = dovecot.add_user()  # getmail deletes what it reads: a mailbox of its own
-    fill(dovecot, getmail_user, GETMAIL_SAMPLE[rtt])
-    getmail, got = run_getmail(getmail_user, port, GETMAIL_SAMPLE[rtt])
-    report(("first download", where, "django-mailbox getmail", got, getmail, got / getmail,
-            (got / getmail) / (N / floor)))
 
 
 # ----------------------------------------------------------------------------------- IDLE latency
@@ -338,34 +202,10 @@ def _timestamp(value: str) -> float:
         datetime.fromisoformat(value.replace(" ", "T") + "+00:00").timestamp()
 
 
-# ----------------------------------------------------------------------------------- proxy + main
-def _proxy(target: int, rtt: float, ready: object) -> None:
-    from tests.support.proxy import Proxy
-
-    proxy = Proxy(target, latency_s=rtt).start()
-    ready.put(proxy.port)  # type: ignore[attr-defined]
-    threading.Event().wait()
-
-
+# ----------------------------------------------------------------------------------- main
 def main() -> None:
-    import multiprocessing
-
     dovecot, _certs = setup()
     try:
-        user = dovecot.add_user()
-        fill(dovecot, user, N)
-        if "loopback" in PARTS:
-            first_download(dovecot, user, None, 0.0)
-        rss = peak_rss_mb()
-        queue = multiprocessing.get_context("fork").Queue()
-        proxy = multiprocessing.get_context("fork").Process(target=_proxy, args=(dovecot.imaps_port, RTT_S, queue),
-                                                            daemon=True)
-        proxy.start()
-        try:
-            if "proxy" in PARTS:
-                first_download(dovecot, user, queue.get(timeout=10), RTT_S)
-        finally:
-            proxy.terminate()
         if "idle" in PARTS:
             idle_latency(dovecot)
         if "accounts" in PARTS:
@@ -373,16 +213,10 @@ def main() -> None:
     finally:
         dovecot.cleanup()
     print()
-    print(f"{'benchmark':<28} {'network':<10} {'who':<48} {'msgs':>6} {'seconds':>8} {'msg/s | p50':>12} "
-          f"{'vs floor | p99 | RSS':>20}")
+    print(f"{'benchmark':<28} {'network':<10} {'who':<48} {'msgs':>6} {'seconds':>8} {'p50 | worst':>12} "
+          f"{'p99 | RSS':>20}")
     for name, where, who, count, seconds, rate, ratio in rows:
         print(f"{name:<28} {where:<10} {who:<48} {count:>6} {seconds:>8.2f} {rate:>12.3f} {ratio:>20.3f}")
-    from bench.mailgen import message
-
-    average = statistics.mean(len(message(i)) for i in range(2000)) / 1024
-    print(f"\nmailbox: mixed plain/HTML, 10% with a 5-60 KB attachment, {average:.1f} KB per message on average")
-    print(f"first-download rows: msg/s and speed relative to the imaplib floor on the same network; "
-          f"Buzón's process peak RSS after its loopback download: {rss:.0f} MB")
     print("IDLE row: total seconds, then p50 and p99 arrival-to-database latency in seconds")
     print("accounts row: worst and median arrival-to-database seconds, then the sync process's peak RSS in MB")
     for note in notes:

@@ -145,7 +145,8 @@ class MailGen:
     def _header(self, value: str, charset: str) -> str:
         return value if value.isascii() else Header(_fit(value, charset), charset).encode()
 
-    def message(self, i: int) -> bytes:
+    def message(self, i: int, subject: str | None = None) -> bytes:
+        """Message i; `subject` replaces its Subject (the load bench stamps the delivery time there)."""
         meta = self._meta(i)
         rng: random.Random = meta["rng"]  # type: ignore[assignment]
         lang, charset, client = str(meta["lang"]), str(meta["charset"]), str(meta["client"])
@@ -194,7 +195,7 @@ class MailGen:
         attachments = self._attachments(rng, lang)
         if attachments:
             body = self._multipart("mixed", [body, *attachments], rng)
-        return self._headers(meta, chain, rng) + body
+        return self._headers(meta, chain, rng, subject) + body
 
     def _attachments(self, rng: random.Random, lang: str) -> list[bytes]:
         roll = rng.random()
@@ -219,10 +220,12 @@ class MailGen:
                        "Content-Transfer-Encoding: base64\r\n\r\n".encode() + self._encoded(magic, size, rng))
         return out
 
-    def _headers(self, meta: dict[str, object], chain: list[dict[str, object]], rng: random.Random) -> bytes:
+    def _headers(self, meta: dict[str, object], chain: list[dict[str, object]], rng: random.Random,
+                 subject: str | None) -> bytes:
         charset, address = str(meta["charset"]), str(meta["address"])
-        subject = str(meta["subject"]) if not chain else ("RE: " if meta["client"] == "outlook" else "Re: ") + \
-            str(chain[0]["subject"])
+        if subject is None:
+            subject = str(meta["subject"]) if not chain else ("RE: " if meta["client"] == "outlook" else "Re: ") + \
+                str(chain[0]["subject"])
         when: datetime = meta["when"]  # type: ignore[assignment]
         host = address.split("@")[1]
         lines = [f"Return-Path: <{address}>",

@@ -76,7 +76,7 @@ Create Near
             print("mbsync failed:", out.decode(errors="replace")[-500:], file=sys.stderr)
             return None
     elapsed = time.perf_counter() - started
-    return elapsed, sum(_count(b) for b in boxes), "FSync no; one process per account"
+    return elapsed, sum(_count(b) for b in boxes), "FSync no, a process per account"
 
 
 def _getmail_bin() -> Path | None:
@@ -132,8 +132,8 @@ message_log_verbose = false
             print("getmail failed:", out.decode(errors="replace")[-500:], file=sys.stderr)
             return None
     elapsed = time.perf_counter() - started
-    how = "under eatmydata (its fsync per message off)" if wrap else "fsync per message (eatmydata missing)"
-    return elapsed, sum(_count(b) for b in boxes), f"one process per account; {how}"
+    how = "under eatmydata" if wrap else "fsync per message: eatmydata missing"
+    return elapsed, sum(_count(b) for b in boxes), f"{how}, a process per account"
 
 
 def post_office(port: int, n: int, threads: int, text: str) -> tuple[float, int, str] | None:
@@ -150,4 +150,4 @@ def post_office(port: int, n: int, threads: int, text: str) -> tuple[float, int,
         print("django-post-office failed:", done.stderr[-800:], file=sys.stderr)
         return None
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return result["seconds"], result["sent"], f"send_queued_mail, {threads} threads, 1 process; no DKIM"
+    return result["seconds"], result["sent"], f"{threads} threads, no DKIM"

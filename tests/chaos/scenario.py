@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,9 @@ class Scenario:
     proxy: bool = True  # count connections per account through a proxy (False: straight to Dovecot, to time it)
     kill_kinds: tuple[str, ...] = ()  # only these kinds of process ("sync", "worker"); all by default
     stall_every: float = 0.0  # SIGSTOP a sync process this often (0: never), for lease_s + 2 s: takeovers
+    mail: Callable[[str, int], bytes] | None = None  # (subject, n) -> raw incoming mail; a small one by default
+    relay_delay_s: float = 0.0  # the SMTP sink answers each DATA this late (a slow relay)
+    env: dict[str, str] = field(default_factory=dict)  # settings for the Buzón processes over the test's
 
 
 @dataclass
@@ -108,9 +112,11 @@ def _mail(subject: str, n: int) -> bytes:
 class Deliverer(threading.Thread):
     """Writes `rate` messages a second into random mailboxes, the way an MTA's local delivery does."""
 
-    def __init__(self, dovecot: Dovecot, addresses: list[str], rate: float, seconds: float, rng: random.Random):
+    def __init__(self, dovecot: Dovecot, addresses: list[str], rate: float, seconds: float, rng: random.Random,
+                 make: Callable[[str, int], bytes] | None = None):
         super().__init__(name="deliverer", daemon=True)
         self.dovecot, self.addresses, self.rate, self.seconds, self.rng = dovecot, addresses, rate, seconds, rng
+        self.make = make or _mail
         self.subjects: list[str] = []
         self.mailbox: dict[str, str] = {}  # subject -> address it was delivered to
 
@@ -121,7 +127,7 @@ class Deliverer(threading.Thread):
             while n < int(elapsed * self.rate):
                 subject = f"in {time.time():.3f} {n}"
                 address = self.rng.choice(self.addresses)
-                self.dovecot.deliver(address, _mail(subject, n))
+                self.dovecot.deliver(address, self.make(subject, n))
                 self.mailbox[subject] = address
                 self.subjects.append(subject)
                 n += 1
@@ -145,7 +151,7 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
     pg_dir.chmod(0o755)
     pg = PrivatePostgres(pg_dir).start()
     redis = PrivateRedis().start() if sc.redis else None
-    sink = SinkProcess(workdir).start()
+    sink = SinkProcess(workdir, sc.relay_delay_s).start()
     fleet: Fleet | None = None
     proxy: CountingProxy | None = None
     try:
@@ -154,6 +160,7 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
         ports = proxy.ports if proxy is not None else dict.fromkeys(addresses, dovecot.imaps_port)
         env = _environment(workdir, pg.url, certs, redis.url if redis else "")
         env["BUZON_SYNC_LEASE"] = str(sc.lease_s)
+        env.update(sc.env)
         subprocess.run([sys.executable, "-m", "buzon.core.cli", "migrate", "-v", "0"], cwd=ROOT, env=env,
                        check=True, timeout=300)
         (workdir / "addresses.json").write_text(json.dumps(ports))
@@ -175,7 +182,7 @@ def run(sc: Scenario, workdir: Path, certs: TestCerts, log: object = print) -> O
                                     cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                     stderr=open(workdir / f"send-{i}.log", "wb"))  # noqa: SIM115
                    for i in range(SENDERS)]
-        deliverer = Deliverer(dovecot, addresses, sc.in_rate, sc.seconds, rng)
+        deliverer = Deliverer(dovecot, addresses, sc.in_rate, sc.seconds, rng, sc.mail)
         deliverer.start()
         clock = SinkClock(sink)
         _chaos(sc, fleet, dovecot, pg, redis, rng, outcome, log, clock)

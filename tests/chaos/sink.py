@@ -4,11 +4,12 @@ In the bench's own process its answers waited for the bench's threads (the deliv
 and every worker's send waited with them. Each message received becomes one line of the log file:
 the time it was received, its Message-ID and its Subject, tab-separated.
 
-Run: python -m tests.chaos.sink PORT LOG
+Run: python -m tests.chaos.sink PORT LOG [DELAY]   (DELAY: seconds before answering each DATA)
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -25,11 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Handler:
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], delay: float = 0.0) -> None:
         self.out = out
         self.parser = BytesHeaderParser(policy=default)
+        self.delay = delay  # seconds before each answer to DATA: a slow relay
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         headers = self.parser.parsebytes(envelope.original_content or envelope.content)
         fields = [str(headers.get(name, "")).replace("\t", " ").replace("\n", " ").strip()
                   for name in ("Message-ID", "Subject")]
@@ -38,11 +42,11 @@ class _Handler:
         return "250 OK"
 
 
-def main(port: int, log: Path) -> None:
+def main(port: int, log: Path, delay: float = 0.0) -> None:
     from aiosmtpd.controller import Controller
 
     with log.open("a", encoding="utf-8") as out:
-        controller = Controller(_Handler(out), hostname="127.0.0.1", port=port)
+        controller = Controller(_Handler(out, delay), hostname="127.0.0.1", port=port)
         controller.start()
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -53,8 +57,9 @@ def main(port: int, log: Path) -> None:
 class SinkProcess:
     """Starts the sink; ``received()`` reads what it has logged so far."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, delay: float = 0.0) -> None:
         self.port = free_port()
+        self.delay = delay
         self.log = workdir / "sink.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._lines: list[tuple[float, str, str]] = []
@@ -62,8 +67,8 @@ class SinkProcess:
 
     def start(self) -> SinkProcess:
         self.log.touch()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.chaos.sink", str(self.port), str(self.log)],
-                                     cwd=ROOT)
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.chaos.sink", str(self.port), str(self.log),
+                                      str(self.delay)], cwd=ROOT)
         wait_for_port(self.port)
         return self
 
@@ -86,4 +91,4 @@ class SinkProcess:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), Path(sys.argv[2]))
+    main(int(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
