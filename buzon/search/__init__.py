@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import EmptyResultSet
-
-from buzon.search import index
+from buzon.search import index, ranking
+from buzon.search.ranking import BadCursor
 from buzon.search.words import Term, highlight, parse
 
 if TYPE_CHECKING:
@@ -29,10 +28,6 @@ __all__ = ["BadCursor", "Found", "Result", "find", "parse", "rebuild"]
 PAGE_SIZE = 50
 #: Where a snippet is cut from, in order: the first field with a matched word.
 SNIPPET_FIELDS = ("body", "subject", "attachments", "sender", "customer")
-
-
-class BadCursor(ValueError):
-    """A cursor this search did not give."""
 
 
 @dataclass(frozen=True)
@@ -55,38 +50,17 @@ class Found:
     terms: list[Term]
 
 
-def _cursor(result: Result) -> str:
-    return f"{result.score!r}~{result.conversation_id}"
-
-
-def _parse_cursor(text: str) -> tuple[float, int] | None:
-    if not text:
-        return None
-    score, _, pk = text.rpartition("~")
-    try:
-        found = float(score), int(pk)
-    except ValueError:
-        raise BadCursor("Not a cursor this search gave.") from None
-    if not 0 <= found[1] <= 2**63 - 1:
-        raise BadCursor("Not a cursor this search gave.")
-    return found
-
-
 def find(conversations: QuerySet[Any], text: str, *, cursor: str = "", limit: int = PAGE_SIZE) -> Found:
-    """The conversations among ``conversations`` whose mail matches ``text``, best first, ``limit``
-    a page from ``cursor`` (the previous page's ``next``). Text with no word finds nothing; no
-    syntax is an error. A constant number of queries, whatever the page holds."""
+    """The conversations among ``conversations`` whose mail matches ``text``, best first among the
+    newest matches (``buzon.search.ranking``: every match of a rarer word), ``limit`` a page from
+    ``cursor`` (the previous page's ``next``; BadCursor if it is not one). ``conversations`` is
+    applied as a condition on each match's conversation row, in the same statement. Text with no
+    word finds nothing; no syntax is an error. A constant number of queries, whatever the page holds."""
+    position = ranking.Position.parse(cursor)
     terms = parse(text)
-    after = _parse_cursor(cursor)
     if not terms:
         return Found([], None, terms)
-    try:
-        subquery = conversations.order_by().values("pk").query.sql_with_params()
-    except EmptyResultSet:  # a condition that can match nothing (e.g. a user in no store)
-        return Found([], None, terms)
-    hits = index.best_per_conversation(terms, subquery, after=after, limit=limit + 1)
-    more = len(hits) > limit
-    hits = hits[:limit]
+    hits, after = ranking.page(terms, conversations, position, limit)
     rows = index.source_rows(hits)
     stems = index.stems(terms)
     results = []
@@ -102,7 +76,7 @@ def find(conversations: QuerySet[Any], text: str, *, cursor: str = "", limit: in
             field = "body" if row.get("body") else next(iter(row))
             snippet = highlight(row[field], terms, stems=stems)[0]
         results.append(Result(hit.conversation_id, hit.score, hit.source, hit.id, snippet, field))
-    return Found(results, _cursor(results[-1]) if more and results else None, terms)
+    return Found(results, after.text() if after is not None else None, terms)
 
 
 def rebuild(**options: Any) -> dict[str, int]:

@@ -1,0 +1,249 @@
+# ruff: noqa: S608  # SQL is built from the SOURCES constants' names only; searched text is always a parameter
+"""Which conversations a search shows, best first, with bounded work whatever the volume.
+
+Ranking every match of a common word ("pedido" is in most of a shop's mail) reads all of them on
+every search: 1.4 s at 300,000 messages, growing with the mail. So a search walks its matches newest
+first, which both engines do cheaply (FTS5 reads its index by rowid backwards; PostgreSQL walks the
+primary key backwards, checking each entry, or intersects the GIN index with an id range), only
+through conversations the user may see (the role rule is a condition on the conversation row, in the
+same statement), and ranks the newest ``POOL`` matches of each source: a *round*. A word with fewer
+matches than that is ranked whole, wherever in history they are, so a rare word is always found.
+For a common word the first page is the best of the recent mail; paging on, once a round's results
+are all shown, the next round ranks the next ``POOL`` older matches, leaving out conversations
+already shown (those with a match in a newer round), so every matching conversation comes once.
+
+A round is a window of entry ids per source, ``[low, top)``: the first page of a round finds
+``low`` (its ``POOL``-th newest visible match, or 0 when there are fewer) and fixes ``top``, so the
+pages of a round are the same set whatever arrives meanwhile. The cursor carries the round, its
+windows and the last result's score and conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
+
+from buzon.search.schema import BM25_WEIGHTS, SOURCES, Source
+from buzon.search.words import Term, fts5_match, tsquery
+
+#: Matches ranked per source in one round: enough for several pages of 50 conversations.
+POOL = 1000
+#: Rounds one page may read to fill itself (a round's last results, then the next round's first).
+ROUNDS_PER_PAGE = 3
+_MAX_ID = 2**63 - 1
+
+
+class BadCursor(ValueError):
+    """A cursor this search did not give."""
+
+
+@dataclass(frozen=True)
+class Window:
+    top: int | None  # entries with an id below this (None: any, until the round's first page fixes it)
+    low: int | None  # ... and from this one (None: not known yet, the POOL newest below top; 0: all)
+
+
+@dataclass(frozen=True)
+class Position:
+    round: int  # 1: the newest matches; later rounds leave out conversations an earlier one showed
+    windows: tuple[Window, ...]  # one per source, in SOURCES order
+    after: tuple[float, int] | None = None  # the last result shown: (score, conversation id)
+
+    @staticmethod
+    def start() -> Position:
+        return Position(1, tuple(Window(None, None) for _ in SOURCES))
+
+    def text(self) -> str:
+        def n(value: int | None) -> str:
+            return "" if value is None else str(value)
+        windows = ";".join(f"{n(w.top)}-{n(w.low)}" for w in self.windows)
+        after = f"{self.after[0]!r}~{self.after[1]}" if self.after else ""
+        return f"{self.round}:{windows}:{after}"
+
+    @staticmethod
+    def parse(text: str) -> Position:
+        if not text:
+            return Position.start()
+        try:
+            round_text, windows_text, after_text = text.split(":")
+            windows = []
+            for part in windows_text.split(";"):
+                top, low = part.split("-")
+                windows.append(Window(_id(top), _id(low)))
+            after = None
+            if after_text:
+                score, pk = after_text.split("~")
+                after = (float(score), _id(pk, blank=False))
+            found = Position(int(round_text), tuple(windows), after)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            raise BadCursor("Not a cursor this search gave.") from None
+        if found.round < 1 or len(found.windows) != len(SOURCES) or (found.round > 1 and None in (
+                w.top for w in found.windows)):
+            raise BadCursor("Not a cursor this search gave.")
+        return found
+
+
+def _id(text: str, *, blank: bool = True) -> int | None:
+    if text == "" and blank:
+        return None
+    value = int(text)
+    if not 0 <= value <= _MAX_ID:
+        raise ValueError(text)
+    return value
+
+
+@dataclass(frozen=True)
+class Hit:
+    """The best-matching row of a conversation: its ``source`` (e.g. "message") and id, and its score
+    (higher is better; comparable within one search)."""
+
+    conversation_id: int
+    score: float
+    source: str
+    id: int
+
+
+def page(terms: Sequence[Term], conversations: QuerySet[Any], position: Position,
+         limit: int) -> tuple[list[Hit], Position | None]:
+    """Up to ``limit`` conversations among ``conversations`` matching ``terms`` from ``position``,
+    and the position after them (None: no more). One query per round read, at most ROUNDS_PER_PAGE."""
+    try:
+        visible = [_visible(conversations, source) for source in SOURCES]
+    except EmptyResultSet:  # a condition that can match nothing (e.g. a user in no store)
+        return [], None
+    hits: list[Hit] = []
+    for _ in range(ROUNDS_PER_PAGE):
+        wanted = limit - len(hits)
+        found, summary = _round(terms, visible, position, wanted + 1)
+        windows = tuple(_settled(w, s) for w, s in zip(position.windows, summary, strict=True))
+        hits += found[:wanted]
+        if len(found) > wanted:
+            last = hits[-1]
+            return hits, Position(position.round, windows, (last.score, last.conversation_id))
+        if all(w.low == 0 for w in windows):
+            return hits, None
+        # The next round: the older matches of every source not yet read whole.
+        position = Position(position.round + 1, tuple(
+            Window(w.low, None) if w.low else Window(0, 0) for w in windows))
+        if len(hits) >= limit:
+            break
+    return hits, position
+
+
+def _settled(window: Window, summary: tuple[int, int | None, int | None]) -> Window:
+    """The window a round's first page found: its top fixed, its low known."""
+    count, lowest, highest = summary
+    if window.top is None:
+        window = replace(window, top=(highest + 1) if count and highest is not None else 0)
+    if window.low is None:
+        window = replace(window, low=lowest if count >= POOL and lowest is not None else 0)
+    return window
+
+
+def _visible(conversations: QuerySet[Any], source: Source) -> tuple[str, list[Any]]:
+    """``conversations`` as a condition on one source row (``src``): EXISTS of its conversation among
+    them, a primary-key look-up per row rather than a list of every visible conversation."""
+    rows = conversations.order_by().filter(pk=RawSQL(f"src.{source.conversation}", ())).values("pk")  # noqa: S611  # nosec B611  # a column of the SOURCES constants
+    sql, params = rows.query.sql_with_params()
+    return f"EXISTS ({sql})", list(params)
+
+
+def _round(terms: Sequence[Term], visible: list[tuple[str, list[Any]]], position: Position,
+           limit: int) -> tuple[list[Hit], list[tuple[int, int | None, int | None]]]:
+    sqlite = connection.vendor == "sqlite"
+    match = fts5_match(list(terms)) if sqlite else tsquery(list(terms))
+    ctes, params, parts, seen, seen_params = [], [], [], [], []
+    for source, window, (condition, condition_params) in zip(SOURCES, position.windows, visible, strict=True):
+        name = source.name
+        exhausted = window.top == 0
+        if exhausted:
+            ctes.append(f"{name}_pool AS (SELECT {'NULL' if sqlite else 'NULL::bigint'} AS id, "
+                        f"{'NULL' if sqlite else 'NULL::bigint'} AS cid, "
+                        f"{'NULL' if sqlite else 'NULL::float8'} AS score WHERE 1 = 0)")
+        else:
+            pool, pool_params = _pool(source, window, condition, condition_params, match, sqlite)
+            ctes.append(f"{name}_pool AS MATERIALIZED ({pool})")
+            params += pool_params
+        parts.append(f"SELECT '{name}' AS source, id, cid, score FROM {name}_pool")  # nosec B608  # names from the SOURCES constants; values are parameters
+        if position.round > 1:
+            assert window.top is not None  # a later round's windows are settled  # noqa: S101
+            sql, p = _earlier(source, window.top, match, sqlite)
+            seen.append(sql)
+            seen_params += p
+    if sqlite:
+        # SQLite: the bare columns of a MAX() aggregate come from the row that has the maximum.
+        best = "SELECT cid, MAX(score) AS score, source, id FROM hits GROUP BY cid"
+    else:
+        best = "SELECT DISTINCT ON (cid) cid, score, source, id FROM hits ORDER BY cid, score DESC, id DESC"
+    where = [f"NOT {sql}" for sql in seen]
+    page_params = list(seen_params)
+    if position.after is not None:
+        where.append("(score < %s OR (score = %s AND cid < %s))")
+        page_params += [position.after[0], position.after[0], position.after[1]]
+    summaries = " UNION ALL ".join(
+        f"SELECT '#{s.name}', count(*), NULL, min(id), max(id) FROM {s.name}_pool" for s in SOURCES)  # nosec B608  # names from the SOURCES constants; values are parameters
+    sql = (f"WITH {', '.join(ctes)}, hits AS ({' UNION ALL '.join(parts)}), best AS ({best}), "  # nosec B608  # names from the SOURCES constants; values are parameters
+           f"page AS (SELECT cid, score, source, id FROM best {'WHERE ' + ' AND '.join(where) if where else ''} "
+           "ORDER BY score DESC, cid DESC LIMIT %s) "
+           f"SELECT source, cid, score, id, NULL FROM page UNION ALL {summaries}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *page_params, limit])
+        rows = cursor.fetchall()
+    hits = sorted((Hit(int(cid), float(score), str(source), int(pk)) for source, cid, score, pk, _ in rows
+                   if not source.startswith("#")), key=lambda h: (-h.score, -h.conversation_id))
+    found = {source[1:]: (int(count), low, high) for source, count, _, low, high in rows if source.startswith("#")}
+    return hits, [found[s.name] for s in SOURCES]
+
+
+def _pool(source: Source, window: Window, condition: str, condition_params: list[Any], match: str,
+          sqlite: bool) -> tuple[str, list[Any]]:
+    """The newest matches of ``source`` in ``window`` whose conversation the user may see, with
+    their score (at most POOL while the window's low end is not known)."""
+    bounds, params = [], []
+    if window.top is not None:
+        bounds.append("{id} < %s")
+        params.append(window.top)
+    if window.low:
+        bounds.append("{id} >= %s")
+        params.append(window.low)
+    limit = f"LIMIT {POOL}" if window.low is None else ""
+    if sqlite:
+        fts = source.table_name("sqlite")
+        weights = ", ".join(str(BM25_WEIGHTS[w]) for _, w in source.columns)
+        where = " AND ".join([f"{fts} MATCH %s", *(b.format(id="f.rowid") for b in bounds), condition])
+        # bm25() in the same statement as the MATCH (FTS5 allows it only there); ordered by rowid,
+        # which FTS5 reads backwards from its index without looking at the rest.
+        return (f"SELECT f.rowid AS id, src.{source.conversation} AS cid, -bm25({fts}, {weights}) AS score "  # nosec B608  # names from the SOURCES constants; values are parameters
+                f"FROM {fts} f JOIN {source.table} src ON src.id = f.rowid WHERE {where} "
+                f"ORDER BY f.rowid DESC {limit}", [match, *params, *condition_params])
+    document = source.table_name("postgresql")
+    where = " AND ".join([f"d.document @@ {_TSQUERY}", *(b.format(id="d.id") for b in bounds), condition])
+    # ts_rank only for the rows kept (it reads each row's whole tsvector).
+    return (f"SELECT id, cid, ts_rank(document, {_TSQUERY})::float8 AS score FROM ("  # nosec B608  # names from the SOURCES constants; values are parameters
+            f"SELECT d.id, src.{source.conversation} AS cid, d.document FROM {document} d "
+            f"JOIN {source.table} src ON src.id = d.id WHERE {where} ORDER BY d.id DESC {limit}) newest",
+            [match, match, match, match, *params, *condition_params])
+
+
+#: The query of PostgreSQL's Spanish and English dictionaries, written where it is used so that the
+#: planner sees its words (and their frequency) when it chooses between the GIN index and the order.
+_TSQUERY = "(to_tsquery('spanish', %s) || to_tsquery('english', %s))"
+
+
+def _earlier(source: Source, top: int, match: str, sqlite: bool) -> tuple[str, list[Any]]:
+    """Whether a conversation (``best.cid``) has a match of ``source`` with an id from ``top``: it
+    was shown in an earlier round. Its few rows by the conversation's index, each looked up."""
+    if sqlite:
+        fts = source.table_name("sqlite")
+        return (f"EXISTS (SELECT 1 FROM {source.table} o JOIN {fts} ON {fts}.rowid = o.id "  # nosec B608  # names from the SOURCES constants; values are parameters
+                f"WHERE o.{source.conversation} = best.cid AND o.id >= %s AND {fts} MATCH %s)", [top, match])
+    document = source.table_name("postgresql")
+    return (f"EXISTS (SELECT 1 FROM {source.table} o JOIN {document} od ON od.id = o.id "  # nosec B608  # names from the SOURCES constants; values are parameters
+            f"WHERE o.{source.conversation} = best.cid AND o.id >= %s AND od.document @@ {_TSQUERY})",
+            [top, match, match])
