@@ -280,6 +280,9 @@ PERIODIC_TASKS = {
     "outbound-due": (OUTBOUND_TASK, config.env_int("BUZON_OUTBOUND_SWEEP", 30), 0),  # retries, lost tasks
     "inbound-requeue": ("buzon.inbound.tasks.requeue_stored_task", config.env_int("BUZON_INBOUND_SWEEP", 60)),
     "presence-sweep": ("buzon.crm.tasks.presence_sweep_task", 60),  # expired/idle sessions: agents offline
+    # SQLite's planner statistics where missing or stale (buzon.core.housekeeping; nothing on PostgreSQL).
+    "database-statistics": ("buzon.core.housekeeping.optimize_database_task",
+                            config.env_int("BUZON_STATISTICS_EVERY", 3600)),
 }
 # A signed-in session unused this long no longer counts as "online" (buzon.crm.presence); the bell
 # polls every minute, so a browser left open stays online.
