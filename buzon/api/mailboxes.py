@@ -59,7 +59,7 @@ class EmailAccountViewSet(VisibleRowsMixin, viewsets.ModelViewSet[EmailAccount])
     `password` is write-only.
     """
 
-    queryset = EmailAccount.objects.select_related("domain", "store")
+    queryset = EmailAccount.objects.select_related("domain", "store", "sync_state")  # progress: no query per row
     serializer_class = EmailAccountSerializer
     permission_classes = [ManagesAccounts]
 

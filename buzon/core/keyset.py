@@ -1,7 +1,8 @@
 """Keyset pages for every list that grows: rows in the order of an index, (``field`` desc, id desc),
-and a page continues from a cursor (the last row's value and id), never from an offset, and nothing
-counts the table. Page 1,000 costs what page 1 costs; the index that serves a list's filter must end
-in (field, id) for the page to be a range scan.
+or ascending for a list read alphabetically (accounts by address, people by username), and a page
+continues from a cursor (the last row's value and id), never from an offset, and nothing counts the
+table. Page 1,000 costs what page 1 costs; the index that serves a list's filter must end in
+(field, id) for the page to be a range scan.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class Cursor:
         value: Any = None
         if kind is dt.datetime:
             value = moment(value_text)
+        elif kind is str:
+            # Any text (an address may hold "~": the id is after the last one), but never a NUL,
+            # which PostgreSQL refuses to bind (a 500 instead of a clean 400).
+            value = value_text if value_text and "\x00" not in value_text else None
         elif value_text.lstrip("-").isdigit() and abs(int(value_text)) <= MAX_ID:
             value = int(value_text)
         if value is None or number(pk_text) is None:
@@ -70,26 +75,41 @@ class Page(Generic[M]):
     older: Cursor | None  # the cursor of the next page, if there is one
 
 
+def _value(row: Model, field: str) -> Any:
+    """``field`` of ``row``, following a path through related rows (``user__username``)."""
+    value: Any = row
+    for part in field.split("__"):
+        value = getattr(value, part)
+    return value
+
+
 def page(rows: QuerySet[M], *, field: str, before: str = "", after: str = "", size: int = PAGE_SIZE,
-         kind: type = dt.datetime) -> Page[M]:
-    """A page of ``rows`` newest ``field`` first: from the top, ``before`` a cursor (the older rows
-    after it) or ``after`` one (the newer rows before it). Rows whose ``field`` is null are not listed."""
+         kind: type = dt.datetime, descending: bool = True) -> Page[M]:
+    """A page of ``rows`` in (``field``, id) order, newest (largest) first unless not ``descending``:
+    from the top, ``before`` a cursor (the rows after it in the list) or ``after`` one (the rows
+    before it, nearer the top). Rows whose ``field`` is null are not listed."""
     def cursor(row: M) -> Cursor:
-        return Cursor(getattr(row, field), row.pk)
+        return Cursor(_value(row, field), row.pk)
+
+    onward, back = ("lt", "gt") if descending else ("gt", "lt")
+    down = (f"-{field}", "-pk") if descending else (field, "pk")
+    up = (field, "pk") if descending else (f"-{field}", "-pk")
+
+    def past(at: Cursor, way: str) -> Q:
+        return Q(**{f"{field}__{way}": at.value}) | Q(**{field: at.value, f"pk__{way}": at.pk})
 
     rows = rows.filter(**{f"{field}__isnull": False})
     if after:
         at = Cursor.parse(after, kind=kind)
-        newer = Q(**{f"{field}__gt": at.value}) | Q(**{field: at.value, "pk__gt": at.pk})
-        found = list(rows.filter(newer).order_by(field, "pk")[:size + 1])
-        more_newer = len(found) > size
+        found = list(rows.filter(past(at, back)).order_by(*up)[:size + 1])
+        more_above = len(found) > size
         found = list(reversed(found[:size]))
-        return Page(found, cursor(found[0]) if found and more_newer else None, cursor(found[-1]) if found else None)
+        return Page(found, cursor(found[0]) if found and more_above else None, cursor(found[-1]) if found else None)
     if before:
         at = Cursor.parse(before, kind=kind)
-        rows = rows.filter(Q(**{f"{field}__lt": at.value}) | Q(**{field: at.value, "pk__lt": at.pk}))
-    found = list(rows.order_by(f"-{field}", "-pk")[:size + 1])
-    more_older = len(found) > size
+        rows = rows.filter(past(at, onward))
+    found = list(rows.order_by(*down)[:size + 1])
+    more_below = len(found) > size
     found = found[:size]
     return Page(found, cursor(found[0]) if found and before else None,
-                cursor(found[-1]) if found and more_older else None)
+                cursor(found[-1]) if found and more_below else None)

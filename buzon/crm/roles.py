@@ -164,6 +164,32 @@ def is_scoped(model: type[Model]) -> bool:
     return model._meta.label in SCOPES
 
 
+def _repeats(model: type[Model], path: str) -> bool:
+    """Whether joining along ``path`` may repeat a row: it crosses a many-to-many or reverse relation."""
+    for part in path.split("__"):
+        field = model._meta.get_field(part)
+        if field.many_to_many or field.one_to_many:
+            return True
+        if not field.is_relation or field.related_model is None:
+            return False
+        model = field.related_model  # type: ignore[assignment]
+    return False
+
+
+_REPEATING: dict[str, bool] = {}
+
+
+def repeats_rows(model: type[Model]) -> bool:
+    """Whether the role condition of ``model`` may repeat a row (and so needs DISTINCT)."""
+    label = model._meta.label
+    if label not in _REPEATING:
+        scope = SCOPES.get(label, Scope())
+        paths = [scope.store, *scope.groups, scope.agent, scope.creator, scope.group_wall,
+                 *(field for _path, field in scope.group_walls)]
+        _REPEATING[label] = any(_repeats(model, path) for path in paths if path)
+    return _REPEATING[label]
+
+
 def visible(queryset: QuerySet[M], user: Any) -> QuerySet[M]:
     """``queryset`` cut down to the rows ``user`` may see."""
     if queryset.model._meta.label == "crm.Store":
@@ -171,8 +197,12 @@ def visible(queryset: QuerySet[M], user: Any) -> QuerySet[M]:
     condition = scope_q(queryset.model._meta.label, user)
     if condition is None:
         return queryset
-    # Paths through many-to-many or reverse relations may repeat a row.
-    return queryset.filter(condition).distinct()
+    # Paths through many-to-many or reverse relations may repeat a row: only those need DISTINCT,
+    # which would stop a list's index from giving its rows in order (a sort of every visible row).
+    filtered = queryset.filter(condition)
+    return filtered.distinct() if repeats_rows(queryset.model) else filtered
+
+
 
 
 def _all(label: str) -> QuerySet[Any]:

@@ -49,9 +49,24 @@ def finish(account_id: int) -> None:
 
 
 def account_progress(account: EmailAccount | int) -> Progress | None:
-    """{"done", "total", "eta_s"} while a download is under way, else None."""
+    """{"done", "total", "eta_s"} while a download is under way, else None. An account whose
+    ``sync_state`` was read with it (select_related, or loaded_states) costs no query."""
+    if isinstance(account, EmailAccount) and EmailAccount.sync_state.is_cached(account):
+        return progress_of(getattr(account, "sync_state", None))
     account_id = account if isinstance(account, int) else account.pk
-    state = SyncState.objects.filter(account_id=account_id).first()
+    return progress_of(SyncState.objects.filter(account_id=account_id).first())
+
+
+def loaded_states(accounts: list[EmailAccount]) -> list[EmailAccount]:
+    """``accounts`` with their SyncState rows read in one query (None where none), for a list page."""
+    missing = [a for a in accounts if a.pk and not EmailAccount.sync_state.is_cached(a)]
+    states = {s.account_id: s for s in SyncState.objects.filter(account_id__in=[a.pk for a in missing])}
+    for account in missing:
+        EmailAccount.sync_state.related.set_cached_value(account, states.get(account.pk))
+    return accounts
+
+
+def progress_of(state: SyncState | None) -> Progress | None:
     if state is None or state.progress_total <= 0 or state.progress_done >= state.progress_total:
         return None
     eta: int | None = None

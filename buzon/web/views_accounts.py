@@ -6,12 +6,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 import buzon.mailboxes.services as services
+from buzon.core import keyset
 from buzon.crm import roles
 from buzon.mailboxes import oauth
 from buzon.mailboxes.guard import ProbeRateLimited
@@ -35,10 +36,21 @@ def unfilled_templates_q() -> Q:
 
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = roles.visible_accounts(request.user).select_related("domain", "store")
+    """The accounts the user may see, by address, a keyset page at a time (a site may have
+    thousands), each with its sync state read in the same query; ``q`` finds an address or name."""
+    accounts = roles.visible_accounts(request.user)
+    listed = accounts.exclude(unfilled_templates_q()).select_related("store", "sync_state")
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:200]
+    if q:
+        listed = listed.filter(Q(email_address__icontains=q) | Q(display_name__icontains=q))
+    try:
+        found = keyset.page(listed, field="email_address", before=request.GET.get("before", ""),
+                            after=request.GET.get("after", ""), kind=str, descending=False)
+    except keyset.BadCursor as bad:
+        return HttpResponseBadRequest(f"cursor: {bad}")
     return render(request, "web/accounts/list.html", {
-        "accounts": with_progress(list(accounts.exclude(unfilled_templates_q()))),
-        "templates": accounts.filter(unfilled_templates_q()),
+        "accounts": with_progress(list(found.rows)), "found": found, "q": q,
+        "templates": accounts.filter(unfilled_templates_q()) if not q else [],
         "breadcrumbs": crumbs.accounts(),
     })
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from buzon.core import keyset
 from buzon.crm import people, roles
 from buzon.crm.models import Agent
 from buzon.web import crumbs
@@ -35,20 +35,30 @@ def _agents(request: HttpRequest) -> Any:
             .prefetch_related("stores", "groups").order_by("user__username"))
 
 
+def _page(request: HttpRequest, rows: Any, field: str, prefix: str = "") -> keyset.Page[Any]:
+    """A keyset page of ``rows`` in ``field`` order (alphabetical), from the request's cursor."""
+    return keyset.page(rows, field=field, before=request.GET.get(f"{prefix}before", ""),
+                       after=request.GET.get(f"{prefix}after", ""), size=PAGE_SIZE, kind=str, descending=False)
+
+
 @agent_managers
 def agent_list(request: HttpRequest) -> HttpResponse:
     groups = list(roles.managed_groups(request.user).select_related("store"))
-    page = Paginator(_agents(request), PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        found = _page(request, _agents(request), "user__username")
+        # Administrators also manage people who are not agents (the first administrator, for one):
+        # a list of its own, with its own cursor.
+        others = (_page(request, get_user_model().objects.filter(agent__isnull=True), "username", "people_")
+                  if roles.is_admin(request.user) else None)
+    except keyset.BadCursor as bad:
+        return HttpResponseBadRequest(f"cursor: {bad}")
     rows = []
-    for agent in page:
+    for agent in found.rows:
         member_of = {group.pk for group in agent.groups.all()}
         rows.append({"agent": agent, "groups": [(group, group.pk in member_of)
                                                 for group in roles.joinable_groups(request.user, agent, groups)]})
-    # Administrators also manage people who are not agents (the first administrator, for one).
-    others = (get_user_model().objects.filter(agent__isnull=True).order_by("username")[:PAGE_SIZE]
-              if roles.is_admin(request.user) else [])
     return render(request, "web/agents/list.html", {
-        "rows": rows, "page": page, "statuses": Agent.Status.choices, "others": others,
+        "rows": rows, "found": found, "statuses": Agent.Status.choices, "others": others,
         "breadcrumbs": [*crumbs.home(), (_("Agents"), None)],
     })
 

@@ -21,6 +21,7 @@ from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
 from buzon.messages.quoting import split_quoted
+from buzon.web.account_choice import account_choices
 from buzon.web.views_inbox import _inline_image_url, _safe_html
 from buzon.workspace import actions, forwarding, history, live, merging, preferences, reads, searching
 from buzon.workspace.access import access_conversation
@@ -60,7 +61,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     return render(request, "web/conversations/list.html", {
         "found": found, "q": q, "chosen": chosen, "live_token": live_token, "is_admin": roles.is_admin(request.user),
         "stores": stores, "statuses": ConversationStatus.choices,
-        "accounts": roles.visible_accounts(request.user).order_by("email_address").only("pk", "email_address"),
+        **account_choices(request.user, chosen=chosen["account"], store=chosen["store"]),
         "agents": agents, "me": roles.agent_of(request.user),
         "customer": (roles.visible_customers(request.user).filter(pk=chosen["customer"]).first()
                      if chosen["customer"].isdigit() else None),

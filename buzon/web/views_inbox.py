@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,7 +24,7 @@ from django.views.decorators.http import require_POST
 
 from buzon.core import keyset
 from buzon.crm import notifications, people, roles
-from buzon.crm.models import Agent, Customer, JobApplicant, Notification, Ticket
+from buzon.crm.models import Agent, Notification
 from buzon.inbound import notices
 from buzon.inbound.context import describe
 from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
@@ -35,7 +34,6 @@ from buzon.messages.models import Attachment, Direction, Message, MessageStatus
 from buzon.sync import truncate
 from buzon.sync.models import RawMessage
 from buzon.web.next_url import local_next
-from buzon.workspace import reads
 
 # The sanitiser (nh3) writes every attribute as name="value". Any image source but the message's own
 # parts (cid:) and inline data is held back until the reader asks: whatever its spelling (" http:",
@@ -71,7 +69,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     rows, chosen = _filtered(request)
     try:
         found = keyset.page(rows, field="created_at", before=request.GET.get("before", ""),
-                            after=request.GET.get("after", ""))
+                            after=request.GET.get("after", ""), terms=roles.terms("messages_app.Message", request.user))
     except keyset.BadCursor as bad:
         return HttpResponseBadRequest(f"cursor: {bad}")
     return render(request, "web/inbox/list.html", {
@@ -196,43 +194,11 @@ def attachment_inline(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def customers(request: HttpRequest) -> HttpResponse:
-    rows = roles.visible(Customer.objects.all(), request.user)
-    rows = reads.with_conversation(rows.select_related("agent__user", "store").prefetch_related("emails"))
-    return render(request, "web/inbox/records.html", {
-        "kind": "customers", "title": _("Customers"), "page": Paginator(rows, 50).get_page(request.GET.get("page")),
-        "breadcrumbs": [(_("Customers"), None)],
-    })
-
-
-@login_required
-def tickets(request: HttpRequest) -> HttpResponse:
-    rows = reads.with_conversation(roles.visible(Ticket.objects.all(), request.user)).select_related(
-        "customer", "agent__user")
-    status = request.GET.get("status", "")
-    if status:
-        rows = rows.filter(status=status)
-    return render(request, "web/inbox/records.html", {
-        "kind": "tickets", "title": _("Tickets"), "page": Paginator(rows, 50).get_page(request.GET.get("page")),
-        "statuses": Ticket.Status.choices, "status": status, "breadcrumbs": [(_("Tickets"), None)],
-    })
-
-
-@login_required
-def job_applicants(request: HttpRequest) -> HttpResponse:
-    rows = reads.with_conversation(roles.visible(JobApplicant.objects.all(), request.user))
-    return render(request, "web/inbox/records.html", {
-        "kind": "job_applicants", "title": _("Job applicants"),
-        "page": Paginator(rows, 50).get_page(request.GET.get("page")), "breadcrumbs": [(_("Job applicants"), None)],
-    })
-
-
-@login_required
 def notification_list(request: HttpRequest) -> HttpResponse:
     rows = Notification.objects.filter(user_id=request.user.pk or 0).select_related("detail")
     try:
         found = keyset.page(rows, field="created_at", before=request.GET.get("before", ""),
-                            after=request.GET.get("after", ""))
+                            after=request.GET.get("after", ""), terms=roles.terms("messages_app.Message", request.user))
     except keyset.BadCursor as bad:
         return HttpResponseBadRequest(f"cursor: {bad}")
     found.rows = notices.with_texts(found.rows)  # in the reader's language, rendered now

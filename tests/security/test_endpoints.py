@@ -91,6 +91,7 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "web:conversation-leave": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
     "web:conversations-changes": ("GET", SIGNED_IN, NONE, ""),
     "web:conversations-bulk": ("POST", SIGNED_IN, NONE, ""),
+    "web:conversation-accounts": ("GET", SIGNED_IN, NONE, "?find=ventas"),  # the accounts each may see
     "api:conversation-notes": ("GET", SEES_A, pk(lambda w: w.a.message.conversation), ""),
     "web:conversation-note": ("POST", SEES_A, pk(lambda w: w.a.message.conversation), ""),
     # Canned responses: one's own, and those shared with one's store (store A's here).
