@@ -12,6 +12,13 @@ For a common word the first page is the best of the recent mail; paging on, once
 are all shown, the next round ranks the next ``POOL`` older matches, leaving out conversations
 already shown (those with a match in a newer round), so every matching conversation comes once.
 
+The score of a match is where its words are, weighed as the index's columns are (buzon.search.schema
+WEIGHTS on SQLite: subject, then sender and customer, then attachment names, then the text), or
+PostgreSQL's ts_rank of its row (the same letters, and how often the words occur); neither reads
+statistics of the whole index, so a score costs the same at any volume and stays the same between
+pages. (SQLite's bm25() counts every match in the index first: 0.15 s for a common phrase at
+1,000,000 messages.)
+
 A round is a window of entry ids per source, ``[low, top)``: the first page of a round finds
 ``low`` (its ``POOL``-th newest visible match, or 0 when there are fewer) and fixes ``top``, so the
 pages of a round are the same set whatever arrives meanwhile. The cursor carries the round, its
@@ -29,7 +36,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
-from buzon.search.schema import BM25_WEIGHTS, SOURCES, Source
+from buzon.search.schema import SOURCES, WEIGHTS, Source
 from buzon.search.words import Term, fts5_match, tsquery
 
 #: Matches ranked per source in one round: enough for several pages of 50 conversations.
@@ -168,7 +175,7 @@ def _round(terms: Sequence[Term], visible: list[tuple[str, list[Any]]], position
                         f"{'NULL' if sqlite else 'NULL::float8'} AS score WHERE 1 = 0)")
         else:
             pool, pool_params = _pool(source, window, condition, condition_params, match, sqlite)
-            ctes.append(f"{name}_pool AS MATERIALIZED ({pool})")
+            ctes += pool
             params += pool_params
         parts.append(f"SELECT '{name}' AS source, id, cid, score FROM {name}_pool")  # nosec B608  # names from the SOURCES constants; values are parameters
         if position.round > 1:
@@ -202,9 +209,10 @@ def _round(terms: Sequence[Term], visible: list[tuple[str, list[Any]]], position
 
 
 def _pool(source: Source, window: Window, condition: str, condition_params: list[Any], match: str,
-          sqlite: bool) -> tuple[str, list[Any]]:
-    """The newest matches of ``source`` in ``window`` whose conversation the user may see, with
-    their score (at most POOL while the window's low end is not known)."""
+          sqlite: bool) -> tuple[list[str], list[Any]]:
+    """Common table expressions ending in ``<source>_pool`` (id, cid, score): the newest matches of
+    ``source`` in ``window`` whose conversation the user may see (at most POOL while the window's
+    low end is not known), scored."""
     bounds, params = [], []
     if window.top is not None:
         bounds.append("{id} < %s")
@@ -213,21 +221,36 @@ def _pool(source: Source, window: Window, condition: str, condition_params: list
         bounds.append("{id} >= %s")
         params.append(window.low)
     limit = f"LIMIT {POOL}" if window.low is None else ""
+    name = source.name
     if sqlite:
         fts = source.table_name("sqlite")
-        weights = ", ".join(str(BM25_WEIGHTS[w]) for _, w in source.columns)
         where = " AND ".join([f"{fts} MATCH %s", *(b.format(id="f.rowid") for b in bounds), condition])
-        # bm25() in the same statement as the MATCH (FTS5 allows it only there); ordered by rowid,
-        # which FTS5 reads backwards from its index without looking at the rest.
-        return (f"SELECT f.rowid AS id, src.{source.conversation} AS cid, -bm25({fts}, {weights}) AS score "  # nosec B608  # names from the SOURCES constants; values are parameters
-                f"FROM {fts} f JOIN {source.table} src ON src.id = f.rowid WHERE {where} "
-                f"ORDER BY f.rowid DESC {limit}", [match, *params, *condition_params])
+        # Ordered by rowid, which FTS5 reads backwards from its index without looking at the rest.
+        newest = (f"{name}_newest AS MATERIALIZED (SELECT f.rowid AS id, src.{source.conversation} AS cid "  # nosec B608  # names from the SOURCES constants; values are parameters
+                  f"FROM {fts} f JOIN {source.table} src ON src.id = f.rowid WHERE {where} "
+                  f"ORDER BY f.rowid DESC {limit})")
+        # The score: 1, plus 10 if the words are all in the subject, 4 in the sender or customer, 2
+        # in an attachment's name; each a column-filtered search of the pool's id range, which FTS5
+        # answers from its index in about a millisecond.
+        fields, field_params = [], []
+        for letter in sorted({w for _, w in source.columns} - {"D"}):
+            columns = " ".join(c for c, w in source.columns if w == letter)
+            fields.append(f"SELECT rowid AS id, {WEIGHTS[letter]} AS w FROM {fts} WHERE {fts} MATCH %s "  # nosec B608  # names from the SOURCES constants; values are parameters
+                          f"AND rowid >= (SELECT min(id) FROM {name}_newest) "
+                          f"AND rowid <= (SELECT max(id) FROM {name}_newest)")
+            field_params.append(f"{{{columns}}} : ({match})")
+        scored = (f"{name}_fields AS MATERIALIZED ({' UNION ALL '.join(fields)}), "  # nosec B608  # names from the SOURCES constants; values are parameters
+                  f"{name}_pool AS (SELECT n.id, n.cid, 1.0 + coalesce(sum(f.w), 0) AS score FROM {name}_newest n "
+                  f"LEFT JOIN {name}_fields f ON f.id = n.id GROUP BY n.id, n.cid)")
+        if not fields:
+            scored = f"{name}_pool AS (SELECT id, cid, 1.0 AS score FROM {name}_newest)"  # nosec B608  # names from the SOURCES constants
+        return [newest, scored], [match, *params, *condition_params, *field_params]
     document = source.table_name("postgresql")
     where = " AND ".join([f"d.document @@ {_TSQUERY}", *(b.format(id="d.id") for b in bounds), condition])
-    # ts_rank only for the rows kept (it reads each row's whole tsvector).
-    return (f"SELECT id, cid, ts_rank(document, {_TSQUERY})::float8 AS score FROM ("  # nosec B608  # names from the SOURCES constants; values are parameters
-            f"SELECT d.id, src.{source.conversation} AS cid, d.document FROM {document} d "
-            f"JOIN {source.table} src ON src.id = d.id WHERE {where} ORDER BY d.id DESC {limit}) newest",
+    # ts_rank (of the row alone: no statistics of the index) only for the rows kept.
+    return ([f"{name}_pool AS MATERIALIZED (SELECT id, cid, ts_rank(document, {_TSQUERY})::float8 AS score FROM ("  # nosec B608  # names from the SOURCES constants; values are parameters
+             f"SELECT d.id, src.{source.conversation} AS cid, d.document FROM {document} d "
+             f"JOIN {source.table} src ON src.id = d.id WHERE {where} ORDER BY d.id DESC {limit}) newest)"],
             [match, match, match, match, *params, *condition_params])
 
 

@@ -30,8 +30,9 @@ from buzon.search.words import combining_marks
 #: insert cheap.
 BODY_CHARS = 10_000
 
-#: The weight of each letter, for SQLite's bm25() (PostgreSQL's ts_rank has its own: 1, .4, .2, .1).
-BM25_WEIGHTS = {"A": 10.0, "B": 4.0, "C": 2.0, "D": 1.0}
+#: What a match in a column of each letter adds to its score on SQLite (buzon.search.ranking; PostgreSQL's
+#: ts_rank weighs the letters its own way: 1, .4, .2, .1).
+WEIGHTS = {"A": 10.0, "B": 4.0, "C": 2.0, "D": 1.0}
 
 
 @dataclass(frozen=True)
