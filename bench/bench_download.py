@@ -193,9 +193,10 @@ def main() -> None:
         dovecot.cleanup()
         cleanup_template()
         shutil.rmtree(work, ignore_errors=True)
-    notes = [f"mail: {described}", f"machine: {machine()}",
-             "Buzón: buzon web (1 worker), buzon worker, buzon sync, SQLite WAL synchronous=NORMAL"]
+    notes = [f"mail: {described}", "Buzón: buzon web (1 worker), buzon worker, buzon sync, SQLite WAL "
+             "synchronous=NORMAL"]
     print("\n" + "\n".join(notes))
+    print(f"machine: {machine()}")
     print(f"results: {write_results('download', rows, notes)}")
 
 

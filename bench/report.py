@@ -49,8 +49,9 @@ def main() -> None:
     print()
     for result in results:
         print(f"- {result['bench']} ({result['mode']}, {result['when']}): " + "; ".join(result["notes"]))
-    machines = sorted({r["machine"] for r in results})
-    print(f"- machine: {' / '.join(machines)}")
+    machine = results[0]["machine"].split(", load average")[0]
+    loads = "; ".join(f"{r['bench']} {r['machine'].split('load average ')[-1].split(' (')[0]}" for r in results)
+    print(f"- machine: {machine}, shared with other work; load average (1/5/15 min) at the end of each bench: {loads}")
 
 
 if __name__ == "__main__":
