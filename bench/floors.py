@@ -84,6 +84,13 @@ _parser = BytesParser(policy=email.policy.default)
 
 
 def parse(data: bytes) -> tuple[str, ...]:
+    try:
+        return _parse(data)
+    except Exception as exc:  # malformed beyond what the parser forgives: kept, with the reason
+        return ("", "", "", "", "", "", f"unparsed: {type(exc).__name__}", "")
+
+
+def _parse(data: bytes) -> tuple[str, ...]:
     mail = _parser.parsebytes(data)
     name, sender = parseaddr(str(mail.get("From", "")))
     body_part = mail.get_body(("plain", "html"))
