@@ -65,7 +65,8 @@ START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 class MailGen:
     def __init__(self, seed: int = 16, max_bytes: int | None = None, to: str = "ventas@tienda-norte.example") -> None:
         self.seed, self.max_bytes, self.to = seed, max_bytes, to
-        noise = random.Random(seed).randbytes(NOISE_BYTES)
+        # no larger than the largest attachment asked for (a capped generator starts faster)
+        noise = random.Random(seed).randbytes(min(NOISE_BYTES, max_bytes or NOISE_BYTES) + 4096)
         self._b64 = base64.encodebytes(noise).replace(b"\n", b"\r\n")
         self._lines = len(self._b64) // LINE
         rng = random.Random(seed + 1)
@@ -74,28 +75,31 @@ class MailGen:
                        for _ in T.COMPANIES]
 
     # -- what a message is, cheaply, so a reply can name the mail it answers without building it
+    def _customer(self, customer: int) -> dict[str, object]:
+        """Who a customer is, the same in every message they write."""
+        crng = random.Random(f"{self.seed}/c{customer}")
+        lang = "es" if crng.random() < 0.6 else "en"
+        who = T.name(crng, lang)
+        return {"customer": customer, "lang": lang, "who": who,
+                "address": f"{T._slug(who).replace('-', '.')}{customer % 97}@{crng.choice(T.DOMAINS)}",
+                "charset": crng.choices(["utf-8", "iso-8859-1", "windows-1252"], [70, 15, 15])[0],
+                "client": crng.choices(["outlook", "gmail", "plain"], [45, 45, 10])[0],
+                "company": T.COMPANIES[customer % len(T.COMPANIES)]}
+
     def _meta(self, i: int) -> dict[str, object]:
         rng = random.Random(self.seed * 1_000_003 + i)
         customer = rng.randrange(HOT_CUSTOMERS) if rng.random() < 0.6 else rng.randrange(ALL_CUSTOMERS)
         parent = i - rng.randint(1, 400) if rng.random() < 0.4 and i > 0 else None
         if parent is not None and parent < 0:
             parent = None
-        crng = random.Random(f"{self.seed}/c{customer}")
-        lang = "es" if crng.random() < 0.6 else "en"
-        if parent is not None:  # the same customer, in the same language, answering
-            base = self._meta(parent)
-            customer, lang = base["customer"], base["lang"]  # type: ignore[assignment]
-            crng = random.Random(f"{self.seed}/c{customer}")
-        who = T.name(crng, str(lang))
-        address = f"{T._slug(who).replace('-', '.')}{customer % 97}@{crng.choice(T.DOMAINS)}"
-        charset = crng.choices(["utf-8", "iso-8859-1", "windows-1252"], [70, 15, 15])[0]
-        client = crng.choices(["outlook", "gmail", "plain"], [45, 45, 10])[0]
-        subject = T.fill(rng.choice(T.SUBJECTS[str(lang)]), rng)
+        if parent is not None:  # the same customer answering
+            customer = int(self._meta(parent)["customer"])  # type: ignore[call-overload]
+        who = self._customer(customer)
+        subject = T.fill(rng.choice(T.SUBJECTS[str(who["lang"])]), rng)
         when = START + timedelta(seconds=i * 180 + rng.randint(0, 170))
-        return {"rng": rng, "customer": customer, "lang": lang, "who": who, "address": address,
-                "charset": charset, "client": client, "subject": subject, "when": when, "parent": parent,
-                "company": T.COMPANIES[customer % len(T.COMPANIES)],
-                "id": f"<{rng.getrandbits(64):016x}.{i}.{self.seed}@{address.split('@')[1]}>"}
+        host = str(who["address"]).split("@")[1]
+        return {**who, "rng": rng, "subject": subject, "when": when, "parent": parent,
+                "id": f"<{rng.getrandbits(64):016x}.{i}.{self.seed}@{host}>"}
 
     def _chain(self, meta: dict[str, object], depth: int = 4) -> list[dict[str, object]]:
         """The mail this one answers, newest first, at most `depth` deep."""
