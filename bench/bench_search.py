@@ -1,142 +1,152 @@
-"""Full-text search of the inbox at volume: p50 / p95 of /conversations/?q=... through Django's test client.
+"""Full-text search of the inbox at volume: p50 / p95 of /conversations/?q=... for every role, each
+beside its floor, and what indexing a message costs.
 
-Run: .venv/bin/python bench/bench_search.py [--messages 200000] [--repeat 20]
-SQLite in a temporary data directory by default; with DATABASE_URL set, on that PostgreSQL database
-instead (give an empty scratch database: the bench fills it). It seeds conversations of 1-6 messages
-of realistic Spanish and English text (a Zipf-like vocabulary, accented words, a rare word, a phrase)
-spread over 5 stores, each with customers and an attachment now and then, written with bulk inserts
-(the triggers index them as they are written: the rate is printed), then times common word, rare
-word, phrase and accent-less searches as an administrator and as an agent of one store.
+Run: .venv/bin/python bench/bench_search.py [--messages 100000] [--repeat 20] [--json out.json]
+SQLite in a temporary data directory by default (or BUZON_DATA_DIR); with DATABASE_URL set, on that
+PostgreSQL database instead. An empty database is seeded as bench_workspace.py seeds it (Spanish and
+English mail of 150-400 words in N/3.3 conversations, 10 stores, 60 agents and supervisors; the search
+triggers index every row as it is written, and the rate is printed), then analyzed; a database that
+already holds at least N messages (a previous run's BUZON_DATA_DIR, or a PostgreSQL database seeded
+before) is searched as it is, so 1,000,000 messages are seeded once.
+
+Each search (a common word, a rare word, a phrase, an accented word typed without its accent, a
+prefix; and the second page of the common word) is fetched through Django's test client (every
+middleware, a signed-in session) as an administrator, the supervisor of one store and an agent of
+that store: ``--warmup`` runs, then ``--repeat`` timed ones; the queries of one run are counted.
+The floor is the same first page's conversation ids from one hand-written SQL statement
+(bench/search_floor.py), served through the same middleware; the table says whether the ids are
+the same, and gives page/floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import random
-import statistics
+import re
 import sys
 import tempfile
 import time
+from typing import Any
+from urllib.parse import urlencode
 
 os.environ.setdefault("BUZON_DATA_DIR", tempfile.mkdtemp(prefix="buzon-bench-search-"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buzon.settings")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import django  # noqa: E402
-
-django.setup()
-
+import bench_workspace as site  # noqa: E402  # Django set up, the seeding and the floor view
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-
-call_command("migrate", verbosity=0, interactive=False)
-
 from django.contrib.auth.models import User  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.utils import timezone  # noqa: E402
+from django.urls import clear_url_caches  # noqa: E402
+from search_floor import floor  # noqa: E402
 
-from buzon.crm.models import Agent, Customer, Store  # noqa: E402
-from buzon.messages.conversations import Conversation  # noqa: E402
-from buzon.messages.models import Attachment, Direction, Message  # noqa: E402
+from buzon.crm.models import Agent, Store  # noqa: E402
+from buzon.crm.roles import SUPERVISOR_GROUP  # noqa: E402
+from buzon.messages.models import Message  # noqa: E402
+from buzon.search.schema import MESSAGES, postgres_vector  # noqa: E402
 
-COMMON = ("hola gracias pedido envío factura cliente producto tienda entrega cambio dirección problema "
-          "devolución pago tarjeta semana día mañana correo respuesta consulta precio talla color stock "
-          "order invoice shipping delivery refund payment address thanks please question return size "
-          "the and for you your with this that have from will can would could about when where which "
-          "el la de que y en los las por con para una un mi su es está son muy más pero como todo "
-          "también ahora después antes nuevo nueva caja paquete número referencia canción información "
-          "atención garantía reparación técnico urgente señor señora año niño café teléfono móvil").split()
-NAMES = ("Lucía García", "José Martínez", "María López", "Ana Pérez", "Jorge Sánchez", "Carmen Gómez",
-         "John Smith", "Emily Brown", "Peter Jones", "Sofía Díaz", "Íñigo Ruiz", "Nuria Peña")
-SEARCHES = {
-    "common word": "pedido",
-    "rare word": "zarzamora",
-    "phrase": '"cambio de dirección"',
-    "accent-less": "direccion garantia",
-    "prefix": "devol*",
-}
+SEARCHES = {"common word": "pedido", "rare word": "zarzamora", "phrase": '"cambio de dirección"',
+            "accent-less": "garantia", "prefix": "devol*"}
 
 
-def _text(rng: random.Random, weights: list[float]) -> str:
-    words = rng.choices(COMMON, weights=weights, k=rng.randint(40, 140))
-    if rng.random() < 0.0001:
-        words.insert(rng.randrange(len(words)), "zarzamora")
-    if rng.random() < 0.02:
-        words[rng.randrange(len(words)):0] = ["cambio", "de", "dirección"]
-    return " ".join(words).capitalize() + "."
-
-
-def seed(total: int) -> tuple[list[Store], float]:
-    rng = random.Random(7)
-    weights = [1 / (rank + 1) for rank in range(len(COMMON))]
-    rng.shuffle(weights)
-    stores = [Store.objects.create(name=f"Tienda {i}") for i in range(5)]
-    customers = Customer.objects.bulk_create(
-        [Customer(name=f"{rng.choice(NAMES)} {i}", store=stores[i % 5]) for i in range(5000)])
-    started, written = time.monotonic(), 0
-    now = timezone.now()
-    while written < total:
-        with transaction.atomic():
-            convs = Conversation.objects.bulk_create([
-                Conversation(store=stores[i % 5], subject="", status="open") for i in range(1000)])
-            messages, subjects = [], {}
-            for conv in convs:
-                customer = customers[rng.randrange(len(customers))]
-                subject = " ".join(rng.choices(COMMON, weights=weights, k=rng.randint(2, 6))).capitalize()
-                subjects[conv.pk] = subject
-                for j in range(rng.randint(1, 6)):
-                    written += 1
-                    messages.append(Message(
-                        direction=Direction.INCOMING if j % 2 == 0 else Direction.OUTGOING, store=conv.store,
-                        conversation=conv, customer=customer, status="processed",
-                        subject=("Re: " if j else "") + subject, text=_text(rng, weights),
-                        from_name=customer.name, from_address=f"c{customer.pk}@example.test"))
-            Message.objects.bulk_create(messages)
-            Attachment.objects.bulk_create([
-                Attachment(message=m, part=1, filename=f"factura-{m.pk}.pdf", content_type="application/pdf", size=1)
-                for m in messages if rng.random() < 0.05])
-            for conv in convs:
-                conv.subject, conv.last_message_at = subjects[conv.pk], now - timezone.timedelta(minutes=conv.pk)
-                conv.customer_id = next(m.customer_id for m in messages if m.conversation_id == conv.pk)
-            Conversation.objects.bulk_update(convs, ["subject", "last_message_at", "customer"])
-    return stores, written / (time.monotonic() - started)
+def index_cost(sample: int = 2000) -> float:
+    """Milliseconds to index one message, on average over the newest ``sample``: the engine's own
+    work on the text the triggers give it (SQLite: an FTS5 insert; PostgreSQL: the two tsvectors)."""
+    cols = ", ".join(MESSAGES.names)
+    with connection.cursor() as cursor:
+        began = time.perf_counter()
+        if connection.vendor == "sqlite":
+            cursor.execute(f"CREATE VIRTUAL TABLE temp.cost USING fts5({cols}, "
+                           "tokenize = 'unicode61 remove_diacritics 2')")
+            cursor.execute(f"INSERT INTO temp.cost ({cols}) SELECT {cols} FROM search_message_source "  # noqa: S608
+                           "ORDER BY id DESC LIMIT %s", [sample])
+            cursor.execute("DROP TABLE temp.cost")
+        else:
+            cursor.execute(f"SELECT count(*) FROM (SELECT {postgres_vector(MESSAGES)} AS v "  # noqa: S608
+                           "FROM search_message_source ORDER BY id DESC LIMIT %s) s WHERE v IS NOT NULL", [sample])
+        return (time.perf_counter() - began) * 1000 / sample
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    settings.ROOT_URLCONF = "bench_workspace_urls"
+    clear_url_caches()
     logging.disable(logging.INFO)  # sign-in lines of each client
-    print(f"database: {connection.vendor}; seeding {args.messages} messages...", flush=True)
-    stores, rate = seed(args.messages)
-    print(f"written and indexed by the triggers: {rate:,.0f} messages/s", flush=True)
-    if connection.vendor == "postgresql":
+    call_command("migrate", verbosity=0, interactive=False)
+    held = Message.objects.count()
+    if held >= args.messages:
+        print(f"database: {connection.vendor}; searching the {held:,} messages it holds", flush=True)
+    elif held:
+        raise SystemExit(f"The database holds {held:,} messages, fewer than --messages: give an empty one.")
+    else:
+        print(f"database: {connection.vendor}; seeding {args.messages:,} messages...", flush=True)
+        data = site.seed(args.messages, random.Random(7))
+        print(f"seeded in {data.seconds:,.0f} s ({data.messages / data.seconds:,.0f} messages/s, the search "
+              "triggers indexing them)", flush=True)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    admin = User.objects.create_user("bench-admin", is_staff=True, is_superuser=True)
-    agent_user = User.objects.create_user("bench-agent")
-    Agent.objects.create(user=agent_user).stores.add(stores[0])
-    print(f"{'search':<14} {'as':<6} {'results':>7} {'p50 ms':>8} {'p95 ms':>8}")
-    for label, q in SEARCHES.items():
-        for who, user in (("admin", admin), ("agent", agent_user)):
-            client = Client()
-            client.force_login(user)
-            times, body = [], b""
-            for _ in range(args.repeat + 1):
-                started = time.perf_counter()
-                response = client.get("/conversations/", {"q": q})
-                times.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200, response.status_code
-                body = response.content
-            times = sorted(times[1:])  # the first warms caches
-            results = body.count(b"data-conversation=")
-            p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
-            print(f"{label:<14} {who:<6} {results:>7} {statistics.median(times):>8.1f} {p95:>8.1f}", flush=True)
+        held = data.messages
+    print(f"indexing one message (the engine's work on its text): {index_cost():.2f} ms", flush=True)
+    store = Store.objects.order_by("pk").first()
+    assert store is not None
+    people = Agent.objects.filter(stores=store).select_related("user").order_by("pk")
+    supervisor = people.filter(user__groups__name=SUPERVISOR_GROUP).first()
+    agent = people.exclude(user__groups__name=SUPERVISOR_GROUP).first()
+    assert supervisor is not None and agent is not None
+    admin = User.objects.filter(username="bench-admin").first() or User.objects.create_user(
+        "bench-admin", is_staff=True, is_superuser=True)
+    roles = {"admin": (admin, None), "supervisor": (supervisor.user, supervisor), "agent": (agent.user, agent)}
+    rows: list[dict[str, Any]] = []
+    for role, (user, me) in roles.items():
+        client = Client()
+        client.force_login(user)
+        searches = list(SEARCHES.items())
+        for label, q in [*searches, ("common word, page 2", SEARCHES["common word"])]:
+            url = "/conversations/?" + urlencode({"view": "", "q": q})
+            if label.endswith("page 2"):
+                first = client.get(url).content.decode()
+                cursor = re.search(r'id="more-results" href="[^"]*cursor=([^"]+)"', first)
+                assert cursor is not None, "no second page"
+                url += "&cursor=" + cursor.group(1).replace("&amp;", "&")
+            got = site.timed(client, url, args.warmup, args.repeat)
+            row: dict[str, Any] = {"search": label, "q": q, "role": role, "p50": got["p50"], "p95": got["p95"],
+                                   "queries": got["queries"], "results": got["body"].count(b"data-conversation=")}
+            if not label.endswith("page 2"):
+                key = f"s{len(site.FLOORS)}"
+                site.FLOORS[key] = floor(q, [store.pk] if me else [], me.pk if me else None)
+                fl = site.timed(client, f"/bench-floor/{key}/", args.warmup, args.repeat)
+                ids = site.page_ids(got["body"], "html")
+                row.update(floor_p95=fl["p95"], ratio=got["p95"] / fl["p95"] if fl["p95"] else None,
+                           same_ids=ids == json.loads(fl["body"])["ids"])
+            rows.append(row)
+            extra = (f" floor p95 {row['floor_p95']:6.1f} ms{'' if row['same_ids'] else ' (ids differ!)'}"
+                     if "floor_p95" in row else "")
+            print(f"{label:<20} {role:<10} {row['results']:3} results p50 {row['p50']:7.1f} p95 {row['p95']:7.1f} ms "
+                  f"{row['queries']:3} q{extra}", flush=True)
+    print(f"\nSearch at volume: {held:,} messages, {connection.vendor}; p50/p95 of {args.repeat} runs after "
+          f"{args.warmup} warm-up; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print("| search | role | results | p50 ms | p95 ms | queries | floor p95 ms | ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        fl = f"{r['floor_p95']:.1f}" if "floor_p95" in r else "-"
+        ratio = f"{r['ratio']:.1f}" if r.get("ratio") else "-"
+        mark = "" if r.get("same_ids", True) else " (ids differ)"
+        print(f"| {r['search']} | {r['role']} | {r['results']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['queries']} "
+              f"| {fl} | {ratio}{mark} |")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"vendor": connection.vendor, "messages": held, "repeat": args.repeat, "searches": rows},
+                      out, indent=1, default=str)
 
 
 if __name__ == "__main__":
