@@ -429,17 +429,34 @@ def delivery_started() -> None:
 
 
 def _another_delivery_waits() -> bool:
-    """With RQ, one task per queued message would make the workers pay a task's fixed cost per
-    message (each task delivers whatever is due). While a delivery task is queued and has not yet
-    started, it will claim this committed message too: no second task. The mark expires after
-    OUTBOUND_COALESCE_S, so a task lost with Redis costs at most that (then the periodic sweep)."""
+    """One task per queued message would make the workers pay a task's fixed cost per message (each
+    task delivers whatever is due), and the request that queues it a second write. While a delivery
+    task is queued and has not yet started, it will claim this committed message too (this is asked
+    after the commit, and a task claims mail only once it has started): no second task. On Redis the
+    mark expires after OUTBOUND_COALESCE_S, so a task lost with Redis costs at most that (then the
+    periodic sweep); the database queue is asked directly. OUTBOUND_COALESCE_S = 0: a task each."""
+    if settings.OUTBOUND_COALESCE_S <= 0:
+        return False
+    if settings.TASK_BACKEND_NAME == "db":
+        return _delivery_task_waiting_in_database()
     redis = _delivery_waiting_redis()
-    if redis is None or settings.OUTBOUND_COALESCE_S <= 0:
+    if redis is None:
         return False
     try:
         return not redis.set(DELIVERY_WAITING_KEY, "1", nx=True, ex=settings.OUTBOUND_COALESCE_S)
     except Exception:  # Redis unreachable: enqueue as usual (and that reports the outage)
         return False
+
+
+def _delivery_task_waiting_in_database() -> bool:
+    """A delivery task in the database queue, due and not yet taken by a worker (a read: no write lock)."""
+    task = import_string(settings.OUTBOUND_TASK)
+    if not type(task.get_backend()).__module__.startswith("django_tasks_db"):
+        return False
+    from django_tasks_db.models import DBTaskResult
+
+    return bool(DBTaskResult.objects.ready().filter(task_path=task.module_path, queue_name=task.queue_name,
+                                                    backend_name=task.backend).exists())
 
 
 def enqueue_delivery(message_id: int, run_after: datetime.datetime | None = None) -> None:

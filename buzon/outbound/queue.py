@@ -102,12 +102,14 @@ def admit(message: Message, request: ComposeRequest) -> OutgoingEmail:
     _check_addresses(message, request.kind)
     if request.kind == "normal":
         confirm.require_confirmed(message.account)
+    written = (list(message.to), list(message.cc), list(message.bcc), message.html)
     if request.kind == "bulk":
         _drop_unsubscribed(message)
     html_source = message.html
     if html_source:
         message.html = nh3.clean(html_source)
-    message.save(update_fields=["to", "cc", "bcc", "html"])
+    if (message.to, message.cc, message.bcc, message.html) != written:  # most mail: nothing to write again
+        message.save(update_fields=["to", "cc", "bcc", "html"])
     now = timezone.now()
     outgoing = OutgoingEmail.objects.create(
         message=message, kind=request.kind, priority=request.priority, send_at=request.send_at,

@@ -209,7 +209,7 @@ class SMTPPool:
                 if now - since < IDLE_S:
                     return client, True
                 _close(client)
-        self.opened += 1
+            self.opened += 1  # under the lock: the pool's threads (and a worker's slots) open at once
         return open_smtp(key[1], timeout=self.timeout), False
 
     def _checkin(self, key: tuple[int, ServerSettings], client: smtplib.SMTP) -> None:
@@ -281,7 +281,8 @@ _shared_lock = threading.Lock()
 
 
 def shared_pool() -> SMTPPool:
-    """One pool per process, so connections survive from one task run to the next."""
+    """One pool per process, so connections survive from one task run to the next (and the worker's
+    slots share its connections; its lock and per-account semaphores make that safe)."""
     global _shared
     with _shared_lock:
         if _shared is None:

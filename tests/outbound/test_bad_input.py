@@ -88,6 +88,17 @@ def test_api_refusals_say_what_is_wrong(api: APIClient, make_account: Any) -> No
     assert fine.status_code == 202, fine.content
 
 
+def test_api_refuses_a_lone_surrogate_in_a_body_naming_it(api: APIClient, make_account: Any) -> None:
+    account = make_account()
+    raw = '{"to": ["c@example.org"], "subject": "s", "account": ACCOUNT, "text": "Hola \\ud83d adi\u00f3s"}'
+    raw = raw.replace("ACCOUNT", str(account.pk))  # JSON's escape of half a character (a lone surrogate)
+    refused = api.post("/api/v1/messages/send/", raw, content_type="application/json")
+    assert refused.status_code == 400 and refused.json() == {"text": ["Surrogate characters are not allowed: U+D83D."]}
+    whole = api.post("/api/v1/messages/send/", {"to": ["c@example.org"], "subject": "s", "account": account.pk,
+                                               "html": "<p>Hola 😀 adiós</p>"}, format="json")
+    assert whole.status_code == 202, whole.content  # the same character written whole is fine
+
+
 def test_compose_form_shows_the_refusal_under_the_field(admin: Any, make_account: Any) -> None:
     make_account(default_outgoing=True)
     client = Client(enforce_csrf_checks=True)

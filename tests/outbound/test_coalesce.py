@@ -1,4 +1,5 @@
-"""On Redis, mail queued while a delivery task waits to start joins that task instead of adding one."""
+"""Mail queued while a delivery task waits to start joins that task instead of adding one: on Redis
+(a mark that expires), and on the database queue (asked after the commit)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
+from django_tasks.base import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from buzon.core import redis_client
 from buzon.messages import outbox
@@ -75,3 +78,21 @@ def test_an_unreachable_redis_never_holds_mail_back(enqueued: list[int], setting
     outbox.enqueue_delivery(5)
     outbox.enqueue_delivery(6)
     assert enqueued == [5, 6]
+
+
+def test_on_the_database_queue_mail_joins_the_delivery_task_waiting(settings: Any, make_account: Any, smtp_plain: Any,
+                                                                    django_capture_on_commit_callbacks: Any):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
+    account = make_account(smtp_plain, smtp_security="none")
+    waiting = DBTaskResult.objects.filter(task_path=settings.OUTBOUND_TASK, status=TaskResultStatus.READY)
+    sent = []
+    for n in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            sent.append(queue_outgoing(to=[f"b{n}@example.org"], subject=str(n), text="x", account=account))
+    assert waiting.count() == 1 and waiting.get().queue_name == "outbound"
+    waiting.update(status=TaskResultStatus.RUNNING)  # a worker took it: mail committed now needs a task of its own
+    with django_capture_on_commit_callbacks(execute=True):
+        sent.append(queue_outgoing(to=["c@example.org"], subject="3", text="x", account=account))
+    assert waiting.count() == 1
+    tasks.deliver_outgoing.call(sent[0].pk)  # the one task delivers everything queued before it started
+    assert sorted(m.message["Subject"] for m in smtp_plain.messages) == ["0", "1", "2", "3"]
