@@ -257,8 +257,8 @@ SYNC_CLAIM_BATCH = config.env_int("BUZON_SYNC_CLAIM_BATCH", 100)  # leases taken
 
 # Outgoing mail (buzon.outbound). messages.outbox reaches the queue and the task by dotted path.
 OUTBOUND_TASK = "buzon.outbound.tasks.deliver_outgoing"
-# On Redis: mail queued while a delivery task waits to start joins it instead of enqueueing another
-# (buzon.messages.outbox); the mark lasts at most this long. 0: a task per message.
+# Mail queued while a delivery task waits to start joins it instead of enqueueing another
+# (buzon.messages.outbox); on Redis the mark lasts at most this long. 0: a task per message.
 OUTBOUND_COALESCE_S = config.env_int("BUZON_OUTBOUND_COALESCE", 10)
 OUTBOUND_ADMIT = "buzon.outbound.queue.admit"
 OUTBOUND_APPEND_TASK = "buzon.outbound.tasks.append_to_sent"
