@@ -16,6 +16,8 @@ says when the last record is committed, then the API's pages are walked and must
 - floor "fetch+parse": the same, also parsing each message with `email` policy.default and
   inserting a row (the simplest correct pipeline), in one process;
 - peers: mbsync and getmail6 (bench/peers.py).
+And `buzon sync` alone, no worker running, until the raw bytes are stored: what the sync costs when
+the pipeline does not share the CPU with it.
 Through the proxy (tests/support/proxy.py, 20 ms round trip, in a process of its own) too.
 """
 
@@ -70,18 +72,39 @@ def _proxy(target: int, rtt: float, ready: Any) -> None:
     threading.Event().wait()
 
 
+def _accounts(site: Site, users: list[str], port: int) -> list[int]:
+    code = ("from buzon.mailboxes.models import EmailAccount\n"
+            f"for address in {users!r}:\n"
+            "    a = EmailAccount(email_address=address, login=address, incoming_enabled=True,\n"
+            f"        incoming_protocol='imap', incoming_host='localhost', incoming_port={port},\n"
+            "        incoming_security='ssl', initial_sync_count=0, state='idle')\n"
+            "    a.set_password('secret'); a.save(); print(a.pk)\n")
+    return [int(x) for x in site.shell(code).split()]
+
+
+def sync_alone(users: list[str], port: int, cafile: str, expected: int, timeout: float) -> float:
+    """`buzon sync` with no worker running: how fast it stores raw mail when nothing else wants the CPU."""
+    site = Site(BUZON_CA_FILE=cafile)
+    try:
+        marks = ",".join(str(i) for i in _accounts(site, users, port))
+        started = time.perf_counter()
+        site.start("sync", "sync")
+        while site.query(f"SELECT COUNT(*) FROM sync_rawmessage WHERE account_id IN ({marks})")[0][0] < expected:  # noqa: S608
+            site.alive()
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"buzon sync alone did not store {expected} in {timeout:.0f} s")
+            time.sleep(0.1)
+        return time.perf_counter() - started
+    finally:
+        site.cleanup()
+
+
 def buzon(users: list[str], port: int, cafile: str, expected: int, timeout: float,
           corpus: bool = False) -> dict[str, float]:
     site = Site(BUZON_CA_FILE=cafile)
     try:
         site.admin()
-        code = ("from buzon.mailboxes.models import EmailAccount\n"
-                f"for address in {users!r}:\n"
-                "    a = EmailAccount(email_address=address, login=address, incoming_enabled=True,\n"
-                f"        incoming_protocol='imap', incoming_host='localhost', incoming_port={port},\n"
-                "        incoming_security='ssl', initial_sync_count=0, state='idle')\n"
-                "    a.set_password('secret'); a.save(); print(a.pk)\n")
-        ids = [int(x) for x in site.shell(code).split()]
+        ids = _accounts(site, users, port)
         site.web()
         site.worker()
         marks = ",".join(str(i) for i in ids)
@@ -137,12 +160,16 @@ def one_network(where: str, users: list[str], port: int, cafile: str, work: Path
           f"{b['committed']:.1f} s, API walk {b['walk']:.1f} s; last raw bytes stored at {b['raw_done']:.1f} s, "
           f"{b['raw_span']:.1f} s after the first; {b['records']:.0f} records)",
           flush=True)
+    alone = sync_alone(users, port, cafile, n, timeout)
+    print(f"  buzon sync alone (no worker), raw bytes stored: {n / alone:.0f} msg/s ({alone:.1f} s)", flush=True)
     rows = [
         {"figure": f"first download → API lists records, {where}", "value": n / b["seconds"], "unit": "msg/s",
          "floor": "fetch+parse+insert (1 process)", "floor_value": n / parsed},
         {"figure": f"first download, raw bytes stored (buzon sync start → last committed), {where}",
          "value": n / b["raw_done"], "unit": "msg/s", "floor": "pipelined UID FETCH → SQLite",
          "floor_value": n / raw, "note": f"from the first raw message to the last: {n / b['raw_span']:.0f} msg/s"},
+        {"figure": f"first download, raw bytes stored by buzon sync alone (no worker running), {where}",
+         "value": n / alone, "unit": "msg/s", "floor": "pipelined UID FETCH → SQLite", "floor_value": n / raw},
     ]
     for name, run in (("mbsync", peers.mbsync), ("getmail6", peers.getmail)):
         got = run(users, port, cafile, work)
