@@ -10,9 +10,10 @@ already holds at least N messages (a previous run's BUZON_DATA_DIR, or a Postgre
 before) is searched as it is, so 1,000,000 messages are seeded once.
 
 Each search (a common word, a rare word, a phrase, an accented word typed without its accent, a
-prefix; and the second page of the common word) is fetched through Django's test client (every
-middleware, a signed-in session) as an administrator, the supervisor of one store and an agent of
-that store: ``--warmup`` runs, then ``--repeat`` timed ones; the queries of one run are counted.
+prefix; and the second page of the common word), and the inbox without a search for comparison, is
+fetched through Django's test client (every middleware, a signed-in session) as an administrator,
+the supervisor of one store and an agent of that store: ``--warmup`` runs, then ``--repeat`` timed
+ones; the queries of one run are counted.
 The floor is the same first page's conversation ids from one hand-written SQL statement
 (bench/search_floor.py), served through the same middleware; the table says whether the ids are
 the same, and gives page/floor.
@@ -111,8 +112,9 @@ def main() -> None:
         client = Client()
         client.force_login(user)
         searches = list(SEARCHES.items())
-        for label, q in [*searches, ("common word, page 2", SEARCHES["common word"])]:
-            url = "/conversations/?" + urlencode({"view": "", "q": q})
+        # The list itself first: what the page costs around a search.
+        for label, q in [("(no search: the list)", ""), *searches, ("common word, page 2", SEARCHES["common word"])]:
+            url = "/conversations/?" + urlencode({"view": "", **({"q": q} if q else {})})
             if label.endswith("page 2"):
                 first = client.get(url).content.decode()
                 cursor = re.search(r'id="more-results" href="[^"]*cursor=([^"]+)"', first)
@@ -121,7 +123,7 @@ def main() -> None:
             got = site.timed(client, url, args.warmup, args.repeat)
             row: dict[str, Any] = {"search": label, "q": q, "role": role, "p50": got["p50"], "p95": got["p95"],
                                    "queries": got["queries"], "results": got["body"].count(b"data-conversation=")}
-            if not label.endswith("page 2"):
+            if q and not label.endswith("page 2"):
                 key = f"s{len(site.FLOORS)}"
                 site.FLOORS[key] = floor(q, [store.pk] if me else [], me.pk if me else None)
                 fl = site.timed(client, f"/bench-floor/{key}/", args.warmup, args.repeat)

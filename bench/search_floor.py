@@ -2,10 +2,11 @@
 statement, for bench_search.py and bench_workspace.py.
 
 It does what buzon.search.ranking does for a first page, written out by hand for one role: the
-newest 1,000 matching messages whose conversation the role may see (the store and assigned-agent
-columns of the conversation row), each scored (SQLite: 1, +10 all words in the subject, +4 in the
-sender or customer, +2 in an attachment name, none for a prefix; PostgreSQL: ts_rank), the best per
-conversation, then the best 50. Internal notes are left out (the benches write none).
+newest 500 matching messages whose conversation the role may see (the store and assigned-agent
+columns of the conversation row; on SQLite among the newest 5,000 matches), each scored (SQLite:
+1, +10 all words in the subject, +4 in the sender or customer, +2 in an attachment name, none for a
+prefix; PostgreSQL: ts_rank), the best per conversation, then the best 50. Internal notes are left
+out (the benches write none).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.db import connection
 
 from buzon.search.words import fts5_match, parse, tsquery
 
-POOL, PAGE = 1000, 50
+POOL, SCAN, PAGE = 500, 5000, 50
 
 
 def floor(q: str, stores: list[int], agent: int | None) -> tuple[str, list[Any]]:
@@ -40,12 +41,14 @@ def floor(q: str, stores: list[int], agent: int | None) -> tuple[str, list[Any]]
             "WITH newest AS MATERIALIZED (SELECT f.rowid AS id, m.conversation_id AS cid "
             "FROM search_message_fts f JOIN messages_app_message m ON m.id = f.rowid "
             "JOIN messages_app_conversation c ON c.id = m.conversation_id "
-            f"WHERE search_message_fts MATCH %s AND {visible} ORDER BY f.rowid DESC LIMIT {POOL}), "
+            f"WHERE search_message_fts MATCH %s AND {visible} AND f.rowid >= (SELECT min(id) FROM ("
+            f"SELECT rowid AS id FROM search_message_fts WHERE search_message_fts MATCH %s ORDER BY rowid DESC "
+            f"LIMIT {SCAN})) ORDER BY f.rowid DESC LIMIT {POOL}), "
             f"fields AS MATERIALIZED ({fields}), "
             "scored AS (SELECT n.id, n.cid, 1.0 + coalesce(sum(f.w), 0) AS score FROM newest n "
             "LEFT JOIN fields f ON f.id = n.id GROUP BY n.id, n.cid) "
             f"SELECT cid FROM scored GROUP BY cid ORDER BY max(score) DESC, cid DESC LIMIT {PAGE}",
-            [match, *params, *(f"{{{cols}}} : ({match})" for cols in columns)])
+            [match, *params, match, *(f"{{{cols}}} : ({match})" for cols in columns)])
     text = tsquery(terms)
     query = "(to_tsquery('spanish', %s) || to_tsquery('english', %s))"
     return (

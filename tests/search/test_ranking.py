@@ -19,12 +19,13 @@ from buzon.workspace import actions
 from tests.security.conftest import Side, World
 
 pytestmark = pytest.mark.django_db
-POOL = 4
+POOL, SCAN = 4, 10
 
 
 @pytest.fixture(autouse=True)
 def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ranking, "POOL", POOL)
+    monkeypatch.setattr(ranking, "SCAN", SCAN)
 
 
 def _mail(side: Side, subject: str, text: str, **fields: object) -> Message:
@@ -110,6 +111,20 @@ def test_each_role_walks_only_its_own_matches_however_many_newer_ones_others_hav
         assert _all(who, "envio") == []
         body = who.get("/conversations/", {"q": "envio"}).content.decode()
         assert "data-conversation=" not in body and "llegó tarde" not in body
+
+
+def test_a_user_who_sees_little_still_finds_their_match_under_many_others(world: World,
+                                                                            django_assert_max_num_queries):
+    """SQLite reads at most SCAN matches a round, so a page of someone who sees little of the mail
+    is bounded work, and the older matches come on later pages; each page the same few queries."""
+    mine = _mail(world.b, "Aviso", "Le enviamos el presupuesto.").conversation_id
+    for i in range(5 * SCAN):
+        _mail(world.a, f"Presupuesto {i}", "el presupuesto de la obra")
+    client = world.client("agent_b")
+    with django_assert_max_num_queries(15):
+        client.get("/api/v1/search/", {"q": "presupuesto"})
+    assert _all(client, "presupuesto") == [mine]
+    assert len(_all(world.client("agent_a"), "presupuesto", limit=7)) == 5 * SCAN
 
 
 def test_a_page_costs_the_same_queries_however_many_rounds_and_matches(world: World,
