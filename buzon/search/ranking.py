@@ -212,7 +212,7 @@ def _round(terms: Sequence[Term], visible: list[tuple[str, list[Any]]], position
         where.append("(score < %s OR (score = %s AND cid < %s))")
         page_params += [position.after[0], position.after[0], position.after[1]]
     summaries = " UNION ALL ".join(
-        f"SELECT '#{s.name}', count(*), NULL, min(id), max(id), {_reach(s, w)} FROM {s.name}_pool"
+        f"SELECT '#{s.name}', count(*), NULL, min(id), max(id), {_reach(s, w)} FROM {s.name}_pool"  # nosec B608  # names from the SOURCES constants
         for s, w in zip(SOURCES, position.windows, strict=True))  # nosec B608  # names from the SOURCES constants; values are parameters
     sql = (f"WITH {', '.join(ctes)}, hits AS ({' UNION ALL '.join(parts)}), best AS ({best}), "  # nosec B608  # names from the SOURCES constants; values are parameters
            f"page AS (SELECT cid, score, source, id FROM best {'WHERE ' + ' AND '.join(where) if where else ''} "
@@ -237,8 +237,8 @@ def _reads(source: Source, window: Window, sqlite: bool) -> bool:
 def _reach(source: Source, window: Window) -> str:
     sqlite = connection.vendor == "sqlite"
     if _reads(source, window, sqlite):
-        return f"(SELECT n FROM {source.name}_read), (SELECT low FROM {source.name}_read), " \
-               f"(SELECT high FROM {source.name}_read)"
+        read = f"{source.name}_read"
+        return f"(SELECT n FROM {read}), (SELECT low FROM {read}), (SELECT high FROM {read})"  # nosec B608  # names from the SOURCES constants
     return "NULL, NULL, NULL"
 
 
@@ -267,7 +267,7 @@ def _pool(source: Source, window: Window, condition: str, condition_params: list
                     f"SELECT rowid AS id FROM {fts} WHERE {' AND '.join([f'{fts} MATCH %s', *ranges])} "
                     f"ORDER BY rowid DESC LIMIT {SCAN}))"]
             read_params = [match, *params]
-            bounds = [*bounds, f"{{id}} >= (SELECT low FROM {name}_read)"]
+            bounds = [*bounds, f"{{id}} >= (SELECT low FROM {name}_read)"]  # nosec B608  # names from the SOURCES constants
         where = " AND ".join([f"{fts} MATCH %s", *(b.format(id="f.rowid") for b in bounds), condition])
         # Ordered by rowid, which FTS5 reads backwards from its index without looking at the rest.
         newest = (f"{name}_newest AS MATERIALIZED (SELECT f.rowid AS id, src.{source.conversation} AS cid "  # nosec B608  # names from the SOURCES constants; values are parameters
