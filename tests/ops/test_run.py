@@ -1,8 +1,10 @@
-"""`buzon run`, the one-command mode: web, worker and sync come up (each with a heartbeat), and
-SIGTERM, or Ctrl-C (SIGINT to the whole process group, as a terminal sends it), stops all of it."""
+"""`buzon run`, the one-command mode: web (a gunicorn worker per core), a worker for every queue, a
+worker for the pipeline alone per further core, and sync come up (each with a heartbeat), and SIGTERM,
+or Ctrl-C (SIGINT to the whole process group, as a terminal sends it), stops all of it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -11,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,14 +54,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _heartbeats(db: Path) -> list[tuple[str, object]]:
+def _heartbeats(db: Path, columns: str = "kind, stopped_at") -> list[tuple[Any, ...]]:
     if not db.exists():
         return []
     try:
         with sqlite3.connect(db, timeout=5) as conn:
-            return list(conn.execute("SELECT kind, stopped_at FROM core_processheartbeat"))
+            return list(conn.execute(f"SELECT {columns} FROM core_processheartbeat"))  # noqa: S608  # nosec B608
     except sqlite3.OperationalError:  # not migrated yet
         return []
+
+
+def _live(db: Path, kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """(pid, its published stats) of each process of this kind that has not said goodbye."""
+    return [(pid, json.loads(stats or "{}")) for k, stopped, pid, stats in
+            _heartbeats(db, "kind, stopped_at, pid, stats") if k == kind and stopped is None]
 
 
 def _wait(predicate, timeout: float) -> None:
@@ -81,8 +90,9 @@ def _healthy(port: int) -> bool:
 @pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
 def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "BUZON_"))}
+    # Two pipeline processes and two gunicorn workers, as on a 2-core machine, whatever this one has.
     env.update({"BUZON_DATA_DIR": str(tmp_path), "BUZON_TASKS": "db", "BUZON_HEARTBEAT": "1",
-                "PYTHONUNBUFFERED": "1"})
+                "PYTHONUNBUFFERED": "1", "BUZON_INBOUND_WORKERS": "2", "BUZON_WEB_WORKERS": "2"})
     port = free_port()
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "buzon.core.cli", "run", "--port", str(port)], cwd=ROOT, env=env,
@@ -91,8 +101,17 @@ def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
     try:
         _wait(lambda: _healthy(port), 120)
         _wait(lambda: {k for k, stopped in _heartbeats(database) if stopped is None} == {"web", "worker", "sync"}, 60)
+
+        # one worker serves every queue; the other serves the pipeline only, with one slot (each
+        # publishes its slots with its heartbeat after the first)
+        def slots() -> list[dict[str, float]]:
+            return sorted((stats.get("worker_slots", {}) for _pid, stats in _live(database, "worker")), key=len)
+
+        _wait(lambda: len(_live(database, "web")) == 2 and all(slots()) and len(slots()) == 2, 60)
+        assert slots() == [{"inbound": 1.0}, {"inbound": 1.0, "outbound": 1.0, "housekeeping": 1.0}]
         tree = _descendants(proc.pid)
-        assert len(tree) >= 3
+        assert {pid for pid, _stats in _live(database, "worker")} <= tree
+        assert len(tree) >= 6  # gunicorn's master and 2 workers, 2 workers, sync
         # gunicorn's master forks its workers (at start, and whenever one dies): it runs no thread
         # whose locks a fork would copy (buzon.core.forking); the web heartbeat is its worker's.
         master = next(pid for pid in _children(proc.pid) if b"\0web\0" in Path(f"/proc/{pid}/cmdline").read_bytes())

@@ -6,13 +6,14 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
-from buzon.core import config, first_run, public_url
+from buzon.core import config, first_run, public_url, run_plan
 from buzon.core.cli import QUIET_START
 from buzon.core.supervisor import Child, Supervisor, buzon_argv, inherit_env
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run the web UI, a task worker and the sync engine as one process tree."
+    help = ("Migrate, then run the web UI, the task workers (one more for the pipeline per extra core) and the "
+            "sync engine as one process tree.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=config.env_str("BUZON_HOST", "127.0.0.1"))
@@ -34,11 +35,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Create the first administrator: open http://{shown_host}:{port}{first_run.setup_path()}")
         self.stdout.write("Stop with Ctrl-C.")
         self.stdout.flush()
-        children = [
-            Child("web", buzon_argv("web", "--host", host, "--port", str(port), "--workers", "1")),
-            Child("worker", buzon_argv("worker")),
-            Child("sync", buzon_argv("sync")),
-        ]
+        # Sized to the machine (buzon.core.run_plan): gunicorn workers and pipeline processes per core.
+        children = [Child(name, buzon_argv(*args)) for name, args in run_plan.children(host, port)]
         # The supervisor only starts (fork + exec) and watches its children: it keeps no database
         # connection open for its whole life, nor hands one to a child.
         connections.close_all()

@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from gunicorn.app.base import BaseApplication
 
-from buzon.core import config, forking, heartbeat
+from buzon.core import config, forking, heartbeat, run_plan
 from buzon.core.models import ProcessKind
 from buzon.wsgi import application
 
@@ -42,7 +42,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=config.env_str("BUZON_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=config.env_int("BUZON_PORT", 8000))
-        parser.add_argument("--workers", type=int, default=config.env_int("BUZON_WEB_WORKERS", 2))
+        parser.add_argument("--workers", type=int, default=run_plan.web_workers(),
+                            help="gunicorn workers (default: BUZON_WEB_WORKERS, or one per core, 2 to 4)")
         parser.add_argument("--threads", type=int, default=config.env_int("BUZON_WEB_THREADS", 4))
 
     def handle(self, *args: Any, **options: Any) -> None:
