@@ -136,25 +136,34 @@ class SendView(APIView):
         """Queue an email; it is sent by the task worker. 400 says in plain words why it cannot be sent."""
         form = SendSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
-        data = dict(form.validated_data)
-        template_key = data.pop("template", "")
-        language = data.pop("language", "") or None
-        if template_key:
-            template = mail_templates.find(template_key, language)
-            if template is None:
-                raise ValidationError({"template": [_("There is no template %(key)s.") % {"key": template_key}]})
-            rendered = _render(template, mail_templates.context_for(data.get("record"), request.user,
-                                                                    data.get("account")))
-            data["subject"] = data["subject"] or rendered.subject
-            data["text"] = data["text"] or rendered.text
-            data["html"] = data["html"] or rendered.html
         try:
-            message = queue_outgoing(user=request.user, **data)
+            message = queue_outgoing(user=request.user, **send_arguments(form.validated_data, request.user))
         except SendRefused as refused:
             raise ValidationError({refused.field or "detail": [str(refused)]}) from refused
-        body = {"id": message.pk, "status": message.status, "message_id": message.message_id,
-                "account": str(message.account)}
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(sent(message), status=status.HTTP_202_ACCEPTED)
+
+
+def send_arguments(validated: dict[str, Any], user: Any) -> dict[str, Any]:
+    """queue_outgoing's arguments from a valid SendSerializer: a named template (key and language)
+    fills the subject and bodies left empty. Raises ValidationError naming a missing or broken template."""
+    data = dict(validated)
+    template_key = data.pop("template", "")
+    language = data.pop("language", "") or None
+    if template_key:
+        template = mail_templates.find(template_key, language)
+        if template is None:
+            raise ValidationError({"template": [_("There is no template %(key)s.") % {"key": template_key}]})
+        rendered = _render(template, mail_templates.context_for(data.get("record"), user, data.get("account")))
+        data["subject"] = data["subject"] or rendered.subject
+        data["text"] = data["text"] or rendered.text
+        data["html"] = data["html"] or rendered.html
+    return data
+
+
+def sent(message: Any) -> dict[str, Any]:
+    """What the API answers for a queued message (SentSerializer)."""
+    return {"id": message.pk, "status": message.status, "message_id": message.message_id,
+            "account": str(message.account)}
 
 
 class AttemptSerializer(serializers.ModelSerializer[DeliveryAttempt]):

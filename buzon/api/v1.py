@@ -11,6 +11,7 @@ from buzon.api import mailboxes as api_mailboxes
 from buzon.api import messages as api_messages
 from buzon.api import notes as api_notes
 from buzon.api import outbound as api_outbound
+from buzon.api import outbound_batch as api_outbound_batch
 from buzon.api import people as api_people
 from buzon.api import search as api_search
 from buzon.api import stores as api_stores
@@ -44,6 +45,7 @@ router.register("notifications", api_crm.NotificationViewSet, basename="notifica
 # Listed before the router's routes, so "messages/send/" is never read as a message id.
 urlpatterns: list[URLPattern | URLResolver] = [
     path("messages/send/", api_outbound.SendView.as_view(), name="message-send"),
+    path("messages/send/batch/", api_outbound_batch.BatchSendView.as_view(), name="message-send-batch"),
     path("messages/<int:pk>/pipeline/", api_crm.MessagePipelineView.as_view(), name="message-pipeline"),
     path("messages/<int:pk>/delivery/", api_outbound.DeliveryView.as_view(), name="message-delivery"),
     path("sender-confirmations/<int:account_id>/<str:step>/", api_outbound.SenderConfirmationView.as_view(),

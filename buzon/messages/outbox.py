@@ -326,7 +326,8 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
                    record: models.Model | None = None, user: Any = None, attachments: Sequence[Attachment] = (),
                    headers: Mapping[str, str] | None = None, send_at: datetime.datetime | None = None,
                    priority: int | None = None, template: str = "", language: str | None = None,
-                   context: Mapping[str, Any] | None = None, about_store: int | None = None) -> Message:
+                   context: Mapping[str, Any] | None = None, about_store: int | None = None,
+                   deliver: bool = True) -> Message:
     """Queue one email and return its Message (status queued). Raises SendRefused with the reason.
 
     ``about_store`` (kind "notification" only) is the id of the store whose content the notice
@@ -335,6 +336,8 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
     `template` names an email template (by key): when one exists, its subject and bodies (rendered
     with the record, its customer, the user and `context`) replace the `subject`/`text`/`html`
     given, which remain the fallback. This is how notifications use the templates admins edit.
+
+    ``deliver=False``: the caller asks for the delivery task itself (`queue_each`: one per batch).
     """
     if kind not in KINDS:
         raise SendRefused(_("Unknown kind of mail: %(kind)s.") % {"kind": kind})
@@ -389,11 +392,12 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
         # The queue may refuse (e.g. sender not confirmed); that rolls the Message back too.
         import_string(settings.OUTBOUND_ADMIT)(message, request)
         replies.after_outgoing(record, kind=kind, user=user)  # a person's reply: the ticket is Replied
-        transaction.on_commit(lambda: _enqueue_after_commit(message.pk, send_at))
+        if deliver:
+            transaction.on_commit(lambda: enqueue_after_commit(message.pk, send_at))
     return message
 
 
-def _enqueue_after_commit(message_id: int, run_after: datetime.datetime | None) -> None:
+def enqueue_after_commit(message_id: int, run_after: datetime.datetime | None) -> None:
     """The message is queued once committed: a task queue outage (Redis restarting) must not make
     the caller believe otherwise and queue it again. The workers' periodic outbound sweep
     (settings.PERIODIC_TASKS) delivers it without this task."""

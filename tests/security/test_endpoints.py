@@ -54,6 +54,7 @@ RULES: dict[str, tuple[str, set[str], Args, str]] = {
     "api:token-detail": ("GET", set(), lambda w: {"key": "forged"}, ""),  # a forged token key is a 404 for all
     "api:audit-detail": ("GET", ADMIN, lambda w: {"pk": 1}, ""),
     "api:message-send": ("POST", SIGNED_IN, NONE, ""),
+    "api:message-send-batch": ("POST", SIGNED_IN, NONE, ""),  # each item checked as a single send
     "api:message-pipeline": ("GET", SEES_A, pk(lambda w: w.a.message), ""),
     "api:message-delivery": ("GET", SEES_A, pk(lambda w: w.a.sent), ""),
     "api:sender-confirmation": ("POST", MANAGES_A, lambda w: {"account_id": w.a.account.pk, "step": "send"}, ""),

@@ -1,0 +1,83 @@
+"""`POST /api/v1/messages/send/batch/`: up to MAX_BATCH messages in one request.
+
+Each item is what `POST /api/v1/messages/send/` takes, checked by the same serializer (so the same
+role rules: an account, record or message the caller may not use is refused as missing) and queued by
+the same `queue_outgoing`. Items are answered one by one, in order, as Postmark's batch does: a bad
+item is refused with the errors a single send would give in its 400, and the others are queued.
+The accepted ones are committed together (`buzon.messages.outbox_batch`), and the batch starts one
+delivery task. The answer is 200 even when every item is refused; a body that is not a list, an empty
+list or a list over the limit is a 400 and queues nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from buzon.api.outbound import SendSerializer, send_arguments, sent
+from buzon.messages.outbox import SendRefused
+from buzon.messages.outbox_batch import queue_each
+
+#: Postmark's batch limit; on SQLite the batch holds the write lock while it is stored (~1-2 s at 500).
+MAX_BATCH = 500
+
+
+#: One item's outcome: queued (id, message_id, account), or refused with the errors a single send gives.
+#: ("errors" would shadow a Serializer's own attribute in a class body.)
+BatchResult = inline_serializer("BatchSendResult", fields={
+    "status": serializers.ChoiceField(choices=["queued", "refused"]),
+    "id": serializers.IntegerField(required=False),
+    "message_id": serializers.CharField(required=False),
+    "account": serializers.CharField(required=False),
+    "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                    help_text="Field -> why, as in a single send's 400"),
+}, many=True)
+
+
+def _refused(errors: Any) -> dict[str, Any]:
+    if not isinstance(errors, dict):
+        errors = {"detail": errors if isinstance(errors, list) else [errors]}
+    return {"status": "refused", "errors": {field: [str(e) for e in (value if isinstance(value, list) else [value])]
+                                            for field, value in errors.items()}}
+
+
+class BatchSendView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=SendSerializer(many=True), responses={200: BatchResult})
+    def post(self, request: Request) -> Response:
+        """Queue up to 500 emails, each like `messages/send/`; 200 with each one's result, in order."""
+        items = request.data
+        if not isinstance(items, list):
+            raise ValidationError({"detail": [_("Send a JSON list of messages, each like a single send's.")]})
+        if not items:
+            raise ValidationError({"detail": [_("The list is empty: give at least one message.")]})
+        if len(items) > MAX_BATCH:
+            raise ValidationError({"detail": [_("A batch holds at most %(limit)s messages; this one has %(count)s. "
+                                                "Split it.") % {"limit": MAX_BATCH, "count": len(items)}]})
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        valid: list[tuple[int, dict[str, Any]]] = []
+        for index, item in enumerate(items):
+            form = SendSerializer(data=item, context={"request": request})
+            if not form.is_valid():
+                results[index] = _refused(form.errors)
+                continue
+            try:
+                valid.append((index, send_arguments(form.validated_data, request.user)))
+            except ValidationError as exc:
+                results[index] = _refused(exc.detail)
+        queued = queue_each([arguments for _index, arguments in valid], user=request.user)
+        for (index, _arguments), outcome in zip(valid, queued, strict=True):
+            if isinstance(outcome, SendRefused):
+                results[index] = _refused({outcome.field or "detail": [str(outcome)]})
+            else:
+                results[index] = {"status": "queued", **sent(outcome)}
+        return Response(results)

@@ -1,0 +1,142 @@
+"""POST /api/v1/messages/send/batch/: many sends in one request, each held to a single send's rules.
+
+Mail goes to a real SMTP server (the aiosmtpd sink), delivered by the queue as the worker does; the
+delivery tasks are counted in the database queue with joining switched off, so "one task for the
+batch" is the batch's doing.
+"""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django_tasks_db.models import DBTaskResult
+from rest_framework.test import APIClient
+
+from buzon.crm.models import Agent, Store
+from buzon.messages.models import Message
+from buzon.outbound.models import OutgoingEmail
+from buzon.outbound.sender import deliver_due
+from tests.outbound.conftest import SMTP_USER, make_account, pool  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/messages/send/batch/"
+NO_ACCOUNT = "There is no email account with this id that you can send from."
+NO_ACCOUNT_ES = "No hay ninguna cuenta de correo con este id desde la que puedas enviar."
+
+
+@pytest.fixture
+def world(smtp_starttls: Any, make_account: Any, settings: Any) -> dict[str, Any]:  # noqa: F811
+    settings.OUTBOUND_COALESCE_S = 0  # each single send would ask for a task of its own
+    north, south = Store.objects.create(name="Norte"), Store.objects.create(name="Sur")
+    accounts = {name: make_account(smtp_starttls, address=f"{name}@example.test", login=SMTP_USER, store=store)
+                for name, store in (("norte", north), ("sur", south))}
+    return {"north": north, "south": south, **accounts}
+
+
+def _client(username: str, store: Store | None) -> APIClient:
+    user = get_user_model().objects.create_user(username, f"{username}@personal.example", "pw-agent-123")
+    agent = Agent.objects.create(user=user, status=Agent.Status.FREE)
+    if store is not None:
+        agent.stores.add(store)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def _mail(n: int, **fields: Any) -> dict[str, Any]:
+    return {"to": [f"cliente{n}@cliente.example"], "subject": f"Pedido {n}", "text": "Buenos días.", **fields}
+
+
+def _post(client: APIClient, body: Any, capture: Any, **headers: Any) -> Any:
+    with capture(execute=True):  # the delivery task is asked for once the batch commits
+        return client.post(URL, body, format="json", **headers)
+
+
+def _received(sink: Any, pool: Any) -> dict[str, str]:  # noqa: F811
+    """Subject -> From of every message the SMTP server accepted."""
+    deliver_due(pool=pool)
+    parsed = [message_from_bytes(m.data, policy=policy.default) for m in sink.messages]
+    return {str(m["Subject"]): m["From"].addresses[0].addr_spec for m in parsed}
+
+
+def _delivery_tasks() -> int:
+    return DBTaskResult.objects.filter(task_path="buzon.outbound.tasks.deliver_outgoing").count()
+
+
+def test_a_batch_of_three_reaches_the_smtp_server_with_one_delivery_task(world, smtp_starttls, pool,  # noqa: F811
+                                                                         django_capture_on_commit_callbacks):
+    lucia = _client("lucia", world["north"])
+    response = _post(lucia, [_mail(n, account=world["norte"].pk) for n in range(3)],
+                     django_capture_on_commit_callbacks)
+    assert response.status_code == 200, response.content
+    results = response.json()
+    assert [r["status"] for r in results] == ["queued"] * 3
+    assert [r["account"] for r in results] == ["norte@example.test"] * 3
+    assert [Message.objects.get(pk=r["id"]).subject for r in results] == ["Pedido 0", "Pedido 1", "Pedido 2"]
+    assert _delivery_tasks() == 1
+    assert _received(smtp_starttls, pool) == {f"Pedido {n}": "norte@example.test" for n in range(3)}
+
+
+def test_an_item_naming_another_stores_account_is_refused_and_the_others_are_sent(
+        world, smtp_starttls, pool, django_capture_on_commit_callbacks):  # noqa: F811
+    lucia = _client("lucia", world["north"])
+    batch = [_mail(0, account=world["norte"].pk), _mail(1, account=world["sur"].pk),
+             _mail(2, account=2**40),  # an id that names nothing: the very same answer
+             _mail(3, to=["not an address"]),  # refused by the queue itself, after validation
+             _mail(4)]  # no account named: the store's own
+    response = _post(lucia, batch, django_capture_on_commit_callbacks)
+    assert response.status_code == 200, response.content
+    results = response.json()
+    assert [r["status"] for r in results] == ["queued", "refused", "refused", "refused", "queued"]
+    assert results[1] == {"status": "refused", "errors": {"account": [NO_ACCOUNT]}}
+    assert results[2] == results[1]
+    assert list(results[3]["errors"]) == ["to"]
+    assert OutgoingEmail.objects.count() == 2 and Message.objects.count() == 2  # nothing left of the refused
+    assert _delivery_tasks() == 1
+    assert _received(smtp_starttls, pool) == {"Pedido 0": "norte@example.test", "Pedido 4": "norte@example.test"}
+
+
+def test_a_user_in_no_store_sends_nothing_through_a_stores_account(world, smtp_starttls, pool,  # noqa: F811
+                                                                   django_capture_on_commit_callbacks):
+    nobody = _client("invitado", None)
+    response = _post(nobody, [_mail(0, account=world["norte"].pk), _mail(1)], django_capture_on_commit_callbacks)
+    assert response.status_code == 200, response.content
+    first, second = response.json()
+    assert first == {"status": "refused", "errors": {"account": [NO_ACCOUNT]}}
+    assert second["status"] == "refused" and "outgoing email account" in second["errors"]["detail"][0]
+    assert not Message.objects.exists() and _delivery_tasks() == 0
+    assert _received(smtp_starttls, pool) == {}
+
+
+def test_item_errors_are_in_spanish(world, django_capture_on_commit_callbacks):
+    lucia = _client("lucia", world["north"])
+    response = _post(lucia, [_mail(0, account=world["sur"].pk), _mail(1, account=world["norte"].pk)],
+                     django_capture_on_commit_callbacks, HTTP_ACCEPT_LANGUAGE="es")
+    assert response.status_code == 200, response.content
+    assert response.json()[0] == {"status": "refused", "errors": {"account": [NO_ACCOUNT_ES]}}
+    assert response.json()[1]["status"] == "queued"
+
+
+@pytest.mark.parametrize(("body", "english", "spanish"), [
+    ([], "The list is empty: give at least one message.", "La lista está vacía: incluye al menos un mensaje."),
+    ({"to": ["a@cliente.example"], "text": "x"}, "Send a JSON list of messages, each like a single send's.",
+     "Envía una lista JSON de mensajes, cada uno como en un envío suelto."),
+    ([_mail(n) for n in range(501)], "A batch holds at most 500 messages; this one has 501. Split it.",
+     "Un lote admite como mucho 500 mensajes; este tiene 501. Divídelo."),
+])
+def test_a_body_that_is_not_a_batch_is_a_400_that_queues_nothing(world, django_capture_on_commit_callbacks,
+                                                                 body, english, spanish):
+    lucia = _client("lucia", world["north"])
+    for language, words in (("en", english), ("es", spanish)):
+        response = _post(lucia, body, django_capture_on_commit_callbacks, HTTP_ACCEPT_LANGUAGE=language)
+        assert response.status_code == 400
+        assert response.json() == {"detail": [words]}
+    assert not Message.objects.exists() and _delivery_tasks() == 0
+
+
+def test_signed_out_callers_are_refused(world):
+    assert APIClient().post(URL, [_mail(0)], format="json").status_code == 401
