@@ -68,6 +68,14 @@ class SendableAccountField(serializers.PrimaryKeyRelatedField):  # type: ignore[
         request = self.context.get("request")
         return roles.sendable_accounts(request.user if request is not None else None)
 
+    def to_internal_value(self, data: Any) -> Any:
+        """A batch finds the accounts its items name among the sendable ones in one query
+        (context ``sendable_accounts``, id -> account); any other id is asked as a single send does."""
+        known = self.context.get("sendable_accounts")
+        if known and isinstance(data, int) and not isinstance(data, bool) and data in known:
+            return known[data]
+        return super().to_internal_value(data)
+
 
 class _NoSurrogates(ProhibitSurrogateCharactersValidator):
     """DRF's refusal of lone surrogates, found by the UTF-8 codec (C) instead of a Python loop over

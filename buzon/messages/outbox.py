@@ -23,7 +23,7 @@ import datetime
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import make_msgid
 from typing import Any
@@ -148,7 +148,7 @@ def _no_account_for_user() -> SendRefused:
 
 def choose_account(*, account: EmailAccount | None, kind: str, record: models.Model | None = None,
                    parent: Message | None = None, user: Any = None,
-                   about_store: int | None = None) -> EmailAccount:
+                   about_store: int | None = None, sendable: Container[int] = ()) -> EmailAccount:
     """Seed 000 §3.4: the given account; else the conversation's; else the user's own; else their store's
     (`store_account`); else the default.
 
@@ -157,10 +157,11 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
     the default. Mail a person
     sends (``user`` given) leaves only through an account they may send through (roles): one they
     name must be theirs, and an automatic choice passes over the others (another store's account that
-    carried the conversation, say). Buzón's own mail (no ``user``) may use any.
+    carried the conversation, say). Buzón's own mail (no ``user``) may use any. ``sendable``: ids of
+    accounts the caller already found among `roles.sendable_accounts(user)` (a batch asks once).
     """
     def usable(candidate: EmailAccount) -> bool:
-        return user is None or roles.may_send_through(user, candidate)
+        return user is None or candidate.pk in sendable or roles.may_send_through(user, candidate)
 
     if kind in SYSTEM_KINDS:
         chosen = notice_account(about_store) if kind == "notification" else default_outgoing_account()
@@ -327,7 +328,7 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
                    headers: Mapping[str, str] | None = None, send_at: datetime.datetime | None = None,
                    priority: int | None = None, template: str = "", language: str | None = None,
                    context: Mapping[str, Any] | None = None, about_store: int | None = None,
-                   deliver: bool = True) -> Message:
+                   deliver: bool = True, sendable: Container[int] = ()) -> Message:
     """Queue one email and return its Message (status queued). Raises SendRefused with the reason.
 
     ``about_store`` (kind "notification" only) is the id of the store whose content the notice
@@ -337,7 +338,8 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
     with the record, its customer, the user and `context`) replace the `subject`/`text`/`html`
     given, which remain the fallback. This is how notifications use the templates admins edit.
 
-    ``deliver=False``: the caller asks for the delivery task itself (`queue_each`: one per batch).
+    ``deliver=False``: the caller asks for the delivery task itself (`queue_each`: one per batch);
+    ``sendable``: see `choose_account`.
     """
     if kind not in KINDS:
         raise SendRefused(_("Unknown kind of mail: %(kind)s.") % {"kind": kind})
@@ -362,7 +364,7 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
     if about_store is not None and kind != "notification":
         raise ValueError("about_store is for notifications only")  # a caller's mistake, not user input
     chosen = choose_account(account=account, kind=kind, record=record, parent=parent, user=user,
-                            about_store=about_store)
+                            about_store=about_store, sendable=sendable)
     # A notice belongs to the store it is about (None: store-less), an auto-reply to the receiving
     # account's store: neither to the store of the account that happens to carry it.
     store_id = chosen.store_id

@@ -16,7 +16,7 @@ which is why the API caps a batch (buzon.api.outbound_batch.MAX_BATCH).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
@@ -25,17 +25,19 @@ from buzon.messages.models import Message
 from buzon.messages.outbox import SendRefused, enqueue_after_commit, queue_outgoing
 
 
-def queue_each(sends: Sequence[Mapping[str, Any]], *, user: Any) -> list[Message | SendRefused]:
+def queue_each(sends: Sequence[Mapping[str, Any]], *, user: Any,
+               sendable: Container[int] = ()) -> list[Message | SendRefused]:
     """Queue every send (`queue_outgoing`'s keyword arguments, ``user`` apart) as ``user``: for each,
     in order, its Message or the SendRefused that says why it was not queued. Mail that is due now
-    shares one delivery task; mail for later, one per send time (as a single send asks)."""
+    shares one delivery task; mail for later, one per send time (as a single send asks). ``sendable``:
+    ids of accounts found among `roles.sendable_accounts(user)` (see `outbox.choose_account`)."""
     results: list[Message | SendRefused] = []
     first_of: dict[datetime.datetime | None, int] = {}  # send time -> a message that starts its task
     with transaction.atomic():
         for arguments in sends:
             try:
                 with transaction.atomic():  # a savepoint: a refused message leaves nothing behind
-                    message = queue_outgoing(user=user, deliver=False, **arguments)
+                    message = queue_outgoing(user=user, deliver=False, sendable=sendable, **arguments)
             except SendRefused as refused:
                 results.append(refused)
                 continue
