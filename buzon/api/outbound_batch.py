@@ -28,7 +28,8 @@ from buzon.mailboxes.models import EmailAccount
 from buzon.messages.outbox import MAX_ID, SendRefused
 from buzon.messages.outbox_batch import queue_each
 
-#: Postmark's batch limit; on SQLite the batch holds the write lock while it is stored (~1-2 s at 500).
+#: Postmark's batch limit. On SQLite a batch holds the write lock while it is stored
+#: (seconds at 500 on a loaded 2-core machine).
 MAX_BATCH = 500
 
 
