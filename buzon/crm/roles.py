@@ -18,6 +18,11 @@ put in store A's group (which buzon.crm.people refuses) still sees nothing of st
 Agent row is treated as an agent of no store and no group. An API token acts as its user, so the
 same rules apply. Rows are scoped by field paths per model (given here as data, so this module imports no
 context above crm): the store path, the agent-group paths and the assigned-agent path.
+
+Mail and conversations carry all of these as columns of their own row (the store they were written
+in, the agent groups that reach them while they have no store, kept current by the database:
+buzon.messages.reach), so what an agent sees is a condition on the row's indexed columns that a list
+walks in its order: no join, and DISTINCT only where a path can repeat a row (``repeats_rows``).
 """
 
 from __future__ import annotations
@@ -51,21 +56,25 @@ class Scope:
     # (group path, field): that path reaches a row only where the field is null too. A store-less
     # notice that left through a store's account (buzon.messages.outbox) is not that store's group's.
     group_walls: tuple[tuple[str, str], ...] = ()
+    # The group paths are columns the database keeps null on a store's rows (buzon.messages.reach):
+    # the wall is in them, and a store condition beside them would only offer a planner the wrong index.
+    walled_groups: bool = False
 
 
 # Model label -> how its rows are scoped. A model missing here is visible to administrators only.
 SCOPES: dict[str, Scope] = {
-    # A message's own store column (set when it was written), not its account's: the condition
-    # needs no join and a list of one store's mail can use the (store, -created_at, -id) index.
-    "messages_app.Message": Scope(store="store", groups=("customer__agent_group", "account__agent_group"),
-                              agent="agent", creator="created_by",
-                              group_walls=(("account__agent_group", "account__store"),)),
+    # A message's own columns, set when it was written: its store (its account's then, not now) and
+    # the groups that reach it while it has no store (buzon.messages.reach: its customer's group, its
+    # store-less account's group; null for a store's mail). No join: a list of one store's mail
+    # walks the (store, -created_at, -id) index.
+    "messages_app.Message": Scope(store="store", groups=("customer_group", "account_group"),
+                                  agent="agent", creator="created_by", walled_groups=True),
     "messages_app.Attachment": Scope(store="message__store",
-                                 groups=("message__customer__agent_group", "message__account__agent_group"),
-                                 agent="message__agent", creator="message__created_by",
-                                 group_walls=(("message__account__agent_group", "message__account__store"),)),
-    # A conversation's own store column, as a message's: the inbox's filters use it with its order index.
-    "messages_app.Conversation": Scope(store="store", groups=("customer__agent_group",), agent="agent"),
+                                     groups=("message__customer_group", "message__account_group"),
+                                     agent="message__agent", creator="message__created_by", walled_groups=True),
+    # A conversation's own columns, as a message's: the inbox's filters use them with their order indexes.
+    "messages_app.Conversation": Scope(store="store", groups=("customer_group", "account_group"), agent="agent",
+                                       walled_groups=True),
     "crm.Customer": Scope(store="store", groups=("agent_group",), agent="agent"),
     "crm.Contact": Scope(store="customer__store", groups=("customer__agent_group",), agent="customer__agent"),
     "crm.Ticket": Scope(store="store", groups=("customer__agent_group",), agent="agent"),
@@ -120,42 +129,63 @@ def store_ids(user: Any) -> set[int]:
 
 
 def group_ids(user: Any) -> set[int]:
+    """The user's agent groups (cached on the user object for the request, like store_ids)."""
     agent = agent_of(user)
-    return set(agent.groups.values_list("pk", flat=True)) if agent is not None else set()
+    if agent is None:
+        return set()
+    if not hasattr(user, "_buzon_group_ids"):
+        user._buzon_group_ids = frozenset(agent.groups.values_list("pk", flat=True))
+    return set(user._buzon_group_ids)
 
 
 def supervised_store_ids(user: Any) -> set[int]:
     return store_ids(user) if is_supervisor(user) else set()
 
 
-def scope_q(label: str, user: Any) -> Q | None:
-    """The filter for ``label``'s rows ``user`` may see; None means every row (administrators)."""
+def terms(label: str, user: Any) -> list[Q] | None:
+    """The rule for ``label``'s rows as the conditions any one of which lets ``user`` see a row: None
+    means every row (administrators), [] none. Each is on columns an index starts with, so a list can
+    read a page of each in its order and merge them (buzon.core.keyset), which no planner does for
+    their OR (it gathers every row the OR selects and sorts them)."""
     if is_admin(user):
         return None
-    nothing = Q(pk__in=[])
     if not (user is not None and user.is_authenticated and user.is_active):
-        return nothing
+        return []
     scope = SCOPES.get(label)
     agent = agent_of(user)
     if scope is None:
-        return nothing
-    allowed = nothing
+        return []
+    # One term per store and per group (an equality an index serves in order, where an IN list would
+    # be sorted), and only the paths that can reach something: a path with nothing to match still
+    # joins its tables.
+    found = []
     if scope.creator:
-        allowed |= Q(**{scope.creator: user.pk})
+        found.append(Q(**{scope.creator: user.pk}))
     if scope.store:
-        allowed |= Q(**{f"{scope.store}__in": store_ids(user)})
+        found += [Q(**{scope.store: store}) for store in sorted(store_ids(user))]
     if agent is None:
-        return allowed
-    groups = group_ids(user)
+        return found
     for path in scope.groups:
         # A group reaches only store-less rows: its store's rows reach its members through their
         # stores (above), and another store's rows never do, whoever was put in the group.
         wall = scope.group_wall or scope.store
-        walls = [wall] if wall else []
+        walls = [wall] if wall and not scope.walled_groups else []
         walls += [field for group_path, field in scope.group_walls if group_path == path]
-        allowed |= Q(**{f"{path}__in": groups, **{f"{field}__isnull": True for field in walls}})
+        found += [Q(**{path: group, **{f"{field}__isnull": True for field in walls}})
+                  for group in sorted(group_ids(user))]
     if scope.agent:
-        allowed |= Q(**{scope.agent: agent.pk})
+        found.append(Q(**{scope.agent: agent.pk}))
+    return found
+
+
+def scope_q(label: str, user: Any) -> Q | None:
+    """The filter for ``label``'s rows ``user`` may see; None means every row (administrators)."""
+    found = terms(label, user)
+    if found is None:
+        return None
+    allowed = Q(pk__in=[])
+    for term in found:
+        allowed |= term
     return allowed
 
 
@@ -201,8 +231,6 @@ def visible(queryset: QuerySet[M], user: Any) -> QuerySet[M]:
     # which would stop a list's index from giving its rows in order (a sort of every visible row).
     filtered = queryset.filter(condition)
     return filtered.distinct() if repeats_rows(queryset.model) else filtered
-
-
 
 
 def _all(label: str) -> QuerySet[Any]:

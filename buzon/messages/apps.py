@@ -1,5 +1,15 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db import connections
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+
+def _ensure_reach(using: str = "default", **kwargs: Any) -> None:
+    from buzon.messages import reach
+
+    reach.ensure(connections[using])
 
 
 class MessagesConfig(AppConfig):
@@ -19,3 +29,5 @@ class MessagesConfig(AppConfig):
             create=records.create_job_applicant,
         )
         targets.register(Customer, key="customer", prefix="C", label=_("Customer"), create=records.create_customer)
+        # A table rebuilt by a later migration (SQLite) loses its triggers: the reach columns' come back.
+        post_migrate.connect(_ensure_reach, sender=self, dispatch_uid="buzon.messages.ensure_reach")

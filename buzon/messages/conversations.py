@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from buzon.crm.models import Agent, Customer, Store
+from buzon.crm.models import Agent, AgentGroup, Customer, Store
 
 SNIPPET_LENGTH = 200
 
@@ -43,6 +43,12 @@ class Conversation(models.Model):
                                  on_delete=models.SET_NULL, related_name="conversations", db_index=False)
     agent = models.ForeignKey(Agent, verbose_name=_("agent"), null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="conversations", db_index=False)
+    # The agent groups that reach a store-less conversation (crm.roles), as on Message: its
+    # customer's, and its account's when the account has no store; kept by the database (buzon.messages.reach).
+    customer_group = models.ForeignKey(AgentGroup, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+                                       related_name="+", db_index=False)
+    account_group = models.ForeignKey(AgentGroup, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+                                      related_name="+", db_index=False)
     status = models.CharField(_("status"), max_length=8, choices=ConversationStatus.choices,
                               default=ConversationStatus.OPEN)
     record_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -73,6 +79,11 @@ class Conversation(models.Model):
             models.Index(fields=["status", "-last_message_at", "-id"], name="conversation_status_activity"),
             models.Index(fields=["account", "-last_message_at", "-id"], name="conversation_account_activity"),
             models.Index(fields=["customer", "-last_message_at", "-id"], name="conversation_customer_activity"),
+            # A group's store-less conversations (the role rule's group reach; null for a store's).
+            models.Index(fields=["customer_group", "-last_message_at", "-id"], name="conversation_cgroup_activity",
+                         condition=models.Q(customer_group__isnull=False)),
+            models.Index(fields=["account_group", "-last_message_at", "-id"], name="conversation_agroup_activity",
+                         condition=models.Q(account_group__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(fields=["record_type", "record_id"], name="conversation_once_per_record",

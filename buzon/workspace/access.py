@@ -1,8 +1,9 @@
 """Who may see a conversation: the one place every workspace read and action asks.
 
-A conversation is visible by the role rule on its own columns (crm.roles: its store, its customer's
-agent group, its agent), the same rule as its messages. An invisible conversation answers exactly
-like a missing one (Http404), so an id says nothing about another store's mail.
+A conversation is visible by the role rule on its own columns (crm.roles: its store, the agent
+groups that reach it while it has none, its agent), the same rule as its messages. An invisible
+conversation answers exactly like a missing one (Http404), so an id says nothing about another
+store's mail.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from buzon.messages.conversations import Conversation
 
 
 def visible_conversations(user: Any) -> QuerySet[Conversation]:
-    """The conversations ``user`` may see. A plain condition on the row (no DISTINCT): every scope
-    path of a conversation is a foreign key, so no row repeats and the list's index keeps its order."""
-    condition = roles.scope_q("messages_app.Conversation", user)
-    rows = Conversation.objects.all()
-    return rows if condition is None else rows.filter(condition)
+    """The conversations ``user`` may see: a condition on the row's own columns (crm.roles; no join,
+    no DISTINCT), so the list's index keeps its order."""
+    return roles.visible(Conversation.objects.all(), user)
 
 
 def access_conversation(user: Any, pk: Any) -> Conversation:
