@@ -2,7 +2,10 @@
 or ascending for a list read alphabetically (accounts by address, people by username), and a page
 continues from a cursor (the last row's value and id), never from an offset, and nothing counts the
 table. Page 1,000 costs what page 1 costs; the index that serves a list's filter must end in
-(field, id) for the page to be a range scan.
+(field, id) for the page to be a range scan. A list the role rule cuts by several terms (a store, an
+agent group, the agent: crm.roles.terms) reads each term's page from its own such index and merges
+their ids (``merged_sql``), then reads those rows by id: two queries, never a sort of every row the
+rule lets someone see.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db.models import Model, Q, QuerySet
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import F, Model, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 M = TypeVar("M", bound=Model)
@@ -83,11 +88,56 @@ def _value(row: Model, field: str) -> Any:
     return value
 
 
+def merged_sql(rows: QuerySet[M], terms: Sequence[Q], field: str, order: Sequence[str],
+               limit: int) -> tuple[str, list[Any]]:
+    """The SQL of the ids of the first ``limit`` rows in ``order`` of ``rows`` (cut to those any of
+    ``terms`` selects: the role rule's terms, crm.roles), each term's read in that order from the
+    index its columns start and the lot merged. Given the terms' OR instead, a planner gathers every
+    row it selects and sorts them (SQLite's multi-index OR, PostgreSQL's BitmapOr)."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, term in enumerate(terms):
+        try:
+            sql, term_params = (rows.filter(term).order_by(*order).values(keyset_id=F("pk"), keyset_at=F(field))
+                                [:limit].query.sql_with_params())
+        except EmptyResultSet:
+            continue
+        # Django compiled ``sql`` (every value in it is a parameter); the names are the model's own.
+        parts.append(f"SELECT * FROM ({sql}) AS term{i}")  # noqa: S608  # nosec B608
+        params.extend(term_params)
+    if not parts:
+        return "", []
+    by = ", ".join(f"keyset_{'at' if name.lstrip('-') == field else 'id'} {'DESC' if name.startswith('-') else 'ASC'}"
+                   for name in order)
+    return (f"SELECT DISTINCT keyset_id, keyset_at FROM ({' UNION ALL '.join(parts)}) AS terms "  # noqa: S608  # nosec B608
+            f"ORDER BY {by} LIMIT {int(limit)}", params)
+
+
+def _fetch(rows: QuerySet[M], terms: Sequence[Q] | None, field: str, order: Sequence[str], limit: int) -> list[M]:
+    """The first ``limit`` of ``rows`` in ``order``: one query; with several ``terms``, two (their
+    ids merged, ``merged_sql``, then those rows by id, whatever conditions ``rows`` had: the ids'
+    query applied them all, and the rows' query then has nothing to plan but the ids)."""
+    if terms is None or len(terms) < 2 or "__" in field:
+        return list(rows.order_by(*order)[:limit])
+    sql, params = merged_sql(rows, terms, field, order, limit)
+    if not sql:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    by_ids = rows.all()
+    by_ids.query.clear_where()
+    by_ids.query.clear_ordering(force=True)
+    found = {row.pk: row for row in by_ids.filter(pk__in=ids)}
+    return [found[pk] for pk in ids if pk in found]
+
+
 def page(rows: QuerySet[M], *, field: str, before: str = "", after: str = "", size: int = PAGE_SIZE,
-         kind: type = dt.datetime, descending: bool = True) -> Page[M]:
+         kind: type = dt.datetime, descending: bool = True, terms: Sequence[Q] | None = None) -> Page[M]:
     """A page of ``rows`` in (``field``, id) order, newest (largest) first unless not ``descending``:
     from the top, ``before`` a cursor (the rows after it in the list) or ``after`` one (the rows
-    before it, nearer the top). Rows whose ``field`` is null are not listed."""
+    before it, nearer the top). Rows whose ``field`` is null are not listed. ``terms``: those the
+    role rule cut ``rows`` with (crm.roles.terms), each read from its own index (``merged_sql``)."""
     def cursor(row: M) -> Cursor:
         return Cursor(_value(row, field), row.pk)
 
@@ -101,14 +151,14 @@ def page(rows: QuerySet[M], *, field: str, before: str = "", after: str = "", si
     rows = rows.filter(**{f"{field}__isnull": False})
     if after:
         at = Cursor.parse(after, kind=kind)
-        found = list(rows.filter(past(at, back)).order_by(*up)[:size + 1])
+        found = _fetch(rows.filter(past(at, back)), terms, field, up, size + 1)
         more_above = len(found) > size
         found = list(reversed(found[:size]))
         return Page(found, cursor(found[0]) if found and more_above else None, cursor(found[-1]) if found else None)
     if before:
         at = Cursor.parse(before, kind=kind)
         rows = rows.filter(past(at, onward))
-    found = list(rows.order_by(*down)[:size + 1])
+    found = _fetch(rows, terms, field, down, size + 1)
     more_below = len(found) > size
     found = found[:size]
     return Page(found, cursor(found[0]) if found and before else None,

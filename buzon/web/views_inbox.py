@@ -68,8 +68,10 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
 def inbox(request: HttpRequest) -> HttpResponse:
     rows, chosen = _filtered(request)
     try:
+        # Each term of the role rule (a store, the agent, what they wrote) read from its own index.
         found = keyset.page(rows, field="created_at", before=request.GET.get("before", ""),
-                            after=request.GET.get("after", ""))
+                            after=request.GET.get("after", ""),
+                            terms=roles.terms("messages_app.Message", request.user))
     except keyset.BadCursor as bad:
         return HttpResponseBadRequest(f"cursor: {bad}")
     return render(request, "web/inbox/list.html", {

@@ -1,9 +1,11 @@
 """The conversation list, for the inbox page and the API alike: filters, keyset pages, unread.
 
-A page is one query for its rows (plus the role's cached look-ups): rows come in the order of an
-index, (filter column, -last_message_at, -id), and pages continue from a cursor (the last row's
-activity and id), never from an offset, and nothing counts the table. "Unread for me" is computed in
-the same query from the user's ConversationRead row.
+A page is one query for its rows, or two for someone the role rule reaches by several terms (plus
+the role's cached look-ups): rows come in the order of an index, (filter column, -last_message_at,
+-id); for an agent, each term of the rule (a store, an agent group, the agent) is read from its own
+such index and their ids merged (keyset.merged_sql), then those rows read by id. Pages continue from
+a cursor (the last row's activity and id), never from an offset, and nothing counts the table.
+"Unread for me" is computed in the rows' query from the user's ConversationRead row.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ def page(user: Any, filters: Mapping[str, str] | None = None, *, before: str = "
     rows = rows.select_related("customer", "agent__user", "store").annotate(customer_email=Subquery(
         CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]))
     try:
-        return keyset.page(rows, field="last_message_at", before=before, after=after, size=size)
+        return keyset.page(rows, field="last_message_at", before=before, after=after, size=size,
+                           terms=roles.terms("messages_app.Conversation", user))
     except keyset.BadCursor as bad:
         raise BadFilter("cursor", str(bad)) from bad
 
