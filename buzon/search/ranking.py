@@ -254,7 +254,10 @@ def _pool(source: Source, window: Window, condition: str, condition_params: list
     if window.low:
         bounds.append("{id} >= %s")
         params.append(window.low)
-    limit = f"LIMIT {POOL}" if window.low is None else ""
+    # A window whose low end is known holds the POOL matches found by the round's first page; the
+    # margin only keeps the statement's shape (walk newest first, stop), which PostgreSQL's planner
+    # would otherwise trade for a hash join over every message.
+    limit = f"LIMIT {POOL if window.low is None else 4 * POOL}"
     name = source.name
     if sqlite:
         fts = source.table_name("sqlite")
@@ -293,12 +296,13 @@ def _pool(source: Source, window: Window, condition: str, condition_params: list
             scored = f"{name}_pool AS (SELECT id, cid, 1.0 AS score FROM {name}_newest)"  # nosec B608  # names from the SOURCES constants
         return [*read, newest, scored], [*read_params, match, *params, *condition_params, *field_params]
     document = source.table_name("postgresql")
-    where = " AND ".join([f"d.document @@ {_TSQUERY}", *(b.format(id="d.id") for b in bounds), condition])
+    where = " AND ".join([f"d.document @@ {_TSQUERY}", *(b.format(id="d.id") for b in bounds),
+                          *(b.format(id="src.id") for b in bounds), condition])
     # ts_rank (of the row alone: no statistics of the index) only for the rows kept.
     return ([f"{name}_pool AS MATERIALIZED (SELECT id, cid, ts_rank(document, {_TSQUERY})::float8 AS score FROM ("  # nosec B608  # names from the SOURCES constants; values are parameters
              f"SELECT d.id, src.{source.conversation} AS cid, d.document FROM {document} d "
              f"JOIN {source.table} src ON src.id = d.id WHERE {where} ORDER BY d.id DESC {limit}) newest)"],
-            [match, match, match, match, *params, *condition_params])
+            [match, match, match, match, *params, *params, *condition_params])
 
 
 #: The query of PostgreSQL's Spanish and English dictionaries, written where it is used so that the
