@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import floors, peers  # noqa: E402
 from bench.mailgen import MailGen, corpus_messages, distribution  # noqa: E402
 from bench.site import Site, cleanup_template, full, machine, write_results  # noqa: E402
+from buzon.core import run_plan  # noqa: E402
 from tests.support.certs import make_certs  # noqa: E402
 from tests.support.dovecot import Dovecot  # noqa: E402
 
@@ -106,7 +107,7 @@ def buzon(users: list[str], port: int, cafile: str, expected: int, timeout: floa
         site.admin()
         ids = _accounts(site, users, port)
         site.web()
-        site.worker()
+        site.workers()  # as `buzon run` starts them: a pipeline process per core
         marks = ",".join(str(i) for i in ids)
         started, epoch = time.perf_counter(), time.time()
         site.start("sync", "sync")
@@ -130,8 +131,11 @@ def buzon(users: list[str], port: int, cafile: str, expected: int, timeout: floa
         first, last = site.query("SELECT (julianday(MIN(received_at)) - 2440587.5) * 86400, "  # noqa: S608
                                  "(julianday(MAX(received_at)) - 2440587.5) * 86400 "
                                  f"FROM sync_rawmessage WHERE account_id IN ({marks})")[0]
+        # SQLite has one writer: the processes wait for it (busy_timeout), and a wait that ran out is logged
+        locked = sum(site.log(name).count("database is locked") for name in site.procs)
         return {"seconds": api_done, "committed": committed, "records": records, "walk": api_done - committed,
-                "raw_done": last - epoch, "raw_span": last - first}
+                "raw_done": last - epoch, "raw_span": last - first, "locked": locked,
+                "pipeline_processes": len([name for name in site.procs if name.startswith(("worker", "inbound"))])}
     finally:
         site.cleanup()
 
@@ -158,7 +162,8 @@ def one_network(where: str, users: list[str], port: int, cafile: str, work: Path
     b = buzon(users, port, cafile, n, timeout, corpus)
     print(f"  Buzón to the API: {n / b['seconds']:.0f} msg/s ({b['seconds']:.1f} s; records committed at "
           f"{b['committed']:.1f} s, API walk {b['walk']:.1f} s; last raw bytes stored at {b['raw_done']:.1f} s, "
-          f"{b['raw_span']:.1f} s after the first; {b['records']:.0f} records)",
+          f"{b['raw_span']:.1f} s after the first; {b['records']:.0f} records; {b['pipeline_processes']:.0f} worker "
+          f"processes; 'database is locked' {b['locked']:.0f} times in the logs)",
           flush=True)
     alone = sync_alone(users, port, cafile, n, timeout)
     print(f"  buzon sync alone (no worker), raw bytes stored: {n / alone:.0f} msg/s ({alone:.1f} s)", flush=True)
@@ -225,8 +230,9 @@ def main() -> None:
         dovecot.cleanup()
         cleanup_template()
         shutil.rmtree(work, ignore_errors=True)
-    notes = [f"mail: {described}", "Buzón: buzon web (1 worker), buzon worker, buzon sync, SQLite WAL "
-             "synchronous=NORMAL"]
+    notes = [f"mail: {described}", f"Buzón as `buzon run` starts it: buzon web ({run_plan.web_workers()} workers), "
+             f"{run_plan.inbound_workers()} buzon worker processes (one for every queue, the others the pipeline "
+             "only), buzon sync; SQLite WAL synchronous=NORMAL"]
     print("\n" + "\n".join(notes))
     print(f"machine: {machine()}")
     print(f"results: {write_results('download-corpus' if args.corpus else 'download', rows, notes)}")

@@ -22,6 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from buzon.core import run_plan  # noqa: E402
 from tests.support.live_run import run_env  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
@@ -101,7 +102,8 @@ class Site:
 
     def web(self) -> str:
         port = free_port()
-        self.start("web", "web", "--port", str(port), "--workers", "1")  # as `buzon run` starts it
+        # gunicorn workers as `buzon run` gives them (buzon.core.run_plan: BUZON_WEB_WORKERS, or per core)
+        self.start("web", "web", "--port", str(port))
         self.base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -113,14 +115,20 @@ class Site:
             time.sleep(0.2)
         raise RuntimeError(f"buzon web did not get ready: {self.log('web')[-2000:]}")
 
-    def worker(self, *args: str) -> subprocess.Popen[bytes]:
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        """The workers `buzon run` starts (buzon.core.run_plan): one for every queue, and one for the
+        pipeline alone per further core (BUZON_INBOUND_WORKERS)."""
+        return [self.worker(*args[1:], name=name) for name, args in run_plan.children("127.0.0.1", 0)
+                if args[0] == "worker"]
+
+    def worker(self, *args: str, name: str = "worker") -> subprocess.Popen[bytes]:
         """`buzon worker` as the site runs it; waits for its first heartbeat (then it polls its queue)."""
-        proc = self.start("worker", "worker", *args)
+        proc = self.start(name, "worker", *args)
         deadline = time.monotonic() + 90
         while not self.query("SELECT COUNT(*) FROM core_processheartbeat WHERE kind = 'worker' AND pid = ?",
                              (proc.pid,))[0][0]:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"buzon worker did not start: {self.log('worker')[-2000:]}")
+                raise RuntimeError(f"buzon worker did not start: {self.log(name)[-2000:]}")
             time.sleep(0.1)
         return proc
 
