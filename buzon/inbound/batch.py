@@ -32,6 +32,7 @@ from buzon.crm import records
 from buzon.crm.models import Customer, CustomerEmail
 from buzon.inbound import batch_lookups, batch_threads, cache
 from buzon.inbound.context import Context, Duplicate, Skip, StopPipeline
+from buzon.inbound.mail.parse import ParsedMail
 from buzon.inbound.pipeline import STEPS, TAKEN, WAITING, run_pipeline
 from buzon.inbound.reprocess import import_skipped_from
 from buzon.inbound.steps import assign, bounced, classify, customer, deduplicate, parse, route, store, thread
@@ -44,6 +45,8 @@ from buzon.sync.models import KEY_ONLY, RawMessage
 logger = logging.getLogger(__name__)
 
 CHUNK = 200
+#: A task carrying fewer messages than this is filled up to CHUNK with other waiting mail (run_queued).
+FILL_BELOW = 20
 #: Seconds spent per stage of the bulk path since the process started (bench/bench_pipeline.py prints them).
 STAGE_SECONDS: dict[str, float] = {}
 T = TypeVar("T")
@@ -59,11 +62,14 @@ def run_queued(raw_ids: Iterable[int]) -> Counter[str]:
     """A pipeline task's messages, with the other stored messages waiting for the pipeline.
 
     Under load most tasks carry one IDLE arrival, and a batch's fixed cost (tens of queries) is then
-    most of the work. So a task fills its first chunk up to CHUNK with the oldest stored messages no
-    one is processing (SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE transactions take one writer at
-    a time), and skips what another worker is processing or has processed since it was queued: that
-    work is done or being done, never twice. Only messages still waiting (stored, or skipped ones a
-    new customer brings back) are taken; ``run_batch`` (``buzon reprocess``) reruns anything."""
+    most of the work. So a task of fewer than FILL_BELOW messages fills its first chunk up to CHUNK
+    with the oldest stored messages no one is processing (SKIP LOCKED on PostgreSQL; SQLite's
+    IMMEDIATE transactions take one writer at a time), and skips what another worker is processing or
+    has processed since it was queued: that work is done or being done, never twice. A bigger task
+    (a sync chunk of a first download) is not filled: its fixed cost is shared already, and the
+    waiting mail is most likely other tasks' own, which other worker processes parse meanwhile.
+    Only messages still waiting (stored, or skipped ones a new customer brings back) are taken;
+    ``run_batch`` (``buzon reprocess``) reruns anything."""
     return _run(_waiting(list(dict.fromkeys(raw_ids))), room=CHUNK)
 
 
@@ -80,8 +86,8 @@ def _run(ids: list[int], room: int) -> Counter[str]:
         chunk, ids = ids[:CHUNK], ids[CHUNK:]
         claimed: list[int] = []
         try:
-            done, rest = _bulk(chunk, room=max(0, room - len(chunk)) if first else 0, queued=room > 0,
-                               claimed=claimed)
+            fill = max(0, room - len(chunk)) if first and len(chunk) < FILL_BELOW else 0
+            done, rest = _bulk(chunk, room=fill, queued=room > 0, claimed=claimed)
         except Exception:  # the chunk's transaction rolled back: every message goes the careful way
             logger.exception("bulk processing failed; processing %s messages one by one", len(claimed or chunk))
             done, rest = Counter(), (claimed or chunk)
@@ -128,13 +134,33 @@ class _Batch:
         self.outcomes[outcome] += 1
 
 
-def _parsed(raws: list[RawMessage], batch: _Batch) -> list[Context]:
+def _read_ahead(chunk: list[int]) -> dict[int, tuple[str, ParsedMail]]:
+    """The chunk's waiting messages parsed before the batch's transaction: parsing is most of a
+    batch's CPU, and on SQLite the transaction holds the database's one write lock (BEGIN IMMEDIATE)
+    from its start, so parsed inside it, the pipeline in a second worker process would wait for this
+    one's parsing instead of parsing its own chunk. Keyed by id, with the bytes' hash to match them
+    to the row claimed; one that fails is parsed again inside, where its reason is kept."""
+    if not chunk:
+        return {}
+    rows = RawMessage.objects.filter(pk__in=chunk, message__isnull=True, status__in=WAITING) \
+        .only("pk", "data", "truncated", "sha256")
+    ahead: dict[int, tuple[str, ParsedMail]] = {}
+    for raw in rows.iterator(chunk_size=50):
+        try:
+            ahead[raw.pk] = (raw.sha256, parse.read(raw))
+        except (StopPipeline, ValueError, LookupError, RecursionError):
+            continue
+    return ahead
+
+
+def _parsed(raws: list[RawMessage], batch: _Batch, ahead: dict[int, tuple[str, ParsedMail]]) -> list[Context]:
     contexts = []
     for raw in raws:
         ctx = Context(raw=raw, account=cache.account(raw.account_id), message=Message(direction=Direction.INCOMING),
                       own_addresses=cache.own_addresses())
+        sha256, mail = ahead.get(raw.pk, ("", None))
         try:
-            parse.run(ctx)
+            parse.run(ctx, mail if sha256 == raw.sha256 else None)
         except (StopPipeline, ValueError, LookupError, RecursionError):
             batch.rest.append(raw.pk)  # run_pipeline keeps it as unparseable, with the reason
             continue
@@ -392,12 +418,13 @@ def _bulk(chunk: list[int], *, room: int = 0, queued: bool = False,
     batch = _Batch()
     if not connection.features.can_return_rows_from_bulk_insert:
         return batch.outcomes, chunk  # bulk-created rows would have no ids to link to
+    ahead = _timed("parse", _read_ahead, chunk)
     with transaction.atomic():
         raws, rest = _claim(chunk, room, queued)
         if claimed is not None:
             claimed.extend(r.pk for r in raws)
         batch.rest.extend(rest)
-        parsed = _timed("parse", _parsed, raws, batch)
+        parsed = _timed("parse", _parsed, raws, batch, ahead)
         known = _timed("lookups", batch_lookups.prefetch, parsed)
         threads = _timed("thread", batch_threads.resolve, _timed("deduplicate+classify", _new_only, parsed, batch),
                          known, batch.copies)

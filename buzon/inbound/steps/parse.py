@@ -5,24 +5,31 @@ from __future__ import annotations
 from django.utils.translation import gettext_noop
 
 from buzon.inbound.context import Context, Unreadable
-from buzon.inbound.mail.parse import Unparseable, parse_bytes
+from buzon.inbound.mail.parse import ParsedMail, Unparseable, parse_bytes
 from buzon.messages.models import Direction
 from buzon.sync import truncate
+from buzon.sync.models import RawMessage
 
 NAME = "parse"
 
 
-def run(ctx: Context) -> None:
-    data = bytes(ctx.raw.data or b"")
-    if ctx.raw.truncated:  # the note naming what was left out is not the sender's text (sync.truncate)
+def read(raw: RawMessage) -> ParsedMail:
+    """The raw message's mail, parsed; raises Unreadable."""
+    data = bytes(raw.data or b"")
+    if raw.truncated:  # the note naming what was left out is not the sender's text (sync.truncate)
         data = truncate.without_note(data)
     try:
-        mail = parse_bytes(data)
+        return parse_bytes(data)
     except Unparseable as error:
         raise Unreadable(str(error)) from error
     except (RecursionError, MemoryError) as error:
         raise Unreadable(f"the message structure is too deep or too large to read ({type(error).__name__})") \
             from error
+
+
+def run(ctx: Context, mail: ParsedMail | None = None) -> None:
+    """`mail`: this raw message already parsed (buzon.inbound.batch parses outside its transaction)."""
+    mail = read(ctx.raw) if mail is None else mail
     ctx.parsed = mail
     message = ctx.message
     message.direction = Direction.INCOMING
