@@ -32,9 +32,15 @@ def moment(text: str) -> dt.datetime | None:
     """An ISO 8601 moment as a page or a client sends it back ("+" arrives as " " in a query), or
     None when it is not one, a well-formed but impossible date included (month 13)."""
     try:
-        return parse_datetime(str(text).strip().replace(" ", "+")) if str(text).strip() else None
-    except ValueError:
+        parsed = parse_datetime(str(text).strip().replace(" ", "+")) if str(text).strip() else None
+        # The database shifts an aware moment to UTC, and callers step a little back from it
+        # (live updates): a forged year 1 or 9999 must be refused here, not overflow there.
+        shifted = parsed.astimezone(dt.UTC) if parsed is not None and parsed.tzinfo is not None else parsed
+    except (ValueError, OverflowError):
         return None
+    if shifted is None or not dt.MINYEAR < shifted.year < dt.MAXYEAR:
+        return None
+    return parsed
 
 
 def number(text: Any) -> int | None:
