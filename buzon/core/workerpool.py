@@ -4,8 +4,11 @@ Each slot is the backend's own worker loop in a thread: django_tasks_db's Worker
 queue; each thread has its own database connection, closed between tasks as the loop does) or an
 RQ worker (buzon.core.rqworker.ThreadWorker; one of them runs RQ's scheduler for every queue the
 process serves). The main thread only takes signals and watches: SIGTERM or SIGINT lets each slot
-finish the task it runs and stop (a second one ends the process at once; the database backend's
-tasks left running are put back in the queue by the other workers, buzon.core.periodic); a slot
+finish the task it runs and stop. The same signal again ends the process at once (the database
+backend's tasks left running are put back in the queue by the other workers, buzon.core.periodic);
+the other one does not: Ctrl-C reaches every process of `buzon run` from the terminal, and then its
+supervisor's SIGTERM, one request by two roads. Once the slots have stopped, signals are ignored, so
+that none cuts short the heartbeat's goodbye at exit. A slot
 that dies ends the process with an error, so that `buzon run` or systemd starts it again rather
 than leaving a queue unserved.
 
@@ -90,12 +93,21 @@ class Pool:
     def __init__(self, slots: list[Slot]) -> None:
         self.slots = slots
         self.stopping = threading.Event()
+        self.first_signal: int | None = None
+        self.leaving = False
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.leaving:
+            return
         if self.stopping.is_set():
+            if signum != self.first_signal:
+                log.info("%s: already stopping", signal.strsignal(signum))
+                return
             log.warning("second %s: stopping now, tasks running are abandoned", signal.strsignal(signum))
+            self.leaving = True
             sys.exit(1)
         log.info("%s: finishing the tasks running, then stopping", signal.strsignal(signum))
+        self.first_signal = signum
         self._stop()
 
     def _stop(self) -> None:
@@ -120,4 +132,5 @@ class Pool:
                 self._stop()
         for slot in self.slots:
             slot.join()
+        self.leaving = True
         return code

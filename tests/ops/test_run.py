@@ -123,10 +123,41 @@ def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
         assert proc.wait(30) == 0
         _wait(lambda: not any(_alive(pid) for pid in tree), 10)
         assert not _healthy(port)
-        assert all(stopped is not None for _kind, stopped in _heartbeats(database))  # each said goodbye
+        silent = [(kind, pid) for kind, stopped, pid in _heartbeats(database, "kind, stopped_at, pid")
+                  if stopped is None]
+        assert not silent, f"no goodbye from {silent}:\n{(tmp_path / 'run.log').read_text(errors='replace')[-4000:]}"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+def test_a_worker_stopped_by_two_roads_finishes_its_work_and_says_goodbye(tmp_path):
+    """Ctrl-C reaches a worker from the terminal and then as its supervisor's SIGTERM: one request to
+    stop, not a second that abandons the tasks running. Signals that keep coming while it leaves
+    never cut short its goodbye."""
+    live_run.migrated(tmp_path)
+    env = live_run.run_env(tmp_path)
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "buzon.core.cli", "worker"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    database = tmp_path / "buzon.sqlite3"
+    try:
+        _wait(lambda: any(stats.get("worker_slots") for _pid, stats in _live(database, "worker")), 60)
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 1.5
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.01)
+        code = proc.wait(30)
+        text = (tmp_path / "worker.log").read_text(errors="replace")
+        assert code in (0, -signal.SIGTERM), text  # -SIGTERM: one that came as the interpreter finished
+        assert "abandoned" not in text and "Traceback" not in text, text
+        assert [stopped is not None for _kind, stopped in _heartbeats(database)] == [True], text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
             proc.wait(10)
         log.close()
 
