@@ -47,6 +47,18 @@ def _probe_reaches_test_servers() -> None:
     settings.PROBE_ALLOWED_PORTS = TestServerPorts(settings.PROBE_ALLOWED_PORTS)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing() -> None:
+    """Passwords set in tests are hashed with one PBKDF2 iteration (tests.support.quick_hasher);
+    those hashed at full strength still verify."""
+    from django.conf import settings
+    from django.contrib.auth import hashers
+
+    settings.PASSWORD_HASHERS = ["tests.support.quick_hasher.QuickPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
+
+
 @pytest.fixture(autouse=True)
 def _site_language() -> Iterator[None]:
     """Each test starts in the site's language. A request through Django's test client runs in the

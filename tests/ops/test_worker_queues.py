@@ -28,7 +28,8 @@ from tests.support.smtpd import SlowHandler, SMTPServer
 from tests.sync.helpers import make_mail, wait_for
 from tests.sync.procs import buzon, buzon_env, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The Redis cases share one Redis database (14) that each empties first: one xdist worker runs them all.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("redis-db-14")]
 
 RELAY_S = 8.0  # the slow relay's time per message
 RECORD_WITHIN_S = 2.0  # stored → record, while the relay holds outbound

@@ -19,7 +19,8 @@ from rq.job import Job
 
 from tests.support import live_run
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+# Its tests share one Redis database (15) that each empties first: one xdist worker runs them all.
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.xdist_group("redis-db-15")]
 
 ROOT = Path(__file__).resolve().parents[2]
 _DEFER = """
