@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Model, Q, QuerySet
+from django.db.models import CharField, Exists, Model, Q, QuerySet, Value
 
 from buzon.crm.models import Agent, AgentGroup, Store
 
@@ -93,19 +93,24 @@ def is_admin(user: Any) -> bool:
 
 
 def agent_of(user: Any) -> Agent | None:
-    """The user's Agent row (cached on the user object for the request)."""
+    """The user's Agent row, and whether they supervise, in one query cached on the user object for
+    the request; ``user.agent`` (templates) reads the same row."""
     if user is None or not user.is_authenticated:
         return None
     if not hasattr(user, "_buzon_agent"):
-        user._buzon_agent = Agent.objects.filter(user_id=user.pk).first()
+        agent = (Agent.objects.filter(user_id=user.pk)
+                 .annotate(supervises=Exists(user.groups.filter(name=SUPERVISOR_GROUP))).first())
+        user._buzon_agent = agent
+        user._buzon_supervisor = bool(agent and agent.supervises)  # type: ignore[attr-defined]
+        Agent._meta.get_field("user").remote_field.set_cached_value(user, agent)
+        if agent is not None:
+            Agent._meta.get_field("user").set_cached_value(agent, user)
     return user._buzon_agent  # type: ignore[no-any-return]
 
 
 def is_supervisor(user: Any) -> bool:
     if agent_of(user) is None:
         return False
-    if not hasattr(user, "_buzon_supervisor"):
-        user._buzon_supervisor = user.groups.filter(name=SUPERVISOR_GROUP).exists()
     return bool(user._buzon_supervisor)
 
 
@@ -118,23 +123,33 @@ def role(user: Any) -> str:
     return "agent" if user is not None and user.is_authenticated and user.is_active else ""
 
 
+def _memberships(user: Any) -> None:
+    """The user's stores and agent groups, in one query cached on the user object for the request."""
+    if hasattr(user, "_buzon_store_ids"):
+        return
+    agent = agent_of(user)
+    rows: list[tuple[int, str]] = []
+    if agent is not None:
+        stores = agent.stores.order_by().values_list("pk", Value("s", output_field=CharField()))
+        groups = agent.groups.order_by().values_list("pk", Value("g", output_field=CharField()))
+        rows = list(stores.union(groups, all=True))
+    user._buzon_store_ids = frozenset(pk for pk, kind in rows if kind == "s")
+    user._buzon_group_ids = frozenset(pk for pk, kind in rows if kind == "g")
+
+
 def store_ids(user: Any) -> set[int]:
     """The user's stores (cached on the user object for the request, like agent_of)."""
-    agent = agent_of(user)
-    if agent is None:
+    if agent_of(user) is None:
         return set()
-    if not hasattr(user, "_buzon_store_ids"):
-        user._buzon_store_ids = frozenset(agent.stores.values_list("pk", flat=True))
+    _memberships(user)
     return set(user._buzon_store_ids)
 
 
 def group_ids(user: Any) -> set[int]:
     """The user's agent groups (cached on the user object for the request, like store_ids)."""
-    agent = agent_of(user)
-    if agent is None:
+    if agent_of(user) is None:
         return set()
-    if not hasattr(user, "_buzon_group_ids"):
-        user._buzon_group_ids = frozenset(agent.groups.values_list("pk", flat=True))
+    _memberships(user)
     return set(user._buzon_group_ids)
 
 

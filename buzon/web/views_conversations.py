@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from buzon.crm import notifications, roles
+from buzon.crm import roles
 from buzon.crm.models import Agent
 from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
 from buzon.messages.conversations import Conversation, ConversationStatus
@@ -66,7 +66,6 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         "customer": (roles.visible_customers(request.user).filter(pk=chosen["customer"]).first()
                      if chosen["customer"].isdigit() else None),
         "filtered": any(chosen.values()),
-        "bell_unread": notifications.unread_count(request.user),
         "breadcrumbs": [(_("Inbox"), None)],
     })
 

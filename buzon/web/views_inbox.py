@@ -76,7 +76,6 @@ def inbox(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(f"cursor: {bad}")
     return render(request, "web/inbox/list.html", {
         "found": found, "chosen": chosen, "stores": roles.visible_stores(request.user),
-        "bell_unread": notifications.unread_count(request.user),
         "statuses": INCOMING_STATUSES,
         "breadcrumbs": [(_("Messages"), None)],
     })

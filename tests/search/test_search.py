@@ -145,6 +145,19 @@ def test_a_page_costs_a_constant_number_of_queries(world: World, django_assert_m
         assert len(_api(client, "garantia")["results"]) == 20
 
 
+@pytest.mark.parametrize("role", ["agent_a", "supervisor_a", "admin"])
+def test_the_inbox_page_and_its_search_take_at_most_15_queries_for_every_role(world: World, role: str,
+                                                                              django_assert_max_num_queries):
+    """Everything around the list (session, second factor, role, filters, the bell) is asked once."""
+    for i in range(3):
+        _receive(world, subject=f"Garantía {i}", body="la garantía del producto")
+    client = world.client(role)
+    client.get("/conversations/", {"q": "garantia"})  # warm: sessions, caches
+    for params in ({}, {"q": "garantia"}):
+        with django_assert_max_num_queries(15):
+            assert client.get("/conversations/", params).status_code == 200
+
+
 def test_edits_renames_attachments_and_deletions_keep_the_index_current(world: World):
     message = _receive(world, subject="Consulta", body="texto original")
     conversation = message.conversation_id

@@ -13,9 +13,12 @@ register = template.Library()
 
 @register.simple_tag(takes_context=True)
 def unread_notifications(context: template.Context) -> int:
-    """The signed-in user's unread notifications: one COUNT per page, none for anonymous pages."""
+    """The signed-in user's unread notifications: one COUNT per page (kept on the request for the
+    layout's other uses), none for anonymous pages."""
     request: Any = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return 0
-    return notifications.unread_count(user)
+    if not hasattr(request, "_buzon_unread"):
+        request._buzon_unread = notifications.unread_count(user)
+    return int(request._buzon_unread)
