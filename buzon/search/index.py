@@ -26,9 +26,11 @@ def supported(connection: Any = None) -> bool:
     return (connection or default_connection).vendor in ("sqlite", "postgresql")
 
 
-def fill(source: Source, connection: Any = None, *, progress: Callable[[int], None] | None = None) -> int:
-    """Index every row of ``source`` again, in batches of ids (rows written meanwhile are indexed
-    by the triggers; an entry written twice is replaced). Returns the number of rows indexed."""
+def fill(source: Source, connection: Any = None, *, progress: Callable[[int], None] | None = None,
+         after: int = 0, until: int | None = None) -> int:
+    """Index every row of ``source`` again (those with ids in ``(after, until]``, by default all), in
+    batches of ids (rows written meanwhile are indexed by the triggers; an entry written twice is
+    replaced). Returns the number of rows indexed."""
     connection = connection or default_connection
     vendor = connection.vendor
     table = source.table_name(vendor)
@@ -40,13 +42,15 @@ def fill(source: Source, connection: Any = None, *, progress: Callable[[int], No
         insert = (f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "  # nosec B608
                   f"FROM search_{source.name}_source WHERE id > %s AND id <= %s "
                   "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document")
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT max(id) FROM {source.table}")  # nosec B608
-        top = cursor.fetchone()[0] or 0
-    done, low = 0, 0
+    top = until
+    if top is None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT max(id) FROM {source.table}")  # nosec B608
+            top = cursor.fetchone()[0] or 0
+    done, low = 0, after
     while low < top:
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute(insert, [low, low + BATCH])
+            cursor.execute(insert, [low, min(top, low + BATCH)])
             done += max(cursor.rowcount, 0)
         low += BATCH
         if progress is not None:
