@@ -21,8 +21,11 @@ def notify(user: Any, kind: str, key: str, text: str, url: str = "") -> Notifica
         return None
 
 
-def unread_count(user: Any) -> int:
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+def unread_count(user: Any, *, up_to: int | None = None) -> int:
+    """The user's unread notifications; with ``up_to``, counted no further than that (the bell on
+    every page shows "99+" rather than read all of someone's unread history)."""
+    rows = Notification.objects.filter(user=user, read_at__isnull=True)
+    return (rows[:up_to] if up_to is not None else rows).count()
 
 
 def mark_read(user: Any, ids: list[int] | None = None) -> int:

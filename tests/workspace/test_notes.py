@@ -180,3 +180,21 @@ def test_notes_follow_a_merge(world: World):
     assert note.conversation_id == into.pk
     body = world.client("agent_a").get(f"/conversations/{into.pk}/").content.decode()
     assert "nota de la otra" in body
+
+
+def test_the_bell_counts_up_to_99_and_then_says_more_in_the_readers_language(world: World):
+    user = world.users["agent_a"]
+    Notification.objects.filter(user=user).delete()
+    Notification.objects.bulk_create([Notification(user=user, kind="new_email", text=f"n{i}", url="/inbox/",
+                                                   key=f"bell-{i}") for i in range(99)])
+    client = world.client("agent_a")
+    page = client.get("/conversations/").content.decode()
+    assert 'id="bell-count">99<' in page and "99 unread notifications" in page
+    Notification.objects.bulk_create([Notification(user=user, kind="new_email", text=f"m{i}", url="/inbox/",
+                                                   key=f"bell-more-{i}") for i in range(150)])
+    page = client.get("/conversations/").content.decode()
+    assert 'id="bell-count">99+<' in page and "More than 99 unread notifications" in page
+    page = client.get("/conversations/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Más de 99 notificaciones sin leer" in page
+    # the list of them and the API still count them all
+    assert client.get("/api/v1/notifications/unread-count/").json() == {"unread": 249}
