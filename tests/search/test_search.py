@@ -148,13 +148,15 @@ def test_a_page_costs_a_constant_number_of_queries(world: World, django_assert_m
 @pytest.mark.parametrize("role", ["agent_a", "supervisor_a", "admin"])
 def test_the_inbox_page_and_its_search_take_at_most_15_queries_for_every_role(world: World, role: str,
                                                                               django_assert_max_num_queries):
-    """Everything around the list (session, second factor, role, filters, the bell) is asked once."""
+    """Everything around the list (session, second factor, role, filters, the bell) is asked once.
+    PostgreSQL asks one more for a search: whether the words are rare (buzon.search.ranking)."""
+    most = 15 + (1 if connection.vendor == "postgresql" else 0)
     for i in range(3):
         _receive(world, subject=f"Garantía {i}", body="la garantía del producto")
     client = world.client(role)
     client.get("/conversations/", {"q": "garantia"})  # warm: sessions, caches
     for params in ({}, {"q": "garantia"}):
-        with django_assert_max_num_queries(15):
+        with django_assert_max_num_queries(most if params else 15):
             assert client.get("/conversations/", params).status_code == 200
 
 
