@@ -28,8 +28,8 @@ from tests.support.smtpd import SlowHandler, SMTPServer
 from tests.sync.helpers import make_mail, wait_for
 from tests.sync.procs import buzon, buzon_env, stop
 
-# The Redis cases share one Redis database (14) that each empties first: one xdist worker runs them all.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("redis-db-14")]
+# The Redis cases use Redis databases 13 and 14, each emptied first: one xdist worker runs them all.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("redis-dbs-13-14")]
 
 RELAY_S = 8.0  # the slow relay's time per message
 RECORD_WITHIN_S = 2.0  # stored → record, while the relay holds outbound
@@ -44,6 +44,10 @@ def slow_relay(test_certs) -> Iterator[SMTPServer]:
     server.stop()
 
 
+REDIS_DBS = {"test_a_slow_relay_does_not_hold_up_incoming_mail": 14,
+             "test_a_worker_on_the_outbound_queue_never_runs_the_pipeline": 13}
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment of a worker on this test's database, with this process queueing where it reads."""
@@ -51,7 +55,9 @@ def backend(request: pytest.FixtureRequest, settings: Any, tmp_path: Path) -> It
     assert connection.vendor == "sqlite" and Path(name).is_file(), "a database file both processes open"
     extra = {"BUZON_HEARTBEAT": "1", "BUZON_TASKS": request.param}
     if request.param == "rq":
-        url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + "/14"  # this test's own database
+        # each test its own Redis database, that no other test of the suite uses
+        number = REDIS_DBS[request.node.originalname]
+        url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + f"/{number}"
         redis.Redis.from_url(url).flushdb()
         extra["REDIS_URL"] = url
         settings.TASK_BACKEND_NAME, settings.REDIS_URL = "rq", url
