@@ -84,19 +84,10 @@ def main() -> None:
     clear_url_caches()
     logging.disable(logging.INFO)  # sign-in lines of each client
     call_command("migrate", verbosity=0, interactive=False)
-    held = Message.objects.count()
-    if held >= args.messages:
-        print(f"database: {connection.vendor}; searching the {held:,} messages it holds", flush=True)
-    elif held:
-        raise SystemExit(f"The database holds {held:,} messages, fewer than --messages: give an empty one.")
-    else:
-        print(f"database: {connection.vendor}; seeding {args.messages:,} messages...", flush=True)
-        data = site.seed(args.messages, random.Random(7))
-        print(f"seeded in {data.seconds:,.0f} s ({data.messages / data.seconds:,.0f} messages/s, indexed for "
-              "search)", flush=True)
+    if site.seed_unless_held(args.messages, random.Random(7)) is not None:
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
-        held = data.messages
+    held = Message.objects.count()
     print(f"indexing one message (the engine's work on its text): {index_cost():.2f} ms", flush=True)
     store = Store.objects.order_by("pk").first()
     assert store is not None

@@ -252,11 +252,11 @@ def _few_matches(windows: Sequence[Window], match: str) -> dict[str, list[int]]:
     primary key backwards through every entry looking for 500 (2 s). Asked for at most SCAN + 1
     matches in any order, it reads a rare word's few from the GIN index in a millisecond, and stops
     after SCAN + 1 entries of a common word (20-40 ms), whose walk is then fast."""
+    asked = [(source, window) for source, window in zip(SOURCES, windows, strict=True)
+             if not window.low and window.top != 0]
     parts: list[str] = []
     params: list[Any] = []
-    for source, window in zip(SOURCES, windows, strict=True):
-        if window.low or window.top == 0:
-            continue
+    for source, window in asked:
         top = "" if window.top is None else "AND id < %s"
         parts.append(f"(SELECT '{source.name}' AS source, id FROM {source.table_name('postgresql')} "  # nosec B608  # names from the SOURCES constants; values are parameters
                      f"WHERE document @@ {_TSQUERY} {top} LIMIT {SCAN + 1})")
@@ -268,8 +268,8 @@ def _few_matches(windows: Sequence[Window], match: str) -> dict[str, list[int]]:
         cursor.execute(" UNION ALL ".join(parts), params)
         for name, pk in cursor.fetchall():
             found.setdefault(name, []).append(pk)
-    return {source.name: found.get(source.name, []) for source, window in zip(SOURCES, windows, strict=True)
-            if not (window.low or window.top == 0) and len(found.get(source.name, [])) <= SCAN}
+    return {source.name: found.get(source.name, []) for source, _ in asked
+            if len(found.get(source.name, [])) <= SCAN}
 
 
 def _pool(source: Source, window: Window, condition: str, condition_params: list[Any], match: str,

@@ -16,11 +16,9 @@ BELL_CAP = 100
 @register.simple_tag(takes_context=True)
 def unread_notifications(context: template.Context) -> int:
     """The signed-in user's unread notifications, up to BELL_CAP (the bell shows "99+" beyond 99): one
-    bounded COUNT per page (kept on the request for the layout's other uses), none for anonymous pages."""
+    bounded COUNT per page, none for anonymous pages."""
     request: Any = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return 0
-    if not hasattr(request, "_buzon_unread"):
-        request._buzon_unread = notifications.unread_count(user, up_to=BELL_CAP)
-    return int(request._buzon_unread)
+    return notifications.unread_count(user, up_to=BELL_CAP)
