@@ -52,6 +52,14 @@ def _buzon(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/healthz", timeout=2) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def test_run_on_another_port_writes_links_its_web_process_answers(tmp_path: Path, test_certs: Any) -> None:
     sink = SMTPServer(test_certs, mode="plain", require_auth=False).start()
     env = _env(tmp_path)
@@ -74,6 +82,9 @@ def test_run_on_another_port_writes_links_its_web_process_answers(tmp_path: Path
             assert pixel is not None
             for link in (unsubscribe.group(1), pixel.group(1)):
                 assert link.startswith(f"http://localhost:{port}/"), link
+            # The worker may send before the web process listens (they start side by side).
+            while not _answers(port) and time.monotonic() < deadline:
+                time.sleep(0.3)
             with urllib.request.urlopen(pixel.group(1), timeout=20) as response:  # noqa: S310
                 assert response.status == 200 and response.headers["Content-Type"] == "image/gif"
             one_click = urllib.request.Request(unsubscribe.group(1), data=b"List-Unsubscribe=One-Click",
