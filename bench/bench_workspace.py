@@ -55,6 +55,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.decorators import login_required  # noqa: E402
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, make_password  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.contrib.contenttypes.models import ContentType  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -67,9 +68,9 @@ from django.urls import clear_url_caches, include, path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from buzon.core.housekeeping import optimize_database  # noqa: E402
-from buzon.crm.models import Agent, Customer, CustomerEmail, Notification, Store, Ticket  # noqa: E402
+from buzon.crm.models import Agent, Customer, CustomerEmail, JobApplicant, Notification, Store, Ticket  # noqa: E402
 from buzon.crm.roles import SUPERVISOR_GROUP  # noqa: E402
-from buzon.mailboxes.models import EmailAccount  # noqa: E402
+from buzon.mailboxes.models import AuditEntry, EmailAccount  # noqa: E402
 from buzon.messages.conversations import SNIPPET_LENGTH, Conversation  # noqa: E402
 from buzon.messages.models import Message  # noqa: E402
 from buzon.search import index as search_index  # noqa: E402
@@ -380,6 +381,27 @@ def _seed(total: int, rng: random.Random) -> Seeded:
     return out
 
 
+def other_lists(total: int, stores: list[Store], rng: random.Random) -> None:
+    """What the other lists hold at this volume, unless there: a job applicant and an audit entry
+    (settings changed over the years) per 100 messages, applicants spread over the stores."""
+    now, n = timezone.now(), total // 100
+    if not JobApplicant.objects.exists():
+        applicants = JobApplicant.objects.bulk_create([
+            JobApplicant(name=f"Candidata {i}", email=f"candidata{i}@correo.example", subject="Dependienta",
+                         store=stores[i % len(stores)]) for i in range(n)], batch_size=2000)
+        for i, row in enumerate(applicants):  # auto_now_add wrote "now": spread them over the years
+            row.created_at = now - dt.timedelta(minutes=(n - i) * 60 + rng.randrange(30))
+        JobApplicant.objects.bulk_update(applicants, ["created_at"], batch_size=1000)
+    if not AuditEntry.objects.exists():
+        entries = AuditEntry.objects.bulk_create([
+            AuditEntry(actor_name="bench-admin", action="changed", target_type=rng.choice(["account", "store", "user"]),
+                       target_id=rng.randrange(1, 1000), target_label=f"Ajuste {i}",
+                       changes=[{"field": "name", "old": "a", "new": "b"}]) for i in range(n)], batch_size=2000)
+        for i, entry in enumerate(entries):
+            entry.at = now - dt.timedelta(minutes=(n - i) * 60 + rng.randrange(30))
+        AuditEntry.objects.bulk_update(entries, ["at"], batch_size=1000)
+
+
 def notify(users: list[User], per_user: int, rng: random.Random) -> None:
     now = timezone.now()
     for user in users:
@@ -508,8 +530,12 @@ def main() -> None:
     admin = User.objects.filter(username="bench-admin").first() or User.objects.create_user(
         "bench-admin", is_staff=True, is_superuser=True)
     supervisor, agent = data.supervisors[store.pk], data.agents[store.pk][0]
+    # People sign in with a password of their own: one without it is an invitation not yet taken,
+    # which Buzón checks on every request (buzon.core.invitations).
+    User.objects.filter(password__startswith=UNUSABLE_PASSWORD_PREFIX).update(password=make_password("x" * 16))
     if not Notification.objects.filter(user=agent.user).exists():
         notify([admin, supervisor.user, agent.user], min(5000, max(200, args.messages // 200)), rng)
+    other_lists(args.messages, data.stores, rng)
     if held:
         pass  # statistics gathered when it was seeded (and by autovacuum or the housekeeping job since)
     elif not args.no_analyze:
@@ -523,7 +549,7 @@ def main() -> None:
 
     conv, msg = Conversation._meta.db_table, Message._meta.db_table
     cust, tick, note = Customer._meta.db_table, Ticket._meta.db_table, Notification._meta.db_table
-    acct = EmailAccount._meta.db_table
+    acct, appl, audit = EmailAccount._meta.db_table, JobApplicant._meta.db_table, AuditEntry._meta.db_table
     some_account = data.accounts[store.pk][0]
     busy_customer = (Conversation.objects.filter(store=store).values("customer_id")
                      .annotate(n=Count("id")).order_by("-n").first() or {})["customer_id"]
@@ -629,6 +655,20 @@ def main() -> None:
         run("/tickets/", role, "/tickets/", union_newest(tick, "updated_at", cb, 50))  # last changed first
         run("/notifications/", role, "/notifications/",
             union_newest(note, "created_at", [("user_id = %s", [user.pk])], 50))
+        sb = [("", [])] if me is None else [("store_id = %s", [store.pk])]
+        run("/job-applicants/", role, "/job-applicants/", union_newest(appl, "created_at", sb, 50))
+        run("/api/v1/customers/", role, "/api/v1/customers/", union_newest(cust, "created_at", cb, 100), "json")
+        run("/api/v1/tickets/", role, "/api/v1/tickets/", union_newest(tick, "updated_at", cb, 100), "json")
+        run("/api/v1/job-applicants/", role, "/api/v1/job-applicants/", union_newest(appl, "created_at", sb, 100),
+            "json")
+        run("/api/v1/notifications/", role, "/api/v1/notifications/",
+            union_newest(note, "created_at", [("user_id = %s", [user.pk])], 100), "json")
+        run("/api/v1/email-accounts/", role, "/api/v1/email-accounts/",
+            (f"SELECT id FROM {acct}" + ("" if me is None else " WHERE store_id = %s") + " ORDER BY email_address, id"
+             " LIMIT 100", [] if me is None else [store.pk]), "json")
+        if me is None:  # the audit log is the administrators' (a 403 for the others, tested)
+            run("/settings/audit/", role, "/settings/audit/", newest(audit, "at", "", [], 50))
+            run("/api/v1/audit/", role, "/api/v1/audit/", newest(audit, "at", "", [], 100), "json")
         run("/settings/email/accounts/", role, "/settings/email/accounts/",
             (f"SELECT id FROM {acct}" + ("" if me is None else " WHERE store_id = %s") + " ORDER BY email_address"
              " LIMIT 50", [] if me is None else [store.pk]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -47,7 +48,8 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
     def get_record(self, row: Conversation) -> dict[str, Any] | None:
         if not row.record_id or not row.record_type_id:
             return None
-        return {"type": row.record_type.model if row.record_type else "", "id": row.record_id}
+        kind = ContentType.objects.get_for_id(row.record_type_id)  # the process's cache: no query per row
+        return {"type": kind.model, "id": row.record_id}
 
 
 class ThreadMessageSerializer(serializers.ModelSerializer[Message]):

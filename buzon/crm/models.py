@@ -102,8 +102,10 @@ class Customer(models.Model):
                    models.Index(fields=["agent", "-created_at", "-id"], name="customer_agent_created")]
 
     def __str__(self) -> str:
+        if self.name:
+            return self.name
         first = self.emails.first()
-        return self.name or (first.address if first else f"#{self.pk}")
+        return first.address if first else f"#{self.pk}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Saving a customer into another store moves its addresses with it (CustomerEmail.store)."""

@@ -33,7 +33,9 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import CharField, Exists, Model, Q, QuerySet, Value
+from django.db import connection
+from django.db.models import Exists, Model, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from buzon.crm.models import Agent, AgentGroup, Store
 
@@ -99,13 +101,31 @@ def agent_of(user: Any) -> Agent | None:
         return None
     if not hasattr(user, "_buzon_agent"):
         agent = (Agent.objects.filter(user_id=user.pk)
-                 .annotate(supervises=Exists(user.groups.filter(name=SUPERVISOR_GROUP))).first())
+                 .annotate(supervises=Exists(user.groups.filter(name=SUPERVISOR_GROUP)),
+                           store_list=_id_list("stores"), group_list=_id_list("groups")).first())
         user._buzon_agent = agent
         user._buzon_supervisor = bool(agent and agent.supervises)  # type: ignore[attr-defined]
+        if agent is not None:  # their stores and groups (_memberships), read in the same query
+            user._buzon_store_ids = _ids(agent.store_list)  # type: ignore[attr-defined]
+            user._buzon_group_ids = _ids(agent.group_list)  # type: ignore[attr-defined]
         Agent._meta.get_field("user").remote_field.set_cached_value(user, agent)
         if agent is not None:
             Agent._meta.get_field("user").set_cached_value(agent, user)
     return user._buzon_agent  # type: ignore[no-any-return]
+
+
+def _id_list(field: str) -> RawSQL:
+    """The ids an agent's many-to-many ``field`` holds, as one comma-separated text (a subquery of
+    the agent row: its stores and groups come with it, not in a query of their own)."""
+    through = Agent._meta.get_field(field).remote_field.through  # type: ignore[union-attr]
+    own = through._meta.get_field("agent").column
+    other = next(f.column for f in through._meta.concrete_fields if f.is_relation and f.column != own)
+    joined = f"group_concat({other})" if connection.vendor == "sqlite" else f"string_agg({other}::text, ',')"
+    return RawSQL(f"SELECT {joined} FROM {through._meta.db_table} WHERE {own} = {Agent._meta.db_table}.id", ())  # noqa: S611,S608  # nosec B611 B608  # model names only
+
+
+def _ids(text: str | None) -> frozenset[int]:
+    return frozenset(int(pk) for pk in (text or "").split(",") if pk)
 
 
 def is_supervisor(user: Any) -> bool:
@@ -123,33 +143,17 @@ def role(user: Any) -> str:
     return "agent" if user is not None and user.is_authenticated and user.is_active else ""
 
 
-def _memberships(user: Any) -> None:
-    """The user's stores and agent groups, in one query cached on the user object for the request."""
-    if hasattr(user, "_buzon_store_ids"):
-        return
-    agent = agent_of(user)
-    rows: list[tuple[int, str]] = []
-    if agent is not None:
-        stores = agent.stores.order_by().values_list("pk", Value("s", output_field=CharField()))
-        groups = agent.groups.order_by().values_list("pk", Value("g", output_field=CharField()))
-        rows = list(stores.union(groups, all=True))
-    user._buzon_store_ids = frozenset(pk for pk, kind in rows if kind == "s")
-    user._buzon_group_ids = frozenset(pk for pk, kind in rows if kind == "g")
-
-
 def store_ids(user: Any) -> set[int]:
-    """The user's stores (cached on the user object for the request, like agent_of)."""
+    """The user's stores (read with their agent row by agent_of, cached on the user for the request)."""
     if agent_of(user) is None:
         return set()
-    _memberships(user)
     return set(user._buzon_store_ids)
 
 
 def group_ids(user: Any) -> set[int]:
-    """The user's agent groups (cached on the user object for the request, like store_ids)."""
+    """The user's agent groups (read and cached with their stores)."""
     if agent_of(user) is None:
         return set()
-    _memberships(user)
     return set(user._buzon_group_ids)
 
 

@@ -61,8 +61,7 @@ def find(conversations: QuerySet[Any], text: str, *, cursor: str = "", limit: in
     if not terms:
         return Found([], None, terms)
     hits, after = ranking.page(terms, conversations, position, limit)
-    rows = index.source_rows(hits)
-    stems = index.stems(terms)
+    rows, stems = index.source_rows(hits, terms)
     results = []
     for hit in hits:
         row = rows.get((hit.source, hit.id), {})

@@ -82,30 +82,42 @@ def rebuild(*, progress: Callable[[str, int], None] | None = None) -> dict[str, 
     return counts
 
 
-def source_rows(hits: Sequence[Hit]) -> dict[tuple[str, int], dict[str, str]]:
-    """The text columns of each hit's row (from its source's view): what its snippet is cut from.
-    One query per source that has hits."""
-    found: dict[tuple[str, int], dict[str, str]] = {}
-    for source in SOURCES:
-        ids = [hit.id for hit in hits if hit.source == source.name]
-        if not ids:
-            continue
+Rows = dict[tuple[str, int], dict[str, str]]
+
+
+def source_rows(hits: Sequence[Hit], terms: Sequence[Term] = ()) -> tuple[Rows, tuple[str, ...]]:
+    """The text columns of each hit's row (from its source's view), what its snippet is cut from, and
+    on PostgreSQL the Spanish and English stems of the query's words (so highlighting marks
+    "facturas" found by "factura"; SQLite matches words as typed): one statement, none without hits."""
+    asked = [(source, [hit.id for hit in hits if hit.source == source.name]) for source in SOURCES]
+    asked = [(source, ids) for source, ids in asked if ids]
+    if not asked:
+        return {}, ()
+    width = max(len(source.names) for source in SOURCES)
+    postgres = default_connection.vendor == "postgresql"
+    parts: list[str] = []
+    params: list[Any] = []
+    for source, ids in asked:
+        padding = ["NULL"] * (width - len(source.names))
         marks = ", ".join(["%s"] * len(ids))
-        with default_connection.cursor() as cursor:
-            cursor.execute(f"SELECT id, {', '.join(source.names)} FROM search_{source.name}_source "  # nosec B608
-                           f"WHERE id IN ({marks})", ids)
-            for row in cursor.fetchall():
-                found[(source.name, int(row[0]))] = dict(zip(source.names, (v or "" for v in row[1:]), strict=True))
-    return found
-
-
-def stems(terms: Sequence[Term]) -> tuple[str, ...]:
-    """PostgreSQL's Spanish and English stems of the query's words (so highlighting marks "facturas"
-    found by "factura"); none elsewhere (SQLite matches words as typed)."""
-    if default_connection.vendor != "postgresql" or not terms:
-        return ()
+        parts.append(f"SELECT '{source.name}', id, {', '.join([*source.names, *padding])} "  # nosec B608
+                     f"FROM search_{source.name}_source WHERE id IN ({marks})")
+        params += ids
     text = " ".join(w for t in terms for w in t.words)
+    if postgres and text:
+        padding = ["NULL"] * (width - 1)
+        parts.append("SELECT '#stems', NULL, array_to_string(tsvector_to_array(to_tsvector('spanish', "
+                     f"search_fold(%s)) || to_tsvector('english', search_fold(%s))), ' '), {', '.join(padding)}")
+        params += [text, text]
+    found: Rows = {}
+    stems: tuple[str, ...] = ()
+    names = {source.name: source.names for source in SOURCES}
     with default_connection.cursor() as cursor:
-        cursor.execute("SELECT tsvector_to_array(to_tsvector('spanish', search_fold(%s)) "
-                       "|| to_tsvector('english', search_fold(%s)))", [text, text])
-        return tuple(cursor.fetchone()[0] or ())
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for name, pk, *values in cursor.fetchall():
+            if name == "#stems":
+                stems = tuple((values[0] or "").split())
+                continue
+            columns = names[name]
+            found[(name, int(pk))] = dict(zip(columns, (v or "" for v in values[:len(columns)]), strict=True))
+    return found, stems

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from buzon.crm import roles
-from buzon.crm.models import Agent
+from buzon.crm.models import Agent, CustomerEmail
 from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
@@ -63,17 +64,22 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         "stores": stores, "statuses": ConversationStatus.choices,
         **account_choices(request.user, chosen=chosen["account"], store=chosen["store"]),
         "agents": agents, "me": roles.agent_of(request.user),
-        "customer": (roles.visible_customers(request.user).filter(pk=chosen["customer"]).first()
-                     if chosen["customer"].isdigit() else None),
+        "customer": (roles.visible_customers(request.user).filter(pk=chosen["customer"]).annotate(
+            first_email=Subquery(CustomerEmail.objects.filter(customer=OuterRef("pk")).order_by("pk").values(
+                "address")[:1])).first() if chosen["customer"].isdigit() else None),
         "filtered": any(chosen.values()),
         "breadcrumbs": [(_("Inbox"), None)],
     })
 
 
+#: Messages a conversation page shows (its oldest; a longer thread is rare and read elsewhere).
+THREAD_SHOWN = 500
+
+
 def _thread(request: HttpRequest, conversation_pk: int, show_images: bool) -> list[dict[str, object]]:
     rows = Message.objects.filter(conversation_id=conversation_pk).order_by("created_at", "id")
     shown = []
-    for message in rows.prefetch_related("attachments")[:500]:
+    for message in rows.prefetch_related("attachments")[:THREAD_SHOWN]:
         attachments = list(message.attachments.all())
         html = _safe_html(message, show_images) if message.html else ""
         blocked = bool(message.html) and html != message.html
@@ -107,7 +113,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(reverse("web:conversation", args=[conversation.merged_into_id]))
     show_images = request.GET.get("images") == "1"
     thread = _thread(request, conversation.pk, show_images)
-    actions.do_mark_read(request.user, conversation.pk)
+    actions.mark_opened(request.user, conversation)
     response = render(request, "web/conversations/detail.html", {
         "conversation": conversation, "thread": thread, "show_images": show_images,
         "timeline": _timeline(thread, conversation.pk), "note_text": request.session.pop(f"note-{conversation.pk}", ""),
@@ -117,7 +123,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "statuses": ConversationStatus.choices, "agents": actions.assignable_agents(conversation),
         "events": history.described(conversation.events.select_related("actor")[:100]),
         "merge_candidates": reads.merge_candidates(request.user, conversation),
-        "reply_all_cc": _reply_all_cc(conversation),
+        "reply_all_cc": _reply_all_cc(conversation, thread),
         "forward": request.session.pop(f"forward-{conversation.pk}", {}),
         "reply_text": request.session.pop(f"reply-{conversation.pk}", ""),
         "breadcrumbs": [(_("Inbox"), reverse("web:conversations")),
@@ -127,9 +133,10 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _reply_all_cc(conversation: Any) -> list[str]:
+def _reply_all_cc(conversation: Any, thread: list[dict[str, Any]]) -> list[str]:
     """Who else a reply-all would write to (the button shows only when there is someone)."""
-    parent = actions.answered_message(conversation)
+    messages = [item["message"] for item in thread]
+    parent = actions.answered_message(conversation, messages if len(messages) < THREAD_SHOWN else None)
     if parent is None:
         return []
     to = [a for a in (parent.reply_to or [parent.from_address]) if a] if parent.direction == "in" else list(parent.to)

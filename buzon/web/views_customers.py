@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Sum, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -86,7 +86,7 @@ def message_count(user: Any, customer: Customer) -> int:
 
 
 def _card(request: HttpRequest, customer: Customer, form: CustomerForm, status: int = 200) -> HttpResponse:
-    emails = list(customer.emails.all())
+    emails = list(customer.emails.all())  # read once (_with_emails) for the form, the title and the list
     first = next((e.address for e in emails if not e.undeliverable), emails[0].address if emails else "")
     return render(request, "web/customers/card.html", {
         "customer": customer, "emails": emails, "contacts": list(customer.contacts.all()),
@@ -103,16 +103,22 @@ def _initial(customer: Customer) -> dict[str, Any]:
             "addresses": "\n".join(e.address for e in customer.emails.all())}
 
 
+def _with_emails(customer: Customer) -> Customer:
+    """The customer with its addresses read in one query, which the card asks in several places."""
+    prefetch_related_objects([customer], "emails")
+    return customer
+
+
 @login_required
 def customer_card(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = cards.access_customer(request.user, pk)
+    customer = _with_emails(cards.access_customer(request.user, pk))
     return _card(request, customer, CustomerForm(customer=customer, initial=_initial(customer)))
 
 
 @login_required
 @require_POST
 def customer_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    customer = cards.access_customer(request.user, pk)
+    customer = _with_emails(cards.access_customer(request.user, pk))
     form = CustomerForm(request.POST, customer=customer)
     if form.is_valid():
         data = form.cleaned_data

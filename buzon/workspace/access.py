@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from buzon.crm import roles
+from buzon.crm.models import CustomerEmail
 from buzon.messages.conversations import Conversation
 
 
@@ -24,12 +25,16 @@ def visible_conversations(user: Any) -> QuerySet[Conversation]:
 
 
 def access_conversation(user: Any, pk: Any) -> Conversation:
-    """The conversation ``pk`` if ``user`` may see it; else Http404, as for one that does not exist."""
+    """The conversation ``pk`` if ``user`` may see it; else Http404, as for one that does not exist.
+    With its customer, agent and store, and the customer's first address (``customer_email``: what
+    names a customer without a name, reads.customer_label) in the same query."""
     try:
         number = int(pk)
     except (TypeError, ValueError):
         raise Http404("No such conversation.") from None
-    found = visible_conversations(user).select_related("customer", "agent__user", "store").filter(pk=number).first()
+    first_email = CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]
+    found = (visible_conversations(user).select_related("customer", "agent__user", "store")
+             .annotate(customer_email=Subquery(first_email)).filter(pk=number).first())
     if found is None:
         raise Http404("No such conversation.")
     return found

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -44,8 +45,11 @@ def _event(conversation: Conversation, user: Any, kind: str, **params: Any) -> N
     touch(conversation.pk)  # every history entry is a change open pages show (buzon.workspace.live)
 
 
-def answered_message(conversation: Conversation) -> Message | None:
-    """What a reply answers: the customer's latest mail, else (nothing received yet) the latest message."""
+def answered_message(conversation: Conversation, thread: list[Message] | None = None) -> Message | None:
+    """What a reply answers: the customer's latest mail, else (nothing received yet) the latest message.
+    ``thread``: the conversation's every message, oldest first, when the caller has them."""
+    if thread is not None:
+        return next((m for m in reversed(thread) if m.direction == Direction.INCOMING), thread[-1] if thread else None)
     messages = Message.objects.filter(conversation=conversation).order_by("-created_at", "-id")
     return messages.filter(direction=Direction.INCOMING).first() or messages.first()
 
@@ -54,18 +58,24 @@ def _reply_subject(subject: str) -> str:
     return subject if subject[:3].lower() == "re:" else f"Re: {subject}".strip()
 
 
-def _own_addresses() -> set[str]:
-    """Buzón's own mailboxes: a reply-all never writes to them (the mail would come back as new mail)."""
-    return {a.lower() for a in EmailAccount.objects.values_list("email_address", flat=True)}
+def _own_addresses(addresses: set[str]) -> set[str]:
+    """Those of ``addresses`` (in lower case) that are Buzón's own mailboxes: a reply-all never writes
+    to them (the mail would come back as new mail). One query, none for no address."""
+    if not addresses:
+        return set()
+    own = EmailAccount.objects.annotate(address=Lower("email_address")).filter(address__in=addresses)
+    return set(own.values_list("address", flat=True))
 
 
 def reply_all_cc(parent: Message, to: list[str]) -> list[str]:
     """Everyone else the answered mail was addressed to, once each, but Buzón's own mailboxes and
     those already in ``to``."""
-    skip = _own_addresses() | {a.lower() for a in to}
+    skip = {a.lower() for a in to}
+    candidates = [a for a in [*(parent.to or []), *(parent.cc or [])] if a and a.lower() not in skip]
+    skip |= _own_addresses({a.lower() for a in candidates})
     cc: list[str] = []
-    for address in [*(parent.to or []), *(parent.cc or [])]:
-        if address and address.lower() not in skip:
+    for address in candidates:
+        if address.lower() not in skip:
             skip.add(address.lower())
             cc.append(address)
     return cc
@@ -180,8 +190,12 @@ def do_add_note(user: Any, conversation_id: Any, text: str) -> ConversationNote:
 
 
 def _mark_read(user: Any, conversation: Conversation) -> None:
-    ConversationRead.objects.update_or_create(user_id=user.pk, conversation=conversation,
-                                              defaults={"last_read_at": timezone.now()})
+    """One statement (an insert that updates the row already there), whatever two tabs do at once."""
+    table = ConversationRead._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} (user_id, conversation_id, last_read_at) VALUES (%s, %s, %s) "  # noqa: S608  # nosec B608  # the model's own table name
+                       "ON CONFLICT (user_id, conversation_id) DO UPDATE SET last_read_at = excluded.last_read_at",
+                       [user.pk, conversation.pk, connection.ops.adapt_datetimefield_value(timezone.now())])
 
 
 def do_mark_read(user: Any, conversation_id: Any) -> Conversation:
@@ -189,6 +203,11 @@ def do_mark_read(user: Any, conversation_id: Any) -> Conversation:
     conversation = access_conversation(user, conversation_id)
     _mark_read(user, conversation)
     return conversation
+
+
+def mark_opened(user: Any, conversation: Conversation) -> None:
+    """``user`` opened ``conversation``, as ``access_conversation`` gave it to them: read up to now."""
+    _mark_read(user, conversation)
 
 
 def do_mark_unread(user: Any, conversation_id: Any) -> Conversation:

@@ -62,6 +62,10 @@ def test_the_message_list_walks_by_cursor(world: World):
     assert newer is not None
     back = admin.get("/inbox/" + newer.group(1).replace("&amp;", "&")).content.decode()
     assert [int(v) for v in re.findall(r'href="/inbox/(\d+)/"', back)] == expected[:50]
+    # The other parameters are kept as they were sent, a key with "&" or "=" in it too.
+    odd = admin.get(f"/inbox/?store={world.a.store.pk}&a%26b%3D=c%26d").content.decode()
+    older = re.search(r'id="older" href="([^"]+)"', odd)
+    assert older is not None and "a%26b%3D=c%26d&amp;" in older.group(1)
 
 
 def _cursor_after(pk: int) -> str:
