@@ -497,7 +497,7 @@ def drf_cursor(position: Any) -> str:
 
 
 def explain(sql: str) -> str:
-    if not sql or not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+    if not sql or not sql.lstrip(" (").upper().startswith(("SELECT", "WITH")):
         return ""
     prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
     try:
@@ -559,7 +559,7 @@ def main() -> None:
     def run(label: str, role: str, url: str, floor: tuple[str, list[Any]] | None, kind: str = "") -> None:
         user = roles[role][0]
         client = Client()
-        client.force_login(user)
+        client.force_login(User.objects.get(pk=user.pk))  # as stored (its password, above)
         got = timed(client, url, args.warmup, args.repeat)
         row = {"page": label, "role": role, "url": url, "p50": got["p50"], "p95": got["p95"],
                "queries": got["queries"], "slowest_sql": got["slowest_sql"], "slowest_ms": got["slowest_ms"]}

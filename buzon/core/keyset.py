@@ -153,10 +153,10 @@ def page(rows: QuerySet[M], *, field: str, before: str = "", after: str = "", si
 
     def past(at: Cursor, way: str) -> Q:
         beyond = Q(**{f"{field}__{way}": at.value}) | Q(**{field: at.value, f"pk__{way}": at.pk})
-        if connection.vendor != "postgresql":
-            return beyond  # SQLite starts its index range at the OR's first bound by itself
-        # Nothing the OR does not say, but the bound PostgreSQL starts an index range at: without it
-        # a deep page reads its index from the top (28 ms instead of 3 at 100,000 messages).
+        # Nothing the OR does not say, but the bound an index range starts at. Without it PostgreSQL
+        # reads a deep page's index from the top (28 ms instead of 3 at 100,000 messages), and SQLite,
+        # its values bound as parameters and its statistics gathered, reads both sides of the OR
+        # through the index and sorts them (a multi-index OR: 460 ms instead of 1 at 1,000,000).
         return Q(**{f"{field}__{way}e": at.value}) & beyond
 
     rows = rows.filter(**{f"{field}__isnull": False})
