@@ -60,6 +60,15 @@ def _quick_password_hashing() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts with the process's cache empty (e.g. the words search knows are common:
+    database rows and ids repeat from test to test)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _site_language() -> Iterator[None]:
     """Each test starts in the site's language. A request through Django's test client runs in the
     test's own thread, where LocaleMiddleware leaves the browser's language active after the response

@@ -27,10 +27,12 @@ windows and the last result's score and conversation.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
@@ -254,6 +256,11 @@ def _few_matches(windows: Sequence[Window], match: str) -> dict[str, list[int]]:
     after SCAN + 1 entries of a common word (20-40 ms), whose walk is then fast."""
     asked = [(source, window) for source, window in zip(SOURCES, windows, strict=True)
              if not window.low and window.top != 0]
+    # A word found more than SCAN times in the whole index stays so as mail arrives: that answer is
+    # kept (per process, COMMON_FOR seconds) and the question not asked again for a first round.
+    keys = {source.name: _common_key(source, match) for source, window in asked if window.top is None}
+    known_common = set(cache.get_many(list(keys.values()))) if keys else set()
+    asked = [(source, window) for source, window in asked if keys.get(source.name) not in known_common]
     parts: list[str] = []
     params: list[Any] = []
     for source, window in asked:
@@ -268,8 +275,19 @@ def _few_matches(windows: Sequence[Window], match: str) -> dict[str, list[int]]:
         cursor.execute(" UNION ALL ".join(parts), params)
         for name, pk in cursor.fetchall():
             found.setdefault(name, []).append(pk)
-    return {source.name: found.get(source.name, []) for source, _ in asked
-            if len(found.get(source.name, [])) <= SCAN}
+    common = [source.name for source, _ in asked if len(found.get(source.name, [])) > SCAN]
+    cache.set_many({keys[name]: True for name in common if name in keys}, COMMON_FOR)
+    return {source.name: found.get(source.name, []) for source, _ in asked if source.name not in common}
+
+
+#: How long a word's "more than SCAN matches" is believed without asking (mail deleted meanwhile
+#: could make it rare again: its search then walks, slower but right).
+COMMON_FOR = 3600
+
+
+def _common_key(source: Source, match: str) -> str:
+    digest = hashlib.sha256(match.encode()).hexdigest()[:32]
+    return f"buzon-search-common:{connection.alias}:{connection.settings_dict.get('NAME')}:{source.name}:{digest}"
 
 
 def _pool(source: Source, window: Window, condition: str, condition_params: list[Any], match: str,

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db
 MOST = 15
 ROLES = ("agent_a", "supervisor_a", "admin")
 PAGES = (
-    "/conversations/?view=", "/conversations/?view=mine", "/conversations/?view=unassigned", "/conversations/?view=stores",
+    "/conversations/?view=", "/conversations/?view=mine", "/conversations/?view=unassigned",
+    "/conversations/?view=stores",
     "/conversations/?status=open", "/conversations/?store={store}", "/conversations/?account={account}",
     "/conversations/?agent={agent}", "/conversations/?customer={customer}", "/conversations/?q=pedido",
     "/conversations/{conversation}/", "/customers/", "/customers/{customer}/", "/tickets/", "/job-applicants/",
