@@ -88,6 +88,10 @@ class MessageDetailSerializer(MessageSerializer):
         return pipeline_summary(message)
 
 
+#: What a message list never reads: the raw mail (tens of KB a row), the bodies, the decisions.
+LIST_LEAVES_OUT = ("text", "html", "decisions", "references", "raw__data", "raw__to_header", "raw__subject")
+
+
 @extend_schema(parameters=[
     OpenApiParameter("account", OpenApiTypes.INT, description="only this email account's messages"),
     OpenApiParameter("folder", OpenApiTypes.STR, description="only messages read from this folder"),
@@ -104,6 +108,8 @@ class MessageViewSet(viewsets.ReadOnlyModelViewSet[Message]):
         queryset = queryset.filter(Q(raw__isnull=True) | Q(raw__deleted_at__isnull=True))
         if self.action != "list":
             return queryset
+        # The list reads what it shows: not the raw mail, nor the bodies and decisions the detail shows.
+        queryset = queryset.defer(*LIST_LEAVES_OUT)
         account = self.request.query_params.get("account")
         if account is not None:
             if not account.isdigit():

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,6 +22,7 @@ from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from buzon import search
 from buzon.core import keyset
 from buzon.crm import notifications, people, roles
 from buzon.crm.models import Agent, Notification
@@ -49,7 +50,8 @@ INCOMING_STATUSES = [(s.value, s.label) for s in (MessageStatus.RECEIVED, Messag
 
 def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
     rows = roles.visible(Message.objects.filter(direction=Direction.INCOMING), request.user)
-    rows = rows.select_related("customer", "agent__user", "account")
+    # What the list shows: not the bodies (the HTML, tens of KB) nor the pipeline's decisions.
+    rows = rows.select_related("customer", "agent__user", "account").defer("text", "html", "decisions", "references")
     chosen = {k: request.GET.get(k, "") for k in ("show", "store", "status", "q")}
     if chosen["show"] == "mine":
         rows = rows.filter(agent__user_id=request.user.pk or 0)
@@ -59,8 +61,8 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Message], dict[str, str]]:
         rows = rows.filter(store_id=int(chosen["store"]))
     if chosen["status"]:
         rows = rows.filter(status=chosen["status"])
-    if chosen["q"]:
-        rows = rows.filter(Q(subject__icontains=chosen["q"]) | Q(from_address__icontains=chosen["q"]))
+    if chosen["q"]:  # the words, from the full-text index (buzon.search), as the inbox's search
+        rows = rows.filter(search.message_condition(chosen["q"]))
     return rows, chosen
 
 

@@ -275,3 +275,20 @@ def test_internal_notes_are_searched_by_those_who_see_the_conversation(world: Wo
     assert _found(world, "viernes") == set() and _found(world, "resuelto") == {conversation}
     note.delete()
     assert _found(world, "resuelto") == set()
+
+
+@pytest.mark.parametrize("few", [5000, 1], ids=["few matches: by id", "many: checked row by row"])
+def test_the_message_list_filters_by_the_full_text_index(world: World, few: int, monkeypatch: pytest.MonkeyPatch):
+    """The Messages page's search reads the full-text index (a word's few matches by id, a common
+    word checked as the list reads its rows), never another store's mail."""
+    from buzon import search
+
+    monkeypatch.setattr(search, "FEW_MESSAGES", few)
+    mine = [_receive(world, subject=f"Consulta {i}", body="¿Hay zarzamoras en la tienda?") for i in range(3)]
+    _receive(world, "b", subject="Otra", body="zarzamoras también aquí")
+    _receive(world, subject="Nada", body="sin fruta")
+    body = world.client("agent_a").get("/inbox/", {"q": "ZARZAMORAS"}).content.decode()
+    shown = {int(pk) for pk in re.findall(r'href="/inbox/(\d+)/"', body)}
+    assert shown == {m.pk for m in mine}
+    admin = world.client("admin").get("/inbox/", {"q": "zarzamoras tienda"}).content.decode()
+    assert {int(pk) for pk in re.findall(r'href="/inbox/(\d+)/"', admin)} == shown  # every word

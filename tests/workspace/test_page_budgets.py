@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from buzon.crm.models import Customer, JobApplicant, Notification, Ticket
 from buzon.inbound import pipeline
 from buzon.messages.models import Message
+from buzon.sync.models import RawMessage
 from buzon.workspace import actions
 from tests.inbound.helpers import mail, store_raw, support_account
 from tests.security.conftest import World
@@ -109,3 +110,21 @@ def test_on_postgresql_every_page_and_api_list_takes_at_most_15_queries_at_any_s
     assert connection.vendor == "postgresql"
     _budgets_hold(world)
 
+
+
+def test_message_lists_read_neither_raw_mail_nor_bodies(world: World):
+    """A list reads what it shows: the message lists (the web's and the API's) never select the raw
+    mail (tens of KB a row), the text and HTML bodies or the pipeline's decisions; the conversation
+    list shows each conversation's snippet, kept on its row."""
+    _grow(world, 3, 0)
+    heavy = [f'"{Message._meta.db_table}"."{name}"' for name in ("text", "html", "decisions")]
+    heavy.append(f'"{RawMessage._meta.db_table}"."data"')
+    for role in ROLES:
+        client = world.client(role)
+        for url in ("/inbox/", "/api/v1/messages/", "/conversations/?view=", "/api/v1/conversations/"):
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(url)
+            assert response.status_code == 200, (role, url)
+            selects = [q["sql"].split(" FROM ")[0] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+            read = [column for column in heavy if any(column in select for select in selects)]
+            assert not read, (role, url, read)
