@@ -515,6 +515,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--only", default="", help="time only the pages whose label matches this regular expression")
     parser.add_argument("--no-analyze", action="store_true", help="time the pages without planner statistics first")
     args = parser.parse_args()
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
@@ -557,6 +558,8 @@ def main() -> None:
     results: list[dict[str, Any]] = []
 
     def run(label: str, role: str, url: str, floor: tuple[str, list[Any]] | None, kind: str = "") -> None:
+        if args.only and not re.search(args.only, label):
+            return
         user = roles[role][0]
         client = Client()
         client.force_login(User.objects.get(pk=user.pk))  # as stored (its password, above)
@@ -633,6 +636,9 @@ def main() -> None:
         mdepth = min(DEEP, incoming.count() // 2)
         mdeep = incoming.order_by("-created_at", "-id").values_list("created_at", "id")[mdepth]
         run("/inbox/", role, "/inbox/", union_newest(msg, "created_at", mb, 50))
+        for label, q in SEARCHES.items():  # the Messages page's search (the full-text index, newest first)
+            if "phrase" not in label:
+                run(f"/inbox/?q= ({label[7:]})", role, "/inbox/?" + urlencode({"q": q}), None)
         mcursor = f"{mdeep[0].isoformat()}~{mdeep[1]}"
         run(f"/inbox/ deep ({mdepth:,})", role, "/inbox/?" + urlencode({"before": mcursor}),
             union_newest(msg, "created_at", mb, 50, before=mdeep))

@@ -107,11 +107,15 @@ def message_condition(text: str) -> Q:
         match = "document @@ (to_tsquery('spanish', %s) || to_tsquery('english', %s))"
         params = [tsquery(terms)] * 2
         key = "id"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {key} FROM {table} WHERE {match} LIMIT {FEW_MESSAGES + 1}", params)  # noqa: S608  # nosec B608  # the index's own names
-        ids = [row[0] for row in cursor.fetchall()]
-    if len(ids) <= FEW_MESSAGES:
-        return Q(pk__in=ids)
+    common = FEW_MESSAGES <= ranking.SCAN and ranking.known_common(MESSAGES, params[0])  # asked before (PostgreSQL)
+    if not common:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {key} FROM {table} WHERE {match} LIMIT {FEW_MESSAGES + 1}", params)  # noqa: S608  # nosec B608  # the index's own names
+            ids = [row[0] for row in cursor.fetchall()]
+        if len(ids) <= FEW_MESSAGES:
+            return Q(pk__in=ids)
+        if not sqlite and len(ids) > ranking.SCAN:
+            ranking.remember_common(MESSAGES, params[0])  # the search's question, answered: a common word
     checked = f"EXISTS (SELECT 1 FROM {table} WHERE {key} = {MESSAGES.table}.id AND {match})"  # noqa: S608  # nosec B608
     return Q(RawSQL(checked, params, output_field=BooleanField()))  # noqa: S611  # nosec B611  # names above; words are parameters
 

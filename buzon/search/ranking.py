@@ -285,6 +285,15 @@ def _few_matches(windows: Sequence[Window], match: str) -> dict[str, list[int]]:
 COMMON_FOR = 3600
 
 
+def known_common(source: Source, match: str) -> bool:
+    """Whether ``match`` was found more than SCAN times in ``source`` within COMMON_FOR seconds."""
+    return bool(cache.get(_common_key(source, match)))
+
+
+def remember_common(source: Source, match: str) -> None:
+    cache.set(_common_key(source, match), True, COMMON_FOR)
+
+
 def _common_key(source: Source, match: str) -> str:
     digest = hashlib.sha256(match.encode()).hexdigest()[:32]
     return f"buzon-search-common:{connection.alias}:{connection.settings_dict.get('NAME')}:{source.name}:{digest}"
