@@ -62,3 +62,27 @@ def test_an_agent_replies_inline_and_the_customers_answer_lands_in_the_conversat
     ticket.refresh_from_db()
     assert ticket.status == Ticket.Status.OPEN
     screenshot(page, "conversations-03-answered")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_anywhere_on_a_row_opens_that_rows_conversation(browser_page: Any, shop: dict[str, Any]) -> None:
+    """Each row of the list (and of the customer card's list) is a link to its own conversation: the
+    subject, or any other cell but the tick box. (Each row's link covered the whole table, so every
+    click opened the last row's conversation.)"""
+    rows = [_receive(shop, subject=f"Consulta {i}", body=f"Pregunta número {i}.",
+                     message_id=f"<consulta-{i}@customer.test>").conversation_id for i in range(3)]
+    page = browser_page
+    sign_in(page, "lucia", PASSWORD)
+    assert len(set(rows)) == 3
+    customer = Message.objects.filter(conversation_id=rows[0], direction=Direction.INCOMING).get().customer_id
+    for listing in ("/conversations/", f"/customers/{customer}/"):
+        for conversation in rows:
+            for cell in ("a", "td:last-child"):
+                page.goto(listing)
+                box = page.locator(f'tr[data-conversation="{conversation}"] {cell}').bounding_box()
+                assert box is not None
+                page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # where a person clicks
+                page.wait_for_url(f"**/conversations/{conversation}/")
+    page.goto("/conversations/")
+    page.locator(f'tr[data-conversation="{rows[1]}"] .bulk-pick').click()  # the tick box ticks, opens nothing
+    assert page.url.endswith("/conversations/") and page.locator(".bulk-pick:checked").count() == 1
