@@ -150,13 +150,16 @@ def _filter_mine(queryset: QuerySet[Any], request: Request) -> QuerySet[Any]:
 
 
 class RecordMessagesMixin:
-    """GET …/{id}/messages/: the conversation of a record, oldest first."""
+    """GET …/{id}/messages/: the mail of a record (of a customer: also all their conversations), oldest first."""
 
     @action(detail=True, methods=["get"])
     def messages(self, request: Request, pk: str | None = None) -> Response:
         record: Model = self.get_object()  # type: ignore[attr-defined]
         kind = ContentType.objects.get_for_model(record)
-        rows = roles.visible_messages(request.user).filter(record_type=kind, record_id=record.pk)
+        mail = Q(record_type=kind, record_id=record.pk)
+        if isinstance(record, Customer):  # a customer's mail: linked to them, or in their conversations
+            mail |= Q(customer_id=record.pk) | Q(conversation__customer_id=record.pk)
+        rows = roles.visible_messages(request.user).filter(mail)
         return Response(MessageBriefSerializer(rows.order_by("created_at", "id")[:500], many=True).data)
 
 

@@ -388,6 +388,8 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
             text=text, html=html, created_by=user if getattr(user, "pk", None) else None,
             record_type=ContentType.objects.get_for_model(record) if record is not None else None,
             record_id=record.pk if record is not None else None,
+            # A reply is the customer's mail too (their card, their messages), within the same store.
+            customer_id=parent.customer_id if parent is not None and parent.store_id == store_id else None,
         )
         message.store_given = True  # a store-less notice stays store-less (Message.save)
         message.save(force_insert=True)

@@ -339,3 +339,30 @@ def test_a_records_mail_pages_by_cursor_without_gaps(world: World):
     back = client.get(url + newer.group(1).replace("&amp;", "&")).content.decode()
     assert [int(n) for n in re.findall(r"<tr data-message=\"(\d+)\"", back)] == pages[0]
     assert client.get(url + "?before=nonsense").status_code == 404
+
+
+def test_a_customers_mail_through_the_api_holds_their_mail_and_the_replies_to_it(world: World):
+    """GET /api/v1/customers/<id>/messages/: the mail the customer sent and what the store answered
+    (a reply is linked to the customer it answers), whatever the account appends mail to; another
+    store's agent gets a 404."""
+    from buzon.inbound import pipeline
+    from buzon.outbound import confirm
+    from buzon.workspace import actions
+    from tests.inbound.helpers import mail, store_raw
+
+    account = world.a.account
+    account.append_to = ""  # mail that makes no record: linked to the customer only
+    account.outgoing_enabled, account.smtp_host, account.smtp_port = True, "localhost", 2525
+    account.save()
+    confirm.mark_confirmed(account)
+    raw = store_raw(mail(sender="Diego <diego@cliente.test>", to=world.a.account.email_address, subject="Hola",
+                         body="¿Tienen la talla 42?"), world.a.account)
+    assert pipeline.run_pipeline(raw.pk) == "processed"
+    received = Message.objects.get(raw=raw)
+    assert received.customer_id is not None and received.record_id is None
+    reply = actions.do_reply(world.users["agent_a"], received.conversation_id, text="Sí, la tenemos.")
+    assert reply.customer_id == received.customer_id
+    url = f"/api/v1/customers/{received.customer_id}/messages/"
+    found = world.client("agent_a").get(url).json()
+    assert [(m["id"], m["direction"]) for m in found] == [(received.pk, "in"), (reply.pk, "out")]
+    assert world.client("agent_b").get(url).status_code == 404
