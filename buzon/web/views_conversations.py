@@ -29,24 +29,54 @@ from buzon.workspace.access import access_conversation
 from buzon.workspace.models import ConversationNote
 
 
-def _chosen(request: HttpRequest) -> dict[str, str]:
+def _chosen(request: HttpRequest) -> tuple[dict[str, str], dict[str, str] | None]:
     """The view and filters: those the request names (then kept as the user's choice), else the
-    ones the user chose last time (UserPreferences.inbox_filters), on any device."""
+    ones the user chose last time (UserPreferences.inbox_filters), on any device; and those saved
+    ones when they are what is chosen (else None)."""
     if any(name in request.GET for name in reads.FILTERS):
         chosen = {name: request.GET.get(name, "").strip() for name in reads.FILTERS}
         saved = {k: v for k, v in chosen.items() if v}
         if saved != preferences.inbox_filters(request.user):
             preferences.keep_inbox_filters(request.user, saved)
-        return chosen
+        return chosen, None
     saved = preferences.inbox_filters(request.user)
-    return {name: str(saved.get(name, "")) for name in reads.FILTERS}
+    return {name: str(saved.get(name, "")) for name in reads.FILTERS}, saved
+
+
+def _drop_unseen(user: Any, chosen: dict[str, str], saved: dict[str, str], accounts: dict[str, Any],
+                 agents: list[Agent], customer: Any) -> None:
+    """Saved filters naming what the user no longer sees (moved to another store, a colleague gone)
+    are dropped, and the choice kept without them: the list would be empty with no filter shown."""
+    listed = {str(a.pk) for a in accounts["accounts"]} | (
+        {str(accounts["chosen_extra"].pk)} if accounts["chosen_extra"] else set())
+    unseen = [name for name, seen in (("account", chosen["account"] in listed),
+                                      ("agent", chosen["agent"] in {str(a.pk) for a in agents}),
+                                      ("customer", customer is not None)) if chosen[name] and not seen]
+    for name in unseen:
+        chosen[name] = ""
+    kept = {k: v for k, v in chosen.items() if v}
+    if kept != saved:
+        preferences.keep_inbox_filters(user, kept)
 
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    chosen = _chosen(request)
+    chosen, saved = _chosen(request)
     if chosen["view"] == "all" and not roles.is_admin(request.user):
         chosen["view"] = ""  # "all" is every store's mail: for administrators; others see theirs
+    stores = list(roles.visible_stores(request.user))
+    agent_rows = Agent.objects.select_related("user").order_by("user__first_name", "user__username")
+    if not roles.is_admin(request.user):
+        agent_rows = agent_rows.filter(stores__in=[s.pk for s in stores]).distinct()
+    agents = list(agent_rows)
+    if saved is not None and chosen["store"] not in {"", *(str(s.pk) for s in stores)}:
+        chosen["store"] = ""
+    accounts = account_choices(request.user, chosen=chosen["account"], store=chosen["store"])
+    customer = (roles.visible_customers(request.user).filter(pk=chosen["customer"]).annotate(
+        first_email=Subquery(CustomerEmail.objects.filter(customer=OuterRef("pk")).order_by("pk").values(
+            "address")[:1])).first() if chosen["customer"].isdigit() else None)
+    if saved is not None:
+        _drop_unseen(request.user, chosen, saved, accounts, agents, customer)
     live_token = live.list_changes(request.user).token  # taken before the rows: nothing slips between
     q = request.GET.get("q", "").strip()
     try:
@@ -55,18 +85,10 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
                                  after=request.GET.get("after", "")))
     except reads.BadFilter as bad:
         return HttpResponseBadRequest(f"{bad.field}: {bad}")
-    stores = roles.visible_stores(request.user)
-    agents = Agent.objects.select_related("user").order_by("user__first_name", "user__username")
-    if not roles.is_admin(request.user):
-        agents = agents.filter(stores__in=[s.pk for s in stores]).distinct()
     return render(request, "web/conversations/list.html", {
         "found": found, "q": q, "chosen": chosen, "live_token": live_token, "is_admin": roles.is_admin(request.user),
-        "stores": stores, "statuses": ConversationStatus.choices,
-        **account_choices(request.user, chosen=chosen["account"], store=chosen["store"]),
-        "agents": agents, "me": roles.agent_of(request.user),
-        "customer": (roles.visible_customers(request.user).filter(pk=chosen["customer"]).annotate(
-            first_email=Subquery(CustomerEmail.objects.filter(customer=OuterRef("pk")).order_by("pk").values(
-                "address")[:1])).first() if chosen["customer"].isdigit() else None),
+        "stores": stores, "statuses": ConversationStatus.choices, **accounts,
+        "agents": agents, "me": roles.agent_of(request.user), "customer": customer,
         "filtered": any(chosen.values()),
         "breadcrumbs": [(_("Inbox"), None)],
     })

@@ -4,6 +4,7 @@ pipeline, the outbox and the aiosmtpd sink."""
 
 from __future__ import annotations
 
+import re
 from email import message_from_bytes
 from email.policy import default
 
@@ -192,3 +193,23 @@ def test_the_conversation_endpoints_are_in_the_openapi_schema(client: Client):
         assert path in schema["paths"], path
     names = {p["name"] for p in schema["paths"]["/api/v1/conversations/"]["get"]["parameters"]}
     assert {"view", "store", "status", "before", "after"} <= names
+
+
+def test_saved_filters_the_user_no_longer_sees_are_dropped(world: World):
+    """A filter kept from last time that names what the user can no longer see (they were moved to
+    another store) is dropped, not applied to an empty list with no filter shown."""
+    from buzon.workspace import preferences
+
+    ana = world.client("agent_a")
+    a_conversation, b_conversation = world.a.message.conversation_id, world.b.message.conversation_id
+    ana.get("/conversations/", {"store": world.a.store.pk, "account": world.a.account.pk,
+                                "customer": world.a.customer.pk, "agent": world.agents["supervisor_a"].pk})
+    world.agents["agent_a"].stores.set([world.b.store])
+    body = ana.get("/conversations/").content.decode()
+    shown = {int(pk) for pk in re.findall(r'data-conversation="(\d+)"', body)}
+    assert b_conversation in shown and a_conversation not in shown
+    user = world.users["agent_a"]
+    assert preferences.inbox_filters(user) == {}  # every one named store A's rows
+    # Asked for explicitly, a filter out of reach still lists nothing (never another store's rows).
+    forged = ana.get("/conversations/", {"store": world.a.store.pk}).content.decode()
+    assert not re.findall(r'data-conversation="(\d+)"', forged)
