@@ -5,6 +5,7 @@ a 404 and nothing is sent."""
 
 from __future__ import annotations
 
+import re
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -59,6 +60,10 @@ def test_reply_all_copies_the_others_but_never_our_own_mailbox(shop):
     assert not [m for m in shop["sink"].messages if "sender@example.test" in m.rcpt_tos]
     reply = Message.objects.get(direction=Direction.OUTGOING, created_by__isnull=False)
     assert reply.conversation_id == first.conversation_id
+    # The thread shows who each message was copied to: the customer's Cc and the reply's.
+    thread = lucia.get(f"/conversations/{first.conversation_id}/").content.decode()
+    copies = re.findall(r'<span class="thread-cc">([^<]*)</span>', thread)
+    assert len(copies) == 2 and "jefe@customer.test" in copies[0] and "compras@customer.test" in copies[1]
     # A plain reply is to the customer alone.
     api = Client()
     api.force_login(shop["user"])
