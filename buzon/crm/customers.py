@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -56,6 +56,12 @@ def store_agents(customer: Customer) -> QuerySet[Agent]:
     if customer.store_id is None:
         return agents.filter(stores__isnull=True)
     return agents.filter(stores=customer.store_id).distinct()
+
+
+def first_address(customer: str = "customer") -> Subquery:
+    """The first address of the customer the outer row's ``customer`` column names ("pk" on a
+    customer row), as a subquery of that row's own query: what names a customer without a name."""
+    return Subquery(CustomerEmail.objects.filter(customer=OuterRef(customer)).order_by("pk").values("address")[:1])
 
 
 def label(customer: Customer) -> str:

@@ -104,7 +104,7 @@ def message_condition(text: str) -> Q:
         match, params = f"{table} MATCH %s", [fts5_match(terms)]
         key = "rowid"
     else:
-        match = "document @@ (to_tsquery('spanish', %s) || to_tsquery('english', %s))"
+        match = f"document @@ {ranking.TSQUERY}"
         params = [tsquery(terms)] * 2
         key = "id"
     common = FEW_MESSAGES <= ranking.SCAN and ranking.known_common(MESSAGES, params[0])  # asked before (PostgreSQL)

@@ -9,15 +9,15 @@ from typing import Any
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from buzon.crm import customers as cards
 from buzon.crm import roles
-from buzon.crm.models import Agent, CustomerEmail
+from buzon.crm.models import Agent
 from buzon.inbound.mail.inline import PREVIEW_TYPES, link_inline_images
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
@@ -73,8 +73,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         chosen["store"] = ""
     accounts = account_choices(request.user, chosen=chosen["account"], store=chosen["store"])
     customer = (roles.visible_customers(request.user).filter(pk=chosen["customer"]).annotate(
-        first_email=Subquery(CustomerEmail.objects.filter(customer=OuterRef("pk")).order_by("pk").values(
-            "address")[:1])).first() if chosen["customer"].isdigit() else None)
+        first_email=cards.first_address("pk")).first() if chosen["customer"].isdigit() else None)
     if saved is not None:
         _drop_unseen(request.user, chosen, saved, accounts, agents, customer)
     live_token = live.list_changes(request.user).token  # taken before the rows: nothing slips between

@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Sum, prefetch_related_objects
+from django.db.models import Model, Q, QuerySet, Sum, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_POST
 from buzon.core import keyset
 from buzon.crm import customers as cards
 from buzon.crm import roles
-from buzon.crm.models import Agent, Customer, CustomerEmail
+from buzon.crm.models import Agent, Customer
 from buzon.messages import targets
 from buzon.messages.models import Message
 from buzon.workspace import reads
@@ -72,9 +72,8 @@ def _conversations(request: HttpRequest, customer: Customer) -> reads.Page:
 def _merge_choices(request: HttpRequest, customer: Customer) -> list[Customer]:
     """The store's other cards the user may see (newest first), each with its first address."""
     same_store = {"store_id": customer.store_id} if customer.store_id is not None else {"store__isnull": True}
-    first = CustomerEmail.objects.filter(customer=OuterRef("pk")).order_by("pk").values("address")[:1]
     rows = roles.visible_customers(request.user).filter(**same_store).exclude(pk=customer.pk)
-    return list(rows.annotate(first_email=Subquery(first)).only("pk", "name").order_by("-created_at", "-pk")
+    return list(rows.annotate(first_email=cards.first_address("pk")).only("pk", "name").order_by("-created_at", "-pk")
                 [:MERGE_CHOICES])
 
 

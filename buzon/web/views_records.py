@@ -8,14 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from buzon.core import keyset
+from buzon.crm import customers as cards
 from buzon.crm import roles
-from buzon.crm.models import Customer, CustomerEmail, JobApplicant, Ticket
+from buzon.crm.models import Customer, JobApplicant, Ticket
 from buzon.workspace import reads
 
 
@@ -42,8 +43,7 @@ def tickets(request: HttpRequest) -> HttpResponse:
         "customer", "agent__user")
     # The customer as the row shows them, read in the same query (Customer.__str__ would ask for
     # their addresses once per row).
-    rows = rows.annotate(customer_email=Subquery(
-        CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]))
+    rows = rows.annotate(customer_email=cards.first_address())
     status = request.GET.get("status", "")
     if status and status not in Ticket.Status.values:
         return HttpResponseBadRequest("status: " + _("Choose one of the listed statuses."))

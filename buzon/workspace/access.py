@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import Http404
 
-from buzon.crm import roles
-from buzon.crm.models import CustomerEmail
+from buzon.crm import customers, roles
 from buzon.messages.conversations import Conversation
 
 
@@ -32,9 +31,8 @@ def access_conversation(user: Any, pk: Any) -> Conversation:
         number = int(pk)
     except (TypeError, ValueError):
         raise Http404("No such conversation.") from None
-    first_email = CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]
     found = (visible_conversations(user).select_related("customer", "agent__user", "store")
-             .annotate(customer_email=Subquery(first_email)).filter(pk=number).first())
+             .annotate(customer_email=customers.first_address()).filter(pk=number).first())
     if found is None:
         raise Http404("No such conversation.")
     return found

@@ -17,8 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from buzon.core import keyset
-from buzon.crm import roles
-from buzon.crm.models import CustomerEmail
+from buzon.crm import customers, roles
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.workspace.access import visible_conversations
 from buzon.workspace.models import ConversationRead
@@ -94,8 +93,7 @@ def page(user: Any, filters: Mapping[str, str] | None = None, *, before: str = "
     if unknown:
         raise TypeError(f"not inbox filters: {sorted(unknown)}")  # a caller's mistake
     rows = with_unread(filtered(user, **filters), user)
-    rows = rows.select_related("customer", "agent__user", "store").annotate(customer_email=Subquery(
-        CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]))
+    rows = rows.select_related("customer", "agent__user", "store").annotate(customer_email=customers.first_address())
     try:
         return keyset.page(rows, field="last_message_at", before=before, after=after, size=size,
                            terms=roles.terms("messages_app.Conversation", user))

@@ -12,10 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
-
 from buzon import search
-from buzon.crm.models import CustomerEmail
+from buzon.crm import customers
 from buzon.messages.conversations import Conversation
 from buzon.workspace import reads
 
@@ -40,8 +38,7 @@ def search_page(user: Any, text: str, filters: Mapping[str, str] | None = None, 
         raise reads.BadFilter("cursor", str(bad)) from bad
     by_id = {result.conversation_id: result for result in found.results}
     rows = reads.with_unread(visible.filter(pk__in=list(by_id)), user).select_related(
-        "customer", "agent__user", "store", "record_type").annotate(customer_email=Subquery(
-            CustomerEmail.objects.filter(customer=OuterRef("customer")).order_by("pk").values("address")[:1]))
+        "customer", "agent__user", "store", "record_type").annotate(customer_email=customers.first_address())
     loaded = {row.pk: row for row in rows}
     ordered = []
     for result in found.results:
