@@ -77,6 +77,9 @@ class _Window:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Held while a flush sends: a flush returns only once everything added before it has gone,
+        # even when the timer's flush took the ids a moment earlier and is still sending them.
+        self._sending = threading.Lock()
         self._ids: list[int] = []
         self._timer: threading.Timer | None = None
 
@@ -96,13 +99,14 @@ class _Window:
             self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            ids, self._ids = self._ids, []
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        if ids:
-            _send(batches(ids))
+        with self._sending:
+            with self._lock:
+                ids, self._ids = self._ids, []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            if ids:
+                _send(batches(ids))
 
 
 window = _Window()

@@ -54,3 +54,27 @@ def test_without_a_window_or_outside_the_sync_engine_each_commit_sends_at_once(
     with django_capture_on_commit_callbacks(execute=True):  # skipped mail brought back, the sweep
         enqueue.enqueue_processing([8, 9])
     assert sent == [[7], [8, 9]]
+
+
+def test_a_flush_returns_only_once_the_timers_send_has_finished(monkeypatch, settings,
+                                                                 django_capture_on_commit_callbacks):
+    """`buzon sync --once` (and the acceptance tests after it) flush the window and then read the
+    records: a flush that came while the timer's flush was still sending waits for it, instead of
+    returning at once because the timer had already taken the ids."""
+    import threading
+
+    started, done = threading.Event(), []
+
+    def slow_send(batch):
+        started.set()
+        time.sleep(0.5)
+        done.extend(batch)
+
+    monkeypatch.setattr(enqueue, "_joins_transaction", lambda task: False)
+    monkeypatch.setattr(enqueue, "_send", slow_send)
+    settings.INBOUND_ENQUEUE_WINDOW_S = 0.05
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue.enqueue_processing([1, 2], coalesce=True)
+    assert started.wait(5)  # the timer's flush is sending now
+    enqueue.window.flush()
+    assert done == [[1, 2]]
