@@ -24,6 +24,7 @@ from django.utils.html import strip_tags
 from buzon.crm.records import store_filter
 from buzon.messages.conversations import SNIPPET_LENGTH, Conversation, ConversationStatus
 from buzon.messages.models import Classification, Direction, Message
+from buzon.sync.fastinsert import update_rows
 
 _SPACE_RE = re.compile(r"\s+")
 
@@ -183,7 +184,7 @@ def record_activity(messages: Iterable[Message], fresh: Iterable[Conversation] =
     for conversation in new:
         _fill_fresh(conversation, sorted(grouped.pop(conversation.pk), key=_arrival))
     if new:
-        Conversation.objects.bulk_update(new, FRESH_FIELDS)
+        update_rows(new, FRESH_FIELDS)
     for conversation_id, added in grouped.items():
         added.sort(key=_arrival)
         changes: dict[str, Any] = {"message_count": F("message_count") + len(added), "updated_at": timezone.now()}

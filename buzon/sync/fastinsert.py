@@ -1,4 +1,4 @@
-"""Insert many rows with one prepared statement (executemany), values prepared by Django's fields.
+"""Insert (and update) many rows with one prepared statement (executemany), values prepared by Django's fields.
 
 bulk_create() compiles SQL per object and, on SQLite, splits a batch into statements of ~40 rows;
 for a first download that compile step costs more than writing the mail. Values here are what
@@ -30,9 +30,10 @@ def _plain_type(field: models.Field[Any, Any]) -> type | None:
     return _PLAIN.get(type(field))
 
 
-def _preparer(field: models.Field[Any, Any]) -> Callable[[models.Model], Any]:
+def _preparer(field: models.Field[Any, Any], *, inserting: bool = True) -> Callable[[models.Model], Any]:
     plain = _plain_type(field)
-    own_pre_save = type(field).pre_save is not models.Field.pre_save  # auto_now and the like
+    # auto_now and the like, on insert; an update writes the value the object holds, as bulk_update().
+    own_pre_save = inserting and type(field).pre_save is not models.Field.pre_save
     attname = field.attname
 
     def prepare(obj: models.Model) -> Any:
@@ -100,3 +101,29 @@ def insert_rows_returning(objs: Sequence[models.Model]) -> None:
                            [prepare(obj) for obj in chunk for prepare in preparers])
             for obj, (key,) in zip(chunk, cursor.fetchall(), strict=True):
                 obj.pk = key
+                obj._state.adding, obj._state.db = False, connection.alias  # saved, as bulk_create() leaves them
+
+
+@cache
+def _update_statement(model: type[models.Model], names: tuple[str, ...],
+                      vendor: str) -> tuple[str, list[Callable[[models.Model], Any]]]:
+    fields = [model._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    assert pk is not None
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)  # type: ignore[union-attr]
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(str(pk.column))} = %s"  # noqa: S608  # nosec B608
+    return sql, [_preparer(f, inserting=False) for f in fields] + [_preparer(pk, inserting=False)]  # type: ignore[arg-type]
+
+
+def update_rows(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
+    """Write ``fields`` of every obj to its row, by primary key, with one prepared statement.
+
+    What bulk_update() does for rows that differ from each other, without its CASE WHEN per field
+    and row (an expression tree Django builds and compiles: ~2 ms a row for seven fields). As
+    bulk_update(), it writes the values the objects hold (no auto_now) and sends no signals."""
+    if not objs:
+        return
+    sql, preparers = _update_statement(type(objs[0]), tuple(fields), connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [[prepare(obj) for prepare in preparers] for obj in objs])

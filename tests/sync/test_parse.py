@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.db.models import AutoField, BigAutoField
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -161,3 +162,33 @@ def test_the_usual_body_record_takes_the_quick_path():
     [sizes] = list(imap_parse._records([b"4 FETCH (UID 12 RFC822.SIZE 3456)"]))
     quick = imap_parse._body_record(sizes)
     assert quick is not None and (quick.uid, quick.size, quick.sections) == (12, 3456, {})
+
+
+@pytest.mark.django_db
+def test_fast_update_writes_what_bulk_update_writes():
+    """update_rows (the pipeline's write of new conversations' counts) leaves each row as
+    bulk_update() leaves it: every named field, nothing else, each row its own values."""
+    from datetime import UTC, datetime
+
+    from buzon.messages.conversations import Conversation
+    from buzon.sync.fastinsert import update_rows
+
+    fields = ["message_count", "last_message_at", "snippet", "customer", "updated_at"]
+    mine, django = ([Conversation.objects.create(subject=f"{name} {n}") for n in range(3)]
+                    for name in ("mine", "django"))
+    for rows in (mine, django):
+        for n, row in enumerate(rows):
+            row.message_count, row.snippet, row.subject = n + 1, f"ñ {n}", "not written"
+            row.last_message_at = datetime(2026, 1, n + 1, 9, tzinfo=UTC) if n else None
+            row.updated_at = datetime(2026, 2, n + 1, tzinfo=UTC)
+    update_rows(mine, fields)
+    Conversation.objects.bulk_update(django, fields)
+
+    def stored(rows):
+        return [Conversation.objects.values("subject", "customer_id", *fields[:3], "updated_at").get(pk=row.pk)
+                for row in rows]
+
+    assert [dict(r, subject=r["subject"][-1]) for r in stored(mine)] == \
+        [dict(r, subject=r["subject"][-1]) for r in stored(django)]
+    assert [r["message_count"] for r in stored(mine)] == [1, 2, 3]
+    assert {r["subject"][:4] for r in stored(mine)} == {"mine"}

@@ -16,7 +16,7 @@ from email.message import Message as EmailMessage
 from typing import Any
 
 from buzon.inbound.mail import headers as hdr
-from buzon.inbound.mail import htmltext
+from buzon.inbound.mail import htmltext, mime
 from buzon.sync import headers as sync_headers
 
 MAX_PARTS = 400
@@ -76,17 +76,12 @@ class ParsedMail:
         return hdr.first(self.headers, name)
 
 
-def _parser() -> email.parser.BytesParser:
-    # compat32 never raises on bad structure; it records defects and keeps going.
-    return email.parser.BytesParser(policy=email.policy.compat32)
-
-
 def parse_bytes(data: bytes) -> ParsedMail:
     data = sync_headers.without_bom(data)
     if not data or not data.strip():
         raise Unparseable("the message is empty")
     data, cut = _bounded(data)
-    msg = _parser().parsebytes(data)
+    msg = mime.parse(data)
     # NUL is never meaningful in mail text, and PostgreSQL refuses it in text columns.
     headers = {k: [v.replace("\0", "") for v in values] for k, values in hdr.raw_headers(msg).items()}
     if not headers:
@@ -107,6 +102,8 @@ def parse_bytes(data: bytes) -> ParsedMail:
 
 def _bounded(data: bytes) -> tuple[bytes, bool]:
     """``data`` cut before its (MAX_BOUNDARIES + 1)-th boundary declaration, and whether it was cut."""
+    if data.lower().count(b"boundary") <= MAX_BOUNDARIES:  # C: the pattern below costs ~1 ms per 100 KB
+        return data, False
     for count, match in enumerate(_BOUNDARY_RE.finditer(data), start=1):
         if count > MAX_BOUNDARIES:
             return data[:data.rfind(b"\n", 0, match.start()) + 1], True
@@ -231,7 +228,7 @@ def _walk(root: EmailMessage, mail: ParsedMail) -> None:
 
 def part_bytes(data: bytes, index: int) -> tuple[bytes, str] | None:
     """The decoded bytes and content type of the part an Attachment row names, or None."""
-    root = _parser().parsebytes(sync_headers.without_bom(data))
+    root = mime.parse(sync_headers.without_bom(data))
     for found, part, ctype, _related in _parts(root, []):
         if found == index:
             if ctype in ATTACHED_MESSAGES:
