@@ -52,8 +52,8 @@ def _text(data: bytes) -> str:
 
 def _headers(data: bytes) -> tuple[Message, bytes]:
     """The part's headers (read by the standard parser) and the bytes of its body."""
-    end = data.find(b"\n\n")
     crlf = data.find(b"\r\n\r\n")
+    end = data.find(b"\n\n", 0, len(data) if crlf == -1 else crlf)  # not through the whole part again
     if data.startswith((b"\n", b"\r\n")):  # no headers at all: the body starts after the blank line
         head, body = b"", data[1 if data[:1] == b"\n" else 2:]
     elif crlf != -1 and (end == -1 or crlf < end):
