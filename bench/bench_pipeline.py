@@ -34,7 +34,8 @@ def floor(db_path: Path, account_id: int, n: int) -> float:
     db = floors.open_db(db_path)
     reader = sqlite3.connect(db_path)
     started = time.perf_counter()
-    rows = reader.execute("SELECT id, data FROM sync_rawmessage WHERE account_id = ? ORDER BY id", (account_id,))
+    rows = reader.execute("SELECT r.id, c.data FROM sync_rawmessage r JOIN sync_rawcontent c ON c.raw_id = r.id "
+                          "WHERE r.account_id = ? ORDER BY r.id", (account_id,))
     done = 0
     while batch := rows.fetchmany(CHUNK):
         db.execute("BEGIN")

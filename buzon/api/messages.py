@@ -88,8 +88,8 @@ class MessageDetailSerializer(MessageSerializer):
         return pipeline_summary(message)
 
 
-#: What a message list never reads: the raw mail (tens of KB a row), the bodies, the decisions.
-LIST_LEAVES_OUT = ("text", "html", "decisions", "references", "raw__data", "raw__to_header", "raw__subject")
+#: What a message list never reads: the bodies, the decisions, raw header copies (the raw bytes are in RawContent).
+LIST_LEAVES_OUT = ("text", "html", "decisions", "references", "raw__to_header", "raw__subject")
 
 
 @extend_schema(parameters=[

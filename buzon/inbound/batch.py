@@ -41,7 +41,7 @@ from buzon.messages.conversations import Conversation
 from buzon.messages.models import Direction, Message
 from buzon.sync import deletion
 from buzon.sync.fastinsert import insert_rows, insert_rows_returning
-from buzon.sync.models import KEY_ONLY, RawMessage
+from buzon.sync.models import KEY_ONLY, RawContent, RawMessage
 
 logger = logging.getLogger(__name__)
 
@@ -143,14 +143,19 @@ def _read_ahead(chunk: list[int]) -> dict[int, tuple[str, ParsedMail]]:
     to the row claimed; one that fails is parsed again inside, where its reason is kept."""
     if not chunk:
         return {}
-    rows = RawMessage.objects.filter(pk__in=chunk, message__isnull=True, status__in=WAITING) \
-        .only("pk", "data", "truncated", "sha256")
+    rows = {raw.pk: raw for raw in RawMessage.objects.filter(
+        pk__in=chunk, message__isnull=True, status__in=WAITING).only("pk", "truncated", "sha256")}
     ahead: dict[int, tuple[str, ParsedMail]] = {}
-    for raw in rows.iterator(chunk_size=50):
+    contents = RawContent.objects.filter(raw_id__in=list(rows)).values_list("raw_id", "data")
+    for raw_id, data in contents.iterator(chunk_size=50):
+        raw = rows[raw_id]
+        raw.__dict__["_data"] = bytes(data)  # RawMessage.data, read with the others
         try:
-            ahead[raw.pk] = (raw.sha256, parse.read(raw))
+            ahead[raw_id] = (raw.sha256, parse.read(raw))
         except (StopPipeline, ValueError, LookupError, RecursionError):
             continue
+        finally:
+            del raw.__dict__["_data"]
     return ahead
 
 
@@ -403,6 +408,8 @@ def _timed(stage: str, function: Callable[..., T], *args: Any) -> T:
 def _claim(chunk: list[int], room: int, queued: bool) -> tuple[list[RawMessage], list[int]]:
     """The chunk's raw rows, locked, and the ids run_pipeline must take instead; for a task
     (``queued``), also up to ``room`` more stored messages, and nothing another worker holds."""
+    # Not the bytes (RawContent): read and parsed before the transaction (_read_ahead); a message
+    # whose parse is missing loads them by itself (parse.read).
     rows = RawMessage.objects.filter(message__isnull=True).defer("from_header", "to_header", "flags").order_by("id")
     skip = connection.features.has_select_for_update_skip_locked
     locked = rows.select_for_update(of=("self",), skip_locked=queued and skip)

@@ -9,9 +9,12 @@ log = logging.getLogger(__name__)
 
 def _system_account_after_migrate(sender: AppConfig, **kwargs: Any) -> None:
     """The system account follows BUZON_SYSTEM_SMTP_URL after every migrate (ready() runs before
-    the database may exist, so it is not done there)."""
+    the database may exist, so it is not done there). Not after a migrate to an older state."""
+    from buzon.core import migrated
     from buzon.mailboxes.system_account import SystemSMTPURLError, ensure_system_account
 
+    if not migrated.fully(kwargs.get("using", "default")):
+        return
     try:
         ensure_system_account()
     except SystemSMTPURLError as exc:

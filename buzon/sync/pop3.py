@@ -188,7 +188,7 @@ def _dele(client: poplib.POP3, numbers: list[int]) -> set[int]:
 def _pass_over(box: Mailbox, items: list[Incoming], reason: str) -> None:
     """Remember messages the first pass leaves out, without downloading them."""
     RawMessage.objects.bulk_create([
-        RawMessage(account_id=box.account_id, account_address=box.address, uidl=item.uidl, data=b"",
+        RawMessage(account_id=box.account_id, account_address=box.address, uidl=item.uidl,
                    size=item.size or 0, sha256="", status=RawMessage.Status.NOT_DOWNLOADED, status_reason=reason)
         for item in items
     ], ignore_conflicts=True)

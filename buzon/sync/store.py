@@ -10,8 +10,9 @@ its server key without its bytes, which nothing processes (KEY_ONLY), so it is n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -21,7 +22,7 @@ from buzon.sync import deletion, lease
 from buzon.sync.enqueue import enqueue_processing
 from buzon.sync.fastinsert import insert_rows, insert_rows_returning
 from buzon.sync.headers import parse_header_fields, sha256
-from buzon.sync.models import KEY_ONLY, FolderCursor, RawMessage
+from buzon.sync.models import KEY_ONLY, FolderCursor, RawContent, RawMessage
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,27 @@ class StoreResult:
     already: int = 0
 
 
-def _row(box: Mailbox, item: Incoming, digest: str, original: dict[tuple[str, str], int]) -> RawMessage:
-    fields = parse_header_fields(item.data)
+Prepared = dict[int, tuple[str, Any]]  # id(item) -> (sha256, its header fields)
+
+
+def _prepare(items: Iterable[Incoming]) -> Prepared:
+    """Each item's content hash and header fields, computed before the transaction: on SQLite a
+    write transaction holds the database's one write lock from BEGIN (IMMEDIATE), so work done inside
+    it (hashing tens of MB, reading headers) is time the pipeline's processes wait for the lock."""
+    return {id(item): (sha256(item.data), parse_header_fields(item.data)) for item in items}
+
+
+def _row(box: Mailbox, item: Incoming, prepared: Prepared, original: dict[tuple[str, str], int]) -> RawMessage:
+    digest, fields = prepared[id(item)]
     row = RawMessage(
         account_id=box.account_id, account_address=box.address, folder=box.folder,
         uidvalidity=box.uidvalidity if item.uid is not None else None, uid=item.uid, uidl=item.uidl,
-        data=item.data, size=item.size if item.size is not None else len(item.data), sha256=digest,
+        size=item.size if item.size is not None else len(item.data), sha256=digest,
         message_id=fields.message_id, from_header=fields.from_header, to_header=fields.to_header,
         subject=fields.subject, date=fields.date, flags=item.flags,
         truncated=bool(item.truncation_note), truncation_note=item.truncation_note,
     )
+    row.data = item.data  # written beside the row (RawContent)
     if item.failed_reason:
         row.status, row.status_reason = RawMessage.Status.FAILED, item.failed_reason
         return row
@@ -97,12 +109,12 @@ def _row(box: Mailbox, item: Incoming, digest: str, original: dict[tuple[str, st
 def store_batch(box: Mailbox, items: Sequence[Incoming], *, cursor: CursorMark | None = None) -> StoreResult:
     """Store `items` and move the folder cursor to `cursor`, atomically."""
     result = StoreResult()
+    prepared = _prepare(items)
     with transaction.atomic():
         # No look-up of the keys first: the cursor moves with the batch, so a key already held is
         # only possible after a lost lease; the unique constraints catch it (see _insert).
-        digests = {id(item): sha256(item.data) for item in items}
-        known = _content_indexes({(box.account_id, box.folder)}, set(digests.values()))
-        rows = _rows(box, items, digests, known.get((box.account_id, box.folder), {}), result)
+        known = _content_indexes({(box.account_id, box.folder)}, {digest for digest, _ in prepared.values()})
+        rows = _rows(box, items, prepared, known.get((box.account_id, box.folder), {}), result)
         created = _insert(box, rows)
         deletion.copies_stored(created)
         result.already = len(rows) - len(created)
@@ -121,12 +133,14 @@ def store_batches(batches: Sequence[Batch], fences: dict[int, lease.Fence | None
     All or nothing: any failure (a key already held, a lease lost) raises and stores none of them;
     the caller then stores them one by one (store_batch), where each fails or commits alone."""
     results = [StoreResult() for _ in batches]
+    prepared = _prepare(item for batch in batches for item in batch.items)
     with transaction.atomic():
-        digests = {id(item): sha256(item.data) for batch in batches for item in batch.items}
-        known = _content_indexes({(b.box.account_id, b.box.folder) for b in batches}, set(digests.values()))
-        rows = [_rows(batch.box, batch.items, digests, known.setdefault((batch.box.account_id, batch.box.folder), {}),
+        known = _content_indexes({(b.box.account_id, b.box.folder) for b in batches},
+                                 {digest for digest, _ in prepared.values()})
+        rows = [_rows(batch.box, batch.items, prepared, known.setdefault((batch.box.account_id, batch.box.folder), {}),
                       result) for batch, result in zip(batches, results, strict=True)]
         insert_rows_returning([row for batch_rows in rows for row in batch_rows])
+        _write_contents([row for batch_rows in rows for row in batch_rows])
         deletion.copies_stored([row for batch_rows in rows for row in batch_rows])
         for batch_rows, result in zip(rows, results, strict=True):
             result.stored = [row.pk for row in batch_rows if row.status != RawMessage.Status.DUPLICATE]
@@ -136,12 +150,12 @@ def store_batches(batches: Sequence[Batch], fences: dict[int, lease.Fence | None
     return results
 
 
-def _rows(box: Mailbox, items: Sequence[Incoming], digests: dict[int, str], original: dict[tuple[str, str], int],
+def _rows(box: Mailbox, items: Sequence[Incoming], prepared: Prepared, original: dict[tuple[str, str], int],
           result: StoreResult) -> list[RawMessage]:
     """The rows to insert; `original` (what the folder holds, by content) learns each stored one."""
     rows: list[RawMessage] = []
     for item in items:
-        row = _row(box, item, digests[id(item)], original)
+        row = _row(box, item, prepared, original)
         if row.status == RawMessage.Status.DUPLICATE:
             result.duplicates += 1
         rows.append(row)
@@ -206,16 +220,29 @@ def _move_cursors(batches: Sequence[Batch]) -> None:
         cursor.executemany(sql, [[*move, account_id, folder] for (account_id, folder), move in moves.items()])
 
 
+def _write_contents(rows: Sequence[RawMessage]) -> None:
+    """The bytes of rows just inserted (with their ids), in one statement (models.RawContent)."""
+    insert_rows([RawContent(raw_id=row.pk, data=row.data) for row in rows if row.data])
+    for row in rows:
+        row.__dict__.pop("_data_unsaved", None)
+
+
 def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
     if not rows:
         return []
     try:
         with transaction.atomic():
             insert_rows(rows)
+            _insert_ids(box, rows)
+            _write_contents(rows)
     except IntegrityError:
         return _insert_one_by_one(rows)
+    return rows
+
+
+def _insert_ids(box: Mailbox, rows: list[RawMessage]) -> None:
     if rows[0].pk is not None:  # a single row, its id returned by the INSERT
-        return rows
+        return
     # Read the new ids back by their server keys (one indexed query): for a first download's chunks
     # an executemany and this query beat multi-row INSERTs with RETURNING (measured on SQLite).
     ids: dict[object, int]
@@ -230,7 +257,6 @@ def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:
                    .values_list("uidl", "id"))
         for row in rows:
             row.pk = ids[row.uidl]
-    return rows
 
 
 def _insert_one_by_one(rows: list[RawMessage]) -> list[RawMessage]:

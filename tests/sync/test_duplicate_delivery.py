@@ -139,27 +139,51 @@ def test_pop3_mail_passed_over_by_the_initial_count_is_never_run_as_an_empty_mes
     assert [m["subject"] for m in listing["results"]] == ["Pedido 2"]
 
 
-def test_rows_kept_as_a_key_only_before_are_marked_so_by_the_migration():
-    """Until now such rows were "skipped" like unknown senders' mail, and some were run since."""
+@pytest.mark.slow
+def test_rows_kept_as_a_key_only_before_are_marked_so_and_bytes_move_beside_their_rows(tmp_path):
+    """A database from before key-only statuses and before RawContent, migrated by `buzon migrate`
+    as a site upgrades: rows kept as a key only (empty bytes) were "skipped" like unknown senders'
+    mail, and some were run since; they become duplicate / unfetched (0005), and every message's
+    bytes move to sync_rawcontent, byte for byte, while rows without bytes get none (0008)."""
     import hashlib
-    import importlib
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    from django.apps import apps
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "BUZON_"))}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["BUZON_DATA_DIR"] = str(tmp_path)
 
-    from tests.inbound.helpers import mail, store_raw
+    def migrate(*target: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "buzon.core.cli", "migrate", "-v", "0", *target], env=env,
+                              cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
 
-    migration = importlib.import_module("buzon.sync.migrations.0005_rawmessage_key_only_statuses")
-    unknown_sender = store_raw(mail())
-    blanked = store_raw(mail())
-    RawMessage.objects.filter(pk=unknown_sender.pk).update(status="skipped")
-    RawMessage.objects.filter(pk=blanked.pk).update(data=b"", status="skipped")
-    ran_as_empty = store_raw(mail())
-    RawMessage.objects.filter(pk=ran_as_empty.pk).update(data=b"", status="processed")
-    passed_over = RawMessage.objects.create(account_address="a@x.test", uidl="00000001", data=b"", size=10,
-                                            sha256="", status="skipped")
-    failed = RawMessage.objects.create(account_address="a@x.test", uidl="00000002", data=b"", size=10,
-                                       sha256=hashlib.sha256(b"").hexdigest(), status="failed")
-    migration.mark_key_only_rows(apps, None)
-    states = dict(RawMessage.objects.values_list("pk", "status"))
-    assert states == {unknown_sender.pk: "skipped", blanked.pk: "duplicate", ran_as_empty.pk: "duplicate",
-                      passed_over.pk: "unfetched", failed.pk: "failed"}
+    migrate("sync", "0004_synclease_epoch")
+    empty = hashlib.sha256(b"").hexdigest()
+    rows = {  # name: (uidl, bytes, status, sha256)
+        "unknown_sender": ("u1", b"Subject: a\r\n\r\nfrom someone unknown\r\n", "skipped", "x"),
+        "blanked": ("u2", b"", "skipped", "y"),
+        "ran_as_empty": ("u3", b"", "processed", "z"),
+        "passed_over": ("u4", b"", "skipped", ""),
+        "failed": ("u5", b"", "failed", empty),
+        "processed": ("u6", b"Subject: b\r\n\r\n" + bytes(range(256)) * 1000, "processed", "w"),
+    }
+    with sqlite3.connect(tmp_path / "buzon.sqlite3") as db:
+        for name, (uidl, data, status, digest) in rows.items():
+            db.execute("INSERT INTO sync_rawmessage (account_address, folder, uidl, data, size, sha256, message_id, "
+                       "from_header, to_header, subject, flags, truncated, truncation_note, status, status_reason, "
+                       "received_at) VALUES ('a@x.test', '', ?, ?, ?, ?, '', '', '', ?, '[]', 0, '', ?, '', "
+                       "'2026-01-01 00:00:00')", (uidl, data, max(len(data), 10), digest, name, status))
+    migrate()
+    with sqlite3.connect(tmp_path / "buzon.sqlite3") as db:
+        states = dict(db.execute("SELECT subject, status FROM sync_rawmessage"))
+        contents = dict(db.execute("SELECT r.subject, c.data FROM sync_rawcontent c JOIN sync_rawmessage r "
+                                   "ON r.id = c.raw_id"))
+        columns = [row[1] for row in db.execute("PRAGMA table_info(sync_rawmessage)")]
+    assert states == {"unknown_sender": "skipped", "blanked": "duplicate", "ran_as_empty": "duplicate",
+                      "passed_over": "unfetched", "failed": "failed", "processed": "processed"}
+    assert contents == {"unknown_sender": rows["unknown_sender"][1], "processed": rows["processed"][1]}
+    assert "data" not in columns

@@ -139,7 +139,7 @@ def test_drop_mid_fetch_and_server_restart_recover_by_themselves(dovecot, settin
             dovecot.deliver(account.email_address, late)
             wait_for(lambda: count(account) == 21, 15)
             wait_for(lambda: state(account) == AccountState.IDLE, 5)
-        stored = sorted(bytes(d) for d in RawMessage.objects.filter(account=account).values_list("data", flat=True))
+        stored = sorted(raw.data for raw in RawMessage.objects.filter(account=account))
         assert stored == sorted([*mails, late])
         assert RawMessage.objects.filter(account=account).values("uid").distinct().count() == 21
     finally:

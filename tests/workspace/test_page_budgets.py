@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from buzon.crm.models import Customer, JobApplicant, Notification, Ticket
 from buzon.inbound import pipeline
 from buzon.messages.models import Message
-from buzon.sync.models import RawMessage
+from buzon.sync.models import RawContent
 from buzon.workspace import actions
 from tests.inbound.helpers import mail, store_raw, support_account
 from tests.security.conftest import World
@@ -119,7 +119,7 @@ def test_message_lists_read_neither_raw_mail_nor_bodies(world: World):
     list shows each conversation's snippet, kept on its row."""
     _grow(world, 3, 0)
     heavy = [f'"{Message._meta.db_table}"."{name}"' for name in ("text", "html", "decisions")]
-    heavy.append(f'"{RawMessage._meta.db_table}"."data"')
+    heavy.append(f'"{RawContent._meta.db_table}"')
     for role in ROLES:
         client = world.client(role)
         for url in ("/inbox/", "/api/v1/messages/", "/conversations/?view=", "/api/v1/conversations/"):
