@@ -5,6 +5,7 @@ Quick (default): 500 messages per figure. Full (--full or BENCH_FULL=1): 5,000.
 
 - API send: `POST /api/v1/messages/send/` (an API token, `--clients` threads at once, as an
   integrator's shop would call it) → accepted by the SMTP sink, first POST to last message in the sink;
+  on loopback and through the 20 ms round-trip proxy (an account whose relay is across a network);
 - API batch send: the same N messages through `POST /api/v1/messages/send/batch/`, `--batch` to a
   request (0 skips it), up to `--clients` requests at once, first POST to the last message in the sink;
 - queue drain: N messages queued in one transaction (as a bulk reply would), drained by the running
@@ -39,6 +40,7 @@ from bench import floors, peers  # noqa: E402
 from bench.mailtext import ANSWERS, legal, paragraphs, signature  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 from bench.site import Site, cleanup_template, full, machine, write_results  # noqa: E402
+from buzon.core import run_plan  # noqa: E402
 
 RTT_S = 0.020
 CONNECTIONS = int(os.environ.get("BUZON_OUTBOUND_CONNECTIONS", "16"))
@@ -154,20 +156,27 @@ def main() -> None:
         site.web()
         site.worker()
 
-        def post(i: int) -> None:
-            answer = site.api("/api/v1/messages/send/", method="POST", json={
-                "to": [f"cliente{i}@example.test"], "subject": f"api {i}", "text": text,
-                "account": accounts["pedidos"].pk})
-            if answer.status_code != 202:
-                raise RuntimeError(f"send refused: {answer.status_code} {answer.text[:300]}")
+        def api_send(name: str, prefix: str) -> tuple[float, float]:
+            """n single sends through `name`'s account: (seconds to the last at the sink, to the last 202)."""
+            def post(i: int) -> None:
+                answer = site.api("/api/v1/messages/send/", method="POST", json={
+                    "to": [f"cliente{i}@example.test"], "subject": f"{prefix}{i}", "text": text,
+                    "account": accounts[name].pk})
+                if answer.status_code != 202:
+                    raise RuntimeError(f"send refused: {answer.status_code} {answer.text[:300]}")
 
-        started, t0 = time.perf_counter(), time.time()
-        with ThreadPoolExecutor(args.clients) as pool:
-            list(pool.map(post, range(n)))
-        accepted = time.perf_counter() - started
-        api_s = wait_sink(sink, "api ", n, timeout) - t0
+            started, t0 = time.perf_counter(), time.time()
+            with ThreadPoolExecutor(args.clients) as pool:
+                list(pool.map(post, range(n)))
+            accepted = time.perf_counter() - started
+            return wait_sink(sink, prefix, n, timeout) - t0, accepted
+
+        api_s, accepted = api_send("pedidos", "api ")
         print(f"API send → sink: {n / api_s:.0f} msg/s ({api_s:.1f} s; the API accepted {n / accepted:.0f}/s)",
               flush=True)
+        far_s, far_accepted = api_send("pedidos-lejos", "api-lejos ")
+        print(f"API send → sink, {RTT_S * 1000:.0f} ms RTT: {n / far_s:.0f} msg/s ({far_s:.1f} s; the API accepted "
+              f"{n / far_accepted:.0f}/s)", flush=True)
         batch_s = batch_accepted = 0.0
         if args.batch > 0:
             def post_batch(first: int) -> None:
@@ -207,6 +216,11 @@ def main() -> None:
                      "value": n / api_s, "unit": "msg/s", "floor": f"aiosmtplib, {CONNECTIONS} connections, DKIM",
                      "floor_value": n / floor_s["loopback"],
                      "note": f"{args.clients} API clients at once; the API accepted {n / accepted:.0f}/s"})
+        far = f"{RTT_S * 1000:.0f} ms RTT"
+        rows.append({"figure": f"send: POST /api/v1/messages/send/ → accepted by the SMTP server, {far}",
+                     "value": n / far_s, "unit": "msg/s", "floor": f"aiosmtplib, {CONNECTIONS} connections, DKIM",
+                     "floor_value": n / floor_s[far],
+                     "note": f"{args.clients} API clients at once; the API accepted {n / far_accepted:.0f}/s"})
         if batch_s:
             rows.append({"figure": f"send: POST /api/v1/messages/send/batch/ ({args.batch} a request) → accepted by "
                                    "the SMTP server, loopback",
@@ -228,7 +242,8 @@ def main() -> None:
         sink.stop()
         proxy.terminate()
     notes = [f"send: {n} messages per figure, a {len(text.encode())}-byte reply (text; Buzón adds its HTML)",
-             "Buzón: buzon web (1 worker, 4 threads) and one buzon worker, SQLite"]
+             f"Buzón: buzon web ({run_plan.web_workers()} workers, 4 threads each) and one buzon worker "
+             "(default concurrency), SQLite"]
     print(f"machine: {machine()}")
     print(f"results: {write_results('send', rows, notes)}")
 
