@@ -1,3 +1,4 @@
+import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -20,6 +21,11 @@ def _post_worker_init(_worker: Any) -> None:
 
 
 def _worker_exit(_server: Any, _worker: Any) -> None:
+    # Leaving already: on Ctrl-C the worker gets SIGINT from the terminal and then SIGQUIT from the
+    # master, and a second signal raised SystemExit in the middle of the goodbye's database write
+    # (seen when the database was busy). The master's SIGKILL after graceful_timeout still bounds it.
+    for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     heartbeat.stop()
 
 
