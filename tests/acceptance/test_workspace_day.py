@@ -98,7 +98,9 @@ def test_an_agents_day(browser_site):
     page.locator("#thread", has_text="el número es el 4712").wait_for(timeout=LIVE_MS)
 
     # The answer, with her canned response.
-    page.wait_for_function("document.getElementById('canned-select').dataset.bzLoaded === '1'")
+    # A locator wait, not wait_for_function: the CSP forbids evaluating strings as script, which it
+    # does whenever the list has not loaded at its first look.
+    page.locator("#canned-select[data-bz-loaded='1']").wait_for(state="attached")
     page.click("#reply-text")
     page.keyboard.type("Hola Ana. /env")
     page.wait_for_selector(".canned-suggestion[data-shortcut='envio']")

@@ -42,7 +42,9 @@ def test_a_note_mentions_a_colleague_and_a_canned_response_goes_out_in_the_reply
     assert ConversationNote.objects.filter(conversation_id=first.conversation_id).count() == 1
 
     # "/" and the start of the shortcut lists it; Enter puts its text in place of "/env".
-    page.wait_for_function("document.getElementById('canned-select').dataset.bzLoaded === '1'")
+    # A locator wait, not wait_for_function: the CSP forbids evaluating strings as script, which it
+    # does whenever the list has not loaded at its first look.
+    page.locator("#canned-select[data-bz-loaded='1']").wait_for(state="attached")
     page.click("#reply-text")
     page.keyboard.type("Hola Ana. /env")
     page.wait_for_selector(".canned-suggestion[data-shortcut='envio']")
