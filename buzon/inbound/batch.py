@@ -149,13 +149,13 @@ def _read_ahead(chunk: list[int]) -> dict[int, tuple[str, ParsedMail]]:
     contents = RawContent.objects.filter(raw_id__in=list(rows)).values_list("raw_id", "data")
     for raw_id, data in contents.iterator(chunk_size=50):
         raw = rows[raw_id]
-        raw.__dict__["_data"] = bytes(data)  # RawMessage.data, read with the others
+        raw.hold_data(data)
         try:
             ahead[raw_id] = (raw.sha256, parse.read(raw))
         except (StopPipeline, ValueError, LookupError, RecursionError):
             continue
         finally:
-            del raw.__dict__["_data"]
+            raw.hold_data(None)
     return ahead
 
 

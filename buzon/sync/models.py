@@ -105,6 +105,15 @@ class RawMessage(models.Model):
         self.__dict__["_data"] = bytes(value)
         self.__dict__["_data_unsaved"] = True
 
+    def hold_data(self, data: bytes | memoryview | None) -> None:
+        """``data``: the bytes as read from RawContent with other rows' (None: forget them, freeing
+        the memory); either way nothing to write."""
+        if data is None:
+            self.__dict__.pop("_data", None)
+        else:
+            self.__dict__["_data"] = bytes(data)
+        self.__dict__.pop("_data_unsaved", None)
+
 
 class RawContent(models.Model):
     """The bytes of a RawMessage, in a table of their own.

@@ -224,7 +224,7 @@ def _write_contents(rows: Sequence[RawMessage]) -> None:
     """The bytes of rows just inserted (with their ids), in one statement (models.RawContent)."""
     insert_rows([RawContent(raw_id=row.pk, data=row.data) for row in rows if row.data])
     for row in rows:
-        row.__dict__.pop("_data_unsaved", None)
+        row.hold_data(row.data)  # written
 
 
 def _insert(box: Mailbox, rows: list[RawMessage]) -> list[RawMessage]:

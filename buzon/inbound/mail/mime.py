@@ -91,9 +91,9 @@ def _part(data: bytes) -> Message:
     lines = _boundary_lines(body, delimiter)
     if not lines or lines[0][2]:
         raise _Doubt  # no boundary, or the closing one first: a start boundary not found
-    closing = next((n for n, (_start, _end, close) in enumerate(lines) if close), None)
-    if closing is None:
-        raise _Doubt  # the closing boundary is missing
+    if not lines[-1][2]:
+        raise _Doubt  # the closing boundary is missing (the lines stop at the first closing one)
+    closing = len(lines) - 1
     message._payload = None  # type: ignore[attr-defined]  # the header parse left an empty body; parts go here
     if lines[0][0] > 0:
         message.preamble = _without_last_line_end(_text(body[:lines[0][0]]))
