@@ -266,7 +266,8 @@ OUTBOUND_TASK = "buzon.outbound.tasks.deliver_outgoing"
 # Mail queued while a delivery task waits to start joins it instead of enqueueing another
 # (buzon.messages.outbox); on Redis the mark lasts at most this long. 0: a task per message.
 OUTBOUND_COALESCE_S = config.env_int("BUZON_OUTBOUND_COALESCE", 10)
-OUTBOUND_ADMIT = "buzon.outbound.queue.admit"
+OUTBOUND_CHECK = "buzon.outbound.queue.check"  # whether the queue takes a send (outbox.prepare_many)
+OUTBOUND_ADMIT = "buzon.outbound.queue.admit"  # its queue entry (outbox.store_many)
 OUTBOUND_APPEND_TASK = "buzon.outbound.tasks.append_to_sent"
 OUTBOUND_MAX_ATTEMPTS = config.env_int("BUZON_OUTBOUND_MAX_ATTEMPTS", 8)
 OUTBOUND_RETRY_BASE_S = config.env_int("BUZON_OUTBOUND_RETRY_BASE", 60)

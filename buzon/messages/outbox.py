@@ -4,8 +4,12 @@ Anything that sends (the API, the compose form, notifications, the inbound auto-
 this. It decides which account the mail leaves through, stores the Message, hands the rest of the
 request (attachments, extra headers, send time, priority) to the outgoing queue, and — only once
 the transaction commits — enqueues the delivery task. `messages` never imports `outbound`: the queue
-is reached through `settings.OUTBOUND_ADMIT` and the task through `settings.OUTBOUND_TASK`, both
-dotted paths, so the layers stay one-way.
+is reached through `settings.OUTBOUND_CHECK`/`OUTBOUND_ADMIT` and the task through
+`settings.OUTBOUND_TASK`, all dotted paths, so the layers stay one-way.
+
+Two steps, so many sends cost what one does (the API's batch, `outbox_batch`): `prepare_many`
+checks every send and writes nothing (a refusal is that send's answer alone); `store_many` writes
+those accepted with one insert per table. `queue_outgoing` is both for one send.
 
 Stores are walls for notices too. A notification (kind "notification": mail to staff, such as "new
 email from …" with the customer's words, or an invitation) belongs to the store its *content* is
@@ -92,6 +96,8 @@ class ComposeRequest:
     attachments: Sequence[Attachment] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     send_at: datetime.datetime | None = None
+    #: The HTML as written, when the queue's check sanitised the Message's copy (OUTBOUND_CHECK).
+    html_source: str = ""
 
 
 def default_outgoing_account() -> EmailAccount | None:
@@ -321,26 +327,27 @@ def _message_id_domain(account: EmailAccount) -> str:
     return account.email_address.rpartition("@")[2] or "buzon.invalid"
 
 
-def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", html: str = "",
-                   cc: Iterable[str] | str = (), bcc: Iterable[str] | str = (), account: EmailAccount | None = None,
-                   kind: str = "normal", in_reply_to: Message | int | str | None = None,
-                   record: models.Model | None = None, user: Any = None, attachments: Sequence[Attachment] = (),
-                   headers: Mapping[str, str] | None = None, send_at: datetime.datetime | None = None,
-                   priority: int | None = None, template: str = "", language: str | None = None,
-                   context: Mapping[str, Any] | None = None, about_store: int | None = None,
-                   deliver: bool = True, sendable: Container[int] = ()) -> Message:
-    """Queue one email and return its Message (status queued). Raises SendRefused with the reason.
+@dataclass
+class Outgoing:
+    """One send, checked and not yet stored (`prepare_many`): the unsaved Message, the rest of the
+    request, and the record it is about (`store_many` writes them)."""
 
-    ``about_store`` (kind "notification" only) is the id of the store whose content the notice
-    carries, None for store-less content: the Message belongs to it whatever account sends it.
+    message: Message
+    request: ComposeRequest
+    record: models.Model | None
+    user: Any
 
-    `template` names an email template (by key): when one exists, its subject and bodies (rendered
-    with the record, its customer, the user and `context`) replace the `subject`/`text`/`html`
-    given, which remain the fallback. This is how notifications use the templates admins edit.
 
-    ``deliver=False``: the caller asks for the delivery task itself (`queue_each`: one per batch);
-    ``sendable``: see `choose_account`.
-    """
+def prepare_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", html: str = "",
+                     cc: Iterable[str] | str = (), bcc: Iterable[str] | str = (), account: EmailAccount | None = None,
+                     kind: str = "normal", in_reply_to: Message | int | str | None = None,
+                     record: models.Model | None = None, user: Any = None, attachments: Sequence[Attachment] = (),
+                     headers: Mapping[str, str] | None = None, send_at: datetime.datetime | None = None,
+                     priority: int | None = None, template: str = "", language: str | None = None,
+                     context: Mapping[str, Any] | None = None, about_store: int | None = None,
+                     sendable: Container[int] = ()) -> Outgoing:
+    """`queue_outgoing`'s checks and choices, written nowhere: raises SendRefused with the reason.
+    The queue's own checks (`settings.OUTBOUND_CHECK`) come after, in `prepare_many`."""
     if kind not in KINDS:
         raise SendRefused(_("Unknown kind of mail: %(kind)s.") % {"kind": kind})
     if template:
@@ -379,26 +386,96 @@ def queue_outgoing(*, to: Iterable[str] | str, subject: str, text: str = "", htm
     references = ""
     if parent is not None and parent.message_id:
         references = " ".join(part for part in (parent.references.strip(), parent.message_id) if part)
+    message = Message(
+        direction=Direction.OUTGOING, account=chosen, store_id=store_id, status=MessageStatus.QUEUED,
+        message_id=make_msgid(domain=_message_id_domain(chosen)),
+        in_reply_to=parent.message_id if parent is not None else "", references=references,
+        subject=subject, from_address=chosen.email_address, to=to_list, cc=cc_list, bcc=bcc_list,
+        text=text, html=html, created_by=user if getattr(user, "pk", None) else None,
+        record_type=ContentType.objects.get_for_model(record) if record is not None else None,
+        record_id=record.pk if record is not None else None,
+        # A reply is the customer's mail too (their card, their messages), within the same store.
+        customer_id=parent.customer_id if parent is not None and parent.store_id == store_id else None,
+    )
+    message.store_given = True  # a store-less notice stays store-less (Message.save)
+    return Outgoing(message=message, request=request, record=record, user=user)
+
+
+def prepare_many(sends: Sequence[Mapping[str, Any]]) -> list[Outgoing | SendRefused]:
+    """Each send (`prepare_outgoing`'s keyword arguments) checked on its own, in order: its Outgoing, or
+    the SendRefused that says why it cannot be queued. Nothing is written; the queue's checks
+    (`settings.OUTBOUND_CHECK`: addresses, a confirmed sender, unsubscribed recipients) run once
+    for all of them, so a batch asks the database once per account, not once per message."""
+    results: list[Outgoing | SendRefused] = []
+    for arguments in sends:
+        try:
+            results.append(prepare_outgoing(**arguments))
+        except SendRefused as refused:
+            results.append(refused)
+    prepared = [(index, r) for index, r in enumerate(results) if isinstance(r, Outgoing)]
+    verdicts = import_string(settings.OUTBOUND_CHECK)([(r.message, r.request) for _index, r in prepared])
+    for (index, _send), verdict in zip(prepared, verdicts, strict=True):
+        if verdict is not None:
+            results[index] = verdict
+    return results
+
+
+def _place(messages: Sequence[Message]) -> list[Any]:
+    """Conversations for the messages (`placement`): those that start one get theirs in one insert;
+    a reply, mail about a record, or mail written inside a conversation (`placement.joining`) is
+    placed one by one, by the rules of `placement.place`. Returns the conversations made in bulk."""
+    from buzon.messages import placement
+
+    starting: list[tuple[Message, None]] = []
+    for message in messages:
+        if message.in_reply_to or message.record_id is not None or placement.joined() is not None:
+            placement.place(message)
+        else:
+            starting.append((message, None))
+    return placement.place_many(starting)
+
+
+def store_many(sends: Sequence[Outgoing]) -> None:
+    """Write checked sends (`prepare_many`), in one transaction: each Message in its conversation,
+    its queue entry (`settings.OUTBOUND_ADMIT`), and a person's reply marks its ticket Replied.
+    One insert per table, whatever the number of sends."""
+    if not sends:
+        return
+    from buzon.messages import placement
+    from buzon.sync.fastinsert import insert_rows_returning
+
+    messages = [send.message for send in sends]
     with transaction.atomic():
-        message = Message(
-            direction=Direction.OUTGOING, account=chosen, store_id=store_id, status=MessageStatus.QUEUED,
-            message_id=make_msgid(domain=_message_id_domain(chosen)),
-            in_reply_to=parent.message_id if parent is not None else "", references=references,
-            subject=subject, from_address=chosen.email_address, to=to_list, cc=cc_list, bcc=bcc_list,
-            text=text, html=html, created_by=user if getattr(user, "pk", None) else None,
-            record_type=ContentType.objects.get_for_model(record) if record is not None else None,
-            record_id=record.pk if record is not None else None,
-            # A reply is the customer's mail too (their card, their messages), within the same store.
-            customer_id=parent.customer_id if parent is not None and parent.store_id == store_id else None,
-        )
-        message.store_given = True  # a store-less notice stays store-less (Message.save)
-        message.save(force_insert=True)
-        # The queue may refuse (e.g. sender not confirmed); that rolls the Message back too.
-        import_string(settings.OUTBOUND_ADMIT)(message, request)
-        replies.after_outgoing(record, kind=kind, user=user)  # a person's reply: the ticket is Replied
+        fresh = _place(messages)
+        insert_rows_returning(messages)
+        placement.record_activity(messages, fresh)
+        import_string(settings.OUTBOUND_ADMIT)([(send.message, send.request) for send in sends])
+        for send in sends:
+            replies.after_outgoing(send.record, kind=send.request.kind, user=send.user)
+
+
+def queue_outgoing(*, deliver: bool = True, **arguments: Any) -> Message:
+    """Queue one email and return its Message (status queued). Raises SendRefused with the reason.
+    The arguments are `prepare_outgoing`'s:
+
+    ``about_store`` (kind "notification" only) is the id of the store whose content the notice
+    carries, None for store-less content: the Message belongs to it whatever account sends it.
+
+    `template` names an email template (by key): when one exists, its subject and bodies (rendered
+    with the record, its customer, the user and `context`) replace the `subject`/`text`/`html`
+    given, which remain the fallback. This is how notifications use the templates admins edit.
+
+    ``deliver=False``: the caller asks for the delivery task itself; ``sendable``: see `choose_account`.
+    """
+    (result,) = prepare_many([arguments])
+    if isinstance(result, SendRefused):
+        raise result
+    with transaction.atomic():
+        store_many([result])
         if deliver:
+            message, send_at = result.message, result.request.send_at
             transaction.on_commit(lambda: enqueue_after_commit(message.pk, send_at))
-    return message
+    return result.message
 
 
 def enqueue_after_commit(message_id: int, run_after: datetime.datetime | None) -> None:

@@ -64,6 +64,11 @@ def joining(conversation_id: int) -> Iterator[None]:
         _JOINING.reset(token)
 
 
+def joined() -> int | None:
+    """The conversation ``joining`` names in this context, if any."""
+    return _JOINING.get()
+
+
 def _answered_conversation(message: Message) -> int | None:
     """Outgoing mail names what it answers by Message-ID (the outbox resolved it through the sender's
     visibility); a reply joins that message's conversation, within the sending store only."""

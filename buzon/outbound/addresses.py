@@ -12,7 +12,7 @@
   `smtp.transmit` decides; a server that does not fails the message at once, naming the address
   (`no_smtputf8_text`), because trying again would never work.
 
-`parse()` is also the check made before a message is queued (`queue.admit`, the compose form), so
+`parse()` is also the check made before a message is queued (`queue.check`, the compose form), so
 an address that can never be sent is refused with its reason instead of failing later.
 """
 

@@ -44,10 +44,9 @@ def is_confirmed(account: EmailAccount) -> bool:
     return SenderConfirmation.objects.filter(account=account, confirmed_at__isnull=False).exists()
 
 
-def require_confirmed(account: EmailAccount) -> None:
-    if not is_confirmed(account):
-        raise SendRefused(_("%(address)s has not been confirmed as a sender yet. Open the link or enter the "
-                            "code Buzón sent to that address, then send again.") % {"address": account.email_address})
+def not_confirmed(account: EmailAccount) -> SendRefused:
+    return SendRefused(_("%(address)s has not been confirmed as a sender yet. Open the link or enter the "
+                         "code Buzón sent to that address, then send again.") % {"address": account.email_address})
 
 
 def _hash(code: str) -> str:

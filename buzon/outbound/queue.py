@@ -53,11 +53,11 @@ from buzon.outbound.models import (
     QueueState,
     Unsubscribe,
 )
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning
 
 
-def _drop_unsubscribed(message: Message) -> None:
-    """Bulk mail never reaches an address that unsubscribed from this account."""
-    gone = set(Unsubscribe.objects.filter(account=message.account).values_list("address", flat=True))
+def _drop_unsubscribed(message: Message, gone: set[str]) -> None:
+    """Bulk mail never reaches an address that unsubscribed from this account (``gone``)."""
     if not gone:
         return
     for field in ("to", "cc", "bcc"):
@@ -96,32 +96,57 @@ def _check_addresses(message: Message, kind: str) -> None:
         raise SendRefused(str(exc)) from exc
 
 
-def admit(message: Message, request: ComposeRequest) -> OutgoingEmail:
-    """settings.OUTBOUND_ADMIT: store the queue entry inside queue_outgoing's transaction."""
-    assert message.account is not None
-    _check_addresses(message, request.kind)
-    if request.kind == "normal":
-        confirm.require_confirmed(message.account)
-    written = (list(message.to), list(message.cc), list(message.bcc), message.html)
-    if request.kind == "bulk":
-        _drop_unsubscribed(message)
-    html_source = message.html
-    if html_source:
-        message.html = nh3.clean(html_source)
-    if (message.to, message.cc, message.bcc, message.html) != written:  # most mail: nothing to write again
-        message.save(update_fields=["to", "cc", "bcc", "html"])
+def check(sends: Sequence[tuple[Message, ComposeRequest]]) -> list[SendRefused | None]:
+    """settings.OUTBOUND_CHECK: before anything is written, whether the queue takes each unsaved
+    message (None) or why not. Addresses that could never be sent, a sender not yet confirmed
+    (normal mail), recipients who unsubscribed (bulk mail: dropped, refused when none is left).
+    HTML is sanitised here (the request keeps the source, as written). The database is asked once
+    per account, however many messages name it."""
+    confirmed: dict[int, bool] = {}
+    unsubscribed: dict[int, set[str]] = {}
+    verdicts: list[SendRefused | None] = []
+    for message, request in sends:
+        account = message.account
+        assert account is not None
+        try:
+            _check_addresses(message, request.kind)
+            if request.kind == "normal":
+                if account.pk not in confirmed:
+                    confirmed[account.pk] = confirm.is_confirmed(account)
+                if not confirmed[account.pk]:
+                    raise confirm.not_confirmed(account)
+            if request.kind == "bulk":
+                if account.pk not in unsubscribed:
+                    unsubscribed[account.pk] = set(Unsubscribe.objects.filter(account=account).values_list(
+                        "address", flat=True))
+                _drop_unsubscribed(message, unsubscribed[account.pk])
+        except SendRefused as refused:
+            verdicts.append(refused)
+            continue
+        if message.html:
+            request.html_source = message.html
+            message.html = nh3.clean(message.html)
+        verdicts.append(None)
+    return verdicts
+
+
+def admit(sends: Sequence[tuple[Message, ComposeRequest]]) -> None:
+    """settings.OUTBOUND_ADMIT: the queue entries of stored messages that `check` took, in
+    queue_outgoing's transaction: one insert per table."""
     now = timezone.now()
-    outgoing = OutgoingEmail.objects.create(
+    base_url = public_url.request_base()[:300]
+    entries = [OutgoingEmail(
         message=message, kind=request.kind, priority=request.priority, send_at=request.send_at,
         next_attempt_at=max(request.send_at, now) if request.send_at else now,
-        max_attempts=settings.OUTBOUND_MAX_ATTEMPTS, html_source=html_source, headers=dict(request.headers),
-        base_url=public_url.request_base()[:300],
-    )
-    OutgoingAttachment.objects.bulk_create([
-        OutgoingAttachment(outgoing=outgoing, filename=a.filename, mimetype=a.mimetype, content=a.content)
-        for a in request.attachments
-    ])
-    return outgoing
+        max_attempts=settings.OUTBOUND_MAX_ATTEMPTS, html_source=request.html_source,
+        headers=dict(request.headers), base_url=base_url,
+    ) for message, request in sends]
+    if any(request.attachments for _message, request in sends):
+        insert_rows_returning(entries)
+    else:
+        insert_rows(entries)
+    insert_rows([OutgoingAttachment(outgoing=outgoing, filename=a.filename, mimetype=a.mimetype, content=a.content)
+                 for outgoing, (_message, request) in zip(entries, sends, strict=True) for a in request.attachments])
 
 
 IN_HAND = (QueueState.CLAIMED, QueueState.SENDING)  # states in which a worker holds the message

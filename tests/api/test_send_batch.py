@@ -140,3 +140,82 @@ def test_a_body_that_is_not_a_batch_is_a_400_that_queues_nothing(world, django_c
 
 def test_signed_out_callers_are_refused(world):
     assert APIClient().post(URL, [_mail(0)], format="json").status_code == 401
+
+
+def _incoming(account: Any, n: int) -> Message:
+    """A customer's mail received by ``account`` (saved: in a conversation of its own)."""
+    from buzon.messages.models import Direction, MessageStatus
+
+    message = Message(direction=Direction.INCOMING, account=account, status=MessageStatus.PROCESSED,
+                      message_id=f"<pregunta-{n}@cliente.example>", subject=f"Pregunta {n}",
+                      from_address=f"cliente{n}@cliente.example", to=[account.email_address], text="¿Y mi pedido?")
+    message.save()
+    return message
+
+
+def test_replies_join_their_conversations_and_new_mail_starts_one_each(world, smtp_starttls, pool,  # noqa: F811
+                                                                      django_capture_on_commit_callbacks):
+    lucia = _client("lucia", world["north"])
+    question = _incoming(world["norte"], 1)
+    response = _post(lucia, [_mail(0, account=world["norte"].pk), _mail(1, in_reply_to=question.pk),
+                             _mail(2, account=world["norte"].pk)], django_capture_on_commit_callbacks)
+    assert [r["status"] for r in response.json()] == ["queued"] * 3
+    first, reply, third = (Message.objects.get(pk=r["id"]) for r in response.json())
+    assert reply.conversation_id == question.conversation_id and reply.in_reply_to == question.message_id
+    assert len({first.conversation_id, third.conversation_id, question.conversation_id}) == 3
+    for message, count in ((first, 1), (reply, 2), (third, 1)):
+        conversation = message.conversation
+        assert conversation.message_count == count
+        assert conversation.store_id == world["north"].pk
+        assert conversation.snippet == "Buenos días."  # a person's reply is what the inbox shows last
+        assert conversation.last_message_at == message.created_at
+    deliver_due(pool=pool)
+    parsed = {str(m["Subject"]): m for m in (message_from_bytes(x.data, policy=policy.default)
+                                            for x in smtp_starttls.messages)}
+    assert set(parsed) == {"Pedido 0", "Pedido 1", "Pedido 2"}
+    assert parsed["Pedido 1"]["In-Reply-To"] == question.message_id
+    assert parsed["Pedido 0"]["In-Reply-To"] is None
+
+
+def test_an_item_for_an_unconfirmed_sender_is_refused_alone(world, make_account, smtp_starttls, pool,  # noqa: F811
+                                                            django_capture_on_commit_callbacks):
+    waiting = make_account(smtp_starttls, address="nuevo@example.test", login=SMTP_USER, store=world["north"],
+                           confirmed=False)
+    lucia = _client("lucia", world["north"])
+    response = _post(lucia, [_mail(0, account=waiting.pk), _mail(1, account=world["norte"].pk),
+                             _mail(2, account=waiting.pk)], django_capture_on_commit_callbacks)
+    results = response.json()
+    assert [r["status"] for r in results] == ["refused", "queued", "refused"]
+    assert "nuevo@example.test has not been confirmed as a sender yet" in results[0]["errors"]["detail"][0]
+    assert results[2] == results[0]
+    assert _received(smtp_starttls, pool) == {"Pedido 1": "norte@example.test"}
+
+
+@pytest.mark.parametrize("item", ["a string", None, 7, ["a", "list"]])
+def test_an_item_that_is_not_an_object_is_refused_and_the_others_are_queued(world, django_capture_on_commit_callbacks,
+                                                                           item):
+    lucia = _client("lucia", world["north"])
+    response = _post(lucia, [item, _mail(1, account=world["norte"].pk)], django_capture_on_commit_callbacks)
+    assert response.status_code == 200, response.content
+    refused, queued = response.json()
+    assert refused["status"] == "refused" and refused["errors"] and queued["status"] == "queued"
+    assert Message.objects.count() == 1
+
+
+def test_a_batch_makes_no_query_per_message(world, django_capture_on_commit_callbacks):
+    """3 and 100 messages: the same queries, but for the multi-row inserts the database's parameter
+    limit splits (SQLite: a statement per ~30 messages)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lucia = _client("lucia", world["north"])
+    counts = []
+    for size in (3, 100):
+        with CaptureQueriesContext(connection) as queries:
+            response = _post(lucia, [_mail(n, account=world["norte"].pk) for n in range(size)],
+                             django_capture_on_commit_callbacks)
+        assert [r["status"] for r in response.json()] == ["queued"] * size
+        counts.append(len(queries.captured_queries))
+    assert counts[1] - counts[0] <= 8, counts
+    assert Message.objects.filter(conversation__isnull=True).count() == 0
+    assert OutgoingEmail.objects.count() == 103
