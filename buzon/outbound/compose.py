@@ -63,12 +63,13 @@ def reply_home(message: Message, account: EmailAccount, default: str | None = No
     answered); else a receiving account of the sending account's store, its default incoming one first;
     else the default incoming account (`default`, when the caller already read it). The site's default
     may be another store's mailbox, whose agents the answer is not for."""
-    received = Message.objects.filter(direction=Direction.INCOMING, account__incoming_enabled=True)
-    if message.store_id is not None:
-        received = received.filter(store_id=message.store_id)
-    elif message.created_by is not None:  # a store-less account: the sender's stores (one mail may be in two)
-        received = roles.visible(received, message.created_by)
     conversation = []
+    if (message.record_type_id and message.record_id) or message.in_reply_to:  # else no query to build
+        received = Message.objects.filter(direction=Direction.INCOMING, account__incoming_enabled=True)
+        if message.store_id is not None:
+            received = received.filter(store_id=message.store_id)
+        elif message.created_by is not None:  # a store-less account: the sender's stores (one mail may be in two)
+            received = roles.visible(received, message.created_by)
     if message.record_type_id and message.record_id:
         conversation.append(received.filter(record_type_id=message.record_type_id, record_id=message.record_id))
     if message.in_reply_to:

@@ -234,7 +234,13 @@ def test_a_message_left_sending_is_logged_maybe_sent_and_resent_byte_identical(
 @pytest.mark.django_db(transaction=True)
 def test_sending_state_is_committed_before_the_transaction(smtp_starttls: Any, make_account: Any,
                                                            pool: Any) -> None:
-    account = make_account(smtp_starttls)
+    """The bytes stored are the very bytes sent, DKIM signature included."""
+    from buzon.mailboxes.models import EmailDomain
+    from buzon.outbound import signing
+
+    domain = EmailDomain.objects.create(domain_name="example.test")
+    signing.generate(domain)
+    account = make_account(smtp_starttls, domain=domain)
     message = queue_outgoing(to=["ana@example.org"], subject="Hola", text="x", account=account)
     seen: list[tuple[str, bool]] = []
     submit = pool.submit
@@ -253,3 +259,6 @@ def test_sending_state_is_committed_before_the_transaction(smtp_starttls: Any, m
     pool.submit = spy
     assert deliver_due(pool=pool).sent == 1
     assert seen == [(QueueState.SENDING, True)]
+    stored = bytes(OutgoingEmail.objects.get(pk=message.pk).mime)
+    assert stored.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
+    assert smtp_starttls.messages[0].data.replace(b"\r\n", b"\n") == stored.replace(b"\r\n", b"\n")

@@ -23,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=None,
                             help="tasks run at once (threads); default: one per queue served and at least one "
                                  "per core. Each queue has a slot of its own while there are enough.")
-        parser.add_argument("--interval", type=float, default=0.2, help="database poll interval (s)")
+        parser.add_argument("--interval", type=float, default=0.05,
+                            help="how often an idle slot looks for a task in the database queue (s): a read")
         parser.add_argument("--no-periodic", action="store_true",
                             help="do not take part in periodic jobs (another worker runs them)")
 
