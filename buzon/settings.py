@@ -258,6 +258,8 @@ SYNC_IDLE_REARM_S = float(config.env_str("BUZON_SYNC_IDLE_REARM", "1500"))  # < 
 SYNC_FETCH_CHUNK = config.env_int("BUZON_SYNC_FETCH_CHUNK", 250)
 SYNC_FETCH_CHUNK_BYTES = config.env_int("BUZON_SYNC_FETCH_CHUNK_BYTES", 16 * 1024 * 1024)
 SYNC_FETCH_DEPTH = config.env_int("BUZON_SYNC_FETCH_DEPTH", 3)  # FETCH chunks on the wire at once per folder
+# Fetched mail a sync process holds before it is stored, all folders together (buzon.sync.budget).
+SYNC_FETCH_BUDGET_BYTES = config.env_int("BUZON_SYNC_FETCH_BUDGET_MB", 256) * 1024 * 1024
 SYNC_REFRESH_S = float(config.env_str("BUZON_SYNC_REFRESH", "1"))  # how often accounts and requests are re-read
 SYNC_CLAIM_BATCH = config.env_int("BUZON_SYNC_CLAIM_BATCH", 100)  # leases taken per round (fair start-up)
 

@@ -95,6 +95,9 @@ class DatabaseSlot(Slot):
                 raise
 
     def work(self) -> None:
+        # the library loop's own first line: operators (and the load bench) look for it
+        logging.getLogger("django_tasks_db").info("Starting worker worker_id=%s queues=%s", self.worker.worker_id,
+                                                  ",".join(self.queues))
         while self.worker.running:
             db.close_old_connections()  # a connection the database dropped is not used again
             found = self._claim()

@@ -178,7 +178,7 @@ def _set_bodies(mail: EmailMessage, text: str, html: str) -> None:
     mail.set_raw("MIME-Version", "1.0")
     if not html:
         part = _text_part(text, "plain")
-        for name, value in part.items():
+        for name, value in part.raw_items():  # as set: items() would parse each value again
             mail.set_raw(name, value)
         mail.set_payload(part.get_payload())
         return

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from buzon.sync import dbs, deletion
+from buzon.sync.budget import ByteBudget, fetched
 from buzon.sync.imap_conn import CommandFailed, ImapConnection
 from buzon.sync.imap_parse import FetchItem, FolderStatus, uid_set
 from buzon.sync.models import FolderCursor
@@ -156,22 +157,44 @@ async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], 
     box = Mailbox(opts.account_id, opts.address, opts.folder, cursor.uidvalidity)
     batches = chunks(uids, sizes, opts.chunk, opts.chunk_bytes)
     depth = max(1, opts.depth)
-    inflight = deque(asyncio.ensure_future(_fetch_chunk(conn, opts, batch, sizes)) for batch in batches[:depth])
+    budget = fetched()
+    inflight = deque(asyncio.ensure_future(_fetch_reserved(conn, opts, batch, sizes, budget))
+                     for batch in batches[:depth])
     stored = 0
     try:
         for index, batch in enumerate(batches):
-            items = await inflight.popleft()
-            if index + depth < len(batches):
-                inflight.append(asyncio.ensure_future(_fetch_chunk(conn, opts, batches[index + depth], sizes)))
-            last = index + 1 == len(batches)
-            mark = (CursorMark(close.last_uid, close.highest_modseq, done=True) if last
-                    else CursorMark(max(batch), cursor.highest_modseq, done=cursor.initial_done))
-            stored += await dbs.store(box, items, mark, tracked=tracked)
+            items, held = await inflight.popleft()
+            try:
+                if index + depth < len(batches):
+                    inflight.append(asyncio.ensure_future(
+                        _fetch_reserved(conn, opts, batches[index + depth], sizes, budget)))
+                last = index + 1 == len(batches)
+                mark = (CursorMark(close.last_uid, close.highest_modseq, done=True) if last
+                        else CursorMark(max(batch), cursor.highest_modseq, done=cursor.initial_done))
+                stored += await dbs.store(box, items, mark, tracked=tracked)
+            finally:
+                del items
+                budget.release(held)
             cursor.last_uid, cursor.highest_modseq, cursor.initial_done = mark.last_uid, mark.highest_modseq, mark.done
     finally:
         for pending in inflight:
-            pending.cancel()
+            if pending.done() and not pending.cancelled() and pending.exception() is None:
+                budget.release(pending.result()[1])  # fetched, never stored
+            else:
+                pending.cancel()  # a fetch still waiting or on the wire gives its bytes back itself
     return stored
+
+
+async def _fetch_reserved(conn: ImapConnection, opts: FolderOptions, batch: list[int], sizes: dict[int, int],
+                          budget: ByteBudget) -> tuple[list[Incoming], int]:
+    """`_fetch_chunk` once the process's budget has room for it (buzon.sync.budget); returns the
+    chunk and the bytes it holds, for the caller to release once it is stored."""
+    held = await budget.acquire(sum(min(sizes.get(uid, 0), opts.limit_bytes) for uid in batch))
+    try:
+        return await _fetch_chunk(conn, opts, batch, sizes), held
+    except BaseException:
+        budget.release(held)
+        raise
 
 
 async def _fetch_chunk(conn: ImapConnection, opts: FolderOptions, batch: list[int],

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from buzon.sync import dbs, deletion, mimescan
+from buzon.sync.budget import fetched
 from buzon.sync.models import RawMessage, SyncState
 from buzon.sync.store import Incoming, Mailbox
 from buzon.sync.truncate import truncate_bytes
@@ -148,11 +149,16 @@ async def sync_pop3(client: poplib.POP3, opts: Pop3Options, on_work: Callable[[i
         await dbs.run(_first_listed, box, passed, reason)
     tracked = on_work(len(new)) if on_work and new else True
     stored = 0
+    budget = fetched()
     for start in range(0, len(new), BATCH):
         batch = new[start : start + BATCH]
-        items = [await asyncio.to_thread(_retrieve, client, num, uidl, size, opts.limit_bytes)
-                 for num, uidl, size in batch]
-        stored += await dbs.store(box, items, None, tracked=tracked)
+        held = await budget.acquire(sum(min(size, opts.limit_bytes) for _num, _uidl, size in batch))
+        try:
+            items = [await asyncio.to_thread(_retrieve, client, num, uidl, size, opts.limit_bytes)
+                     for num, uidl, size in batch]
+            stored += await dbs.store(box, items, None, tracked=tracked)
+        finally:
+            budget.release(held)
     await asyncio.to_thread(client.quit)
     if deleted:
         await dbs.run(deletion.mark, deleted, deletion.OnServer.DELETED)
