@@ -66,7 +66,8 @@ class SendableAccountField(serializers.PrimaryKeyRelatedField):  # type: ignore[
 
     def get_queryset(self) -> Any:
         request = self.context.get("request")
-        return roles.sendable_accounts(request.user if request is not None else None)
+        # with its domain: the attachment limit is read from it when the send is checked
+        return roles.sendable_accounts(request.user if request is not None else None).select_related("domain")
 
     def to_internal_value(self, data: Any) -> Any:
         """A batch finds the accounts its items name among the sendable ones in one query
@@ -144,8 +145,10 @@ class SendView(APIView):
         """Queue an email; it is sent by the task worker. 400 says in plain words why it cannot be sent."""
         form = SendSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
+        arguments = send_arguments(form.validated_data, request.user)
+        named = arguments.get("account")  # found among the accounts the user may send through (the field)
         try:
-            message = queue_outgoing(user=request.user, **send_arguments(form.validated_data, request.user))
+            message = queue_outgoing(user=request.user, sendable={named.pk} if named is not None else (), **arguments)
         except SendRefused as refused:
             raise ValidationError({refused.field or "detail": [str(refused)]}) from refused
         return Response(sent(message), status=status.HTTP_202_ACCEPTED)

@@ -445,7 +445,7 @@ def store_many(sends: Sequence[Outgoing]) -> None:
     from buzon.sync.fastinsert import insert_rows_returning
 
     messages = [send.message for send in sends]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # the caller's transaction, if any: nothing to undo alone
         fresh = _place(messages)
         insert_rows_returning(messages)
         placement.record_activity(messages, fresh)
