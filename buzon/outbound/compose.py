@@ -167,8 +167,10 @@ def _encoded_body(text: str) -> tuple[str, str]:
 def _text_part(text: str, subtype: str) -> EmailMessage:
     part = EmailMessage(policy=SMTP)
     cte, body = _encoded_body(text)
-    part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
-    part.set_raw("Content-Transfer-Encoding", cte)
+    # Verbatim values (str with a name): the generator reads the type and encoding of every part,
+    # and a plain string would go through the header parser on each read.
+    part.set_raw("Content-Type", verbatim.Verbatim("Content-Type", f'text/{subtype}; charset="utf-8"'))
+    part.set_raw("Content-Transfer-Encoding", verbatim.Verbatim("Content-Transfer-Encoding", cte))
     part.set_payload(body)
     return part
 
