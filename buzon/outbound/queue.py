@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ from buzon.outbound.models import (
     QueueState,
     Unsubscribe,
 )
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning, preparer
 
 
 def _drop_unsubscribed(message: Message, gone: set[str]) -> None:
@@ -245,10 +245,15 @@ def _column_sql(model: type[models.Model], fields: tuple[str, ...], key: str) ->
     return f"UPDATE {q(model._meta.db_table)} SET {sets} WHERE {q(str(_field(model, key).column))} = %s"  # noqa: S608  # nosec B608
 
 
+@functools.cache
+def _value(model: type[models.Model], name: str) -> Callable[[models.Model], Any]:
+    """The database value of a field of an object (fastinsert.preparer: plain values as they are)."""
+    return preparer(_field(model, name), inserting=False)
+
+
 def _row(obj: models.Model, fields: tuple[str, ...], key: str) -> list[Any]:
     model = type(obj)
-    return [_field(model, f).get_db_prep_save(getattr(obj, _field(model, f).attname), connection)
-            for f in (*fields, key)]
+    return [_value(model, f)(obj) for f in (*fields, key)]
 
 
 _QUEUE_FIELDS = ("attempts", "state", "sent_at", "next_attempt_at", "last_code", "last_reply", "claimed_by",
@@ -291,9 +296,7 @@ def _insert_attempts(attempts: Sequence[DeliveryAttempt], now: datetime.datetime
         attempt.at = now
     with connection.cursor() as cursor:
         cursor.executemany(_insert_sql(DeliveryAttempt, _ATTEMPT_FIELDS),
-                           [[_field(DeliveryAttempt, f).get_db_prep_save(getattr(a, _field(DeliveryAttempt, f).attname),
-                                                                         connection) for f in _ATTEMPT_FIELDS]
-                            for a in attempts])
+                           [[_value(DeliveryAttempt, f)(a) for f in _ATTEMPT_FIELDS] for a in attempts])
 
 
 def _record(outcomes: Sequence[Outcome], worker: str, now: datetime.datetime) -> dict[int, str]:

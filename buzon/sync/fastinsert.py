@@ -30,7 +30,8 @@ def _plain_type(field: models.Field[Any, Any]) -> type | None:
     return _PLAIN.get(type(field))
 
 
-def _preparer(field: models.Field[Any, Any], *, inserting: bool = True) -> Callable[[models.Model], Any]:
+def preparer(field: models.Field[Any, Any], *, inserting: bool = True) -> Callable[[models.Model], Any]:
+    """What makes the database value of `field` from an object (see the module docstring)."""
     plain = _plain_type(field)
     # auto_now and the like, on insert; an update writes the value the object holds, as bulk_update().
     own_pre_save = inserting and type(field).pre_save is not models.Field.pre_save
@@ -58,7 +59,7 @@ def _statement(model: type[models.Model], vendor: str) -> tuple[str, str | None,
     returning = None
     if connection.features.can_return_columns_from_insert and isinstance(pk, models.AutoField | models.BigAutoField):
         returning = f"{sql} RETURNING {quote(str(pk.column))}"
-    return sql, returning, [_preparer(f) for f in fields]
+    return sql, returning, [preparer(f) for f in fields]
 
 
 def insert_rows(objs: Sequence[models.Model]) -> None:
@@ -113,7 +114,7 @@ def _update_statement(model: type[models.Model], names: tuple[str, ...],
     assert pk is not None
     assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)  # type: ignore[union-attr]
     sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(str(pk.column))} = %s"  # noqa: S608  # nosec B608
-    return sql, [_preparer(f, inserting=False) for f in fields] + [_preparer(pk, inserting=False)]  # type: ignore[arg-type]
+    return sql, [preparer(f, inserting=False) for f in fields] + [preparer(pk, inserting=False)]  # type: ignore[arg-type]
 
 
 def update_rows(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
