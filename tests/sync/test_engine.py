@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -13,6 +14,12 @@ from tests.support.proxy import Proxy
 from tests.sync.helpers import EngineThread, make_account, make_mail, on_db, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _fetched_held() -> int:
+    from buzon.sync.budget import fetched
+
+    return fetched().held
 
 
 def count(account, **filters) -> int:
@@ -130,7 +137,7 @@ def test_drop_mid_fetch_and_server_restart_recover_by_themselves(dovecot, settin
         for mail in mails:
             dovecot.deliver(account.email_address, mail)
         proxy.cut_after(150_000)  # mid-literal, a few chunks in
-        with EngineThread(only={account.pk}):
+        with EngineThread(only={account.pk}) as engine:
             wait_for(lambda: count(account) == 20, 20)
             assert proxy.connections >= 2
             proxy.drop_all()  # as a server restart looks from here
@@ -139,6 +146,8 @@ def test_drop_mid_fetch_and_server_restart_recover_by_themselves(dovecot, settin
             dovecot.deliver(account.email_address, late)
             wait_for(lambda: count(account) == 21, 15)
             wait_for(lambda: state(account) == AccountState.IDLE, 5)
+            # the chunks cut off mid-FETCH gave their bytes back to the process's budget (buzon.sync.budget)
+            assert asyncio.run_coroutine_threadsafe(_fetched_held(), engine.loop).result(5) == 0
         stored = sorted(raw.data for raw in RawMessage.objects.filter(account=account))
         assert stored == sorted([*mails, late])
         assert RawMessage.objects.filter(account=account).values("uid").distinct().count() == 21

@@ -7,10 +7,9 @@ import asyncio
 
 import pytest
 
-from buzon.sync import budget as budget_module
 from buzon.sync.budget import ByteBudget
 from buzon.sync.models import RawMessage
-from tests.sync.helpers import EngineThread, make_account, make_mail, on_db, sync, wait_for
+from tests.sync.helpers import make_account, make_mail, sync
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
@@ -106,37 +105,6 @@ def test_a_first_download_with_a_small_budget_stores_every_message_once(dovecot,
         assert stored == sorted(mails[account.pk])
     assert 35 * 1024 <= budget.peak <= 50 * 1024  # it was used (a chunk: two 20 KB messages), never past it
     assert budget.held == 0
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_engine_gives_back_what_it_holds_when_a_connection_drops(dovecot, settings):
-    """The running engine (IDLE and all) with the process's own budget: after a drop mid-fetch and
-    the retry, everything is stored and nothing stays reserved."""
-    from tests.support.proxy import Proxy
-
-    settings.SYNC_FETCH_CHUNK = 2
-    settings.SYNC_BACKOFF_BASE_S = 0.2
-    settings.SYNC_POLL_INTERVAL_S = 3600
-    settings.SYNC_FETCH_BUDGET_BYTES = 64 * 1024
-    proxy = Proxy(dovecot.imaps_port).start()
-    try:
-        account = make_account(dovecot, port=proxy.port)
-        mails = [make_mail(i, size_kb=20) for i in range(10)]
-        for mail in mails:
-            dovecot.deliver(account.email_address, mail)
-        proxy.cut_after(90_000)  # mid-literal
-        engine = EngineThread(only={account.pk})
-        with engine:
-            wait_for(lambda: on_db(lambda: RawMessage.objects.filter(account=account).count()) == 10, 20)
-            held = asyncio.run_coroutine_threadsafe(_held(), engine.loop).result(5)
-        assert held == 0
-        assert sorted(bytes(raw.data) for raw in RawMessage.objects.filter(account=account)) == sorted(mails)
-    finally:
-        proxy.stop()
-
-
-async def _held() -> int:
-    return budget_module.fetched().held
 
 
 @pytest.mark.django_db(transaction=True)
