@@ -195,6 +195,8 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
             return candidate
     chosen = default_outgoing_account()
     if chosen is None:
+        if user is not None and not roles.may_choose_default_accounts(user):  # the advice is for those who can
+            raise _no_account_for_user()
         raise SendRefused(_("There is no outgoing email account to send this from. "
                             "Set one up and mark it as default outgoing."))
     if not usable(chosen):

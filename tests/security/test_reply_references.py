@@ -169,8 +169,8 @@ def test_automatic_account_for_a_reply_is_one_the_sender_may_use(
     refused = _send(client, in_reply_to=str(world.a.message.pk))
     assert refused.status_code == 400, refused.content
     assert "tienda-a" not in refused.content.decode()  # neither its address nor its confirmation state
-    assert refused.json() == {"detail": ["There is no outgoing email account to send this from. "
-                                         "Set one up and mark it as default outgoing."]}
+    assert refused.json() == {"detail": ["There is no outgoing email account you may send this from. "
+                                         "Ask an administrator to give you one."]}  # not advice only they can take
     # The installation's own outgoing account (no store) carries the mail of those without one.
     house = _sends_to(EmailAccount(email_address="buzon@example.test"), smtp_starttls, default_outgoing=True)
     sent = _send(client, in_reply_to=str(world.a.message.pk))
