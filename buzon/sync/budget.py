@@ -46,7 +46,8 @@ class ByteBudget:
             if turn.done() and not turn.cancelled():  # granted just as it was cancelled: give it back
                 self.release(size)
             else:
-                self._waiting.remove((size, turn))
+                if (size, turn) in self._waiting:  # a release may have passed over it already
+                    self._waiting.remove((size, turn))
                 self._grant()  # the next in line may fit now
             raise
         return size

@@ -118,3 +118,18 @@ def test_pop3_batches_wait_for_the_budget_too(dovecot, monkeypatch):
     sync(account)
     assert sorted(bytes(raw.data) for raw in RawMessage.objects.filter(account=account)) == sorted(mails)
     assert budget.peak == 30 * 1024 and budget.held == 0
+
+
+def test_a_wait_cancelled_just_before_a_release_is_skipped_and_ends_cancelled() -> None:
+    async def scenario() -> None:
+        budget = ByteBudget(10)
+        first = await budget.acquire(10)
+        waiting = asyncio.ensure_future(budget.acquire(5))
+        await asyncio.sleep(0)
+        waiting.cancel()  # cancels the turn it waits on at once...
+        budget.release(first)  # ...and a release passes over it before it has run again
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert budget.free == 10 and not budget._waiting
+
+    _run(scenario())
