@@ -2,9 +2,9 @@
 
 Each item is what `POST /api/v1/messages/send/` takes, checked by the same serializer (so the same
 role rules: an account, record or message the caller may not use is refused as missing) and queued by
-the same `queue_outgoing`. Items are answered one by one, in order, as Postmark's batch does: a bad
+the same checks as `queue_outgoing`. Items are answered one by one, in order, as Postmark's batch does: a bad
 item is refused with the errors a single send would give in its 400, and the others are queued.
-The accepted ones are committed together (`buzon.messages.outbox_batch`), and the batch starts one
+The accepted ones are committed together (`buzon.messages.outbox.queue_many`); the batch starts one
 delivery task. The answer is 200 even when every item is refused; a body that is not a list, an empty
 list or a list over the limit is a 400 and queues nothing.
 """
@@ -25,8 +25,7 @@ from rest_framework.views import APIView
 from buzon.api.outbound import SendSerializer, send_arguments, sent
 from buzon.crm import roles
 from buzon.mailboxes.models import EmailAccount
-from buzon.messages.outbox import MAX_ID, SendRefused
-from buzon.messages.outbox_batch import queue_each
+from buzon.messages.outbox import MAX_ID, SendRefused, queue_many
 
 #: Postmark's batch limit. On SQLite a batch holds the write lock while it is stored
 #: (seconds at 500 on a loaded 2-core machine).
@@ -89,7 +88,7 @@ class BatchSendView(APIView):
                 valid.append((index, send_arguments(form.run_validation(item), request.user)))
             except ValidationError as exc:
                 results[index] = _refused(exc.detail)
-        queued = queue_each([arguments for _index, arguments in valid], user=request.user, sendable=accounts)
+        queued = queue_many([{**arguments, "user": request.user, "sendable": accounts} for _index, arguments in valid])
         for (index, _arguments), outcome in zip(valid, queued, strict=True):
             if isinstance(outcome, SendRefused):
                 results[index] = _refused({outcome.field or "detail": [str(outcome)]})

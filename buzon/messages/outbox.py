@@ -7,9 +7,9 @@ the transaction commits — enqueues the delivery task. `messages` never imports
 is reached through `settings.OUTBOUND_CHECK`/`OUTBOUND_ADMIT` and the task through
 `settings.OUTBOUND_TASK`, all dotted paths, so the layers stay one-way.
 
-Two steps, so many sends cost what one does (the API's batch, `outbox_batch`): `prepare_many`
+Two steps, so many sends cost what one does (the API's batch, `queue_many`): `prepare_many`
 checks every send and writes nothing (a refusal is that send's answer alone); `store_many` writes
-those accepted with one insert per table. `queue_outgoing` is both for one send.
+those accepted with one insert per table. `queue_outgoing` is `queue_many` for one send.
 
 Stores are walls for notices too. A notification (kind "notification": mail to staff, such as "new
 email from …" with the customer's words, or an invitation) belongs to the store its *content* is
@@ -456,7 +456,33 @@ def store_many(sends: Sequence[Outgoing]) -> None:
             replies.after_outgoing(send.record, kind=send.request.kind, user=send.user)
 
 
-def queue_outgoing(*, deliver: bool = True, **arguments: Any) -> Message:
+def queue_many(sends: Sequence[Mapping[str, Any]]) -> list[Message | SendRefused]:
+    """Queue every send (`prepare_outgoing`'s keyword arguments): for each, in order, its Message
+    (status queued) or the SendRefused that says why it was not queued.
+
+    Every check runs before anything is written (`prepare_many`), so a refused send is that send's
+    answer alone and never stops the others (as Postmark's batch answers each message on its own).
+    The accepted ones are written together (`store_many`) and committed at once, or none is: a
+    request that fails before its commit (a crash, a database error: a 5xx or no answer) queued
+    nothing, so sending the whole batch again sends no message twice; only a connection lost after
+    the commit leaves the client unsure, as with a single send (no idempotency key either). On
+    SQLite the write lock is held while the rows are written, not while the sends are checked.
+    Once committed, mail that is due now shares one delivery task; mail for later, one per send time.
+    """
+    prepared = prepare_many(sends)
+    accepted = [send for send in prepared if isinstance(send, Outgoing)]
+    if accepted:
+        first_of: dict[datetime.datetime | None, int] = {}  # send time -> a message that starts its task
+        with transaction.atomic():
+            store_many(accepted)
+            for send in accepted:
+                first_of.setdefault(send.request.send_at, send.message.pk)
+            for run_after, message_id in first_of.items():
+                transaction.on_commit(lambda m=message_id, r=run_after: enqueue_after_commit(m, r))  # type: ignore[misc]
+    return [send.message if isinstance(send, Outgoing) else send for send in prepared]
+
+
+def queue_outgoing(**arguments: Any) -> Message:
     """Queue one email and return its Message (status queued). Raises SendRefused with the reason.
     The arguments are `prepare_outgoing`'s:
 
@@ -467,17 +493,12 @@ def queue_outgoing(*, deliver: bool = True, **arguments: Any) -> Message:
     with the record, its customer, the user and `context`) replace the `subject`/`text`/`html`
     given, which remain the fallback. This is how notifications use the templates admins edit.
 
-    ``deliver=False``: the caller asks for the delivery task itself; ``sendable``: see `choose_account`.
+    ``sendable``: see `choose_account`.
     """
-    (result,) = prepare_many([arguments])
+    (result,) = queue_many([arguments])
     if isinstance(result, SendRefused):
         raise result
-    with transaction.atomic():
-        store_many([result])
-        if deliver:
-            message, send_at = result.message, result.request.send_at
-            transaction.on_commit(lambda: enqueue_after_commit(message.pk, send_at))
-    return result.message
+    return result
 
 
 def enqueue_after_commit(message_id: int, run_after: datetime.datetime | None) -> None:

@@ -21,6 +21,7 @@ from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 
 import nh3
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -63,21 +64,21 @@ def reply_home(message: Message, account: EmailAccount, default: str | None = No
     answered); else a receiving account of the sending account's store, its default incoming one first;
     else the default incoming account (`default`, when the caller already read it). The site's default
     may be another store's mailbox, whose agents the answer is not for."""
-    conversation = []
-    if (message.record_type_id and message.record_id) or message.in_reply_to:  # else no query to build
+    conversation = []  # the record's mail first, then the message answered
+    if message.record_type_id and message.record_id:
+        conversation.append(Q(record_type_id=message.record_type_id, record_id=message.record_id))
+    if message.in_reply_to:
+        conversation.append(Q(message_id=message.in_reply_to))
+    if conversation:
         received = Message.objects.filter(direction=Direction.INCOMING, account__incoming_enabled=True)
         if message.store_id is not None:
             received = received.filter(store_id=message.store_id)
         elif message.created_by is not None:  # a store-less account: the sender's stores (one mail may be in two)
             received = roles.visible(received, message.created_by)
-    if message.record_type_id and message.record_id:
-        conversation.append(received.filter(record_type_id=message.record_type_id, record_id=message.record_id))
-    if message.in_reply_to:
-        conversation.append(received.filter(message_id=message.in_reply_to))
-    for candidates in conversation:
-        found = candidates.order_by("-id").values_list("account__email_address", flat=True).first()
-        if found:
-            return found
+        for condition in conversation:
+            found = received.filter(condition).order_by("-id").values_list("account__email_address", flat=True).first()
+            if found:
+                return found
     if account.store_id is not None:
         found = EmailAccount.objects.filter(store_id=account.store_id, incoming_enabled=True).order_by(
             "-default_incoming", "id").values_list("email_address", flat=True).first()
