@@ -24,7 +24,7 @@ from django.utils.html import strip_tags
 from buzon.crm.records import store_filter
 from buzon.messages.conversations import SNIPPET_LENGTH, Conversation, ConversationStatus
 from buzon.messages.models import Classification, Direction, Message
-from buzon.sync.fastinsert import update_rows
+from buzon.sync.fastinsert import insert_rows_returning, update_rows
 
 _SPACE_RE = re.compile(r"\s+")
 
@@ -135,7 +135,7 @@ def place_many(messages: Sequence[tuple[Message, Message | None]]) -> list[Conve
             new.setdefault(new_key, _new(message, record))
             waiting.append((message, new_key))
     if new:
-        Conversation.objects.bulk_create(new.values())
+        insert_rows_returning(list(new.values()))
     for message, key in waiting:
         message.conversation_id = new[key].pk
     return list(new.values())
