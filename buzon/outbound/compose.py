@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html as html_lib
 import quopri
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import Header
 from email.message import EmailMessage
@@ -48,9 +49,16 @@ INTERNAL_KINDS = frozenset({"notification"})
 class Composed:
     envelope_from: str
     recipients: list[str]
-    data: bytes
+    data: bytes  # the message, without its DKIM-Signature line (see `signature`)
     # Addresses with a non-ASCII local part: the message is UTF-8 (RFC 6532) and needs SMTPUTF8.
     utf8_addresses: tuple[str, ...] = ()
+    # What makes the DKIM-Signature line (signing.prepare_signature: hashed while composing, its RSA
+    # step when called, in the thread that sends); None: unsigned.
+    signature: Callable[[], bytes] | None = None
+
+    def content(self) -> bytes:
+        """The bytes to send: the DKIM-Signature line (if any), then the message."""
+        return self.data if self.signature is None else self.signature() + self.data
 
 
 def _home_address() -> str:
@@ -139,6 +147,8 @@ def _set(mail: EmailMessage, name: str, value: str, utf8: bool = False) -> None:
 
 def _envelope_address(value: str) -> str:
     """The bare address for MAIL FROM / RCPT TO, its domain in A-labels; "" for an empty entry."""
+    if addresses.is_bare(value):
+        return value
     if value.isascii():
         return parseaddr(value)[1]
     boxes = addresses.parse_all([value])
@@ -241,7 +251,8 @@ def _bodies(outgoing: OutgoingEmail, message: Message, account: EmailAccount) ->
 
 
 def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | None = None) -> Composed:
-    """Build (and DKIM-sign) the message. Also fills in the Message's From/Reply-To as sent."""
+    """Build the message, and with a signer, what signs it (`Composed.signature`, `content()`).
+    Also fills in the Message's From/Reply-To as sent."""
     message = outgoing.message
     account = message.account
     assert account is not None
@@ -282,12 +293,11 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
                             subtype=subtype or "octet-stream", filename=attachment.filename)
     data = mail.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
     from_name, from_address = parseaddr(headers["From"])
-    if signer is not None:
-        data = signer.sign(data, from_address)
+    signature = signer.signature(data, from_address) if signer is not None else None
     message.from_address, message.from_name = from_address, from_name
     message.reply_to = [headers["Reply-To"]] if headers.get("Reply-To") else []
     recipients = [address for address in (_envelope_address(a) for a in [*message.to, *message.cc, *message.bcc])
                   if address]
     sender = account.email_address  # a bare address (the account's field): parsed only when it is not ASCII
     return Composed(envelope_from=sender if sender.isascii() else _envelope_address(sender), recipients=recipients,
-                    data=data, utf8_addresses=utf8)
+                    data=data, utf8_addresses=utf8, signature=signature)

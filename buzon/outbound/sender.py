@@ -1,7 +1,9 @@
 """The delivery loop: claim due messages, compose and sign them, send through pooled connections.
 
-This thread claims a batch, composes and signs each message, and hands it to the pool, keeping up
-to two messages per connection waiting so no connection idles while the next one is composed. It
+This thread claims a batch, composes each message (hashing it for its DKIM signature) and hands it
+to the pool, keeping up to two messages per connection waiting so no connection idles while the
+next one is composed; the signature's RSA step runs in the connection's thread, where OpenSSL does
+it without the GIL, beside this thread's composing (it was a third of this thread's time). It
 is also the only thread that writes to the database: each connection *asks* it (a `_Mark`) to
 commit its next message as `sending` before starting the SMTP transaction, and reports the
 outcome when the server has answered (a `_Done`). The requests are committed together, in the
@@ -24,6 +26,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -32,6 +36,7 @@ from django.utils.translation import gettext as _
 
 from buzon.core.crypto import SecretUnreadable
 from buzon.mailboxes.endpoints import MissingServer
+from buzon.mailboxes.models import EmailAccount
 from buzon.messages.outbox import enqueue_delivery
 from buzon.outbound import compose, queue
 from buzon.outbound.addresses import AddressError
@@ -147,8 +152,8 @@ class _Desk:
     def full(self) -> bool:
         return self.inflight >= self.size
 
-    def _gate(self, outgoing: OutgoingEmail, data: bytes) -> Gate:
-        def may_send() -> bool:
+    def _gate(self, outgoing: OutgoingEmail) -> Gate:
+        def may_send(data: bytes) -> bool:
             mark = _Mark(outgoing, data)
             self.requests.put(mark)
             if self.closed:  # the loop has stopped; nobody will answer
@@ -160,8 +165,10 @@ class _Desk:
     def send(self, pool: SMTPPool, outgoing: OutgoingEmail, item: compose.Composed) -> None:
         account = outgoing.message.account
         assert account is not None
-        future = pool.submit(account, item.envelope_from, item.recipients, item.data,
-                             gate=self._gate(outgoing, item.data), utf8_addresses=item.utf8_addresses)
+        # Signed by the connection's thread (Composed.content): this one goes on to the next message.
+        future = pool.submit(account, item.envelope_from, item.recipients,
+                             item.data if item.signature is None else item.content,
+                             gate=self._gate(outgoing), utf8_addresses=item.utf8_addresses)
         self.inflight += 1
         future.add_done_callback(lambda f: self.requests.put(_Done(outgoing, future=f)))
 
@@ -253,9 +260,25 @@ class _Desk:
 
 
 def _claimed(ids: list[int]) -> list[OutgoingEmail]:
-    return list(OutgoingEmail.objects.filter(pk__in=ids).select_related(
-        "message", "message__account", "message__account__domain", "message__created_by",
-        "message__record_type").prefetch_related("attachments").order_by("-priority", "next_attempt_at", "pk"))
+    """The claimed messages with everything composing reads, in a constant number of queries.
+
+    A claim is mostly one account's mail (a bulk reply, a batch from the API): each account, author
+    and content type is read once and shared by its messages, instead of a copy built per row by a
+    join; the records they belong to are read together, once per type.
+    """
+    claimed = list(OutgoingEmail.objects.filter(pk__in=ids).select_related("message")
+                   .prefetch_related("attachments", "message__record").order_by("-priority", "next_attempt_at", "pk"))
+    messages = [outgoing.message for outgoing in claimed]
+    accounts = EmailAccount.objects.select_related("domain").in_bulk({m.account_id for m in messages} - {None})
+    authors = get_user_model().objects.in_bulk({m.created_by_id for m in messages} - {None})
+    for message in messages:
+        if message.account_id is not None:
+            message.account = accounts[message.account_id]
+        if message.created_by_id is not None:
+            message.created_by = authors[message.created_by_id]
+        if message.record_type_id is not None:
+            message.record_type = ContentType.objects.get_for_id(message.record_type_id)
+    return claimed
 
 
 def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: int | None = None,

@@ -15,7 +15,9 @@ import base64
 import functools
 import hashlib
 import operator
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dkim
@@ -63,6 +65,29 @@ def record_value(key: DkimKey) -> str:
     return f"v=DKIM1; k=rsa; p={key.public_key}"
 
 
+_FIELD_NAME = re.compile(br"([\x21-\x7e]+?):")
+
+
+def _parse(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """dkim.rfc822_parse's (headers, body): that splits the whole message into lines to join the
+    body again; a message whose every line ends in CRLF (all Buzón composes) is split at its blank
+    line instead, its header lines read by the same rules. Anything else goes to dkimpy."""
+    head, blank, body = message.partition(b"\r\n\r\n")
+    if not blank or message.count(b"\n") != message.count(b"\r\n") or message.startswith(b"\r\n"):
+        return dkim.rfc822_parse(message)
+    headers: list[list[bytes]] = []
+    for line in head.split(b"\r\n"):
+        if line[0] in (0x09, 0x20):
+            if not headers:  # a continuation before any header: dkimpy says what is wrong
+                return dkim.rfc822_parse(message)
+            headers[-1][1] += line + b"\r\n"
+        elif (match := _FIELD_NAME.match(line)) is not None:
+            headers.append([match.group(1), line[match.end(0):] + b"\r\n"])
+        elif not line.startswith(b"From "):
+            return dkim.rfc822_parse(message)  # raises dkimpy's MessageFormatError
+    return headers, body
+
+
 def _selected(headers: list[list[bytes]], names: list[bytes]) -> list[tuple[bytes, bytes]]:
     """RFC 6376 5.4.2: for each name in h=, the last not yet used instance, from the bottom up."""
     lowered = [header[0].lower() for header in headers]
@@ -79,10 +104,14 @@ def _selected(headers: list[list[bytes]], names: list[bytes]) -> list[tuple[byte
     return chosen
 
 
-def dkim_signature(message: bytes, selector: bytes, domain: bytes, key: rsa.RSAPrivateKey,
-                   signed_headers: list[bytes], now: int | None = None) -> bytes:
-    """The DKIM-Signature header line (ending in CRLF) for `message`, rsa-sha256, relaxed/simple."""
-    headers, body = dkim.rfc822_parse(message)
+def prepare_signature(message: bytes, selector: bytes, domain: bytes, key: rsa.RSAPrivateKey,
+                      signed_headers: list[bytes], now: int | None = None) -> Callable[[], bytes]:
+    """What makes the DKIM-Signature header line (ending in CRLF) for `message`, rsa-sha256,
+    relaxed/simple: the message is canonicalized and hashed now; the RSA step runs when it is called.
+
+    The RSA step is most of the cost, and OpenSSL does it without holding the GIL: called from the
+    connection's thread (sender.py), it runs while the delivery loop composes the next message."""
+    headers, body = _parse(message)
     body_hash = base64.b64encode(hashlib.sha256(_POLICY.canonicalize_body(body)).digest())
     fields = [(b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", CANONICALIZATION), (b"d", domain), (b"i", b"@" + domain),
               (b"q", b"dns/txt"), (b"s", selector), (b"t", str(int(time.time() if now is None else now)).encode()),
@@ -96,9 +125,30 @@ def dkim_signature(message: bytes, selector: bytes, domain: bytes, key: rsa.RSAP
     # The signature header itself is hashed last, with an empty b= and no trailing CRLF (RFC 6376 3.7).
     for name, value in _POLICY.canonicalize_headers([(HEADER_NAME, b" " + unsigned)]):
         digest.update(name + b":" + value.rstrip())
-    signature = key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-    value = b"; ".join(b"=".join(f) for f in [*fields, (b"b", base64.b64encode(signature))]) + b"\r\n"
-    return HEADER_NAME + b": " + dkim.fold(value, namelen=len(HEADER_NAME))
+    hashed = digest.digest()
+
+    def header() -> bytes:
+        signature = key.sign(hashed, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        value = b"; ".join(b"=".join(f) for f in [*fields, (b"b", base64.b64encode(signature))]) + b"\r\n"
+        return HEADER_NAME + b": " + dkim.fold(value, namelen=len(HEADER_NAME))
+
+    return header
+
+
+def dkim_signature(message: bytes, selector: bytes, domain: bytes, key: rsa.RSAPrivateKey,
+                   signed_headers: list[bytes], now: int | None = None) -> bytes:
+    """The DKIM-Signature header line (ending in CRLF) for `message`, rsa-sha256, relaxed/simple."""
+    return prepare_signature(message, selector, domain, key, signed_headers, now)()
+
+
+@functools.lru_cache(maxsize=256)
+def _private_key(encrypted: str) -> rsa.RSAPrivateKey:
+    """The key stored as `encrypted`, loaded into OpenSSL once per process: loading checks the key's
+    consistency (about 45 ms for 2048 bits), more than signing a hundred messages, and every delivery
+    run has a Signer of its own. A new key or a re-encrypted one is new ciphertext, so it is loaded anew."""
+    private = serialization.load_pem_private_key(crypto.decrypt(encrypted).encode("ascii"), password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    return private
 
 
 @dataclass(frozen=True)
@@ -128,16 +178,19 @@ class Signer:
                .filter(functools.reduce(operator.or_, (Q(domain__domain_name__iexact=n) for n in names))).first())
         loaded = None
         if key is not None:
-            pem = crypto.decrypt(key.private_key_encrypted).encode("ascii")
-            private = serialization.load_pem_private_key(pem, password=None)
-            assert isinstance(private, rsa.RSAPrivateKey)
-            loaded = _Loaded(key.selector.encode(), ascii_name.encode("ascii"), private)
+            loaded = _Loaded(key.selector.encode(), ascii_name.encode("ascii"), _private_key(key.private_key_encrypted))
         self._loaded[domain_name] = loaded
         return loaded
 
-    def sign(self, data: bytes, from_address: str) -> bytes:
-        """`data` with a DKIM-Signature prepended, or unchanged when the domain has no key."""
+    def signature(self, data: bytes, from_address: str) -> Callable[[], bytes] | None:
+        """What makes `data`'s DKIM-Signature line when called (`prepare_signature`), or None when the
+        From address's domain has no key."""
         loaded = self._load(from_address.rpartition("@")[2].lower())
         if loaded is None:
-            return data
-        return dkim_signature(data, loaded.selector, loaded.domain, loaded.key, SIGNED_HEADERS) + data
+            return None
+        return prepare_signature(data, loaded.selector, loaded.domain, loaded.key, SIGNED_HEADERS)
+
+    def sign(self, data: bytes, from_address: str) -> bytes:
+        """`data` with a DKIM-Signature prepended, or unchanged when the domain has no key."""
+        header = self.signature(data, from_address)
+        return data if header is None else header() + data

@@ -43,11 +43,15 @@ from buzon.mailboxes.connections import open_smtp
 from buzon.mailboxes.endpoints import ServerSettings, smtp_settings
 from buzon.mailboxes.errors import AuthenticationFailed, MailServerError, classify
 from buzon.mailboxes.models import EmailAccount
-from buzon.outbound.addresses import no_smtputf8_text
+from buzon.outbound.addresses import is_bare, no_smtputf8_text
 
 IDLE_S = 60.0  # close connections unused this long (servers drop idle clients after a few minutes)
 LOGIN_REFUSED_HOLD_S = 300.0  # how long a refused login fails the account's mail without trying again
-Gate = Callable[[], bool]  # called before a transaction starts; False: do not send this message
+# Called with the message's bytes before its transaction starts; False: do not send this message.
+Gate = Callable[[bytes], bool]
+# A message's bytes, or what makes them, called in the connection's thread before its transaction
+# (compose.Composed.content: the DKIM signature's RSA step, which runs without holding the GIL).
+Content = bytes | Callable[[], bytes]
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,11 @@ def _smtputf8_refusal(client: smtplib.SMTP, utf8_addresses: Sequence[str]) -> Se
     return SendOutcome(sent=False, permanent=True, reply=no_smtputf8_text(utf8_addresses, server))
 
 
+def _path(address: str) -> str:
+    """<address> as smtplib.quoteaddr writes it, without parsing what is already a bare address."""
+    return f"<{address}>" if is_bare(address) else smtplib.quoteaddr(address)
+
+
 def _envelope(client: smtplib.SMTP, envelope_from: str, recipients: list[str], size: int, smtputf8: bool,
               ) -> tuple[tuple[int, bytes], list[tuple[int, bytes]], tuple[int, bytes]]:
     """MAIL FROM, RCPT TO each, DATA: pipelined in one write where the server allows it."""
@@ -115,8 +124,8 @@ def _envelope(client: smtplib.SMTP, envelope_from: str, recipients: list[str], s
     if smtputf8:
         options.append("SMTPUTF8")
     if client.has_extn("pipelining"):
-        commands = [f"MAIL FROM:{smtplib.quoteaddr(envelope_from)}{''.join(' ' + o for o in options)}",
-                    *(f"RCPT TO:{smtplib.quoteaddr(r)}" for r in recipients), "DATA"]
+        commands = [f"MAIL FROM:{_path(envelope_from)}{''.join(' ' + o for o in options)}",
+                    *(f"RCPT TO:{_path(r)}" for r in recipients), "DATA"]
         # ASCII unless SMTPUTF8 was checked to be offered (then the addresses may be UTF-8, RFC 6531 3.3).
         client.send("".join(c + "\r\n" for c in commands).encode("utf-8" if smtputf8 else "ascii"))
         mail = client.getreply()
@@ -141,7 +150,7 @@ def transmit(client: smtplib.SMTP, envelope_from: str, recipients: list[str], da
     refusal = _size_refusal(client, len(data)) or _smtputf8_refusal(client, utf8_addresses)
     if refusal is not None:
         return refusal
-    if gate is not None and not gate():
+    if gate is not None and not gate(data):
         return SendOutcome(sent=False, skipped=True)
     try:
         mail, rcpts, data_reply = _envelope(client, envelope_from, recipients, len(data), bool(utf8_addresses))
@@ -189,7 +198,7 @@ class SMTPPool:
         self._executor = ThreadPoolExecutor(max_workers=self.per_account * 4, thread_name_prefix="smtp")
         self.opened = 0  # connections opened so far (tests check reuse with it)
 
-    def submit(self, account: EmailAccount, envelope_from: str, recipients: list[str], data: bytes,
+    def submit(self, account: EmailAccount, envelope_from: str, recipients: list[str], data: Content,
                server: ServerSettings | None = None, gate: Gate | None = None,
                utf8_addresses: Sequence[str] = ()) -> Future[SendOutcome]:
         server = server or smtp_settings(account)
@@ -232,7 +241,9 @@ class SMTPPool:
         return outcome
 
     def _send(self, key: tuple[int, ServerSettings], envelope_from: str, recipients: list[str],
-              data: bytes, gate: Gate | None = None, utf8_addresses: Sequence[str] = ()) -> SendOutcome:
+              data: Content, gate: Gate | None = None, utf8_addresses: Sequence[str] = ()) -> SendOutcome:
+        if callable(data):  # before taking a connection: no connection waits while it is made
+            data = data()
         with self._slot(key):
             refused = self._login_refused(key)
             if refused is not None:  # the same password was refused moments ago: do not try it again

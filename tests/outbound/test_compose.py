@@ -195,3 +195,38 @@ class TestAccountChoice:
         silent = make_account(address="in@example.test", outgoing_enabled=False)
         with pytest.raises(SendRefused, match="does not send"):
             choose_account(account=silent, kind="normal")
+
+
+def _compose_claim(n: int, account: EmailAccount, authors: list[Any], tickets: list[Ticket]) -> tuple[int, list[Any]]:
+    """Queue n replies on tickets by turns of authors, claim them, compose each: (queries, composed)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from buzon.outbound import compose, queue, sender
+    from buzon.outbound.signing import Signer
+
+    for i in range(n):
+        queue_outgoing(to=[f"cliente{i}@example.org"], subject=f"Pedido {i}", text="Enviado hoy.", account=account,
+                       record=tickets[i % len(tickets)], user=authors[i % len(authors)])
+    ids = queue.claim_due("w", n)
+    with CaptureQueriesContext(connection) as queries:
+        signer, home = Signer(), compose._home_address()
+        composed = [(o, sender._prepare(o, signer, home)) for o in sender._claimed(ids)]
+    return len(queries), composed
+
+
+def test_a_claim_is_composed_in_the_same_queries_for_few_messages_as_for_many(make_account: Any) -> None:
+    """The delivery loop reads a claim's accounts, authors and records together, not once per message."""
+    account = make_account(replies_to_agent=True)
+    authors = [get_user_model().objects.create_superuser(name, f"{name}@tienda.example", "x-pass-1")
+               for name in ("marta", "luis")]
+    tickets = [Ticket.objects.create(subject=f"Pedido {i}") for i in range(3)]
+    few, _composed = _compose_claim(3, account, authors, tickets)
+    many, composed = _compose_claim(24, account, authors, tickets)
+    assert many == few
+    for i, (outgoing, item) in enumerate(composed):
+        mail = message_from_bytes(item.data, policy=default)
+        assert mail["To"] == f"cliente{i}@example.org"
+        assert targets.record_token(tickets[i % 3]) in mail["X-Buzon-Ref"]
+        assert mail["Reply-To"].addresses[0].addr_spec == f"{authors[i % 2].username}@tienda.example"
+        assert outgoing.message.account.email_address == account.email_address

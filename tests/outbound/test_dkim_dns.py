@@ -94,6 +94,27 @@ def test_signature_is_byte_for_byte_dkimpys(db: Any, message: bytes) -> None:
     assert dkim.parse_pem_private_key is dkim.crypto.parse_pem_private_key
 
 
+def _outcome(parse: Any, message: bytes) -> Any:
+    try:
+        return parse(message)
+    except (dkim.MessageFormatError, IndexError) as exc:  # dkimpy's answers to a malformed header block
+        return (type(exc).__name__, str(exc))
+
+
+def test_the_signers_message_split_is_dkimpys(corpus: Any) -> None:
+    """Signing splits a CRLF message at its blank line instead of through dkimpy's parser, which
+    splits every line of the body to join them again: the result is dkimpy's for every message of
+    the corpus, as it is and with its lines ending in CRLF, and for the odd shapes below."""
+    odd = [b"From sender Thu Nov 26 2026\r\nSubject: x\r\n\r\nbody\r\n", b"\r\nno headers\r\n",
+           b" continued\r\nSubject: x\r\n\r\nb\r\n", b"Subject: x\r\n", b"Subject: x\r\n\r\n",
+           b"Bad header line\r\n\r\nb\r\n", b"Subject: a\r\n\tb\r\n c\r\n\r\n\r\nbody\n", b"X:\r\n\r\n"]
+    messages = [*odd, *(path.read_bytes() for path in sorted(corpus.rglob("*.eml")))]
+    assert len(messages) > 100
+    for message in messages:
+        for variant in (message, message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")):
+            assert _outcome(signing._parse, variant) == _outcome(dkim.rfc822_parse, variant), variant[:200]
+
+
 def test_dns_check_reports_present_missing_and_wrong(dns_server: DNSServer, db: Any) -> None:
     domain = EmailDomain.objects.create(domain_name="example.test", smtp_host="smtp.example.test")
     signing.generate(domain)

@@ -246,13 +246,13 @@ def test_sending_state_is_committed_before_the_transaction(smtp_starttls: Any, m
     submit = pool.submit
 
     def spy(*args: Any, gate: Any = None, **kwargs: Any) -> Any:
-        def checked_gate() -> bool:
-            allowed = gate()
+        def checked_gate(data: bytes) -> bool:
+            allowed = gate(data)
             # Read on this thread's own database connection, so only committed rows are seen: by the
             # time the gate opens, the row says sending and holds the bytes about to be sent.
             row = OutgoingEmail.objects.filter(pk=message.pk).values_list("state", "mime").first()
             connection.close()  # this thread's own connection
-            seen.append((row[0], row[1] is not None) if row else ("", False))
+            seen.append((row[0], row[1] is not None and bytes(row[1]) == data) if row else ("", False))
             return allowed
         return submit(*args, gate=checked_gate, **kwargs)
 

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 
 from buzon.crm.models import Agent, Store
 from buzon.inbound import pipeline
@@ -54,3 +56,30 @@ def test_a_reply_to_a_quoted_local_part_reaches_it(smtp_starttls: Any, make_acco
     assert mail["In-Reply-To"] == "<q77@bug.com>"
 
 
+
+
+ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
+
+
+@given(st.text(alphabet=ATEXT + '. "<>()@,;:[]\\ñ', min_size=1, max_size=30))
+def test_a_bare_address_shortcut_agrees_with_the_email_package(value: str) -> None:
+    """Envelope addresses skip the email package's parser only where it would give them back unchanged."""
+    from email.utils import parseaddr
+    from smtplib import quoteaddr
+
+    from buzon.outbound import addresses, compose, smtp
+
+    if addresses.is_bare(value):
+        assert parseaddr(value)[1] == value
+        assert quoteaddr(value) == f"<{value}>"
+    assert smtp._path(value) == quoteaddr(value)
+    if value.isascii():
+        assert compose._envelope_address(value) == parseaddr(value)[1]
+
+
+@pytest.mark.parametrize("value", ['"Big Bug bb"@bug.com', "Ana <ana@x.test>", "ana@[192.0.2.1]", "ana.@x.test",
+                                   ".ana@x.test", "ana..b@x.test", "ana@x.test.", "ñu@x.test", "ana@x.test (Ana)"])
+def test_addresses_with_anything_to_parse_are_not_bare(value: str) -> None:
+    from buzon.outbound.addresses import is_bare
+
+    assert not is_bare(value)

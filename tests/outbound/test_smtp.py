@@ -133,7 +133,7 @@ def test_a_message_over_the_servers_size_is_failed_before_sending(test_certs: Te
 
 def test_a_closed_gate_sends_nothing(pipelining: SMTPServer) -> None:
     conn = Counted(pipelining)
-    outcome = conn.transmit(["b@example.org"], gate=lambda: False)
+    outcome = conn.transmit(["b@example.org"], gate=lambda data: False)
     assert outcome.skipped and not outcome.sent
     assert conn.writes == [] and not pipelining.messages
     conn.close()
