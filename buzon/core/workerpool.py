@@ -1,7 +1,7 @@
 """The slots of `buzon worker`: threads each running one task at a time from their queues.
 
 Each slot is the backend's own worker loop in a thread: django_tasks_db's Worker (the database
-queue; each thread has its own database connection, closed between tasks as the loop does) or an
+queue; each thread has its own database connection, kept for BUZON_DB_CONN_MAX_AGE seconds) or an
 RQ worker (buzon.core.rqworker.ThreadWorker; one of them runs RQ's scheduler for every queue the
 process serves). The main thread only takes signals and watches: SIGTERM or SIGINT lets each slot
 finish the task it runs and stop. The same signal again ends the process at once (the database

@@ -9,70 +9,110 @@ second, for transactions that hold the lock for about one millisecond.
 
 So before BEGIN (IMMEDIATE, settings.py: every transaction takes the lock at its start) a writer
 takes its turn. Inside a process, a lock handed straight to the next thread waiting; between
-processes (web, workers, sync), an flock(2) on a file beside the database, looked at every
-millisecond or two by the one thread of each process whose turn it is. The turn is given back when
-the transaction ends (commit, rollback or the connection closing).
+processes (web, workers, sync), an flock(2) on a file beside the database (``-writer.lock``), looked
+at every millisecond or two by the one thread of each process whose turn it is. A process whose
+thread is looking holds a shared lock on a second file (``-writer.wait``) meanwhile, and a process
+that finds it held lets that one go first (its next writer waits a little longer than the others
+look) instead of handing the turn from thread to thread while another process waits. The turn is
+given back when the transaction ends (commit, rollback or the connection closing).
 
-The turn only orders writers: SQLite's own lock still guards the data, and each wait is bounded by
-the connection's timeout, after which the writer goes on to BEGIN and SQLite's busy handler as
-before. A write outside a transaction (autocommit) does not take a turn. An in-memory database has
-no file to lock and nobody else to share it with: it takes none.
+The turn only orders writers: SQLite's own lock still guards the data. Waiting for a turn is
+bounded by the connection's timeout, as SQLite's busy handler was: after it, the transaction fails
+as it did then ("database is locked"), without waiting that long again in BEGIN. A write outside a
+transaction (autocommit) takes no turn, and waits in SQLite's handler as before. An in-memory
+database has no file to lock and nobody else to share it with: it takes none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
 import time
 from typing import Any
 
-from django.db.backends.sqlite3 import base
+from django.db import OperationalError
+from django.db.backends.sqlite3 import base, creation
 
-_turns: dict[str, _Turns] = {}
-_turns_lock = threading.Lock()
-_POLL_S = (0.0005, 0.001, 0.002)  # the first looks at the file lock, then every 2 ms
+_POLL_S = (0.0005, 0.001, 0.002)  # how often a waiting process looks at the file lock (then every 2 ms)
+_YIELD_S = 0.003  # a writer that lets another process go first: longer than that process looks
+_SUFFIXES = ("-writer.lock", "-writer.wait")
 
 
 class _Turns:
     """The writers' turns on one database file, in this process."""
 
     def __init__(self, path: str) -> None:
-        self.path = path + "-writer.lock"
+        self.paths = tuple(path + suffix for suffix in _SUFFIXES)
         self.threads = threading.Lock()
-        self.fd: int | None = None
+        self.files: tuple[int, int] | None = None
         self.pid = 0
 
-    def _file(self) -> int:
-        if self.fd is None or self.pid != os.getpid():  # a forked child opens its own (flock is per open file)
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self.pid = os.getpid()
-        return self.fd
+    def _files(self) -> tuple[int, int]:
+        if self.files is None or self.pid != os.getpid():  # a forked child opens its own (flock is per open file)
+            turn, wait = (os.open(p, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) for p in self.paths)
+            self.files, self.pid = (turn, wait), os.getpid()
+        return self.files
 
-    def take(self, timeout: float) -> tuple[bool, bool]:
-        """Wait for this process's turn, then the database's; (held in process, held between processes)."""
+    @staticmethod
+    def _others_wait(wait: int) -> bool:
+        try:
+            fcntl.flock(wait, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(wait, fcntl.LOCK_UN)
+        return False
+
+    def take(self, timeout: float) -> bool:
+        """Wait for this process's turn, then the database's: False when `timeout` ran out first.
+        True with the process's turn alone when the files cannot be locked (a read-only data
+        directory, a file system without locks): SQLite's lock then orders the processes."""
         deadline = time.monotonic() + timeout
         if not self.threads.acquire(timeout=timeout):
-            return False, False
+            return False
         try:
-            fd = self._file()
-        except OSError:  # a read-only data directory: SQLite's lock alone orders writers
-            return True, False
-        for attempt in range(1 << 30):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True, True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return True, False
-                time.sleep(_POLL_S[min(attempt, len(_POLL_S) - 1)])
-        return True, False  # pragma: no cover
-
-    def give_back(self, threads: bool, file: bool) -> None:
-        if file and self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        if threads:
+            return self._take_file(deadline)
+        except OSError:
+            return True
+        except BaseException:  # interrupted: the process's turn goes to the next thread
             self.threads.release()
+            raise
+
+    def _take_file(self, deadline: float) -> bool:
+        turn, wait = self._files()
+        if self._others_wait(wait):
+            time.sleep(_YIELD_S)
+        waiting = False
+        try:
+            for attempt in range(1 << 30):  # pragma: no branch
+                try:
+                    fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        self.threads.release()
+                        return False
+                if not waiting:
+                    fcntl.flock(wait, fcntl.LOCK_SH)
+                    waiting = True
+                time.sleep(_POLL_S[min(attempt, len(_POLL_S) - 1)])
+            raise AssertionError("unreachable")
+        finally:
+            if waiting:
+                fcntl.flock(wait, fcntl.LOCK_UN)
+
+    def give_back(self) -> None:
+        try:
+            if self.files is not None and self.pid == os.getpid():
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self.files[0], fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
+
+
+_turns: dict[str, _Turns] = {}
+_turns_lock = threading.Lock()
 
 
 def _turns_for(path: str) -> _Turns:
@@ -83,20 +123,31 @@ def _turns_for(path: str) -> _Turns:
         return turns
 
 
+class DatabaseCreation(creation.DatabaseCreation):
+    def _destroy_test_db(self, test_database_name: str, verbosity: int) -> None:
+        super()._destroy_test_db(test_database_name, verbosity)  # type: ignore[misc]  # not in django-stubs
+        if test_database_name and not self.is_in_memory_db(test_database_name):
+            for suffix in _SUFFIXES:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(test_database_name + suffix)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
-    _turn: tuple[_Turns, bool, bool] | None = None
+    creation_class = DatabaseCreation
+    _turn: _Turns | None = None
 
     def _writer_turns(self) -> _Turns | None:
-        name = str(self.settings_dict["NAME"])
-        if self.is_in_memory_db() or not name:
+        name = str(self.settings_dict["NAME"] or "")
+        if not name or self.is_in_memory_db():
             return None
         return _turns_for(os.path.abspath(name))
 
     def _start_transaction_under_autocommit(self) -> None:
         turns = self._writer_turns() if self._turn is None else None
         if turns is not None:
-            timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
-            self._turn = (turns, *turns.take(timeout))
+            if not turns.take(float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))):
+                raise OperationalError("database is locked (no turn to write within the timeout)")
+            self._turn = turns
         try:
             super()._start_transaction_under_autocommit()  # type: ignore[misc]  # not in django-stubs
         except BaseException:
@@ -106,28 +157,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _give_back(self) -> None:
         turn, self._turn = self._turn, None
         if turn is not None:
-            turn[0].give_back(turn[1], turn[2])
-
-    def _commit(self) -> None:
-        try:
-            super()._commit()  # type: ignore[misc]  # not in django-stubs
-        finally:
-            self._give_back_unless_open()
-
-    def _rollback(self) -> None:
-        try:
-            super()._rollback()  # type: ignore[misc]  # not in django-stubs
-        finally:
-            self._give_back_unless_open()
-
-    def _close(self) -> None:
-        try:
-            super()._close()  # type: ignore[misc]  # not in django-stubs
-        finally:
-            self._give_back()
+            turn.give_back()
 
     def _give_back_unless_open(self) -> None:
         """The transaction is over unless SQLite says one is still open (a commit that failed)."""
         connection: Any = self.connection
         if connection is None or not connection.in_transaction:
+            self._give_back()
+
+    def _commit(self) -> None:
+        try:
+            super()._commit()  # type: ignore[misc]
+        finally:
+            self._give_back_unless_open()
+
+    def _rollback(self) -> None:
+        try:
+            super()._rollback()  # type: ignore[misc]
+        finally:
+            self._give_back_unless_open()
+
+    def _close(self) -> None:
+        try:
+            super()._close()  # type: ignore[misc]
+        finally:
             self._give_back()
