@@ -81,8 +81,10 @@ class _Turns:
 
     def _take_file(self, deadline: float) -> bool:
         turn, wait = self._files()
-        if self._others_wait(wait):
-            time.sleep(_YIELD_S)
+        if self._others_wait(wait):  # until one of them has the turn (it lets go of -writer.wait), or briefly
+            yielded = time.monotonic() + _YIELD_S
+            while time.monotonic() < yielded and self._others_wait(wait):
+                time.sleep(_POLL_S[0] / 2)
         waiting = False
         try:
             for attempt in range(1 << 30):  # pragma: no branch
