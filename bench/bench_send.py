@@ -1,6 +1,6 @@
 """Sending, as a user waits for it, on the wall clock, through `buzon web` and `buzon worker`.
 
-Run: .venv/bin/python bench/bench_send.py [--full] [-n 500] [--clients 8] [--batch 100]
+Run: .venv/bin/python bench/bench_send.py [--full] [-n 500] [--clients 8] [--batch 100] [--postgres]
 Quick (default): 500 messages per figure. Full (--full or BENCH_FULL=1): 5,000.
 
 - API send: `POST /api/v1/messages/send/` (an API token, `--clients` threads at once, as an
@@ -117,16 +117,28 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5_000 if full() else 500)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100, help="messages per batch request (0: no batch figure)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the site on a private PostgreSQL cluster (synchronous_commit off: SQLite's "
+                             "synchronous=NORMAL, no fsync per commit) instead of SQLite")
     args = parser.parse_args()
     n, text = args.n, reply_text()
     work = Path(tempfile.mkdtemp(prefix="buzon-bench-send-"))
+    postgres = None
+    if args.postgres:
+        from tests.chaos.services import PrivatePostgres
+
+        work.chmod(0o755)  # the cluster runs as the postgres user
+        postgres = PrivatePostgres(work / "postgres")
+        with (postgres.dir / "postgresql.conf").open("a") as conf:  # crash-safe as SQLite WAL is; the last line wins
+            conf.write("fsync = on\nfull_page_writes = on\n")
+        postgres.start()
     sink = Sink(work).start()
     context = multiprocessing.get_context("fork")
     ready = context.Queue()
     proxy = context.Process(target=_proxy, args=(sink.port, RTT_S, ready), daemon=True)
     proxy.start()
     proxy_port = ready.get(timeout=20)
-    site = Site()
+    site = Site(**({"DATABASE_URL": postgres.url} if postgres else {}))
     os.environ.update(site.env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "buzon.settings"
     import django
@@ -241,11 +253,15 @@ def main() -> None:
         cleanup_template()
         sink.stop()
         proxy.terminate()
+        if postgres is not None:
+            postgres.stop()
     notes = [f"send: {n} messages per figure, a {len(text.encode())}-byte reply (text; Buzón adds its HTML)",
              f"Buzón: buzon web ({run_plan.web_workers()} workers, 4 threads each) and one buzon worker "
-             "(default concurrency), SQLite"]
+             f"(default concurrency), {'PostgreSQL' if postgres else 'SQLite'}"]
+    for row in rows if postgres else []:
+        row["figure"] += ", PostgreSQL"
     print(f"machine: {machine()}")
-    print(f"results: {write_results('send', rows, notes)}")
+    print(f"results: {write_results('send-postgres' if postgres else 'send', rows, notes)}")
 
 
 if __name__ == "__main__":

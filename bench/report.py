@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.site import RESULTS  # noqa: E402
 
-ORDER = ["download", "download-corpus", "pipeline", "send", "load"]
+ORDER = ["download", "download-corpus", "pipeline", "send", "send-postgres", "load"]
 
 
 def _value(value: float, unit: str) -> str:

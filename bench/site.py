@@ -142,7 +142,13 @@ class Site:
                 raise RuntimeError(f"buzon {name} exited ({proc.returncode}): {self.log(name)[-2000:]}")
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """A read-only look at the database, as a monitoring script would take it."""
+        """A read-only look at the database, as a monitoring script would take it (`?` marks parameters)."""
+        url = self.env.get("DATABASE_URL")
+        if url:  # PostgreSQL
+            import psycopg
+
+            with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+                return conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
