@@ -105,14 +105,14 @@ TEMPLATES = [
 ]
 
 _default_db = f"sqlite:///{DATA_DIR / 'buzon.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(config.env_str("DATABASE_URL", _default_db), conn_max_age=0)}
 # Each web thread and worker slot keeps its connection for BUZON_DB_CONN_MAX_AGE seconds, checked
 # before a request reuses it (one that died with a PostgreSQL restart is opened again). Opening one
 # costs a few milliseconds on PostgreSQL (a process forked by the server, authentication) and about
 # two of CPU on SQLite (its pragmas, Django's SQL functions registered anew): more than a whole API
 # send's queries, and, opened at each poll, a tenth of a core for a worker with nothing to do.
-DATABASES["default"]["CONN_MAX_AGE"] = config.env_int("BUZON_DB_CONN_MAX_AGE", 300)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": dj_database_url.parse(config.env_str("DATABASE_URL", _default_db),
+                                              conn_max_age=config.env_int("BUZON_DB_CONN_MAX_AGE", 300),
+                                              conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web, worker and sync processes read while one writes; IMMEDIATE takes the
     # write lock at BEGIN so concurrent writers queue instead of failing, and they queue in turn

@@ -26,10 +26,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, transaction
-from django.db.models import Min
+from django.db.models import Min, Prefetch
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -166,8 +164,7 @@ class _Desk:
         account = outgoing.message.account
         assert account is not None
         # Signed by the connection's thread (Composed.content): this one goes on to the next message.
-        future = pool.submit(account, item.envelope_from, item.recipients,
-                             item.data if item.signature is None else item.content,
+        future = pool.submit(account, item.envelope_from, item.recipients, item.content,
                              gate=self._gate(outgoing), utf8_addresses=item.utf8_addresses)
         self.inflight += 1
         future.add_done_callback(lambda f: self.requests.put(_Done(outgoing, future=f)))
@@ -262,23 +259,14 @@ class _Desk:
 def _claimed(ids: list[int]) -> list[OutgoingEmail]:
     """The claimed messages with everything composing reads, in a constant number of queries.
 
-    A claim is mostly one account's mail (a bulk reply, a batch from the API): each account, author
-    and content type is read once and shared by its messages, instead of a copy built per row by a
-    join; the records they belong to are read together, once per type.
+    A claim is mostly one account's mail (a bulk reply, a batch from the API): its accounts and
+    authors are prefetched, each read once and shared by its messages, instead of a copy built per
+    row by a join; the records they belong to are read together, once per type.
     """
-    claimed = list(OutgoingEmail.objects.filter(pk__in=ids).select_related("message")
-                   .prefetch_related("attachments", "message__record").order_by("-priority", "next_attempt_at", "pk"))
-    messages = [outgoing.message for outgoing in claimed]
-    accounts = EmailAccount.objects.select_related("domain").in_bulk({m.account_id for m in messages} - {None})
-    authors = get_user_model().objects.in_bulk({m.created_by_id for m in messages} - {None})
-    for message in messages:
-        if message.account_id is not None:
-            message.account = accounts[message.account_id]
-        if message.created_by_id is not None:
-            message.created_by = authors[message.created_by_id]
-        if message.record_type_id is not None:
-            message.record_type = ContentType.objects.get_for_id(message.record_type_id)
-    return claimed
+    return list(OutgoingEmail.objects.filter(pk__in=ids).select_related("message", "message__record_type")
+                .prefetch_related("attachments", "message__record", "message__created_by",
+                                  Prefetch("message__account", EmailAccount.objects.select_related("domain")))
+                .order_by("-priority", "next_attempt_at", "pk"))
 
 
 def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: int | None = None,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import threading
 import time
@@ -87,7 +88,7 @@ class _Turns:
                 time.sleep(_POLL_S[0] / 2)
         waiting = False
         try:
-            for attempt in range(1 << 30):  # pragma: no branch
+            for attempt in itertools.count():
                 try:
                     fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return True
@@ -99,7 +100,7 @@ class _Turns:
                     fcntl.flock(wait, fcntl.LOCK_SH)
                     waiting = True
                 time.sleep(_POLL_S[min(attempt, len(_POLL_S) - 1)])
-            raise AssertionError("unreachable")
+            raise AssertionError("unreachable")  # itertools.count() never ends
         finally:
             if waiting:
                 fcntl.flock(wait, fcntl.LOCK_UN)
