@@ -70,13 +70,20 @@ def _live(db: Path, kind: str) -> list[tuple[int, dict[str, Any]]]:
             _heartbeats(db, "kind, stopped_at, pid, stats") if k == kind and stopped is None]
 
 
-def _wait(predicate, timeout: float) -> None:
+def _wait(predicate, timeout: float, describe=lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.3)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"condition not met within {timeout} s {describe()}")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
 
 
 def _healthy(port: int) -> bool:
@@ -121,7 +128,9 @@ def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
         else:
             os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(30) == 0
-        _wait(lambda: not any(_alive(pid) for pid in tree), 10)
+        _wait(lambda: not any(_alive(pid) for pid in tree), 10,
+              lambda: f"alive: {[(pid, _cmdline(pid)) for pid in tree if _alive(pid)]}\n"
+                      f"{(tmp_path / 'run.log').read_text(errors='replace')[-4000:]}")
         assert not _healthy(port)
         silent = [(kind, pid) for kind, stopped, pid in _heartbeats(database, "kind, stopped_at, pid")
                   if stopped is None]

@@ -3,6 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from buzon.core import config, forking, heartbeat, run_plan
 from buzon.core.models import ProcessKind
@@ -27,6 +28,23 @@ def _worker_exit(_server: Any, _worker: Any) -> None:
     for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
     heartbeat.stop()
+
+
+class Worker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, quitting once.
+
+    Ctrl-C reaches the whole process group: each worker gets SIGINT from the terminal and SIGQUIT
+    from its master at the same instant. The second handler ran inside the first one's
+    ThreadPoolExecutor.shutdown, whose lock is not reentrant, and the worker hung until it was killed,
+    without its goodbye (seen under load)."""
+
+    quitting = False
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        if self.quitting:
+            return
+        self.quitting = True
+        super().handle_quit(sig, frame)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -58,7 +76,7 @@ class Command(BaseCommand):
                 "bind": f"{options['host']}:{options['port']}",
                 "workers": options["workers"],
                 "threads": options["threads"],
-                "worker_class": "gthread",
+                "worker_class": f"{__name__}.Worker",
                 "accesslog": "-" if options["verbosity"] > 1 else None,
                 "graceful_timeout": 10,
                 "timeout": 120,

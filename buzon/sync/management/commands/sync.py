@@ -55,6 +55,16 @@ class Command(BaseCommand):
 
         engine = Engine(only=set(ids) if ids is not None else None, max_accounts=max_accounts)
         loop = asyncio.get_running_loop()
+
+        # Not loop.add_signal_handler: asyncio gives SIGTERM back its default action when the loop
+        # closes, and ctrl-c reaches `buzon run`'s whole process group, whose supervisor then sends
+        # SIGTERM too, which arrived while this process was saying goodbye (the heartbeat's
+        # stopped_at, written at exit) and killed it before the write. Once stopping, a signal asks
+        # nothing more; the supervisor still kills a process that does not end in its grace period.
+        def on_signal(_signum: int, _frame: object) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(engine.stop)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, engine.stop)
+            signal.signal(sig, on_signal)
         await engine.run()
