@@ -41,11 +41,29 @@ def _freeze_inside_a_store(url: str, dovecot, account, process) -> str:
     owner = SyncLease.objects.get(account=account).owner
     with psycopg.connect(url) as blocker:
         blocker.execute("select 1 from sync_foldercursor where account_id = %s for update", (account.pk,))
+        # Only a session this blocker holds up: a session of an earlier test still waiting on a lock
+        # in the same database must not be taken for the process's store.
+        blocked = _blocked_by(url, blocker.info.backend_pid)
         dovecot.deliver(account.email_address, make_mail(1))
-        wait_for(lambda: _lock_waits(url, "sync_foldercursor") == 1, 60)
+        wait_for(lambda: any("sync_rawmessage" in query or "sync_foldercursor" in query for query in blocked()), 60)
         process.send_signal(signal.SIGSTOP)
+        wait_for(lambda: _state(process.pid) == "T", 10)
+        waiting = blocked()
         blocker.rollback()
+    print(f"froze {process.pid} while its session waited on: {waiting}")
     return owner
+
+
+def _blocked_by(url: str, blocker_pid: int):
+    def queries() -> list[str]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return [row[0] for row in conn.execute(
+                "select query from pg_stat_activity where %s = any(pg_blocking_pids(pid))", (blocker_pid,))]
+    return queries
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def _dropped(account_id: int) -> tuple[str, ...]:
@@ -177,13 +195,6 @@ def test_a_renewal_never_waits_for_a_store(dovecot, postgres_url, fenceless):
         thread.join(5)
         assert renewed == [{a.pk for a in accounts}], "the renewal waited for the storing transaction"
     assert RawMessage.objects.count() == 2
-
-
-def _lock_waits(url: str, table: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("select count(*) from pg_stat_activity where datname = current_database() and "
-                           "wait_event_type = 'Lock' and query ilike %s", (f"%{table}%",)).fetchone()
-    return int(row[0]) if row else 0
 
 
 @pytest.mark.postgres
