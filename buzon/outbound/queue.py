@@ -299,13 +299,25 @@ def _insert_attempts(attempts: Sequence[DeliveryAttempt], now: datetime.datetime
                            [[_value(DeliveryAttempt, f)(a) for f in _ATTEMPT_FIELDS] for a in attempts])
 
 
+def _attempts(mine: Sequence[Outcome], now: datetime.datetime) -> list[DeliveryAttempt]:
+    """Each outcome applied to its message and queue entry (`_apply`), and its attempt to insert."""
+    return [DeliveryAttempt(outgoing=o.outgoing, number=o.outgoing.attempts + 1, code=o.code, reply=o.reply,
+                            server=o.server, outcome=_apply(o, now)) for o in mine]
+
+
+def _marked(mine: Sequence[tuple[OutgoingEmail, bytes]], now: datetime.datetime) -> None:
+    for outgoing, data in mine:
+        outgoing.state, outgoing.claimed_at = QueueState.SENDING, now
+        if outgoing.mime is None:  # stored before it is sent: a resend after a crash is byte-identical
+            outgoing.mime = data
+
+
 def _record(outcomes: Sequence[Outcome], worker: str, now: datetime.datetime) -> dict[int, str]:
     held = _held([o.outgoing.pk for o in outcomes], worker)
     mine = [o for o in outcomes if o.outgoing.pk in held]
     if not mine:
         return {}
-    attempts = [DeliveryAttempt(outgoing=o.outgoing, number=o.outgoing.attempts + 1, code=o.code, reply=o.reply,
-                                server=o.server, outcome=_apply(o, now)) for o in mine]
+    attempts = _attempts(mine, now)
     with connection.cursor() as cursor:
         cursor.executemany(_column_sql(OutgoingEmail, _QUEUE_FIELDS, "message"),
                            [_row(o.outgoing, _QUEUE_FIELDS, "message") for o in mine])
@@ -324,10 +336,7 @@ def _mark(marks: Sequence[tuple[OutgoingEmail, bytes]], worker: str, now: dateti
     mine = [(o, data) for o, data in marks if o.pk in held]
     if not mine:
         return set()
-    for outgoing, data in mine:
-        outgoing.state, outgoing.claimed_at = QueueState.SENDING, now
-        if outgoing.mime is None:  # stored before it is sent: a resend after a crash is byte-identical
-            outgoing.mime = data
+    _marked(mine, now)
     with connection.cursor() as cursor:
         cursor.executemany(_column_sql(OutgoingEmail, ("state", "claimed_at", "mime"), "message"),
                            [_row(o, ("state", "claimed_at", "mime"), "message") for o, _data in mine])
@@ -344,11 +353,70 @@ def commit(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, byt
     """
     now = timezone.now()
     with transaction.atomic():
+        if connection.vendor == "postgresql" and not skipped:
+            return _commit_in_one_round_trip(outcomes, marks, worker, now)
         states = _record(outcomes, worker, now) if outcomes else {}
         if skipped:
             _release(skipped, worker)
         marked = _mark(marks, worker, now) if marks else set()
     return states, marked
+
+
+def _commit_in_one_round_trip(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]],
+                              worker: str, now: datetime.datetime) -> tuple[dict[int, str], set[int]]:
+    """`commit` on PostgreSQL, where each statement is a round trip to another process and the
+    connections wait for their marks: one look-up of the rows this worker holds (locked), then every
+    write in one call (a multi-row statement per table; Django's psycopg cursor binds on the client,
+    so several statements go as one query), instead of a look-up and three or four executemany each.
+    The same writes as `_record` and `_mark`, in the same transaction."""
+    held = _held([o.outgoing.pk for o in outcomes] + [o.pk for o, _data in marks], worker)
+    mine = [o for o in outcomes if o.outgoing.pk in held]
+    marked = [(o, data) for o, data in marks if o.pk in held]
+    statements: list[str] = []
+    params: list[Any] = []
+
+    def update(model: type[models.Model], fields: tuple[str, ...], key: str, rows: Sequence[models.Model]) -> None:
+        if rows:
+            statements.append(_update_rows_sql(model, fields, key, len(rows)))
+            params.extend(value for row in rows for value in _row(row, fields, key))
+
+    if mine:
+        attempts = _attempts(mine, now)
+        update(OutgoingEmail, _QUEUE_FIELDS, "message", [o.outgoing for o in mine])
+        update(OutgoingEmail, ("mime",), "message", [o.outgoing for o in mine if o.mime is not None])
+        update(Message, _MESSAGE_FIELDS, "id", [o.outgoing.message for o in mine])
+        for attempt in attempts:
+            attempt.at = now
+        row = f"({', '.join(['%s'] * len(_ATTEMPT_FIELDS))})"
+        statements.append(_insert_sql(DeliveryAttempt, _ATTEMPT_FIELDS).rsplit(" VALUES ", 1)[0]
+                          + " VALUES " + ", ".join([row] * len(attempts)))
+        params.extend(_value(DeliveryAttempt, f)(a) for a in attempts for f in _ATTEMPT_FIELDS)
+    _marked(marked, now)
+    update(OutgoingEmail, ("state", "claimed_at", "mime"), "message", [o for o, _data in marked])
+    if statements:
+        with connection.cursor() as cursor:
+            cursor.execute("; ".join(statements), params)
+    return {o.outgoing.pk: str(o.outgoing.state) for o in mine}, {o.pk for o, _data in marked}
+
+
+def _update_rows_sql(model: type[models.Model], fields: tuple[str, ...], key: str, count: int) -> str:
+    """UPDATE … FROM (VALUES …): `count` rows' `fields`, matched by `key`. Each value is cast to its
+    column's type (a VALUES list's NULLs have none), strings to text: a cast to varchar(n) would
+    cut a long value where the column refuses it."""
+    q = connection.ops.quote_name
+    columns = {f: q(str(_field(model, f).column)) for f in (*fields, key)}
+    casts = [_cast(model, f) for f in (*fields, key)]
+    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
+    return (f"UPDATE {q(model._meta.db_table)} AS t SET "  # noqa: S608  # nosec B608
+            + ", ".join(f"{columns[f]} = v.{columns[f]}" for f in fields)
+            + f" FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(columns.values())})"
+            + f" WHERE t.{columns[key]} = v.{columns[key]}")
+
+
+@functools.cache
+def _cast(model: type[models.Model], name: str) -> str:
+    db_type = str(_field(model, name).db_type(connection))
+    return "text" if db_type.startswith("varchar") else db_type
 
 
 def mark_sending(marks: Sequence[tuple[OutgoingEmail, bytes]], worker: str) -> set[int]:

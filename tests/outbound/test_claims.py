@@ -96,3 +96,62 @@ def test_send_queued_command(make_account: Any, smtp_starttls: Any, capsys: Any)
     call_command("send_queued")
     assert len(smtp_starttls.messages) == 1
     assert "sent 1" in capsys.readouterr().out
+
+
+def _group_commit_scenario(account: Any, commit: Any) -> tuple[Any, ...]:
+    """Five claimed messages: one sent, one to retry, one failed for good, one marked sending; a
+    fifth, taken over by another worker, both reported and marked. What the rows hold afterwards,
+    times as set or not."""
+    from buzon.messages.models import Message
+    from buzon.outbound.models import DeliveryAttempt
+
+    for i in range(5):
+        queue_outgoing(to=f"c{i}@example.org", subject="s", text="x", account=account)
+    ids = queue.claim_due("w", 10)
+    OutgoingEmail.objects.filter(pk=ids[4]).update(claimed_by="other")
+    rows = {o.pk: o for o in OutgoingEmail.objects.select_related("message").filter(pk__in=ids)}
+    outcomes = [queue.Outcome(rows[ids[0]], sent=True, code=250, reply="250 ok", server="smtp", mime=b"sent bytes"),
+                queue.Outcome(rows[ids[1]], sent=False, code=451, reply="451 later", server="smtp"),
+                queue.Outcome(rows[ids[2]], sent=False, permanent=True, code=550, reply="550 no", server="smtp"),
+                queue.Outcome(rows[ids[4]], sent=True, code=250, reply="250 ok", server="smtp")]
+    states, marked = commit(outcomes, [(rows[ids[3]], b"marked bytes"), (rows[ids[4]], b"late")])
+    outgoing = [(o.state, o.attempts, o.sent_at is not None, o.next_attempt_at is not None, o.last_code, o.last_reply,
+                 o.claimed_by, o.claimed_at is not None, bytes(o.mime) if o.mime is not None else None)
+                for o in OutgoingEmail.objects.filter(pk__in=ids).order_by("pk")]
+    messages = list(Message.objects.filter(pk__in=ids).order_by("pk").values_list("status", "status_reason"))
+    attempts = list(DeliveryAttempt.objects.filter(outgoing_id__in=ids).order_by("outgoing_id")
+                    .values_list("number", "outcome", "code", "reply", "server"))
+    return ({ids.index(k): v for k, v in states.items()}, sorted(ids.index(k) for k in marked), outgoing, messages,
+            attempts)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_writes(
+        make_account: Any, postgres_url: str) -> None:
+    """On PostgreSQL `queue.commit` sends its writes as one query; the rows end as `_record` and
+    `_mark` leave them, one statement at a time, and a message another worker took over is left alone."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from buzon.messages.models import Message
+    from buzon.outbound.models import DeliveryAttempt
+
+    assert connection.vendor == "postgresql"
+    account = make_account()
+    together = _group_commit_scenario(account, lambda outcomes, marks: queue.commit(outcomes, marks, [], "w"))
+    DeliveryAttempt.objects.all().delete()
+    OutgoingEmail.objects.all().delete()
+    Message.objects.all().delete()
+
+    def one_by_one(outcomes: Any, marks: Any) -> Any:
+        now = timezone.now()
+        with transaction.atomic():
+            return queue._record(outcomes, "w", now), queue._mark(marks, "w", now)
+
+    assert together == _group_commit_scenario(account, one_by_one)
+    states, marked, outgoing, _messages, attempts = together
+    assert states == {0: "sent", 1: "pending", 2: "failed"} and marked == [3]
+    assert outgoing[0][-1] == b"sent bytes" and outgoing[3][0] == "sending" and outgoing[3][-1] == b"marked bytes"
+    assert outgoing[4][0] == "claimed" and outgoing[4][6] == "other" and outgoing[4][-1] is None
+    assert [a[1] for a in attempts] == ["sent", "retry", "failed"]
