@@ -353,13 +353,28 @@ def commit(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, byt
     """
     now = timezone.now()
     with transaction.atomic():
-        if connection.vendor == "postgresql" and not skipped:
+        if not skipped and _one_query_fits(outcomes, marks):
             return _commit_in_one_round_trip(outcomes, marks, worker, now)
         states = _record(outcomes, worker, now) if outcomes else {}
         if skipped:
             _release(skipped, worker)
         marked = _mark(marks, worker, now) if marks else set()
     return states, marked
+
+
+#: The most message bytes a group commit sends as one query (written out in hex, twice their size):
+#: a group of large messages goes statement by statement, far below PostgreSQL's 1 GB for a query.
+ONE_QUERY_MAX_BYTES = 8 * 1024 * 1024
+
+
+def _one_query_fits(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]]) -> bool:
+    """PostgreSQL with client-side binding (Django's default for psycopg 3: several statements with
+    parameters can go as one query; server-side binding refuses that), and a group small enough."""
+    if connection.vendor != "postgresql" or connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+        return False
+    size = sum(len(o.mime) for o in outcomes if o.mime is not None)
+    size += sum(len(o.mime if o.mime is not None else data) for o, data in marks)
+    return size <= ONE_QUERY_MAX_BYTES
 
 
 def _commit_in_one_round_trip(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]],
@@ -371,7 +386,10 @@ def _commit_in_one_round_trip(outcomes: Sequence[Outcome], marks: Sequence[tuple
     The same writes as `_record` and `_mark`, in the same transaction."""
     held = _held([o.outgoing.pk for o in outcomes] + [o.pk for o, _data in marks], worker)
     mine = [o for o in outcomes if o.outgoing.pk in held]
-    marked = [(o, data) for o, data in marks if o.pk in held]
+    # A message whose attempt is recorded here is no longer held when its mark would be looked at
+    # (`_mark` runs after `_record`): it is not marked.
+    recorded = {o.outgoing.pk for o in mine}
+    marked = [(o, data) for o, data in marks if o.pk in held and o.pk not in recorded]
     statements: list[str] = []
     params: list[Any] = []
 

@@ -45,7 +45,7 @@ def _freeze_inside_a_store(url: str, dovecot, account, process) -> str:
         # in the same database must not be taken for the process's store.
         blocked = _blocked_by(url, blocker.info.backend_pid)
         dovecot.deliver(account.email_address, make_mail(1))
-        wait_for(lambda: any("sync_rawmessage" in query or "sync_foldercursor" in query for query in blocked()), 60)
+        wait_for(lambda: any("sync_foldercursor" in query for query in blocked()), 60, interval=0.2)
         process.send_signal(signal.SIGSTOP)
         wait_for(lambda: _state(process.pid) == "T", 10)
         waiting = blocked()

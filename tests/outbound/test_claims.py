@@ -99,39 +99,46 @@ def test_send_queued_command(make_account: Any, smtp_starttls: Any, capsys: Any)
 
 
 def _group_commit_scenario(account: Any, commit: Any) -> tuple[Any, ...]:
-    """Five claimed messages: one sent, one to retry, one failed for good, one marked sending; a
-    fifth, taken over by another worker, both reported and marked. What the rows hold afterwards,
-    times as set or not."""
+    """Six claimed messages: one sent, one to retry, one failed for good, one marked sending, one
+    reported and marked in the same group (recorded, so no longer held: not marked), and one taken
+    over by another worker, reported and marked (left alone). What the rows hold afterwards."""
     from buzon.messages.models import Message
     from buzon.outbound.models import DeliveryAttempt
 
-    for i in range(5):
-        queue_outgoing(to=f"c{i}@example.org", subject="s", text="x", account=account)
+    for i in range(6):
+        queue_outgoing(to=f"c{i}@example.org", subject=f"s{i}", text="x", account=account)
     ids = queue.claim_due("w", 10)
-    OutgoingEmail.objects.filter(pk=ids[4]).update(claimed_by="other")
+    OutgoingEmail.objects.filter(pk=ids[5]).update(claimed_by="other")
     rows = {o.pk: o for o in OutgoingEmail.objects.select_related("message").filter(pk__in=ids)}
     outcomes = [queue.Outcome(rows[ids[0]], sent=True, code=250, reply="250 ok", server="smtp", mime=b"sent bytes"),
                 queue.Outcome(rows[ids[1]], sent=False, code=451, reply="451 later", server="smtp"),
                 queue.Outcome(rows[ids[2]], sent=False, permanent=True, code=550, reply="550 no", server="smtp"),
-                queue.Outcome(rows[ids[4]], sent=True, code=250, reply="250 ok", server="smtp")]
-    states, marked = commit(outcomes, [(rows[ids[3]], b"marked bytes"), (rows[ids[4]], b"late")])
+                queue.Outcome(rows[ids[4]], sent=False, code=421, reply="421 busy", server="smtp"),
+                queue.Outcome(rows[ids[5]], sent=True, code=250, reply="250 ok", server="smtp")]
+    marks = [(rows[ids[3]], b"marked bytes"), (rows[ids[4]], b"again"), (rows[ids[5]], b"late")]
+    states, marked = commit(outcomes, marks)
     outgoing = [(o.state, o.attempts, o.sent_at is not None, o.next_attempt_at is not None, o.last_code, o.last_reply,
                  o.claimed_by, o.claimed_at is not None, bytes(o.mime) if o.mime is not None else None)
                 for o in OutgoingEmail.objects.filter(pk__in=ids).order_by("pk")]
-    messages = list(Message.objects.filter(pk__in=ids).order_by("pk").values_list("status", "status_reason"))
+    messages = list(Message.objects.filter(pk__in=ids).order_by("pk").values_list("status", "status_reason", "subject"))
+    sent_dated = [m.date is not None and m.date >= m.created_at
+                  for m in Message.objects.filter(pk__in=ids).order_by("pk")]
     attempts = list(DeliveryAttempt.objects.filter(outgoing_id__in=ids).order_by("outgoing_id")
-                    .values_list("number", "outcome", "code", "reply", "server"))
+                    .values_list("outgoing_id", "number", "outcome", "code", "reply", "server"))
+    attempts = [(ids.index(a[0]), *a[1:]) for a in attempts]
     return ({ids.index(k): v for k, v in states.items()}, sorted(ids.index(k) for k in marked), outgoing, messages,
-            attempts)
+            sent_dated, attempts)
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_writes(
         make_account: Any, postgres_url: str) -> None:
-    """On PostgreSQL `queue.commit` sends its writes as one query; the rows end as `_record` and
-    `_mark` leave them, one statement at a time, and a message another worker took over is left alone."""
+    """On PostgreSQL `queue.commit` sends its writes as one query (after one look-up); the rows end
+    as `_record` and `_mark` leave them, one statement at a time, and a message another worker took
+    over is left alone."""
     from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from buzon.messages.models import Message
@@ -139,7 +146,15 @@ def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_
 
     assert connection.vendor == "postgresql"
     account = make_account()
-    together = _group_commit_scenario(account, lambda outcomes, marks: queue.commit(outcomes, marks, [], "w"))
+
+    def together(outcomes: Any, marks: Any) -> Any:
+        with CaptureQueriesContext(connection) as queries:
+            result = queue.commit(outcomes, marks, [], "w")
+        # the look-up, then every write in one query
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"]
+        return result
+
+    one_query = _group_commit_scenario(account, together)
     DeliveryAttempt.objects.all().delete()
     OutgoingEmail.objects.all().delete()
     Message.objects.all().delete()
@@ -149,9 +164,19 @@ def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_
         with transaction.atomic():
             return queue._record(outcomes, "w", now), queue._mark(marks, "w", now)
 
-    assert together == _group_commit_scenario(account, one_by_one)
-    states, marked, outgoing, _messages, attempts = together
-    assert states == {0: "sent", 1: "pending", 2: "failed"} and marked == [3]
+    assert one_query == _group_commit_scenario(account, one_by_one)
+    states, marked, outgoing, _messages, _dated, attempts = one_query
+    assert states == {0: "sent", 1: "pending", 2: "failed", 4: "pending"} and marked == [3]
     assert outgoing[0][-1] == b"sent bytes" and outgoing[3][0] == "sending" and outgoing[3][-1] == b"marked bytes"
-    assert outgoing[4][0] == "claimed" and outgoing[4][6] == "other" and outgoing[4][-1] is None
-    assert [a[1] for a in attempts] == ["sent", "retry", "failed"]
+    assert outgoing[4][0] == "pending" and outgoing[4][6] == "" and outgoing[4][-1] is None
+    assert outgoing[5][0] == "claimed" and outgoing[5][6] == "other" and outgoing[5][-1] is None
+    assert [a[0] for a in attempts] == [0, 1, 2, 4] and [a[2] for a in attempts] == ["sent", "retry", "failed", "retry"]
+
+
+def test_a_group_of_large_messages_is_not_sent_as_one_query(make_account: Any) -> None:
+    """Hex doubles the bytes in a query; PostgreSQL takes at most 1 GB in one: a group over the bound
+    goes statement by statement (and SQLite always does)."""
+    big = b"x" * (queue.ONE_QUERY_MAX_BYTES + 1)
+    outgoing = OutgoingEmail()
+    assert not queue._one_query_fits([], [(outgoing, big)])
+    assert queue._one_query_fits([], [(outgoing, b"small")]) == (connection.vendor == "postgresql")
