@@ -53,7 +53,7 @@ from buzon.outbound.models import (
     QueueState,
     Unsubscribe,
 )
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning, preparer
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning, preparer, values_update_sql
 
 
 def _drop_unsubscribed(message: Message, gone: set[str]) -> None:
@@ -284,10 +284,11 @@ _ATTEMPT_FIELDS = ("outgoing", "number", "at", "outcome", "code", "reply", "serv
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], fields: tuple[str, ...]) -> str:
+def _insert_sql(model: type[models.Model], fields: tuple[str, ...], rows: int = 1) -> str:
     q = connection.ops.quote_name
     columns = ", ".join(q(str(_field(model, f).column)) for f in fields)
-    return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608  # nosec B608
+    row = f"({', '.join(['%s'] * len(fields))})"
+    return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"  # noqa: S608  # nosec B608
 
 
 def _insert_attempts(attempts: Sequence[DeliveryAttempt], now: datetime.datetime) -> None:
@@ -395,19 +396,17 @@ def _commit_in_one_round_trip(outcomes: Sequence[Outcome], marks: Sequence[tuple
 
     def update(model: type[models.Model], fields: tuple[str, ...], key: str, rows: Sequence[models.Model]) -> None:
         if rows:
-            statements.append(_update_rows_sql(model, fields, key, len(rows)))
+            statements.append(values_update_sql(model, fields, (key,), len(rows)))
             params.extend(value for row in rows for value in _row(row, fields, key))
 
     if mine:
         attempts = _attempts(mine, now)
+        for attempt in attempts:
+            attempt.at = now
         update(OutgoingEmail, _QUEUE_FIELDS, "message", [o.outgoing for o in mine])
         update(OutgoingEmail, ("mime",), "message", [o.outgoing for o in mine if o.mime is not None])
         update(Message, _MESSAGE_FIELDS, "id", [o.outgoing.message for o in mine])
-        for attempt in attempts:
-            attempt.at = now
-        row = f"({', '.join(['%s'] * len(_ATTEMPT_FIELDS))})"
-        statements.append(_insert_sql(DeliveryAttempt, _ATTEMPT_FIELDS).rsplit(" VALUES ", 1)[0]
-                          + " VALUES " + ", ".join([row] * len(attempts)))
+        statements.append(_insert_sql(DeliveryAttempt, _ATTEMPT_FIELDS, len(attempts)))
         params.extend(_value(DeliveryAttempt, f)(a) for a in attempts for f in _ATTEMPT_FIELDS)
     _marked(marked, now)
     update(OutgoingEmail, ("state", "claimed_at", "mime"), "message", [o for o, _data in marked])
@@ -415,26 +414,6 @@ def _commit_in_one_round_trip(outcomes: Sequence[Outcome], marks: Sequence[tuple
         with connection.cursor() as cursor:
             cursor.execute("; ".join(statements), params)
     return {o.outgoing.pk: str(o.outgoing.state) for o in mine}, {o.pk for o, _data in marked}
-
-
-def _update_rows_sql(model: type[models.Model], fields: tuple[str, ...], key: str, count: int) -> str:
-    """UPDATE … FROM (VALUES …): `count` rows' `fields`, matched by `key`. Each value is cast to its
-    column's type (a VALUES list's NULLs have none), strings to text: a cast to varchar(n) would
-    cut a long value where the column refuses it."""
-    q = connection.ops.quote_name
-    columns = {f: q(str(_field(model, f).column)) for f in (*fields, key)}
-    casts = [_cast(model, f) for f in (*fields, key)]
-    row = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    return (f"UPDATE {q(model._meta.db_table)} AS t SET "  # noqa: S608  # nosec B608
-            + ", ".join(f"{columns[f]} = v.{columns[f]}" for f in fields)
-            + f" FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(columns.values())})"
-            + f" WHERE t.{columns[key]} = v.{columns[key]}")
-
-
-@functools.cache
-def _cast(model: type[models.Model], name: str) -> str:
-    db_type = str(_field(model, name).db_type(connection))
-    return "text" if db_type.startswith("varchar") else db_type
 
 
 def mark_sending(marks: Sequence[tuple[OutgoingEmail, bytes]], worker: str) -> set[int]:

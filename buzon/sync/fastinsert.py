@@ -141,3 +141,29 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
     sql, preparers = _update_statement(type(objs[0]), tuple(fields), connection.vendor)
     with connection.cursor() as cursor:
         cursor.executemany(sql, [[prepare(obj) for prepare in preparers] for obj in objs])
+
+
+def values_update_sql(model: type[models.Model], fields: Sequence[str], keys: Sequence[str], count: int) -> str:
+    """UPDATE … FROM (VALUES …): `count` rows' `fields`, each row matched by its `keys`, in one
+    statement (PostgreSQL); the parameters are each row's fields, then its keys. Each value is cast
+    to its column's type (a VALUES list's NULLs have none of their own), strings to text: a cast to
+    varchar(n) would cut a long value where the column refuses it."""
+    quote = connection.ops.quote_name
+    columns = {name: quote(str(_field(model, name).column)) for name in (*fields, *keys)}
+    row = "(" + ", ".join(f"%s::{_cast(model, name)}" for name in (*fields, *keys)) + ")"
+    return (f"UPDATE {quote(model._meta.db_table)} AS t SET "  # noqa: S608  # nosec B608
+            + ", ".join(f"{columns[name]} = v.{columns[name]}" for name in fields)
+            + f" FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(columns.values())})"
+            + " WHERE " + " AND ".join(f"t.{columns[name]} = v.{columns[name]}" for name in keys))
+
+
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
+@cache
+def _cast(model: type[models.Model], name: str) -> str:
+    db_type = str(_field(model, name).db_type(connection))
+    return "text" if db_type.startswith("varchar") else db_type

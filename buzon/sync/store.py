@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from buzon.sync import deletion, lease
 from buzon.sync.enqueue import enqueue_processing
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning, values_update_sql
 from buzon.sync.headers import parse_header_fields, sha256
 from buzon.sync.models import KEY_ONLY, FolderCursor, RawContent, RawMessage
 
@@ -198,26 +198,20 @@ def _move_cursors(batches: Sequence[Batch]) -> None:
                                                  b.cursor.done) for b in batches if b.cursor is not None}
     if not moves:
         return
-    quote = connection.ops.quote_name
-    fields = {field.name: field for field in FolderCursor._meta.concrete_fields}
-    moved, keys = ["last_uid", "uidvalidity", "highest_modseq", "initial_done"], ["account", "folder"]
-    table = quote(FolderCursor._meta.db_table)
-    column = {name: quote(str(fields[name].column)) for name in moved + keys}
+    moved, keys = ("last_uid", "uidvalidity", "highest_modseq", "initial_done"), ("account", "folder")
+    params = [[*move, account_id, folder] for (account_id, folder), move in moves.items()]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # All of them in one statement; typed, since a VALUES list's NULLs have no type of their own.
-            row = "(" + ", ".join(f"%s::{fields[name].db_type(connection)}" for name in moved + keys) + ")"
-            names = ", ".join(column[name] for name in moved + keys)
-            cursor.execute(
-                f"UPDATE {table} AS c SET "  # noqa: S608  # nosec B608
-                + ", ".join(f"{column[name]} = v.{column[name]}" for name in moved)
-                + f" FROM (VALUES {', '.join([row] * len(moves))}) AS v({names}) WHERE "
-                + " AND ".join(f"c.{column[name]} = v.{column[name]}" for name in keys),
-                [value for (account_id, folder), move in moves.items() for value in (*move, account_id, folder)])
+        if connection.vendor == "postgresql":  # all of them in one statement
+            cursor.execute(values_update_sql(FolderCursor, moved, keys, len(params)),
+                           [value for row in params for value in row])
             return
+        quote = connection.ops.quote_name
+        column = {name: quote(str(FolderCursor._meta.get_field(name).column))  # type: ignore[union-attr]
+                  for name in moved + keys}
+        table = quote(FolderCursor._meta.db_table)
         sql = (f"UPDATE {table} SET " + ", ".join(f"{column[name]} = %s" for name in moved)  # noqa: S608  # nosec B608
                + " WHERE " + " AND ".join(f"{column[name]} = %s" for name in keys))
-        cursor.executemany(sql, [[*move, account_id, folder] for (account_id, folder), move in moves.items()])
+        cursor.executemany(sql, params)
 
 
 def _write_contents(rows: Sequence[RawMessage]) -> None:
