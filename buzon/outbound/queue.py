@@ -53,7 +53,7 @@ from buzon.outbound.models import (
     QueueState,
     Unsubscribe,
 )
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning, preparer, values_update_sql
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning, preparer, unnest_sql
 
 
 def _drop_unsubscribed(message: Message, gone: set[str]) -> None:
@@ -284,11 +284,10 @@ _ATTEMPT_FIELDS = ("outgoing", "number", "at", "outcome", "code", "reply", "serv
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], fields: tuple[str, ...], rows: int = 1) -> str:
+def _insert_sql(model: type[models.Model], fields: tuple[str, ...]) -> str:
     q = connection.ops.quote_name
     columns = ", ".join(q(str(_field(model, f).column)) for f in fields)
-    row = f"({', '.join(['%s'] * len(fields))})"
-    return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"  # noqa: S608  # nosec B608
+    return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608  # nosec B608
 
 
 def _insert_attempts(attempts: Sequence[DeliveryAttempt], now: datetime.datetime) -> None:
@@ -353,9 +352,9 @@ def commit(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, byt
     be sent. Outcomes first: a connection's previous message is recorded before its next is marked.
     """
     now = timezone.now()
+    if not skipped and _one_statement_fits(outcomes, marks):
+        return _commit_in_one_statement(outcomes, marks, worker, now)
     with transaction.atomic():
-        if not skipped and _one_query_fits(outcomes, marks):
-            return _commit_in_one_round_trip(outcomes, marks, worker, now)
         states = _record(outcomes, worker, now) if outcomes else {}
         if skipped:
             _release(skipped, worker)
@@ -363,57 +362,97 @@ def commit(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, byt
     return states, marked
 
 
-#: The most message bytes a group commit sends as one query (written out in hex, twice their size):
-#: a group of large messages goes statement by statement, far below PostgreSQL's 1 GB for a query.
-ONE_QUERY_MAX_BYTES = 8 * 1024 * 1024
+#: The most message bytes a group commit sends as one statement (written out in hex, twice their
+#: size): a group of large messages goes statement by statement, far below PostgreSQL's 1 GB for a query.
+ONE_STATEMENT_MAX_BYTES = 8 * 1024 * 1024
 
 
-def _one_query_fits(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]]) -> bool:
-    """PostgreSQL with client-side binding (Django's default for psycopg 3: several statements with
-    parameters can go as one query; server-side binding refuses that), and a group small enough."""
-    if connection.vendor != "postgresql" or connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+def _one_statement_fits(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]]) -> bool:
+    """PostgreSQL (one statement that writes several tables: data-modifying WITH), and a group small
+    enough. Client-side binding (Django's default for psycopg 3) sends the bytes inside the query."""
+    if connection.vendor != "postgresql":
         return False
     size = sum(len(o.mime) for o in outcomes if o.mime is not None)
-    size += sum(len(o.mime if o.mime is not None else data) for o, data in marks)
-    return size <= ONE_QUERY_MAX_BYTES
+    size += sum(len(data) for o, data in marks if o.mime is None)
+    return size <= ONE_STATEMENT_MAX_BYTES
 
 
-def _commit_in_one_round_trip(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]],
-                              worker: str, now: datetime.datetime) -> tuple[dict[int, str], set[int]]:
+@functools.cache
+def _group_commit_sql() -> str:
+    """`commit` as one PostgreSQL statement, the same for any number of rows (arrays, unnest):
+    - `recorded`: the outcomes written to the queue entries this worker still holds (the UPDATE's
+      WHERE is checked again on the locked row, as `_held`'s FOR UPDATE makes sure);
+    - the records and the attempts of exactly those entries;
+    - `marked`: the messages about to be sent, committed as `sending` with their bytes, if held.
+    Its result: (true, id) for each recorded outcome, (false, id) for each mark."""
+    q = connection.ops.quote_name
+    table = q(OutgoingEmail._meta.db_table)
+    key = q(str(_field(OutgoingEmail, "message").column))
+
+    def sets(model: type[models.Model], fields: Sequence[str]) -> str:
+        return ", ".join(f"{q(str(_field(model, f).column))} = v.{q(str(_field(model, f).column))}" for f in fields)
+
+    held = f"t.{key} = v.{key} AND t.{q('state')} IN (%s, %s) AND t.{q('claimed_by')} = %s"
+    mime = f"{q('mime')} = COALESCE(v.{q('mime')}, t.{q('mime')})"
+    message_key = q(str(_field(Message, "id").column))
+    attempt_columns = ", ".join(q(str(_field(DeliveryAttempt, f).column)) for f in _ATTEMPT_FIELDS)
+    attempt_key = q(str(_field(DeliveryAttempt, "outgoing").column))
+    # names from the models, values as parameters
+    return (
+        f"WITH recorded AS (UPDATE {table} AS t SET {sets(OutgoingEmail, _QUEUE_FIELDS)}, {mime} "  # noqa: S608  # nosec B608
+        f"FROM {unnest_sql(OutgoingEmail, ('message', *_QUEUE_FIELDS, 'mime'), 'v')} WHERE {held} RETURNING t.{key}), "
+        f"records AS (UPDATE {q(Message._meta.db_table)} AS t SET {sets(Message, _MESSAGE_FIELDS)} "
+        f"FROM {unnest_sql(Message, ('id', *_MESSAGE_FIELDS), 'v')} "
+        f"WHERE t.{message_key} = v.{message_key} AND t.{message_key} IN (SELECT {key} FROM recorded)), "
+        f"attempts AS (INSERT INTO {q(DeliveryAttempt._meta.db_table)} ({attempt_columns}) "
+        f"SELECT * FROM {unnest_sql(DeliveryAttempt, _ATTEMPT_FIELDS, 'v')} "
+        f"WHERE v.{attempt_key} IN (SELECT {key} FROM recorded)), "
+        f"marked AS (UPDATE {table} AS t SET {q('state')} = %s, {q('claimed_at')} = %s, {mime} "
+        f"FROM {unnest_sql(OutgoingEmail, ('message', 'mime'), 'v')} WHERE {held} RETURNING t.{key}) "
+        f"SELECT true, {key} FROM recorded UNION ALL SELECT false, {key} FROM marked")
+
+
+def _columns(model: type[models.Model], fields: Sequence[str], rows: Sequence[models.Model]) -> list[list[Any]]:
+    """One list of database values per field, for `unnest`."""
+    return [[_value(model, f)(row) for row in rows] for f in fields]
+
+
+def _commit_in_one_statement(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]],
+                             worker: str, now: datetime.datetime) -> tuple[dict[int, str], set[int]]:
     """`commit` on PostgreSQL, where each statement is a round trip to another process and the
-    connections wait for their marks: one look-up of the rows this worker holds (locked), then every
-    write in one call (a multi-row statement per table; Django's psycopg cursor binds on the client,
-    so several statements go as one query), instead of a look-up and three or four executemany each.
-    The same writes as `_record` and `_mark`, in the same transaction."""
-    held = _held([o.outgoing.pk for o in outcomes] + [o.pk for o, _data in marks], worker)
-    mine = [o for o in outcomes if o.outgoing.pk in held]
-    # A message whose attempt is recorded here is no longer held when its mark would be looked at
-    # (`_mark` runs after `_record`): it is not marked.
-    recorded = {o.outgoing.pk for o in mine}
-    marked = [(o, data) for o, data in marks if o.pk in held and o.pk not in recorded]
-    statements: list[str] = []
-    params: list[Any] = []
-
-    def update(model: type[models.Model], fields: tuple[str, ...], key: str, rows: Sequence[models.Model]) -> None:
-        if rows:
-            statements.append(values_update_sql(model, fields, (key,), len(rows)))
-            params.extend(value for row in rows for value in _row(row, fields, key))
-
-    if mine:
-        attempts = _attempts(mine, now)
-        for attempt in attempts:
-            attempt.at = now
-        update(OutgoingEmail, _QUEUE_FIELDS, "message", [o.outgoing for o in mine])
-        update(OutgoingEmail, ("mime",), "message", [o.outgoing for o in mine if o.mime is not None])
-        update(Message, _MESSAGE_FIELDS, "id", [o.outgoing.message for o in mine])
-        statements.append(_insert_sql(DeliveryAttempt, _ATTEMPT_FIELDS, len(attempts)))
-        params.extend(_value(DeliveryAttempt, f)(a) for a in attempts for f in _ATTEMPT_FIELDS)
-    _marked(marked, now)
-    update(OutgoingEmail, ("state", "claimed_at", "mime"), "message", [o for o, _data in marked])
-    if statements:
-        with connection.cursor() as cursor:
-            cursor.execute("; ".join(statements), params)
-    return {o.outgoing.pk: str(o.outgoing.state) for o in mine}, {o.pk for o, _data in marked}
+    connections wait for their marks: every write in one statement (`_group_commit_sql`), atomic
+    by itself, so no BEGIN and COMMIT either; instead of a transaction of a look-up and three or
+    four writes. The same rows end as `_record` and `_mark` leave them."""
+    reported = {o.outgoing.pk for o in outcomes}
+    # A message reported in this group is recorded, so no longer held when its mark would be looked
+    # at (`_mark` runs after `_record`); and one statement must not update a row twice.
+    marks = [(o, data) for o, data in marks if o.pk not in reported]
+    # Each outcome is applied before the database says which are held: the objects of those it
+    # does not hold are put back as they were, as `_record` leaves them.
+    before = [(o.outgoing, dict(o.outgoing.__dict__), o.outgoing.message, dict(o.outgoing.message.__dict__))
+              for o in outcomes]
+    attempts = _attempts(outcomes, now)
+    for attempt in attempts:
+        attempt.at = now
+    entries = [o.outgoing for o in outcomes]
+    in_hand = [str(state) for state in IN_HAND]
+    params: list[Any] = [
+        *_columns(OutgoingEmail, ("message", *_QUEUE_FIELDS), entries), [o.mime for o in outcomes], *in_hand, worker,
+        *_columns(Message, ("id", *_MESSAGE_FIELDS), [o.message for o in entries]),
+        *_columns(DeliveryAttempt, _ATTEMPT_FIELDS, attempts),
+        str(QueueState.SENDING), now, [o.pk for o, _data in marks],
+        [data if o.mime is None else None for o, data in marks], *in_hand, worker]
+    with connection.cursor() as cursor:
+        cursor.execute(_group_commit_sql(), params)
+        rows = cursor.fetchall()
+    recorded = {pk for was_outcome, pk in rows if was_outcome}
+    marked = {pk for was_outcome, pk in rows if not was_outcome}
+    for outgoing, saved, message, message_saved in before:
+        if outgoing.pk not in recorded:
+            outgoing.__dict__.update(saved)
+            message.__dict__.update(message_saved)
+    _marked([(o, data) for o, data in marks if o.pk in marked], now)
+    return {o.outgoing.pk: str(o.outgoing.state) for o in outcomes if o.outgoing.pk in recorded}, marked
 
 
 def mark_sending(marks: Sequence[tuple[OutgoingEmail, bytes]], worker: str) -> set[int]:

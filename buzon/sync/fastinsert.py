@@ -157,6 +157,15 @@ def values_update_sql(model: type[models.Model], fields: Sequence[str], keys: Se
             + " WHERE " + " AND ".join(f"t.{columns[name]} = v.{columns[name]}" for name in keys))
 
 
+def unnest_sql(model: type[models.Model], fields: Sequence[str], alias: str) -> str:
+    """`unnest(%s::type[], …) AS alias(column, …)` (PostgreSQL): rows passed as one array per field,
+    each cast to an array of its column's type (strings to text, as `values_update_sql`). The text
+    does not depend on the number of rows, so psycopg parses it once and the parameters stay few."""
+    quote = connection.ops.quote_name
+    return (f"unnest({', '.join(f'%s::{_cast(model, name)}[]' for name in fields)}) "
+            f"AS {alias}({', '.join(quote(str(_field(model, name).column)) for name in fields)})")
+
+
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     field = model._meta.get_field(name)
     assert isinstance(field, models.Field)

@@ -110,8 +110,11 @@ def _group_commit_scenario(account: Any, commit: Any) -> tuple[Any, ...]:
     ids = queue.claim_due("w", 10)
     OutgoingEmail.objects.filter(pk=ids[5]).update(claimed_by="other")
     rows = {o.pk: o for o in OutgoingEmail.objects.select_related("message").filter(pk__in=ids)}
+    rows[ids[0]].message.reply_to = ["Ventas \"Norte\" <ventas@example.org>"]
+    rows[ids[0]].message.from_name = 'Tienda {Norte}, "la buena"'
     outcomes = [queue.Outcome(rows[ids[0]], sent=True, code=250, reply="250 ok", server="smtp", mime=b"sent bytes"),
-                queue.Outcome(rows[ids[1]], sent=False, code=451, reply="451 later", server="smtp"),
+                queue.Outcome(rows[ids[1]], sent=False, code=451, server="smtp",
+                              reply='451 later: {"a", b}, \\ NULL ñ\n'),  # what an array literal must quote
                 queue.Outcome(rows[ids[2]], sent=False, permanent=True, code=550, reply="550 no", server="smtp"),
                 queue.Outcome(rows[ids[4]], sent=False, code=421, reply="421 busy", server="smtp"),
                 queue.Outcome(rows[ids[5]], sent=True, code=250, reply="250 ok", server="smtp")]
@@ -120,7 +123,8 @@ def _group_commit_scenario(account: Any, commit: Any) -> tuple[Any, ...]:
     outgoing = [(o.state, o.attempts, o.sent_at is not None, o.next_attempt_at is not None, o.last_code, o.last_reply,
                  o.claimed_by, o.claimed_at is not None, bytes(o.mime) if o.mime is not None else None)
                 for o in OutgoingEmail.objects.filter(pk__in=ids).order_by("pk")]
-    messages = list(Message.objects.filter(pk__in=ids).order_by("pk").values_list("status", "status_reason", "subject"))
+    messages = list(Message.objects.filter(pk__in=ids).order_by("pk").values_list(
+        "status", "status_reason", "subject", "from_name", "reply_to"))
     sent_dated = [m.date is not None and m.date >= m.created_at
                   for m in Message.objects.filter(pk__in=ids).order_by("pk")]
     attempts = list(DeliveryAttempt.objects.filter(outgoing_id__in=ids).order_by("outgoing_id")
@@ -134,9 +138,9 @@ def _group_commit_scenario(account: Any, commit: Any) -> tuple[Any, ...]:
 @pytest.mark.django_db(transaction=True)
 def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_writes(
         make_account: Any, postgres_url: str) -> None:
-    """On PostgreSQL `queue.commit` sends its writes as one query (after one look-up); the rows end
-    as `_record` and `_mark` leave them, one statement at a time, and a message another worker took
-    over is left alone."""
+    """On PostgreSQL `queue.commit` is one statement (no BEGIN, no look-up first); the rows end as
+    `_record` and `_mark` leave them, one statement at a time, and a message another worker took
+    over is left alone, in the database and in memory."""
     from django.db import transaction
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
@@ -148,10 +152,11 @@ def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_
     account = make_account()
 
     def together(outcomes: Any, marks: Any) -> Any:
+        taken_over = outcomes[-1].outgoing
         with CaptureQueriesContext(connection) as queries:
             result = queue.commit(outcomes, marks, [], "w")
-        # the look-up, then every write in one query
-        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["BEGIN", "SELECT", "UPDATE", "COMMIT"]
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]  # one statement, atomic alone
+        assert (taken_over.state, taken_over.attempts, taken_over.message.status) == ("claimed", 0, "sending")
         return result
 
     one_query = _group_commit_scenario(account, together)
@@ -171,12 +176,14 @@ def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_
     assert outgoing[4][0] == "pending" and outgoing[4][6] == "" and outgoing[4][-1] is None
     assert outgoing[5][0] == "claimed" and outgoing[5][6] == "other" and outgoing[5][-1] is None
     assert [a[0] for a in attempts] == [0, 1, 2, 4] and [a[2] for a in attempts] == ["sent", "retry", "failed", "retry"]
+    assert outgoing[1][5] == '451 later: {"a", b}, \\ NULL ñ\n' and attempts[1][4] == outgoing[1][5]
+    assert _messages[0][3:] == ('Tienda {Norte}, "la buena"', ['Ventas "Norte" <ventas@example.org>'])
 
 
-def test_a_group_of_large_messages_is_not_sent_as_one_query(make_account: Any) -> None:
+def test_a_group_of_large_messages_is_not_sent_as_one_statement(make_account: Any) -> None:
     """Hex doubles the bytes in a query; PostgreSQL takes at most 1 GB in one: a group over the bound
     goes statement by statement (and SQLite always does)."""
-    big = b"x" * (queue.ONE_QUERY_MAX_BYTES + 1)
+    big = b"x" * (queue.ONE_STATEMENT_MAX_BYTES + 1)
     outgoing = OutgoingEmail()
-    assert not queue._one_query_fits([], [(outgoing, big)])
-    assert queue._one_query_fits([], [(outgoing, b"small")]) == (connection.vendor == "postgresql")
+    assert not queue._one_statement_fits([], [(outgoing, big)])
+    assert queue._one_statement_fits([], [(outgoing, b"small")]) == (connection.vendor == "postgresql")
