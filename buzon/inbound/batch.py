@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model, Q
 
 from buzon.crm import records
@@ -297,20 +297,18 @@ def _customers(contexts: list[Context], batch: _Batch) -> list[Context]:
                 new[key] = Customer(store=ctx.account.store if ctx.account is not None else None)
                 waiting.append(ctx)
         kept.append(ctx)
+    won: dict[tuple[int | None, str], Customer] = {}  # another worker's new customers, committed meanwhile
     if new:
-        Customer.objects.bulk_create(new.values())
-        failed = customer.undeliverable_by_store(list(new))  # each in its own store, as one by one
-        CustomerEmail.objects.bulk_create(
-            CustomerEmail(customer=c, store_id=c.store_id, address=a, undeliverable=(s, a) in failed,
-                          undeliverable_reason=failed.get((s, a), ""))
-            for (s, a), c in new.items())
+        won = _create_customers(new)
         if RawMessage.objects.filter(status=RawMessage.Status.SKIPPED).exists():
             for store_id, address in new:
                 import_skipped_from(address, store_id)  # bulk inserts send no post_save signal
     linked: set[tuple[int | None, str]] = set()
     for ctx in waiting:
         key = (ctx.store_id, ctx.message.from_address)
-        if key in linked:
+        if key in won:
+            customer.decide(ctx, won[key])  # as one by one when it loses the race: linked to the winner
+        elif key in linked:
             customer.decide(ctx, new[key])  # found now: linked, as one by one
         else:
             customer.linked(ctx, new[key], created=True)
@@ -318,12 +316,42 @@ def _customers(contexts: list[Context], batch: _Batch) -> list[Context]:
     return kept
 
 
+def _create_customers(new: dict[tuple[int | None, str], Customer]) -> dict[tuple[int | None, str], Customer]:
+    """Create the customers of `new` ((store, address) -> unsaved customer), in bulk.
+
+    Two workers whose batches bring the same new sender at once race on CustomerEmail's unique
+    (store, address), as `records.create_customer_for` does one by one: its insert waits for the
+    other transaction and then does nothing (a conflict is ignored, not raised, which would roll
+    back every message of the chunk). The keys that lost are taken out of `new`, their customer
+    rows deleted, and returned with the winners' customers, read after the wait."""
+    Customer.objects.bulk_create(new.values())
+    failed = customer.undeliverable_by_store(list(new))  # each in its own store, as one by one
+    CustomerEmail.objects.bulk_create(
+        [CustomerEmail(customer=c, store_id=c.store_id, address=a, undeliverable=(s, a) in failed,
+                       undeliverable_reason=failed.get((s, a), "")) for (s, a), c in new.items()],
+        ignore_conflicts=True)
+    mine = set(CustomerEmail.objects.filter(customer__in=list(new.values())).values_list("customer_id", flat=True))
+    lost = [key for key, c in new.items() if c.pk not in mine]
+    if not lost:
+        return {}
+    Customer.objects.filter(pk__in=[new.pop(key).pk for key in lost]).delete()
+    winners = _customers_by_key(lost)
+    if len(winners) != len(lost):  # gone again already: the chunk goes the careful way, one by one
+        raise IntegrityError(f"customers of {sorted(set(lost) - set(winners))} neither created nor found")
+    return winners
+
+
 def _customers_of_senders(contexts: list[Context]) -> dict[tuple[int | None, str], Customer]:
     """(store, address) -> that store's customer with the address, for the senders: one query."""
+    return _customers_by_key([(ctx.store_id, ctx.message.from_address) for ctx in contexts
+                              if ctx.message.from_address])
+
+
+def _customers_by_key(keys: list[tuple[int | None, str]]) -> dict[tuple[int | None, str], Customer]:
+    """(store, address) -> that store's customer with the address: one query."""
     by_store: dict[int | None, set[str]] = {}
-    for ctx in contexts:
-        if ctx.message.from_address:
-            by_store.setdefault(ctx.store_id, set()).add(ctx.message.from_address)
+    for store_id, address in keys:
+        by_store.setdefault(store_id, set()).add(address)
     condition = Q(pk__in=[])
     for store_id, addresses in by_store.items():
         condition |= Q(address__in=addresses, **records.store_filter(store_id))

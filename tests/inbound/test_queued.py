@@ -117,3 +117,46 @@ def test_concurrent_single_message_tasks_process_every_message_exactly_once(post
     assert outcomes == Counter(processed=120)  # each message processed once, by one of the tasks
     assert Message.objects.count() == 120 and Customer.objects.count() == 40
     assert not RawMessage.objects.exclude(status=RawMessage.Status.PROCESSED).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_new_sender_another_worker_creates_meanwhile_does_not_send_the_batch_one_by_one(postgres_url, caplog):
+    """Two workers' batches bring the same new sender at once (a first download of two mailboxes
+    a customer wrote to): the batch that loses the race on the sender's address links its messages
+    to the winner's customer, as one by one does, instead of rolling back its whole chunk and
+    processing every message of it one by one."""
+    from buzon.crm.records import create_customer_for
+
+    assert connection.vendor == "postgresql"
+    account = support_account()
+    ids = [store_raw(mail(sender="lucia@customer.test" if i % 2 else f"otro{i}@customer.test",
+                          message_id=f"<race{i}@x>"), account).pk for i in range(6)]
+    created, release = threading.Event(), threading.Event()
+    winner: list[Customer] = []
+
+    def other_worker() -> None:
+        try:
+            with transaction.atomic():
+                winner.append(create_customer_for("lucia@customer.test")[0])
+                created.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert created.wait(10)
+        # the batch's insert of the same address waits for the other transaction; it commits then
+        threading.Timer(0.5, release.set).start()
+        assert run_queued(ids) == Counter(processed=6)
+    finally:
+        release.set()
+        thread.join()
+    assert "one by one" not in caplog.text
+    lucia = CustomerEmail.objects.get(address="lucia@customer.test").customer
+    assert lucia == winner[0] and Customer.objects.count() == 4  # no second card, none without an address
+    assert {m.customer for m in Message.objects.filter(from_address="lucia@customer.test")} == {lucia}
+    assert Message.objects.filter(from_address="lucia@customer.test").count() == 3
+    assert not Customer.objects.filter(emails__isnull=True).exists()
