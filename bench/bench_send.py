@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import floors, peers  # noqa: E402
 from bench.mailtext import ANSWERS, legal, paragraphs, signature  # noqa: E402
 from bench.sink import Sink  # noqa: E402
-from bench.site import Site, cleanup_template, full, machine, write_results  # noqa: E402
+from bench.site import Site, cleanup_template, full, machine, private_postgres, write_results  # noqa: E402
 from buzon.core import run_plan  # noqa: E402
 
 RTT_S = 0.020
@@ -127,13 +127,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="buzon-bench-send-"))
     postgres = None
     if args.postgres:
-        from tests.chaos.services import PrivatePostgres
-
-        work.chmod(0o755)  # the cluster runs as the postgres user
-        postgres = PrivatePostgres(work / "postgres")
-        with (postgres.dir / "postgresql.conf").open("a") as conf:  # crash-safe as SQLite WAL is; the last line wins
-            conf.write("fsync = on\nfull_page_writes = on\n")
-        postgres.start()
+        postgres = private_postgres(work)
     sink = Sink(work).start()
     context = multiprocessing.get_context("fork")
     ready = context.Queue()

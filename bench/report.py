@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.site import RESULTS  # noqa: E402
 
-ORDER = ["download", "download-corpus", "pipeline", "send", "send-postgres", "load"]
+ORDER = ["download", "download-postgres", "download-corpus", "download-corpus-postgres", "pipeline", "send",
+         "send-postgres", "load"]
 
 
 def _value(value: float, unit: str) -> str:

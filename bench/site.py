@@ -53,11 +53,42 @@ def write_results(bench: str, rows: list[dict[str, Any]], notes: list[str]) -> P
     return path
 
 
+def private_postgres(work: Path) -> Any:
+    """A private PostgreSQL cluster for a bench (tests.chaos.services.PrivatePostgres), started, as
+    crash-safe as SQLite in WAL mode with synchronous=NORMAL: fsync and full-page writes on, commits
+    not waiting for their WAL flush (synchronous_commit off). Its `url` names the cluster; give it
+    to Site as DATABASE_URL. Stop it with .stop()."""
+    from tests.chaos.services import PrivatePostgres
+
+    work.chmod(0o755)  # the cluster runs as the postgres user
+    postgres = PrivatePostgres(work / "postgres")
+    with (postgres.dir / "postgresql.conf").open("a") as conf:  # the last line wins
+        conf.write("fsync = on\nfull_page_writes = on\n")
+    return postgres.start()
+
+
+def pg_connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True)
+
+
+def with_database(url: str, name: str) -> str:
+    return f"{url.rsplit('/', 1)[0]}/{name}"
+
+
 class Site:
-    """One data directory (SQLite, WAL, synchronous=NORMAL as shipped) and its processes."""
+    """One data directory (SQLite, WAL, synchronous=NORMAL as shipped) and its processes.
+
+    With DATABASE_URL (a PostgreSQL cluster's URL), each site gets a database of its own on that
+    cluster, cloned from one migrated for the bench run (CREATE DATABASE … TEMPLATE), as a fresh
+    SQLite file is copied: sites of the same run do not see each other's rows."""
+
+    _sites = 0
 
     def __init__(self, **extra_env: str) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="buzon-bench-site-"))
+        cluster = extra_env.pop("DATABASE_URL", "")
         self.env = run_env(self.dir / "data", BUZON_LOG_LEVEL="WARNING", **extra_env)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.base = ""
@@ -66,9 +97,21 @@ class Site:
         if _TEMPLATE is None:  # migrate once per bench run, copy after
             _TEMPLATE = Path(tempfile.mkdtemp(prefix="buzon-bench-template-"))
             template_env = dict(self.env, BUZON_DATA_DIR=str(_TEMPLATE / "data"))
+            if cluster:
+                with pg_connect(cluster) as db:
+                    db.execute("DROP DATABASE IF EXISTS bench_template")
+                    db.execute("CREATE DATABASE bench_template")
+                template_env["DATABASE_URL"] = with_database(cluster, "bench_template")
             self._manage(template_env, "migrate", "--no-input", "-v", "0")
         shutil.copytree(_TEMPLATE / "data", self.dir / "data")
         self.db_path = self.dir / "data" / "buzon.sqlite3"
+        if cluster:
+            Site._sites += 1
+            name = f"bench_site_{Site._sites}"
+            with pg_connect(cluster) as db:
+                db.execute(f"DROP DATABASE IF EXISTS {name}")
+                db.execute(f"CREATE DATABASE {name} TEMPLATE bench_template")
+            self.env["DATABASE_URL"] = with_database(cluster, name)
 
     @staticmethod
     def _manage(env: dict[str, str], *args: str, timeout: float = 600) -> str:
@@ -141,14 +184,20 @@ class Site:
             if proc.poll() is not None:
                 raise RuntimeError(f"buzon {name} exited ({proc.returncode}): {self.log(name)[-2000:]}")
 
+    @property
+    def postgres(self) -> bool:
+        return bool(self.env.get("DATABASE_URL"))
+
+    def epoch(self, column: str) -> str:
+        """SQL for a datetime column as seconds since the epoch, on this site's database."""
+        return f"EXTRACT(EPOCH FROM {column})" if self.postgres else f"(julianday({column}) - 2440587.5) * 86400"
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """A read-only look at the database, as a monitoring script would take it (`?` marks parameters)."""
         url = self.env.get("DATABASE_URL")
         if url:  # PostgreSQL
-            import psycopg
-
-            with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-                return conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+            with pg_connect(url) as conn:
+                return conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[no-any-return]
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
@@ -185,6 +234,10 @@ class Site:
 
     def cleanup(self) -> None:
         self.stop()
+        if os.environ.get("BENCH_KEEP_LOGS"):  # the processes' logs, for a look after the bench
+            kept = Path(os.environ["BENCH_KEEP_LOGS"]) / self.dir.name
+            shutil.copytree(self.dir / "logs", kept, dirs_exist_ok=True)
+            print(f"logs kept in {kept}", flush=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
