@@ -145,8 +145,10 @@ def buzon(users: list[str], port: int, cafile: str, expected: int, timeout: floa
         first, last = float(first), float(last)
         # SQLite has one writer: the processes wait for it (busy_timeout), and a wait that ran out is logged
         locked = sum(site.log(name).count("database is locked") for name in site.procs)
+        # a pipeline chunk whose bulk transaction failed went one message at a time (logged)
+        one_by_one = sum(site.log(name).count("bulk processing failed") for name in site.procs)
         return {"seconds": api_done, "committed": committed, "records": records, "walk": api_done - committed,
-                "raw_done": last - epoch, "raw_span": last - first, "locked": locked,
+                "raw_done": last - epoch, "raw_span": last - first, "locked": locked, "one_by_one": one_by_one,
                 "pipeline_processes": len([name for name in site.procs if name.startswith(("worker", "inbound"))])}
     finally:
         site.cleanup()
@@ -185,7 +187,8 @@ def one_network(where: str, users: list[str], port: int, cafile: str, work: Path
     print(f"  Buzón to the API: {n / b['seconds']:.0f} msg/s ({b['seconds']:.1f} s; records committed at "
           f"{b['committed']:.1f} s, API walk {b['walk']:.1f} s; last raw bytes stored at {b['raw_done']:.1f} s, "
           f"{b['raw_span']:.1f} s after the first; {b['records']:.0f} records; {b['pipeline_processes']:.0f} worker "
-          f"processes; 'database is locked' {b['locked']:.0f} times in the logs)",
+          f"processes; 'database is locked' {b['locked']:.0f} times in the logs; {b['one_by_one']:.0f} chunks "
+          "one by one)",
           flush=True)
     alone = sync_alone(users, port, cafile, n, timeout, cluster)
     database = "PostgreSQL" if cluster else "SQLite"
