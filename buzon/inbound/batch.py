@@ -326,9 +326,11 @@ def _create_customers(new: dict[tuple[int | None, str], Customer]) -> dict[tuple
     rows deleted, and returned with the winners' customers, read after the wait."""
     Customer.objects.bulk_create(new.values())
     failed = customer.undeliverable_by_store(list(new))  # each in its own store, as one by one
+    # In one order for every worker: two batches waiting on each other's new addresses would deadlock.
     CustomerEmail.objects.bulk_create(
         [CustomerEmail(customer=c, store_id=c.store_id, address=a, undeliverable=(s, a) in failed,
-                       undeliverable_reason=failed.get((s, a), "")) for (s, a), c in new.items()],
+                       undeliverable_reason=failed.get((s, a), ""))
+         for (s, a), c in sorted(new.items(), key=lambda item: (item[0][0] or 0, item[0][1]))],
         ignore_conflicts=True)
     mine = set(CustomerEmail.objects.filter(customer__in=list(new.values())).values_list("customer_id", flat=True))
     lost = [key for key, c in new.items() if c.pk not in mine]

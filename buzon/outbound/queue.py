@@ -362,8 +362,10 @@ def commit(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, byt
     return states, marked
 
 
-#: The most message bytes a group commit sends as one statement (written out in hex, twice their
-#: size): a group of large messages goes statement by statement, far below PostgreSQL's 1 GB for a query.
+#: The most message bytes a group commit sends as one statement. Bound on the client, they are
+#: written out inside an array literal in bytea's escape format (up to 8 characters a byte: about
+#: 64 MB at most), far below PostgreSQL's 1 GB for a query; a group of larger messages goes
+#: statement by statement.
 ONE_STATEMENT_MAX_BYTES = 8 * 1024 * 1024
 
 
@@ -442,15 +444,18 @@ def _commit_in_one_statement(outcomes: Sequence[Outcome], marks: Sequence[tuple[
         *_columns(DeliveryAttempt, _ATTEMPT_FIELDS, attempts),
         str(QueueState.SENDING), now, [o.pk for o, _data in marks],
         [data if o.mime is None else None for o, data in marks], *in_hand, worker]
-    with connection.cursor() as cursor:
-        cursor.execute(_group_commit_sql(), params)
-        rows = cursor.fetchall()
-    recorded = {pk for was_outcome, pk in rows if was_outcome}
+    recorded: set[int] = set()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_group_commit_sql(), params)
+            rows = cursor.fetchall()
+        recorded = {pk for was_outcome, pk in rows if was_outcome}
+    finally:  # on an error too: nothing was written
+        for outgoing, saved, message, message_saved in before:
+            if outgoing.pk not in recorded:
+                outgoing.__dict__.update(saved)
+                message.__dict__.update(message_saved)
     marked = {pk for was_outcome, pk in rows if not was_outcome}
-    for outgoing, saved, message, message_saved in before:
-        if outgoing.pk not in recorded:
-            outgoing.__dict__.update(saved)
-            message.__dict__.update(message_saved)
     _marked([(o, data) for o, data in marks if o.pk in marked], now)
     return {o.outgoing.pk: str(o.outgoing.state) for o in outcomes if o.outgoing.pk in recorded}, marked
 
