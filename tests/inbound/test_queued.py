@@ -7,9 +7,11 @@ being processed by one) has nothing left to do.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connection, transaction
@@ -65,20 +67,17 @@ def test_skipped_mail_named_by_a_task_is_imported_once_its_sender_is_a_customer(
     assert Message.objects.get(raw=raw).customer == customer
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_message_another_worker_holds_is_skipped_not_waited_for(postgres_url):
-    assert connection.vendor == "postgresql"
-    account = support_account()
-    held, free = (store_raw(mail(sender=f"h{i}@customer.test", message_id=f"<h{i}@x>"), account).pk
-                  for i in range(2))
-    locked, release = threading.Event(), threading.Event()
+@contextlib.contextmanager
+def _another_transaction(work: Callable[[], object]) -> Iterator[threading.Event]:
+    """`work` done in another worker's transaction (a thread of its own), held open until the
+    event given is set, or the block ends."""
+    done, release = threading.Event(), threading.Event()
 
     def other_worker() -> None:
         try:
             with transaction.atomic():
-                RawMessage.objects.select_for_update().get(pk=held)
-                locked.set()
+                work()
+                done.set()
                 release.wait(30)
         finally:
             connection.close()
@@ -86,14 +85,25 @@ def test_a_message_another_worker_holds_is_skipped_not_waited_for(postgres_url):
     thread = threading.Thread(target=other_worker)
     thread.start()
     try:
-        assert locked.wait(10)
+        assert done.wait(10)
+        yield release
+    finally:
+        release.set()
+        thread.join()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_message_another_worker_holds_is_skipped_not_waited_for(postgres_url):
+    assert connection.vendor == "postgresql"
+    account = support_account()
+    held, free = (store_raw(mail(sender=f"h{i}@customer.test", message_id=f"<h{i}@x>"), account).pk
+                  for i in range(2))
+    with _another_transaction(lambda: RawMessage.objects.select_for_update().get(pk=held)):
         started = time.monotonic()
         assert run_queued([held, free]) == Counter(processed=1)
         assert time.monotonic() - started < 5  # did not wait for the other transaction
         assert RawMessage.objects.get(pk=held).status == RawMessage.Status.STORED
-    finally:
-        release.set()
-        thread.join()
     assert run_queued([]) == Counter(processed=1)  # released: the next task takes it up
     assert Message.objects.count() == 2
 
@@ -132,28 +142,11 @@ def test_a_new_sender_another_worker_creates_meanwhile_does_not_send_the_batch_o
     account = support_account()
     ids = [store_raw(mail(sender="lucia@customer.test" if i % 2 else f"otro{i}@customer.test",
                           message_id=f"<race{i}@x>"), account).pk for i in range(6)]
-    created, release = threading.Event(), threading.Event()
     winner: list[Customer] = []
-
-    def other_worker() -> None:
-        try:
-            with transaction.atomic():
-                winner.append(create_customer_for("lucia@customer.test")[0])
-                created.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=other_worker)
-    thread.start()
-    try:
-        assert created.wait(10)
+    with _another_transaction(lambda: winner.append(create_customer_for("lucia@customer.test")[0])) as release:
         # the batch's insert of the same address waits for the other transaction; it commits then
         threading.Timer(0.5, release.set).start()
         assert run_queued(ids) == Counter(processed=6)
-    finally:
-        release.set()
-        thread.join()
     assert "one by one" not in caplog.text
     lucia = CustomerEmail.objects.get(address="lucia@customer.test").customer
     assert lucia == winner[0] and Customer.objects.count() == 4  # no second card, none without an address
