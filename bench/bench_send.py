@@ -121,7 +121,8 @@ def main() -> None:
                         help="the site on a private PostgreSQL cluster (synchronous_commit off: SQLite's "
                              "synchronous=NORMAL, no fsync per commit) instead of SQLite")
     parser.add_argument("--no-single", action="store_true",
-                        help="skip the one-message-a-request figures (to profile the batch and the drain)")
+                        help="skip the one-message-a-request figures (to profile the batch and the drain); "
+                             "the figures go to send(-postgres)-partial.json, which bench/report.py leaves out")
     args = parser.parse_args()
     n, text = args.n, reply_text()
     work = Path(tempfile.mkdtemp(prefix="buzon-bench-send-"))
@@ -263,7 +264,10 @@ def main() -> None:
     for row in rows if postgres else []:
         row["figure"] += ", PostgreSQL"
     print(f"machine: {machine()}")
-    print(f"results: {write_results('send-postgres' if postgres else 'send', rows, notes)}")
+    name = "send-postgres" if postgres else "send"
+    if args.no_single or args.batch <= 0:  # a partial run does not replace the full one's figures
+        name += "-partial"
+    print(f"results: {write_results(name, rows, notes)}")
 
 
 if __name__ == "__main__":
