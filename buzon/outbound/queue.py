@@ -53,7 +53,7 @@ from buzon.outbound.models import (
     QueueState,
     Unsubscribe,
 )
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning, preparer, unnest_sql
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning, model_field, preparer, unnest_sql
 
 
 def _drop_unsubscribed(message: Message, gone: set[str]) -> None:
@@ -231,24 +231,17 @@ def _apply(outcome: Outcome, now: datetime.datetime) -> str:
 
 
 @functools.cache
-def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
-    field = model._meta.get_field(name)
-    assert isinstance(field, models.Field)
-    return field
-
-
-@functools.cache
 def _column_sql(model: type[models.Model], fields: tuple[str, ...], key: str) -> str:
     """UPDATE … SET col = %s … WHERE key = %s; names come from the models, never from input."""
     q = connection.ops.quote_name
-    sets = ", ".join(f"{q(str(_field(model, f).column))} = %s" for f in fields)
-    return f"UPDATE {q(model._meta.db_table)} SET {sets} WHERE {q(str(_field(model, key).column))} = %s"  # noqa: S608  # nosec B608
+    sets = ", ".join(f"{q(str(model_field(model, f).column))} = %s" for f in fields)
+    return f"UPDATE {q(model._meta.db_table)} SET {sets} WHERE {q(str(model_field(model, key).column))} = %s"  # noqa: S608  # nosec B608
 
 
 @functools.cache
 def _value(model: type[models.Model], name: str) -> Callable[[models.Model], Any]:
     """The database value of a field of an object (fastinsert.preparer: plain values as they are)."""
-    return preparer(_field(model, name), inserting=False)
+    return preparer(model_field(model, name), inserting=False)
 
 
 def _row(obj: models.Model, fields: tuple[str, ...], key: str) -> list[Any]:
@@ -270,7 +263,7 @@ def _held(pks: Sequence[int], worker: str) -> set[int]:
     if not pks:
         return set()
     q = connection.ops.quote_name
-    key = q(str(_field(OutgoingEmail, "message").column))
+    key = q(str(model_field(OutgoingEmail, "message").column))
     sql = (f"SELECT {key} FROM {q(OutgoingEmail._meta.db_table)} WHERE {key} IN ({', '.join(['%s'] * len(pks))})"  # noqa: S608  # nosec B608
            f" AND {q('state')} IN (%s, %s) AND {q('claimed_by')} = %s")
     if connection.features.has_select_for_update:
@@ -286,14 +279,12 @@ _ATTEMPT_FIELDS = ("outgoing", "number", "at", "outcome", "code", "reply", "serv
 @functools.cache
 def _insert_sql(model: type[models.Model], fields: tuple[str, ...]) -> str:
     q = connection.ops.quote_name
-    columns = ", ".join(q(str(_field(model, f).column)) for f in fields)
+    columns = ", ".join(q(str(model_field(model, f).column)) for f in fields)
     return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608  # nosec B608
 
 
-def _insert_attempts(attempts: Sequence[DeliveryAttempt], now: datetime.datetime) -> None:
+def _insert_attempts(attempts: Sequence[DeliveryAttempt]) -> None:
     """DeliveryAttempt.objects.bulk_create, without its per-call cost (see _held)."""
-    for attempt in attempts:
-        attempt.at = now
     with connection.cursor() as cursor:
         cursor.executemany(_insert_sql(DeliveryAttempt, _ATTEMPT_FIELDS),
                            [[_value(DeliveryAttempt, f)(a) for f in _ATTEMPT_FIELDS] for a in attempts])
@@ -301,7 +292,7 @@ def _insert_attempts(attempts: Sequence[DeliveryAttempt], now: datetime.datetime
 
 def _attempts(mine: Sequence[Outcome], now: datetime.datetime) -> list[DeliveryAttempt]:
     """Each outcome applied to its message and queue entry (`_apply`), and its attempt to insert."""
-    return [DeliveryAttempt(outgoing=o.outgoing, number=o.outgoing.attempts + 1, code=o.code, reply=o.reply,
+    return [DeliveryAttempt(outgoing=o.outgoing, number=o.outgoing.attempts + 1, at=now, code=o.code, reply=o.reply,
                             server=o.server, outcome=_apply(o, now)) for o in mine]
 
 
@@ -327,7 +318,7 @@ def _record(outcomes: Sequence[Outcome], worker: str, now: datetime.datetime) ->
                                [_row(o, ("mime",), "message") for o in with_mime])
         cursor.executemany(_column_sql(Message, _MESSAGE_FIELDS, "id"),
                            [_row(o.outgoing.message, _MESSAGE_FIELDS, "id") for o in mine])
-    _insert_attempts(attempts, now)
+    _insert_attempts(attempts)
     return {o.outgoing.pk: str(o.outgoing.state) for o in mine}
 
 
@@ -389,16 +380,17 @@ def _group_commit_sql() -> str:
     Its result: (true, id) for each recorded outcome, (false, id) for each mark."""
     q = connection.ops.quote_name
     table = q(OutgoingEmail._meta.db_table)
-    key = q(str(_field(OutgoingEmail, "message").column))
+    key = q(str(model_field(OutgoingEmail, "message").column))
 
     def sets(model: type[models.Model], fields: Sequence[str]) -> str:
-        return ", ".join(f"{q(str(_field(model, f).column))} = v.{q(str(_field(model, f).column))}" for f in fields)
+        columns = [q(str(model_field(model, f).column)) for f in fields]
+        return ", ".join(f"{column} = v.{column}" for column in columns)
 
     held = f"t.{key} = v.{key} AND t.{q('state')} IN (%s, %s) AND t.{q('claimed_by')} = %s"
     mime = f"{q('mime')} = COALESCE(v.{q('mime')}, t.{q('mime')})"
-    message_key = q(str(_field(Message, "id").column))
-    attempt_columns = ", ".join(q(str(_field(DeliveryAttempt, f).column)) for f in _ATTEMPT_FIELDS)
-    attempt_key = q(str(_field(DeliveryAttempt, "outgoing").column))
+    message_key = q(str(model_field(Message, "id").column))
+    attempt_columns = ", ".join(q(str(model_field(DeliveryAttempt, f).column)) for f in _ATTEMPT_FIELDS)
+    attempt_key = q(str(model_field(DeliveryAttempt, "outgoing").column))
     # names from the models, values as parameters
     return (
         f"WITH recorded AS (UPDATE {table} AS t SET {sets(OutgoingEmail, _QUEUE_FIELDS)}, {mime} "  # noqa: S608  # nosec B608
@@ -434,8 +426,6 @@ def _commit_in_one_statement(outcomes: Sequence[Outcome], marks: Sequence[tuple[
     before = [(o.outgoing, dict(o.outgoing.__dict__), o.outgoing.message, dict(o.outgoing.message.__dict__))
               for o in outcomes]
     attempts = _attempts(outcomes, now)
-    for attempt in attempts:
-        attempt.at = now
     entries = [o.outgoing for o in outcomes]
     in_hand = [str(state) for state in IN_HAND]
     params: list[Any] = [

@@ -143,30 +143,30 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
         cursor.executemany(sql, [[prepare(obj) for prepare in preparers] for obj in objs])
 
 
-def values_update_sql(model: type[models.Model], fields: Sequence[str], keys: Sequence[str], count: int) -> str:
-    """UPDATE … FROM (VALUES …): `count` rows' `fields`, each row matched by its `keys`, in one
-    statement (PostgreSQL); the parameters are each row's fields, then its keys. Each value is cast
-    to its column's type (a VALUES list's NULLs have none of their own), strings to text: a cast to
-    varchar(n) would cut a long value where the column refuses it."""
-    quote = connection.ops.quote_name
-    columns = {name: quote(str(_field(model, name).column)) for name in (*fields, *keys)}
-    row = "(" + ", ".join(f"%s::{_cast(model, name)}" for name in (*fields, *keys)) + ")"
-    return (f"UPDATE {quote(model._meta.db_table)} AS t SET "  # noqa: S608  # nosec B608
-            + ", ".join(f"{columns[name]} = v.{columns[name]}" for name in fields)
-            + f" FROM (VALUES {', '.join([row] * count)}) AS v({', '.join(columns.values())})"
-            + " WHERE " + " AND ".join(f"t.{columns[name]} = v.{columns[name]}" for name in keys))
-
-
 def unnest_sql(model: type[models.Model], fields: Sequence[str], alias: str) -> str:
     """`unnest(%s::type[], …) AS alias(column, …)` (PostgreSQL): rows passed as one array per field,
-    each cast to an array of its column's type (strings to text, as `values_update_sql`). The text
-    does not depend on the number of rows, so psycopg parses it once and the parameters stay few."""
+    each cast to an array of its column's type, strings to text (a NULL has no type of its own, and a
+    cast to varchar(n) would cut a long value where the column refuses it). The text does not
+    depend on the number of rows, so psycopg parses it once and the parameters stay few."""
     quote = connection.ops.quote_name
     return (f"unnest({', '.join(f'%s::{_cast(model, name)}[]' for name in fields)}) "
-            f"AS {alias}({', '.join(quote(str(_field(model, name).column)) for name in fields)})")
+            f"AS {alias}({', '.join(quote(str(model_field(model, name).column)) for name in fields)})")
 
 
-def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+def unnest_update_sql(model: type[models.Model], fields: Sequence[str], keys: Sequence[str]) -> str:
+    """UPDATE … FROM unnest(…): rows' `fields`, each row matched by its `keys`, in one statement
+    (PostgreSQL); the parameters are one array per field, then one per key (`unnest_sql`)."""
+    quote = connection.ops.quote_name
+    column = {name: quote(str(model_field(model, name).column)) for name in (*fields, *keys)}
+    return (f"UPDATE {quote(model._meta.db_table)} AS t SET "  # noqa: S608  # nosec B608
+            + ", ".join(f"{column[name]} = v.{column[name]}" for name in fields)
+            + f" FROM {unnest_sql(model, (*fields, *keys), 'v')}"
+            + " WHERE " + " AND ".join(f"t.{column[name]} = v.{column[name]}" for name in keys))
+
+
+@cache
+def model_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """`model`'s concrete field `name` (a relation's own field, by its name)."""
     field = model._meta.get_field(name)
     assert isinstance(field, models.Field)
     return field
@@ -174,5 +174,5 @@ def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
 
 @cache
 def _cast(model: type[models.Model], name: str) -> str:
-    db_type = str(_field(model, name).db_type(connection))
+    db_type = str(model_field(model, name).db_type(connection))
     return "text" if db_type.startswith("varchar") else db_type

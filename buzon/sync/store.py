@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from buzon.sync import deletion, lease
 from buzon.sync.enqueue import enqueue_processing
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning, values_update_sql
+from buzon.sync.fastinsert import insert_rows, insert_rows_returning, unnest_update_sql
 from buzon.sync.headers import parse_header_fields, sha256
 from buzon.sync.models import KEY_ONLY, FolderCursor, RawContent, RawMessage
 
@@ -201,9 +201,9 @@ def _move_cursors(batches: Sequence[Batch]) -> None:
     moved, keys = ("last_uid", "uidvalidity", "highest_modseq", "initial_done"), ("account", "folder")
     params = [[*move, account_id, folder] for (account_id, folder), move in moves.items()]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # all of them in one statement
-            cursor.execute(values_update_sql(FolderCursor, moved, keys, len(params)),
-                           [value for row in params for value in row])
+        if connection.vendor == "postgresql":  # all of them in one statement, one array per column
+            cursor.execute(unnest_update_sql(FolderCursor, moved, keys),
+                           [list(column) for column in zip(*params, strict=True)])
             return
         quote = connection.ops.quote_name
         column = {name: quote(str(FolderCursor._meta.get_field(name).column))  # type: ignore[union-attr]
