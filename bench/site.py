@@ -64,7 +64,16 @@ def private_postgres(work: Path) -> Any:
     postgres = PrivatePostgres(work / "postgres")
     with (postgres.dir / "postgresql.conf").open("a") as conf:  # the last line wins
         conf.write("fsync = on\nfull_page_writes = on\n")
+        if _statements():  # statements inside the triggers' functions too
+            conf.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n")
     return postgres.start()
+
+
+def _statements() -> int:
+    """BENCH_PG_STATEMENTS=N: each PostgreSQL site prints, when it stops, its N statements that took
+    the most server time (pg_stat_statements; a statement run by a trigger is counted on its own and
+    within the statement that fired it)."""
+    return int(os.environ.get("BENCH_PG_STATEMENTS") or 0)
 
 
 def pg_connect(url: str) -> Any:
@@ -101,6 +110,9 @@ class Site:
                 with pg_connect(cluster) as db:
                     db.execute("DROP DATABASE IF EXISTS bench_template")
                     db.execute("CREATE DATABASE bench_template")
+                if _statements():
+                    with pg_connect(with_database(cluster, "bench_template")) as db:
+                        db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
                 template_env["DATABASE_URL"] = with_database(cluster, "bench_template")
             self._manage(template_env, "migrate", "--no-input", "-v", "0")
         shutil.copytree(_TEMPLATE / "data", self.dir / "data")
@@ -201,6 +213,16 @@ class Site:
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
+    def print_statements(self, top: int) -> None:
+        rows = self.query(
+            "SELECT round(total_exec_time)::int, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
+            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "ORDER BY total_exec_time DESC LIMIT ?", (top,))
+        print(f"  server time by statement ({self.env['DATABASE_URL'].rsplit('/', 1)[1]}): ms, calls, rows",
+              flush=True)
+        for ms, calls, count, text in rows:
+            print(f"    {ms:7d} {calls:6d} {count:7d}  {text}", flush=True)
+
     def api(self, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
         return requests.request(kwargs.pop("method", "GET"), f"{self.base}{path}", headers=headers, timeout=120,
@@ -234,6 +256,8 @@ class Site:
 
     def cleanup(self) -> None:
         self.stop()
+        if self.postgres and _statements():
+            self.print_statements(_statements())
         if os.environ.get("BENCH_KEEP_LOGS"):  # the processes' logs, for a look after the bench
             kept = Path(os.environ["BENCH_KEEP_LOGS"]) / self.dir.name
             shutil.copytree(self.dir / "logs", kept, dirs_exist_ok=True)

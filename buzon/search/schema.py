@@ -38,12 +38,18 @@ WEIGHTS = {"A": 10.0, "B": 4.0, "C": 2.0, "D": 1.0}
 @dataclass(frozen=True)
 class Dependent:
     """Another table whose rows feed a source's text: when ``columns`` of one of its rows change (or
-    it is added or deleted), the source rows whose ``key`` equals the row's ``value`` are re-indexed."""
+    it is added or deleted), the source rows whose ``key`` equals the row's ``value`` are re-indexed.
+
+    ``feeds``: the one column of the source these rows' text goes to. Where it is the source's last
+    column and no other column has its weight letter, PostgreSQL re-indexes that column alone
+    (``_postgres_tail``) instead of the whole row: a message's attachments do not fold and stem its
+    body again for each attachment row inserted."""
 
     table: str
     columns: tuple[str, ...]
     key: str
     value: str
+    feeds: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,16 @@ class Source:
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.columns]
+
+    def tail(self, dependent: Dependent) -> tuple[str, str] | None:
+        """(column, weight letter) when each of ``dependent``'s rows names one row of this source
+        (by id) and feeds only its last column, and no other column has that column's letter: what
+        the tail re-index needs to be exact."""
+        name, weight = self.columns[-1]
+        if (dependent.key != "id" or dependent.feeds != name
+                or any(w == weight for _, w in self.columns[:-1])):
+            return None
+        return name, weight
 
 
 MESSAGES = Source(
@@ -83,7 +99,8 @@ MESSAGES = Source(
     },
     watched=("subject", "text", "from_name", "from_address", "customer_id"),
     dependents=(
-        Dependent("messages_app_attachment", ("filename", "message_id"), key="id", value="message_id"),
+        Dependent("messages_app_attachment", ("filename", "message_id"), key="id", value="message_id",
+                  feeds="attachments"),
         Dependent("crm_customer", ("name",), key="customer_id", value="id"),
     ),
 )
@@ -183,6 +200,48 @@ def _postgres_fill(source: Source, where: str) -> str:
             "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document;")
 
 
+#: The characters of a row's columns (their sum) below which its document's word positions all stay
+#: below PostgreSQL's last one, 16,383: folding leaves words of letters and digits between blanks, so
+#: a column has at most one position per character over its two dictionaries. (Only characters that
+#: NFKD turns into several words, such as U+FDFA, break that bound; mail is not written in them.)
+TAIL_CHARS = 16_000
+
+
+def _postgres_tail(source: Source, tail: tuple[str, str], value: str) -> str:
+    """Re-index only the last column of the row ``value`` names, where ``Source.tail`` allows it.
+
+    The document is the columns' vectors joined in order (``postgres_vector``; each one's positions
+    follow the previous ones'), and the last column alone has its weight letter, so the document
+    without that letter's positions (``ts_filter``) is exactly the vector of the columns before it;
+    joining the last column's new vector to it gives what a whole re-index gives, without reading,
+    folding and stemming the other columns again (a message's body: most of the cost). A row with
+    no entry yet, or text long enough for positions to reach PostgreSQL's last one (where they
+    merge), gets the whole re-index."""
+    table, (name, weight) = source.table_name("postgresql"), tail
+    others = ",".join(sorted({w.lower() for _, w in source.columns[:-1]}))
+    chars = " + ".join(f"coalesce(length(s.{column}), 0)" for column in source.names)
+    return (f"UPDATE {table} AS d SET document = ts_filter(d.document, '{{{others}}}') "  # nosec B608
+            f"|| search_vector(s.{name}, '{weight}') FROM search_{source.name}_source s "
+            f"WHERE s.id = {value} AND d.id = s.id AND {chars} < {TAIL_CHARS}; "
+            f"IF NOT FOUND THEN {_postgres_fill(source, f'id = {value}')} END IF;")
+
+
+def _postgres_dependent_fill(source: Source, dependent: Dependent, value: str) -> str:
+    """Re-index the source rows a dependent row (``value``: ``OLD.`` or ``NEW.`` its column) feeds."""
+    tail = source.tail(dependent)
+    if tail is None:
+        return _postgres_fill(source, f"{dependent.key} = {value}")
+    return _postgres_tail(source, tail, value)
+
+
+def _postgres_dependent_function(source: Source, i: int, dep: Dependent) -> list[str]:
+    return [
+        f"CREATE OR REPLACE FUNCTION search_{source.name}_d{i}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'INSERT' THEN {_postgres_dependent_fill(source, dep, f'OLD.{dep.value}')} END IF; "
+        f"IF TG_OP <> 'DELETE' THEN {_postgres_dependent_fill(source, dep, f'NEW.{dep.value}')} END IF; "
+        "RETURN NULL; END $$"]
+
+
 def postgres_ddl(source: Source, connection: Any) -> list[str]:
     table, t, n = source.table_name("postgresql"), source.table, source.name
     statements = [
@@ -200,10 +259,7 @@ def postgres_ddl(source: Source, connection: Any) -> list[str]:
     ]
     for i, dep in enumerate(source.dependents):
         statements += [
-            f"CREATE FUNCTION search_{n}_d{i}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF TG_OP <> 'INSERT' THEN {_postgres_fill(source, f'{dep.key} = OLD.{dep.value}')} END IF; "
-            f"IF TG_OP <> 'DELETE' THEN {_postgres_fill(source, f'{dep.key} = NEW.{dep.value}')} END IF; "
-            "RETURN NULL; END $$",
+            *_postgres_dependent_function(source, i, dep),
             f"CREATE TRIGGER search_{n}_d{i} AFTER INSERT OR DELETE ON {dep.table} FOR EACH ROW "
             f"EXECUTE FUNCTION search_{n}_d{i}()",
             f"CREATE TRIGGER search_{n}_d{i}_update AFTER UPDATE OF {', '.join(dep.columns)} ON {dep.table} "
@@ -256,7 +312,9 @@ def refresh(schema_editor: Any, source: Source) -> None:
         _run(schema_editor, [f"DROP VIEW IF EXISTS search_{n}_source", *sqlite_ddl(source)])
     elif vendor == "postgresql":
         _run(schema_editor, [*postgres_functions(schema_editor.connection),
-                             f"CREATE OR REPLACE VIEW search_{n}_source AS {source.view['postgresql']}"])
+                             f"CREATE OR REPLACE VIEW search_{n}_source AS {source.view['postgresql']}",
+                             *(statement for i, dep in enumerate(source.dependents)
+                               for statement in _postgres_dependent_function(source, i, dep))])
 
 
 def ensure(connection: Any) -> None:

@@ -263,6 +263,51 @@ def test_postgresql_finds_spanish_and_english_word_forms(world: World, postgres_
     assert "<mark>facturas</mark>" in body  # the form found is marked, not only the one typed
 
 
+def _documents_as_a_whole_reindex_writes_them() -> list[int]:
+    """Ids of messages whose PostgreSQL document differs from what indexing the message whole gives."""
+    from buzon.search import schema
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT s.id FROM search_message_source s LEFT JOIN search_message_document d ON d.id = s.id "
+                       f"WHERE d.document IS DISTINCT FROM ({schema.postgres_vector(schema.MESSAGES)})")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_attachments_reindex_their_names_alone_and_exactly(world: World, postgres_url: str):
+    """An attachment added, renamed, moved or removed re-indexes its message's attachment names, not
+    its body: the document is the one a whole re-index writes, and a body changed behind the index's
+    back (triggers off) is still the old one after an attachment is added."""
+    assert connection.vendor == "postgresql"
+    first = _receive(world, subject="Obra nueva", body="Adjunto los planos de la reforma, la cocina y el baño")
+    second = _receive(world, subject="Otra", body="sin adjuntos")
+    long = _receive(world, subject="Largo", body="x " * 5_000)
+    Message.objects.filter(pk=long.pk).update(subject="Largo " + "palabra " * 4_000)  # past the last position
+    Attachment.objects.bulk_create([  # one statement, the pipeline's way: the row trigger runs per attachment
+        Attachment(message=first, part=2, filename="planos cocina.pdf", content_type="x", size=1),
+        Attachment(message=first, part=3, filename="baño-reforma v2.dwg", content_type="x", size=1),
+        Attachment(message=long, part=2, filename="anexo.pdf", content_type="x", size=1)])
+    Attachment.objects.create(message=second, part=2, filename="Presupuesto año 2027.xlsx", content_type="x", size=1)
+    assert _documents_as_a_whole_reindex_writes_them() == []
+    assert _found(world, '"pdf baño"') == {first.conversation_id}  # a phrase across two names
+    assert _found(world, "anexo") == {long.conversation_id}
+    Attachment.objects.filter(message=first, part=3).update(filename="alzado.dwg")
+    Attachment.objects.filter(message=second).update(message=first, part=4)
+    assert _documents_as_a_whole_reindex_writes_them() == []
+    assert _found(world, "presupuesto 2027") == {first.conversation_id} and _found(world, "reforma") == {
+        first.conversation_id}  # the body's word stays
+    Attachment.objects.filter(message=first, part=2).delete()
+    assert _documents_as_a_whole_reindex_writes_them() == [] and _found(world, "cocina") == {first.conversation_id}
+    with connection.cursor() as cursor:  # the body changes with the index's triggers off
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE messages_app_message SET text = 'texto cambiado' WHERE id = %s", [first.pk])
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    Attachment.objects.create(message=first, part=5, filename="memoria.odt", content_type="x", size=1)
+    assert _found(world, "memoria") == _found(world, "cocina") == {first.conversation_id}
+    assert _found(world, "cambiado") == set() and _documents_as_a_whole_reindex_writes_them() == [first.pk]
+    Attachment.objects.create(message=long, part=3, filename="segundo.pdf", content_type="x", size=1)
+    assert _found(world, "segundo") == {long.conversation_id}
+
+
 def test_internal_notes_are_searched_by_those_who_see_the_conversation(world: World):
     conversation = world.a.message.conversation_id
     note = actions.do_add_note(world.users["agent_a"], conversation, "Cliente VIP: llamar antes del viernes")
