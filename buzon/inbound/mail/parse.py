@@ -151,6 +151,24 @@ def _payload_bytes(part: EmailMessage) -> bytes:
     return raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
 
 
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _payload_size(part: EmailMessage) -> int:
+    """``len(_payload_bytes(part))``: a file's size. Valid base64, as the email package decodes it
+    (line ends dropped, then checked strictly), is counted from its text, 3 bytes for 4 characters
+    less the padding, without decoding it (decoding was a tenth of the pipeline's time for mail with
+    files); anything else is decoded and measured."""
+    payload = part.get_payload()
+    if (isinstance(payload, str) and payload.isascii()
+            and str(part.get("content-transfer-encoding", "")).lower() == "base64"):
+        data = b"".join(payload.encode("ascii").splitlines())
+        rest = data.translate(None, _BASE64_ALPHABET)  # what is not in the alphabet: only the padding
+        if len(data) % 4 == 0 and rest in (b"", b"=", b"==") and data.endswith(rest):
+            return len(data) // 4 * 3 - len(rest)
+    return len(_payload_bytes(part))
+
+
 def _part_text(part: EmailMessage) -> str:
     try:
         charset = part.get_content_charset()
@@ -216,7 +234,7 @@ def _walk(root: EmailMessage, mail: ParsedMail) -> None:
     for index, part, ctype, related in _parts(root, mail.notes, alternatives):
         if id(part) in alternatives:  # kept as a file: nothing is lost, and the text is not read twice
             mail.attachments.append(ParsedAttachment(part=index, filename=_filename(part), content_type=ctype,
-                                                     size=len(_payload_bytes(part))))
+                                                     size=_payload_size(part)))
             continue
         if ctype in (*ATTACHED_MESSAGES, "text/rfc822-headers"):
             _returned_message(part, ctype, index, mail)
@@ -264,7 +282,7 @@ def _leaf(part: EmailMessage, ctype: str, index: int, related: bool, mail: Parse
     content_id = hdr.decode_header(part.get("Content-ID", "")).strip("<> ")[:500]
     inline = disposition == "inline" or (related and bool(content_id) and disposition != "attachment")
     mail.attachments.append(ParsedAttachment(
-        part=index, filename=filename, content_type=ctype[:200], size=len(_payload_bytes(part)),
+        part=index, filename=filename, content_type=ctype[:200], size=_payload_size(part),
         content_id=content_id, inline=inline,
     ))
 
