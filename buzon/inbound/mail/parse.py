@@ -162,10 +162,12 @@ def _payload_size(part: EmailMessage) -> int:
     payload = part.get_payload()
     if (isinstance(payload, str) and payload.isascii()
             and str(part.get("content-transfer-encoding", "")).lower() == "base64"):
-        data = b"".join(payload.encode("ascii").splitlines())
-        rest = data.translate(None, _BASE64_ALPHABET)  # what is not in the alphabet: only the padding
-        if len(data) % 4 == 0 and rest in (b"", b"=", b"==") and data.endswith(rest):
-            return len(data) // 4 * 3 - len(rest)
+        raw = payload.encode("ascii")
+        left = raw.translate(None, _BASE64_ALPHABET)  # line ends and padding, if it is valid
+        rest = left.translate(None, b"\r\n")  # bytes' splitlines() splits at \r, \n and \r\n alone
+        chars = len(raw) - (len(left) - len(rest))
+        if chars % 4 == 0 and rest in (b"", b"=", b"==") and raw.rstrip(b"\r\n").endswith(rest):
+            return chars // 4 * 3 - len(rest)
     return len(_payload_bytes(part))
 
 
