@@ -53,3 +53,43 @@ def test_mail_sized_columns_are_compressed_with_lz4(postgres_url):
                        [message.pk])
         assert cursor.fetchone() == ("lz4",)
     assert bytes(RawContent.objects.get(raw=raw).data) == body.encode()  # and reads back as written
+
+
+def test_raw_mail_goes_to_postgresql_and_back_as_bytes(postgres_url, monkeypatch):
+    """Raw mail is bound on the server and read in binary format (buzon.core.pg_binary): not hex
+    text twice its size. Every byte value, NULs, and megabytes of random data come back as written,
+    whichever way they are read."""
+    import contextlib
+    import hashlib
+    import os
+
+    import psycopg
+
+    from buzon.core import pg_binary
+    from buzon.sync.fastinsert import insert_rows
+    from buzon.sync.models import RawContent, RawMessage
+
+    with connection.cursor() as cursor:  # the premise: Django's own cursor binds on the client
+        assert isinstance(cursor.cursor, psycopg.ClientCursor)
+    with pg_binary.bytes_cursor() as cursor:
+        assert isinstance(cursor.cursor, psycopg.Cursor) and not isinstance(cursor.cursor, psycopg.ClientCursor)
+    account = EmailAccount.objects.create(email_address="pedidos@example.test")
+    blobs = [bytes(range(256)) * 3, b"\x00", os.urandom(3_000_000), b"Subject: \xf1and\xfa\r\n\r\n\\x41'\"", b""]
+    raws = [RawMessage.objects.create(account=account, account_address=account.email_address, folder="INBOX",
+                                      uidvalidity=1, uid=i + 1, size=len(blob),
+                                      sha256=hashlib.sha256(blob).hexdigest()) for i, blob in enumerate(blobs)]
+    used, original = [], pg_binary.bytes_cursor
+
+    def watched():  # the cursor the sync's insert writes the bytes with
+        with original() as cursor:
+            used.append(type(cursor.cursor))
+            yield cursor
+    monkeypatch.setattr(pg_binary, "bytes_cursor", contextlib.contextmanager(watched))
+    insert_rows([RawContent(raw_id=raw.pk, data=blob) for raw, blob in zip(raws, blobs, strict=True) if blob])
+    assert len(used) == 1 and not issubclass(used[0], psycopg.ClientCursor)
+    expected = {raw.pk: blob for raw, blob in zip(raws, blobs, strict=True) if blob}
+    streamed = dict(RawContent.stream([raw.pk for raw in raws] + [10**9]))
+    assert streamed == expected and all(type(data) is bytes for data in streamed.values())
+    for raw, blob in zip(raws, blobs, strict=True):
+        assert RawMessage.objects.get(pk=raw.pk).data == blob
+    assert list(RawContent.stream([])) == []

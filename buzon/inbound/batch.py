@@ -146,8 +146,7 @@ def _read_ahead(chunk: list[int]) -> dict[int, tuple[str, ParsedMail]]:
     rows = {raw.pk: raw for raw in RawMessage.objects.filter(
         pk__in=chunk, message__isnull=True, status__in=WAITING).only("pk", "truncated", "sha256")}
     ahead: dict[int, tuple[str, ParsedMail]] = {}
-    contents = RawContent.objects.filter(raw_id__in=list(rows)).values_list("raw_id", "data")
-    for raw_id, data in contents.iterator(chunk_size=50):
+    for raw_id, data in RawContent.stream(list(rows)):
         raw = rows[raw_id]
         raw.hold_data(data)
         try:

@@ -17,6 +17,8 @@ from typing import Any
 
 from django.db import connection, models
 
+from buzon.core import pg_binary
+
 # Fields whose database value is the Python value itself when it already has this type (or is None).
 _PLAIN: dict[type[models.Field[Any, Any]], type] = {
     models.CharField: str, models.TextField: str, models.BooleanField: bool,
@@ -80,9 +82,12 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     it), so the caller need not read it back by its natural key."""
     if not objs:
         return
-    sql, returning, preparers = _statement(type(objs[0]), connection.vendor)
+    model = type(objs[0])
+    sql, returning, preparers = _statement(model, connection.vendor)
     params = [[prepare(obj) for prepare in preparers] for obj in objs]
-    with connection.cursor() as cursor:
+    # bytes (raw mail) sent as bytes on PostgreSQL, not as hex in the query's text
+    binary = any(isinstance(f, models.BinaryField) for f in model._meta.concrete_fields)
+    with pg_binary.bytes_cursor() if binary else connection.cursor() as cursor:
         if returning and len(objs) == 1:
             cursor.execute(returning, params[0])
             objs[0].pk = cursor.fetchone()[0]

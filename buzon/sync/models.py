@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from buzon.core import pg_binary
 from buzon.mailboxes.models import EmailAccount
 
 
@@ -129,6 +131,15 @@ class RawContent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.raw_id}: {len(self.data)} bytes"
+
+    @staticmethod
+    def stream(raw_ids: Sequence[int]) -> Iterator[tuple[int, bytes]]:
+        """(raw id, bytes) of those of ``raw_ids`` that have bytes, one row in memory at a time; on
+        PostgreSQL the bytes come as bytes, not hex text (buzon.core.pg_binary)."""
+        if not raw_ids:
+            return iter(())
+        query = RawContent.objects.filter(raw_id__in=list(raw_ids)).values_list("raw_id", "data").query
+        return pg_binary.stream(*query.sql_with_params())
 
 
 #: Rows holding a server key and no message: nothing the pipeline may run (they would read as empty).
