@@ -93,3 +93,7 @@ def test_raw_mail_goes_to_postgresql_and_back_as_bytes(postgres_url, monkeypatch
     for raw, blob in zip(raws, blobs, strict=True):
         assert RawMessage.objects.get(pk=raw.pk).data == blob
     assert list(RawContent.stream([])) == []
+    rows = RawContent.stream([raw.pk for raw in raws])  # left after one row (a parse that raised)
+    assert next(rows)[1] in blobs
+    rows.close()
+    assert RawMessage.objects.filter(pk__in=[raw.pk for raw in raws]).count() == len(raws)  # still usable

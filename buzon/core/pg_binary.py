@@ -11,16 +11,18 @@ inserting 37 MB of raw mail took 0.65 s that way and 0.2-0.27 s bound on the ser
 psycopg cursor binds on the server (Django's own ServerBindingCursor, what its
 ``server_side_binding`` option uses for every query): a bytes parameter is sent as it is.
 ``stream`` reads rows one at a time with results in binary format: the bytes as they are, and no
-more than one row in memory however large the mail. Elsewhere (SQLite) both are Django's own.
+more than one row in memory however large the mail (a named cursor, as Django's ``iterator()``
+uses, is declared WITH HOLD outside a transaction, and the server copies the whole result first).
+Elsewhere (SQLite) both are Django's own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 
 @contextmanager
@@ -44,5 +46,7 @@ def stream(sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
             while rows := cursor.fetchmany(50):
                 yield from rows
             return
-        with connection.wrap_database_errors:
+        # A stream left before its end is cancelled, which fails a transaction it runs in: inside
+        # one, it runs in a savepoint of its own, so leaving it early leaves the transaction usable.
+        with connection.wrap_database_errors, transaction.atomic() if connection.in_atomic_block else nullcontext():
             yield from cursor.cursor.stream(sql, params, binary=True)
