@@ -97,3 +97,29 @@ def test_raw_mail_goes_to_postgresql_and_back_as_bytes(postgres_url, monkeypatch
     assert next(rows)[1] in blobs
     rows.close()
     assert RawMessage.objects.filter(pk__in=[raw.pk for raw in raws]).count() == len(raws)  # still usable
+
+
+def test_rows_inserted_together_get_their_own_ids_in_one_statement(postgres_url, django_assert_num_queries):
+    """fastinsert.insert_rows_returning on PostgreSQL: one statement of arrays (unnest) for any
+    number of rows, each object given the id of its own row, whatever its values hold."""
+    import datetime
+
+    from buzon.sync.fastinsert import insert_rows_returning
+    from buzon.sync.models import RawMessage
+
+    account = EmailAccount.objects.create(email_address="pedidos@example.test")
+    tricky = ["", "NULL", 'co"mi"llas', "{llaves, y comas}", "barra \\ invertida", "ñandú\nlínea", "'; DROP --",
+              "x" * 20_000, "\\x00"]
+    rows = [RawMessage(account=account, account_address=account.email_address, folder=f"INBOX/{i % 3}",
+                       uidvalidity=7, uid=i + 1, size=i, sha256=f"{i:064x}", subject=text,
+                       from_header=tricky[-1 - i % len(tricky)], deleted_at=None if i % 2 else datetime.datetime(
+                           2026, 12, 7, 3, i % 60, tzinfo=datetime.UTC))
+            for i, text in enumerate(tricky * 30)]
+    with django_assert_num_queries(1) as captured:
+        insert_rows_returning(rows)
+    assert "unnest" in captured.captured_queries[0]["sql"]
+    for row in rows:
+        stored = RawMessage.objects.get(pk=row.pk)
+        assert (stored.uid, stored.subject, stored.from_header, stored.deleted_at, stored.folder) == (
+            row.uid, row.subject, row.from_header, row.deleted_at, row.folder)
+    assert len({row.pk for row in rows}) == len(rows) and not rows[0]._state.adding
