@@ -25,7 +25,7 @@ from django.utils.html import strip_tags
 from buzon.crm.records import store_filter
 from buzon.messages.conversations import SNIPPET_LENGTH, Conversation, ConversationStatus
 from buzon.messages.models import Classification, Direction, Message
-from buzon.sync.fastinsert import insert_rows_returning, update_rows
+from buzon.sync.fastinsert import insert_rows_returning, model_field, update_rows
 
 _SPACE_RE = re.compile(r"\s+")
 
@@ -210,7 +210,7 @@ def record_activity(messages: Iterable[Message], fresh: Iterable[Conversation] =
                      next((m.customer_id for m in reversed(added) if m.customer_id), None),
                      next((m.agent_id for m in reversed(added) if m.agent_id), None), conversation_id])
     with connection.cursor() as cursor:
-        cursor.executemany(_activity_sql(), rows)
+        cursor.executemany(_activity_sql(connection.vendor), rows)
 
 
 def _datetime(value: Any) -> Any:
@@ -218,17 +218,19 @@ def _datetime(value: Any) -> Any:
 
 
 @functools.cache
-def _activity_sql() -> str:
+def _activity_sql(vendor: str) -> str:
     """``record_activity``'s UPDATE of a conversation that existed before, relative to what the row
     holds (so two workers adding mail to one conversation cannot lose a count), one text for every
     conversation (one executemany, where an ORM update() per conversation compiled its expressions
     each time). Its parameters: count added, now, kind, its time three times, kind, time, snippet,
     latest incoming time three times, reopen, the open status, customer, agent, id."""
-    q = connection.ops.quote_name
-    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # both non-null here
-    last, last_in, snip = q("last_message_at"), q("last_incoming_at"), q("snippet")
+    def q(name: str) -> str:  # a field's column, quoted
+        return connection.ops.quote_name(str(model_field(Conversation, name).column))
+
+    greatest = "GREATEST" if vendor == "postgresql" else "MAX"  # both arguments non-null where used
+    count, last, last_in, snip = q("message_count"), q("last_message_at"), q("last_incoming_at"), q("snippet")
     return (
-        f"UPDATE {q(Conversation._meta.db_table)} SET {q('message_count')} = {q('message_count')} + %s, "  # noqa: S608  # nosec B608
+        f"UPDATE {connection.ops.quote_name(Conversation._meta.db_table)} SET {count} = {count} + %s, "  # noqa: S608  # nosec B608
         f"{q('updated_at')} = %s, "
         f"{last} = CASE %s WHEN 1 THEN COALESCE({last}, %s) WHEN 2 THEN {greatest}(COALESCE({last}, %s), %s) "
         f"ELSE {last} END, "
@@ -236,7 +238,7 @@ def _activity_sql() -> str:
         f"{snip} = CASE WHEN %s = 2 AND ({last} IS NULL OR {last} <= %s) THEN %s ELSE {snip} END, "
         f"{last_in} = CASE WHEN %s IS NULL THEN {last_in} ELSE {greatest}(COALESCE({last_in}, %s), %s) END, "
         f"{q('status')} = CASE WHEN %s THEN %s ELSE {q('status')} END, "
-        f"{q('customer_id')} = COALESCE({q('customer_id')}, %s), {q('agent_id')} = COALESCE({q('agent_id')}, %s) "
+        f"{q('customer')} = COALESCE({q('customer')}, %s), {q('agent')} = COALESCE({q('agent')}, %s) "
         f"WHERE {q('id')} = %s")
 
 
