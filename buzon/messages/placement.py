@@ -25,7 +25,7 @@ from django.utils.html import strip_tags
 from buzon.crm.records import store_filter
 from buzon.messages.conversations import SNIPPET_LENGTH, Conversation, ConversationStatus
 from buzon.messages.models import Classification, Direction, Message
-from buzon.sync.fastinsert import insert_rows_returning, model_field, update_rows
+from buzon.sync.fastinsert import column, insert_rows_returning, update_rows
 
 _SPACE_RE = re.compile(r"\s+")
 
@@ -224,8 +224,8 @@ def _activity_sql(vendor: str) -> str:
     conversation (one executemany, where an ORM update() per conversation compiled its expressions
     each time). Its parameters: count added, now, kind, its time three times, kind, time, snippet,
     latest incoming time three times, reopen, the open status, customer, agent, id."""
-    def q(name: str) -> str:  # a field's column, quoted
-        return connection.ops.quote_name(str(model_field(Conversation, name).column))
+    def q(name: str) -> str:
+        return column(Conversation, name)
 
     greatest = "GREATEST" if vendor == "postgresql" else "MAX"  # both arguments non-null where used
     count, last, last_in, snip = q("message_count"), q("last_message_at"), q("last_incoming_at"), q("snippet")

@@ -53,7 +53,7 @@ from buzon.outbound.models import (
     QueueState,
     Unsubscribe,
 )
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning, model_field, preparer, unnest_sql
+from buzon.sync.fastinsert import column, insert_rows, insert_rows_returning, model_field, preparer, unnest_sql
 
 
 def _drop_unsubscribed(message: Message, gone: set[str]) -> None:
@@ -234,8 +234,8 @@ def _apply(outcome: Outcome, now: datetime.datetime) -> str:
 def _column_sql(model: type[models.Model], fields: tuple[str, ...], key: str) -> str:
     """UPDATE … SET col = %s … WHERE key = %s; names come from the models, never from input."""
     q = connection.ops.quote_name
-    sets = ", ".join(f"{q(str(model_field(model, f).column))} = %s" for f in fields)
-    return f"UPDATE {q(model._meta.db_table)} SET {sets} WHERE {q(str(model_field(model, key).column))} = %s"  # noqa: S608  # nosec B608
+    sets = ", ".join(f"{column(model, f)} = %s" for f in fields)
+    return f"UPDATE {q(model._meta.db_table)} SET {sets} WHERE {column(model, key)} = %s"  # noqa: S608  # nosec B608
 
 
 @functools.cache
@@ -263,7 +263,7 @@ def _held(pks: Sequence[int], worker: str) -> set[int]:
     if not pks:
         return set()
     q = connection.ops.quote_name
-    key = q(str(model_field(OutgoingEmail, "message").column))
+    key = column(OutgoingEmail, "message")
     sql = (f"SELECT {key} FROM {q(OutgoingEmail._meta.db_table)} WHERE {key} IN ({', '.join(['%s'] * len(pks))})"  # noqa: S608  # nosec B608
            f" AND {q('state')} IN (%s, %s) AND {q('claimed_by')} = %s")
     if connection.features.has_select_for_update:
@@ -279,7 +279,7 @@ _ATTEMPT_FIELDS = ("outgoing", "number", "at", "outcome", "code", "reply", "serv
 @functools.cache
 def _insert_sql(model: type[models.Model], fields: tuple[str, ...]) -> str:
     q = connection.ops.quote_name
-    columns = ", ".join(q(str(model_field(model, f).column)) for f in fields)
+    columns = ", ".join(column(model, f) for f in fields)
     return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608  # nosec B608
 
 
@@ -380,17 +380,16 @@ def _group_commit_sql() -> str:
     Its result: (true, id) for each recorded outcome, (false, id) for each mark."""
     q = connection.ops.quote_name
     table = q(OutgoingEmail._meta.db_table)
-    key = q(str(model_field(OutgoingEmail, "message").column))
+    key = column(OutgoingEmail, "message")
 
     def sets(model: type[models.Model], fields: Sequence[str]) -> str:
-        columns = [q(str(model_field(model, f).column)) for f in fields]
-        return ", ".join(f"{column} = v.{column}" for column in columns)
+        return ", ".join(f"{column(model, f)} = v.{column(model, f)}" for f in fields)
 
     held = f"t.{key} = v.{key} AND t.{q('state')} IN (%s, %s) AND t.{q('claimed_by')} = %s"
     mime = f"{q('mime')} = COALESCE(v.{q('mime')}, t.{q('mime')})"
-    message_key = q(str(model_field(Message, "id").column))
-    attempt_columns = ", ".join(q(str(model_field(DeliveryAttempt, f).column)) for f in _ATTEMPT_FIELDS)
-    attempt_key = q(str(model_field(DeliveryAttempt, "outgoing").column))
+    message_key = column(Message, "id")
+    attempt_columns = ", ".join(column(DeliveryAttempt, f) for f in _ATTEMPT_FIELDS)
+    attempt_key = column(DeliveryAttempt, "outgoing")
     # names from the models, values as parameters
     return (
         f"WITH recorded AS (UPDATE {table} AS t SET {sets(OutgoingEmail, _QUEUE_FIELDS)}, {mime} "  # noqa: S608  # nosec B608

@@ -170,20 +170,19 @@ def unnest_sql(model: type[models.Model], fields: Sequence[str], alias: str) -> 
     each cast to an array of its column's type, strings to text (a NULL has no type of its own, and a
     cast to varchar(n) would cut a long value where the column refuses it). The text does not
     depend on the number of rows, so psycopg parses it once and the parameters stay few."""
-    quote = connection.ops.quote_name
     return (f"unnest({', '.join(f'%s::{_cast(model, name)}[]' for name in fields)}) "
-            f"AS {alias}({', '.join(quote(str(model_field(model, name).column)) for name in fields)})")
+            f"AS {alias}({', '.join(column(model, name) for name in fields)})")
 
 
 def unnest_update_sql(model: type[models.Model], fields: Sequence[str], keys: Sequence[str]) -> str:
     """UPDATE … FROM unnest(…): rows' `fields`, each row matched by its `keys`, in one statement
     (PostgreSQL); the parameters are one array per field, then one per key (`unnest_sql`)."""
     quote = connection.ops.quote_name
-    column = {name: quote(str(model_field(model, name).column)) for name in (*fields, *keys)}
+    columns = {name: column(model, name) for name in (*fields, *keys)}
     return (f"UPDATE {quote(model._meta.db_table)} AS t SET "  # noqa: S608  # nosec B608
-            + ", ".join(f"{column[name]} = v.{column[name]}" for name in fields)
+            + ", ".join(f"{columns[name]} = v.{columns[name]}" for name in fields)
             + f" FROM {unnest_sql(model, (*fields, *keys), 'v')}"
-            + " WHERE " + " AND ".join(f"t.{column[name]} = v.{column[name]}" for name in keys))
+            + " WHERE " + " AND ".join(f"t.{columns[name]} = v.{columns[name]}" for name in keys))
 
 
 @cache
@@ -192,6 +191,12 @@ def model_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     field = model._meta.get_field(name)
     assert isinstance(field, models.Field)
     return field
+
+
+@cache
+def column(model: type[models.Model], name: str) -> str:
+    """The quoted column of `model`'s field `name`, for SQL built from the models' names."""
+    return connection.ops.quote_name(str(model_field(model, name).column))
 
 
 @cache
