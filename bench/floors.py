@@ -124,12 +124,11 @@ _PG_TABLES = ("CREATE TABLE IF NOT EXISTS raw (id BIGSERIAL PRIMARY KEY, account
 
 
 def open_pg(url: str) -> Any:
-    import psycopg
+    from bench.site import pg_connect
+    from buzon.core.pg_compression import lz4_available
 
-    db = psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True)
-    # LZ4 where the server has it, as Buzón's mail-sized columns (buzon.core.pg_compression)
-    if db.execute("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' "
-                  "AND 'lz4' = ANY(enumvals)").fetchone():
+    db = pg_connect(url)
+    if lz4_available(db):  # LZ4 where the server has it, as Buzón's mail-sized columns
         db.execute("SET default_toast_compression = lz4")
     for sql in _PG_TABLES:
         db.execute(sql)
