@@ -48,6 +48,14 @@ class ApiTokenAuthentication(TokenAuthentication):  # type: ignore[misc]
         api_tokens.mark_used(row)
         return user, row
 
+    def _cleanup_token(self, auth_token: Any) -> bool:
+        """knox reads all the user's tokens on every request to delete the expired ones. Buzón's tokens
+        never expire (REST_KNOX TOKEN_TTL None, `api_tokens.create`): a token without an expiry is
+        valid as it is, without that query. One with an expiry is checked by knox as before."""
+        if auth_token.expiry is None:
+            return False
+        return bool(super()._cleanup_token(auth_token))
+
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call,misc]
     """How the OpenAPI schema (/api/schema/) describes the token: `Authorization: Token <token>`."""

@@ -175,6 +175,33 @@ def test_an_inactive_users_tokens_are_refused(agent: Any) -> None:
     assert _works(token) == 200  # refused while inactive, not revoked
 
 
+def test_a_token_is_checked_without_reading_the_users_other_tokens_and_an_expired_one_is_refused(
+        agent: Any) -> None:
+    """Buzón's tokens never expire: a request reads the presented token (with its user), not the
+    list of the user's tokens knox reads to delete expired ones. A token given an expiry (a site
+    that changes knox's TOKEN_TTL) is still refused once past it, and deleted, as knox does."""
+    import datetime
+
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    token = api_tokens.create(agent)[1]
+    for _ in range(3):
+        api_tokens.create(agent)
+    with CaptureQueriesContext(connection) as queries:
+        assert _works(token) == 200
+    token_reads = [q["sql"] for q in queries.captured_queries if 'FROM "api_apitoken"' in q["sql"]]
+    assert len(token_reads) == 1 and '"api_apitoken"."token_key" =' in token_reads[0], token_reads
+
+    expiring_row, expiring = api_tokens.create(agent)
+    ApiToken.objects.filter(pk=expiring_row.pk).update(expiry=timezone.now() + datetime.timedelta(minutes=5))
+    assert _works(expiring) == 200
+    ApiToken.objects.filter(pk=expiring_row.pk).update(expiry=timezone.now() - datetime.timedelta(seconds=1))
+    assert _works(expiring) == 401
+    assert not ApiToken.objects.filter(pk=expiring_row.pk).exists()
+    assert _works(token) == 200
+
+
 def test_buzon_token_prints_a_new_token_once(agent: Any, tmp_path: Path) -> None:
     from io import StringIO
 
