@@ -168,11 +168,11 @@ def main() -> None:
         def api_send(name: str, prefix: str) -> tuple[float, float]:
             """n single sends through `name`'s account: (seconds to the last at the sink, to the last 202)."""
             def post(i: int) -> None:
-                answer = site.api("/api/v1/messages/send/", method="POST", json={
+                status, answer = site.post_json("/api/v1/messages/send/", {
                     "to": [f"cliente{i}@example.test"], "subject": f"{prefix}{i}", "text": text,
                     "account": accounts[name].pk})
-                if answer.status_code != 202:
-                    raise RuntimeError(f"send refused: {answer.status_code} {answer.text[:300]}")
+                if status != 202:
+                    raise RuntimeError(f"send refused: {status} {str(answer)[:300]}")
 
             started, t0 = time.perf_counter(), time.time()
             with ThreadPoolExecutor(args.clients) as pool:
@@ -191,11 +191,11 @@ def main() -> None:
         batch_s = batch_accepted = 0.0
         if args.batch > 0:
             def post_batch(first: int) -> None:
-                answer = site.api("/api/v1/messages/send/batch/", method="POST", json=[
+                status, answer = site.post_json("/api/v1/messages/send/batch/", [
                     {"to": [f"cliente{i}@example.test"], "subject": f"lote {i}", "text": text,
                      "account": accounts["pedidos"].pk} for i in range(first, min(first + args.batch, n))])
-                if answer.status_code != 200 or any(r["status"] != "queued" for r in answer.json()):
-                    raise RuntimeError(f"batch refused: {answer.status_code} {answer.text[:300]}")
+                if status != 200 or any(r["status"] != "queued" for r in answer):
+                    raise RuntimeError(f"batch refused: {status} {str(answer)[:300]}")
 
             started, t0 = time.perf_counter(), time.time()
             with ThreadPoolExecutor(args.clients) as pool:

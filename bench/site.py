@@ -5,6 +5,7 @@ an integrator reads it. Also where every bench writes its figures (JSON, joined 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,7 @@ class Site:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.base = ""
         self.token = ""
+        self._clients = threading.local()  # post_json's connection, one per client thread
         global _TEMPLATE
         if _TEMPLATE is None:  # migrate once per bench run, copy after
             _TEMPLATE = Path(tempfile.mkdtemp(prefix="buzon-bench-template-"))
@@ -222,6 +225,30 @@ class Site:
               flush=True)
         for ms, calls, count, text in rows:
             print(f"    {ms:7d} {calls:6d} {count:7d}  {text}", flush=True)
+
+    def post_json(self, path: str, body: Any) -> tuple[int, Any]:
+        """POST `body` as JSON with the site's token, over this thread's kept-alive connection (as an
+        integrator's HTTP client keeps one): (status, decoded JSON answer). Lighter than `api`
+        (requests builds a session and a connection per call: ~2 ms of CPU on the cores the site
+        uses), so the load generator takes less of the machine it measures."""
+        local = self._clients
+        if getattr(local, "base", None) != self.base:
+            host, port = self.base.removeprefix("http://").rsplit(":", 1)
+            local.base, local.conn = self.base, http.client.HTTPConnection(host, int(port), timeout=120)
+        headers = {"Authorization": f"Token {self.token}", "Content-Type": "application/json"}
+        for attempt in (1, 2):
+            try:
+                local.conn.request("POST", path, json.dumps(body).encode(), headers)
+                answer = local.conn.getresponse()
+                data = answer.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                local.conn.close()  # the server closed a kept-alive connection: once more, on a new one
+                if attempt == 2:
+                    raise
+        if answer.getheader("Connection", "").lower() == "close":
+            local.conn.close()
+        return answer.status, json.loads(data) if data else None
 
     def api(self, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
