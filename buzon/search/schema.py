@@ -42,7 +42,7 @@ class Dependent:
 
     ``feeds``: the one column of the source these rows' text goes to. Where it is the source's last
     column and no other column has its weight letter, PostgreSQL re-indexes that column alone
-    (``_postgres_tail``) instead of the whole row: a message's attachments do not fold and stem its
+    (``_postgres_after``) instead of the whole row: a message's attachments do not fold and stem its
     body again for each attachment row inserted."""
 
     table: str
@@ -61,6 +61,11 @@ class Source:
     view: dict[str, str]  # vendor -> SELECT id, <columns...>, <dependents' keys> FROM ...
     watched: tuple[str, ...]  # the columns of ``table`` the view reads
     dependents: tuple[Dependent, ...] = ()
+    #: (n, table columns): the first n columns of the view are read from these columns of ``table``
+    #: alone. An update of the row that leaves them as they were re-indexes on PostgreSQL only the
+    #: columns after them (``_postgres_after``), where that is exact (``separable``): a message's
+    #: sender or customer changing does not fold and stem its body again. (0, ()): the whole row.
+    head: tuple[int, tuple[str, ...]] = (0, ())
 
     def table_name(self, vendor: str) -> str:
         return f"search_{self.name}_fts" if vendor == "sqlite" else f"search_{self.name}_document"
@@ -69,15 +74,21 @@ class Source:
     def names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
-    def tail(self, dependent: Dependent) -> tuple[str, str] | None:
-        """(column, weight letter) when each of ``dependent``'s rows names one row of this source
-        (by id) and feeds only its last column, and no other column has that column's letter: what
-        the tail re-index needs to be exact."""
-        name, weight = self.columns[-1]
-        if (dependent.key != "id" or dependent.feeds != name
-                or any(w == weight for _, w in self.columns[:-1])):
+    def separable(self, first: int) -> bool:
+        """Whether the columns before ``first`` (at least one) share no weight letter with those from
+        it on: then the document without the latter's letters (``ts_filter``) is exactly the vector
+        of the columns before ``first``, what the partial re-index (``_postgres_after``) keeps."""
+        return 0 < first < len(self.columns) and not (
+            {w for _, w in self.columns[:first]} & {w for _, w in self.columns[first:]})
+
+    def tail(self, dependent: Dependent) -> int | None:
+        """The index of the last column, when each of ``dependent``'s rows names one row of this
+        source (by id) and feeds only that column, and no other column has its letter: a change in
+        the dependent re-indexes that column alone, exactly."""
+        last = len(self.columns) - 1
+        if dependent.key != "id" or dependent.feeds != self.columns[last][0] or not self.separable(last):
             return None
-        return name, weight
+        return last
 
 
 MESSAGES = Source(
@@ -98,6 +109,7 @@ MESSAGES = Source(
             m.customer_id FROM messages_app_message m""".replace("BODY_CHARS", str(BODY_CHARS)),  # nosec B608  # a constant
     },
     watched=("subject", "text", "from_name", "from_address", "customer_id"),
+    head=(2, ("subject", "text")),  # subject (A) and body (D); sender, customer (B), attachments (C) after
     dependents=(
         Dependent("messages_app_attachment", ("filename", "message_id"), key="id", value="message_id",
                   feeds="attachments"),
@@ -207,21 +219,22 @@ def _postgres_fill(source: Source, where: str) -> str:
 TAIL_CHARS = 16_000
 
 
-def _postgres_tail(source: Source, tail: tuple[str, str], value: str) -> str:
-    """Re-index only the last column of the row ``value`` names, where ``Source.tail`` allows it.
+def _postgres_after(source: Source, first: int, value: str) -> str:
+    """Re-index the columns from ``first`` on of the row ``value`` names, where ``source.separable(first)``.
 
     The document is the columns' vectors joined in order (``postgres_vector``; each one's positions
-    follow the previous ones'), and the last column alone has its weight letter, so the document
-    without that letter's positions (``ts_filter``) is exactly the vector of the columns before it;
-    joining the last column's new vector to it gives what a whole re-index gives, without reading,
-    folding and stemming the other columns again (a message's body: most of the cost). A row with
-    no entry yet, or text long enough for positions to reach PostgreSQL's last one (where they
-    merge), gets the whole re-index."""
-    table, (name, weight) = source.table_name("postgresql"), tail
-    others = ",".join(sorted({w.lower() for _, w in source.columns[:-1]}))
+    follow the previous ones'), and no column before ``first`` has the weight letter of one from it
+    on, so the document without those letters' positions (``ts_filter``) is exactly the vector of
+    the columns before ``first``; joining the later columns' new vectors to it gives what a whole
+    re-index gives, without reading, folding and stemming the earlier columns again (a message's
+    body: most of the cost). A row with no entry yet, or text long enough for positions to reach
+    PostgreSQL's last one (where they merge), gets the whole re-index."""
+    table = source.table_name("postgresql")
+    kept = ",".join(sorted({w.lower() for _, w in source.columns[:first]}))
+    rebuilt = " || ".join(f"search_vector(s.{name}, '{weight}')" for name, weight in source.columns[first:])
     chars = " + ".join(f"coalesce(length(s.{column}), 0)" for column in source.names)
-    return (f"UPDATE {table} AS d SET document = ts_filter(d.document, '{{{others}}}') "  # nosec B608
-            f"|| search_vector(s.{name}, '{weight}') FROM search_{source.name}_source s "
+    return (f"UPDATE {table} AS d SET document = ts_filter(d.document, '{{{kept}}}') || {rebuilt} "  # nosec B608
+            f"FROM search_{source.name}_source s "
             f"WHERE s.id = {value} AND d.id = s.id AND {chars} < {TAIL_CHARS}; "
             f"IF NOT FOUND THEN {_postgres_fill(source, f'id = {value}')} END IF;")
 
@@ -231,7 +244,25 @@ def _postgres_dependent_fill(source: Source, dependent: Dependent, value: str) -
     tail = source.tail(dependent)
     if tail is None:
         return _postgres_fill(source, f"{dependent.key} = {value}")
-    return _postgres_tail(source, tail, value)
+    return _postgres_after(source, tail, value)
+
+
+def _postgres_reindex_function(source: Source) -> list[str]:
+    """The function of the source's update trigger: the columns after ``source.head``'s alone when
+    the columns it names are as they were (and that is exact), else the whole row."""
+    fill = _postgres_fill(source, "id = NEW.id")
+    first, reads = source.head
+    if reads and source.separable(first):
+        same = " AND ".join(f"OLD.{column} IS NOT DISTINCT FROM NEW.{column}" for column in reads)
+        fill = f"IF {same} THEN {_postgres_after(source, first, 'NEW.id')} ELSE {fill} END IF;"
+    return [f"CREATE OR REPLACE FUNCTION search_{source.name}_reindex() RETURNS trigger LANGUAGE plpgsql "
+            f"AS $$ BEGIN {fill} RETURN NULL; END $$"]
+
+
+def _postgres_reindex_trigger(source: Source) -> str:
+    return (f"CREATE TRIGGER search_{source.name}_reindex AFTER UPDATE OF {', '.join(source.watched)} "
+            f"ON {source.table} FOR EACH ROW WHEN ({_changed(source.watched, False)}) "
+            f"EXECUTE FUNCTION search_{source.name}_reindex()")
 
 
 def _postgres_dependent_function(source: Source, i: int, dep: Dependent) -> list[str]:
@@ -254,8 +285,8 @@ def postgres_ddl(source: Source, connection: Any) -> list[str]:
         f"ELSE {_postgres_fill(source, 'id = NEW.id')} END IF; RETURN NULL; END $$",
         f"CREATE TRIGGER search_{n}_index AFTER INSERT OR DELETE ON {t} FOR EACH ROW "
         f"EXECUTE FUNCTION search_{n}_index()",
-        f"CREATE TRIGGER search_{n}_reindex AFTER UPDATE OF {', '.join(source.watched)} ON {t} FOR EACH ROW "
-        f"WHEN ({_changed(source.watched, False)}) EXECUTE FUNCTION search_{n}_index()",
+        *_postgres_reindex_function(source),
+        _postgres_reindex_trigger(source),
     ]
     for i, dep in enumerate(source.dependents):
         statements += [
@@ -276,7 +307,7 @@ def postgres_drop(source: Source) -> list[str]:
         statements += [f"DROP TRIGGER IF EXISTS search_{n}_d{i} ON {dep.table}",
                        f"DROP TRIGGER IF EXISTS search_{n}_d{i}_update ON {dep.table}",
                        f"DROP FUNCTION IF EXISTS search_{n}_d{i}()"]
-    return [*statements, f"DROP FUNCTION IF EXISTS search_{n}_index()",
+    return [*statements, f"DROP FUNCTION IF EXISTS search_{n}_index()", f"DROP FUNCTION IF EXISTS search_{n}_reindex()",
             f"DROP TABLE IF EXISTS {source.table_name('postgresql')}", f"DROP VIEW IF EXISTS search_{n}_source"]
 
 
@@ -314,7 +345,10 @@ def refresh(schema_editor: Any, source: Source) -> None:
         _run(schema_editor, [*postgres_functions(schema_editor.connection),
                              f"CREATE OR REPLACE VIEW search_{n}_source AS {source.view['postgresql']}",
                              *(statement for i, dep in enumerate(source.dependents)
-                               for statement in _postgres_dependent_function(source, i, dep))])
+                               for statement in _postgres_dependent_function(source, i, dep)),
+                             *_postgres_reindex_function(source),
+                             f"DROP TRIGGER IF EXISTS search_{n}_reindex ON {source.table}",
+                             _postgres_reindex_trigger(source)])
 
 
 def ensure(connection: Any) -> None:

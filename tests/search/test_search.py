@@ -308,6 +308,43 @@ def test_on_postgresql_attachments_reindex_their_names_alone_and_exactly(world: 
     assert _found(world, "segundo") == {long.conversation_id}
 
 
+@pytest.mark.postgres
+def test_on_postgresql_a_new_sender_or_customer_reindexes_what_follows_the_body_alone_and_exactly(
+        world: World, postgres_url: str):
+    """Sending writes the sender's name the queued message did not have; linking mail to a customer
+    sets its customer. Either re-indexes the message's sender, customer and attachment names, not its
+    subject and body: the document is the one a whole re-index writes, and a body changed behind
+    the index's back (triggers off) is still the old one after the sender changes. A new subject or
+    text re-indexes the whole message."""
+    assert connection.vendor == "postgresql"
+    message = _receive(world, subject="Presupuesto", body="Necesito presupuesto para la terraza acristalada")
+    Attachment.objects.create(message=message, part=2, filename="medidas terraza.pdf", content_type="x", size=1)
+    long = _receive(world, subject="Largo", body="x " * 5_000)
+    Message.objects.filter(pk=long.pk).update(subject="Largo " + "palabra " * 4_000)  # past the last position
+    store = world.a.account.store
+    ferreteria = Customer.objects.create(name="Ferretería Ruiz", store=store)
+    Message.objects.filter(pk=message.pk).update(from_name="Marta Olivares", from_address="marta@olivares.test")
+    Message.objects.filter(pk=long.pk).update(from_name="Remitente Lejano", customer=ferreteria)
+    assert _documents_as_a_whole_reindex_writes_them() == []
+    assert _found(world, "olivares") == _found(world, "acristalada") == _found(world, "medidas") == {
+        message.conversation_id}
+    assert _found(world, "lejano") == {long.conversation_id}
+    Message.objects.filter(pk=message.pk).update(customer=ferreteria)
+    Message.objects.filter(pk=long.pk).update(customer=None)
+    assert _documents_as_a_whole_reindex_writes_them() == []
+    assert _found(world, "ferreteria ruiz") == {message.conversation_id}
+    with connection.cursor() as cursor:  # the body changes with the index's triggers off
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE messages_app_message SET text = 'texto cambiado' WHERE id = %s", [message.pk])
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    Message.objects.filter(pk=message.pk).update(from_name="Marta O.")
+    assert _found(world, "cambiado") == set() and _found(world, "acristalada") == {message.conversation_id}
+    assert _documents_as_a_whole_reindex_writes_them() == [message.pk]
+    Message.objects.filter(pk=message.pk).update(subject="Presupuesto terraza", from_name="Marta Olivares")
+    assert _documents_as_a_whole_reindex_writes_them() == []
+    assert _found(world, "cambiado") == {message.conversation_id} and _found(world, "acristalada") == set()
+
+
 def test_internal_notes_are_searched_by_those_who_see_the_conversation(world: World):
     conversation = world.a.message.conversation_id
     note = actions.do_add_note(world.users["agent_a"], conversation, "Cliente VIP: llamar antes del viernes")

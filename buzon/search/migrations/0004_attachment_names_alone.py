@@ -1,5 +1,5 @@
 """On PostgreSQL, an attachment added, renamed or removed re-indexes its message's attachment names
-alone (schema._postgres_tail), not the message's subject and body again: the pipeline writes a
+alone (schema._postgres_after), not the message's subject and body again: the pipeline writes a
 message and then its attachments, so each message's body was folded and stemmed once more for
 each attachment it has."""
 

@@ -1,0 +1,18 @@
+"""On PostgreSQL, a message whose sender or customer changes, and not its subject or text, re-indexes
+the columns after its body alone (schema._postgres_after), not its subject and body again: sending
+writes the sender's name the queued message did not have yet, so every outgoing message was folded
+and stemmed twice."""
+
+from django.db import migrations
+
+from buzon.search import schema
+
+
+def refresh(apps, schema_editor):
+    schema.refresh(schema_editor, schema.MESSAGES)
+    schema.refresh(schema_editor, schema.NOTES)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("search", "0004_attachment_names_alone")]
+    operations = [migrations.RunPython(refresh, migrations.RunPython.noop)]
