@@ -68,6 +68,13 @@ def _fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
 
 
 @cache
+def _has_bytes(model: type[models.Model]) -> bool:
+    """Whether rows of `model` carry bytes (raw mail): sent as bytes on PostgreSQL (`pg_binary`), not as
+    hex in the query's text."""
+    return any(isinstance(f, models.BinaryField) for f in model._meta.concrete_fields)
+
+
+@cache
 def _statement(model: type[models.Model], vendor: str) -> tuple[str, str | None, list[Callable[[models.Model], Any]]]:
     fields = _fields(model)
     quote = connection.ops.quote_name
@@ -90,9 +97,7 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     model = type(objs[0])
     sql, returning, preparers = _statement(model, connection.vendor)
     params = [[prepare(obj) for prepare in preparers] for obj in objs]
-    # bytes (raw mail) sent as bytes on PostgreSQL, not as hex in the query's text
-    binary = any(isinstance(f, models.BinaryField) for f in model._meta.concrete_fields)
-    with pg_binary.bytes_cursor() if binary else connection.cursor() as cursor:
+    with pg_binary.bytes_cursor() if _has_bytes(model) else connection.cursor() as cursor:
         if returning and len(objs) == 1:
             cursor.execute(returning, params[0])
             objs[0].pk = cursor.fetchone()[0]
