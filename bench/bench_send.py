@@ -9,10 +9,12 @@ Quick (default): 500 messages per figure. Full (--full or BENCH_FULL=1): 5,000.
 - API batch send: the same N messages through `POST /api/v1/messages/send/batch/`, `--batch` to a
   request (0 skips it), up to `--clients` requests at once, first POST to the last message in the sink;
 - queue drain: N messages queued in one transaction (as a bulk reply would), drained by the running
-  `buzon worker` with DKIM on, commit to the last message in the sink; on loopback and through a
-  20 ms round-trip proxy (tests/support/proxy.py, a process of its own).
-Floor in the same run: aiosmtplib with as many connections as one worker opens to one account
-(BUZON_OUTBOUND_CONNECTIONS, 16): the same text as text and HTML, each message built from one
+  `buzon worker` processes with DKIM on, commit to the last message in the sink; on loopback and
+  through a 20 ms round-trip proxy (tests/support/proxy.py, a process of its own).
+Buzón runs the worker processes `buzon run` starts (buzon.core.run_plan: on 2 cores, two serve
+outbound), each opening up to BUZON_OUTBOUND_CONNECTIONS (16) connections to an account.
+Floor in the same run: aiosmtplib with as many connections as those processes open to one account
+together (16 per process): the same text as text and HTML, each message built from one
 template and signed (dkimpy's canonicalization, 2048-bit RSA in `cryptography`, as Buzón) inside
 the timed run, at each network. Peer: django-post-office (bench/peer_post_office.py).
 The sink (bench/sink.py: aiosmtpd announcing PIPELINING, as real servers do) runs in its own process.
@@ -43,7 +45,8 @@ from bench.site import Site, cleanup_template, full, machine, private_postgres, 
 from buzon.core import run_plan  # noqa: E402
 
 RTT_S = 0.020
-CONNECTIONS = int(os.environ.get("BUZON_OUTBOUND_CONNECTIONS", "16"))
+#: Connections to one account: BUZON_OUTBOUND_CONNECTIONS per worker process that delivers (run_plan).
+CONNECTIONS = int(os.environ.get("BUZON_OUTBOUND_CONNECTIONS", "16")) * run_plan.inbound_workers()
 DOMAIN = "tienda-norte.example"
 
 
@@ -144,7 +147,7 @@ def main() -> None:
     from django.db import transaction
 
     from buzon.mailboxes.models import EmailAccount, EmailDomain
-    from buzon.messages.outbox import queue_outgoing
+    from buzon.messages.outbox import queue_many
     from buzon.outbound import confirm, signing
 
     rows: list[dict[str, Any]] = []
@@ -163,7 +166,7 @@ def main() -> None:
             accounts[name] = account
         site.admin()
         site.web()
-        site.worker()
+        site.workers()  # as `buzon run` starts them
 
         def api_send(name: str, prefix: str) -> tuple[float, float]:
             """n single sends through `name`'s account: (seconds to the last at the sink, to the last 202)."""
@@ -208,11 +211,16 @@ def main() -> None:
         drains = {}
         for where, name in (("loopback", "pedidos"), (f"{RTT_S * 1000:.0f} ms RTT", "pedidos-lejos")):
             with transaction.atomic():
-                for i in range(n):
-                    queue_outgoing(to=[f"cliente{i}@example.test"], subject=f"{name} {i}", text=text,
-                                   account=accounts[name])
-                # The clock starts at the commit, next: the worker may start sending then, while this
-                # process still enqueues one delivery task a message (on_commit).
+                # As the batch API queues them (100 a call): one delivery task a call, asked for after
+                # the commit. Queued one by one, this process would ask the task queue once a message
+                # (on_commit) while the clock runs, taking CPU from the worker it times.
+                for first in range(0, n, 100):
+                    queued = queue_many([{"to": [f"cliente{i}@example.test"], "subject": f"{name} {i}",
+                                          "text": text, "account": accounts[name]}
+                                         for i in range(first, min(first + 100, n))])
+                    if not all(hasattr(m, "pk") for m in queued):
+                        raise RuntimeError(f"queueing refused: {queued}")
+                # The clock starts at the commit, next: the worker may start sending then.
                 t0 = time.time()
             drains[where] = wait_sink(sink, f"{name} ", n, timeout) - t0
             print(f"queue drain, DKIM, {where}: {n / drains[where]:.0f} msg/s ({drains[where]:.1f} s)", flush=True)
@@ -259,8 +267,10 @@ def main() -> None:
         if postgres is not None:
             postgres.stop()
     notes = [f"send: {n} messages per figure, a {len(text.encode())}-byte reply (text; Buzón adds its HTML)",
-             f"Buzón: buzon web ({run_plan.web_workers()} workers, 4 threads each) and one buzon worker "
-             f"(default concurrency), {'PostgreSQL' if postgres else 'SQLite'}"]
+             f"Buzón as `buzon run` starts it: buzon web ({run_plan.web_workers()} workers, 4 threads each) and "
+             f"{run_plan.inbound_workers()} buzon worker processes, each delivering through up to "
+             f"{CONNECTIONS // run_plan.inbound_workers()} connections an account; "
+             f"{'PostgreSQL' if postgres else 'SQLite'}"]
     for row in rows if postgres else []:
         row["figure"] += ", PostgreSQL"
     print(f"machine: {machine()}")

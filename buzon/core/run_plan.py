@@ -6,8 +6,10 @@ mail into records and is CPU-bound Python too, in one process per core. So `buzo
 
 - `buzon web` with ``web_workers()`` gunicorn workers;
 - one `buzon worker` serving every queue and running the periodic jobs, as before;
-- ``inbound_workers() - 1`` more `buzon worker --queue inbound --no-periodic --concurrency 1`
-  processes: only the pipeline, a task at a time each (its own core; threads would share one);
+- ``inbound_workers() - 1`` more `buzon worker --queue inbound,outbound --no-periodic --concurrency 2`
+  processes: the pipeline, a task at a time each (its own core; threads would share one), and, in a
+  slot of its own, delivery: a big outgoing queue is drained by every such process at once
+  (buzon.outbound.sender.ask_for_help), while a slow relay holds only that slot, never the pipeline's;
 - `buzon sync`.
 
 Two processes never process one raw message twice: a pipeline task claims its rows (SELECT ... FOR
@@ -46,7 +48,7 @@ def children(host: str, port: int) -> list[tuple[str, list[str]]]:
     """(name, arguments of `buzon`) for each process `buzon run` supervises."""
     plan = [("web", ["web", "--host", host, "--port", str(port), "--workers", str(web_workers())]),
             ("worker", ["worker"])]
-    plan += [(f"inbound-{n}", ["worker", "--queue", "inbound", "--no-periodic", "--concurrency", "1"])
+    plan += [(f"inbound-{n}", ["worker", "--queue", "inbound,outbound", "--no-periodic", "--concurrency", "2"])
              for n in range(1, inbound_workers())]
     plan.append(("sync", ["sync"]))
     return plan

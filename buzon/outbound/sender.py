@@ -278,12 +278,16 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
     signer = Signer()
     home = compose._home_address()
     done = 0
+    helped = False
     try:
         while limit is None or done < limit:
             size = min(batch or settings.OUTBOUND_BATCH, (limit - done) if limit is not None else 10**9)
             ids = queue.claim_due(stats.worker, size)
             if not ids:
                 break
+            if len(ids) == size and limit is None and not helped:
+                helped = True
+                ask_for_help(ids[-1])
             done += len(ids)
             for outgoing in _claimed(ids):
                 item = _prepare(outgoing, signer, home)  # composing the next one while the connections send
@@ -300,6 +304,19 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
         desk.close()
     schedule_next()
     return stats
+
+
+def ask_for_help(message_id: int) -> None:
+    """More mail is due than one claim takes: a delivery task for another worker process, which
+    claims the next batches while this one sends (claims never overlap: queue.claim_due), so a big
+    queue is composed and signed on more than one core (a process's threads share one). It goes
+    through enqueue_delivery's coalescing: while a delivery task waits to start, none is added, so
+    helpers never pile up; each helper that finds a full batch asks for the next one, as far as
+    there are worker slots serving outbound (buzon.core.run_plan). Each process opens up to
+    OUTBOUND_CONNECTIONS_PER_ACCOUNT connections per account. A backend that runs tasks in the
+    calling process (immediate, in tests) is not asked: it would deliver here, inside this loop."""
+    if import_string(settings.OUTBOUND_TASK).get_backend().supports_defer:
+        enqueue_delivery(message_id)
 
 
 _scheduled: set[object] = set()

@@ -109,13 +109,13 @@ def test_run_starts_web_worker_and_sync_and_stops_them_all(tmp_path, how):
         _wait(lambda: _healthy(port), 120)
         _wait(lambda: {k for k, stopped in _heartbeats(database) if stopped is None} == {"web", "worker", "sync"}, 60)
 
-        # one worker serves every queue; the other serves the pipeline only, with one slot (each
+        # one worker serves every queue; the other the pipeline and delivery, a slot each (each
         # publishes its slots with its heartbeat after the first)
         def slots() -> list[dict[str, float]]:
             return sorted((stats.get("worker_slots", {}) for _pid, stats in _live(database, "worker")), key=len)
 
         _wait(lambda: len(_live(database, "web")) == 2 and all(slots()) and len(slots()) == 2, 60)
-        assert slots() == [{"inbound": 1.0}, {"inbound": 1.0, "outbound": 1.0, "housekeeping": 1.0}]
+        assert slots() == [{"inbound": 1.0, "outbound": 1.0}, {"inbound": 1.0, "outbound": 1.0, "housekeeping": 1.0}]
         tree = _descendants(proc.pid)
         assert {pid for pid, _stats in _live(database, "worker")} <= tree
         assert len(tree) >= 6  # gunicorn's master and 2 workers, 2 workers, sync

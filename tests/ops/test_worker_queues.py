@@ -1,13 +1,16 @@
 """`buzon worker` (a real process) runs inbound, outbound and housekeeping tasks on slots of their own:
 while a relay takes 8 s to accept a message, mail stored meanwhile becomes a record at once; a
-worker pointed at the outbound queue never runs the pipeline. On both task backends: the database
+worker pointed at the outbound queue never runs the pipeline; the worker processes `buzon run`
+starts drain a big outgoing queue together, each message once. On both task backends: the database
 queue (SQLite, as a trial site runs) and RQ on Redis."""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,11 @@ from django.utils.module_loading import import_string
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from buzon.core import run_plan
 from buzon.core.models import ProcessHeartbeat
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages.models import Message
-from buzon.messages.outbox import queue_outgoing
+from buzon.messages.outbox import queue_many, queue_outgoing
 from buzon.outbound import confirm
 from buzon.sync.models import RawMessage
 from tests.support.smtpd import SlowHandler, SMTPServer
@@ -45,7 +49,8 @@ def slow_relay(test_certs) -> Iterator[SMTPServer]:
 
 
 REDIS_DBS = {"test_a_slow_relay_does_not_hold_up_incoming_mail": 14,
-             "test_a_worker_on_the_outbound_queue_never_runs_the_pipeline": 13}
+             "test_a_worker_on_the_outbound_queue_never_runs_the_pipeline": 13,
+             "test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_once": 13}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -139,3 +144,46 @@ def test_a_worker_on_the_outbound_queue_never_runs_the_pipeline(backend, smtp_pl
     assert queued.task.get_backend().get_result(queued.id).status == TaskResultStatus.READY
     if settings.TASK_BACKEND_NAME == "db":
         assert DBTaskResult.objects.get(queue_name="inbound").status == TaskResultStatus.READY
+
+
+@dataclass
+class CountingRelay(SlowHandler):
+    """A relay that takes `delay_s` per message and counts how many it holds at once, at most."""
+
+    holding: int = 0
+    most: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.holding += 1
+        self.most = max(self.most, self.holding)
+        try:
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.holding -= 1
+
+
+def test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_once(backend, test_certs, tmp_path,
+                                                                                    monkeypatch):
+    """One connection per process to the relay: two messages held at once means both processes send."""
+    relay = SMTPServer(test_certs, mode="plain", users={"sender@example.test": "smtp-secret"},
+                       handler=CountingRelay(delay_s=0.3)).start()
+    monkeypatch.setenv("BUZON_INBOUND_WORKERS", "2")  # as on a 2-core machine
+    env = {**backend, "BUZON_OUTBOUND_BATCH": "3", "BUZON_OUTBOUND_CONNECTIONS": "1"}
+    account = _account(relay.port)
+    workers = {name: buzon(env, *args, log=tmp_path / f"{name}.log")
+               for name, args in run_plan.children("127.0.0.1", 0) if args[0] == "worker"}
+    try:
+        assert len(workers) == 2
+        served = sorted((_started(w, tmp_path / f"{name}.log") for name, w in workers.items()), key=len)
+        assert served == [{"inbound": 1.0, "outbound": 1.0}, {"inbound": 1.0, "outbound": 1.0, "housekeeping": 1.0}]
+        queued = queue_many([{"to": [f"customer{n}@example.test"], "subject": f"Offer {n}", "text": "Hello.",
+                              "account": account} for n in range(12)])  # one delivery task for the twelve
+        wait_for(lambda: len(relay.messages) >= 12 or None, 60)
+        time.sleep(1)  # time enough for a second copy of any of them to arrive
+    finally:
+        codes = {name: stop(w) for name, w in workers.items()}
+        relay.stop()
+    assert codes == {name: 0 for name in workers}, {n: (tmp_path / f"{n}.log").read_text()[-3000:] for n in workers}
+    arrived = Counter(m.message["Message-ID"] for m in relay.messages)
+    assert arrived == Counter({m.message_id: 1 for m in queued})
+    assert relay.handler.most == 2, "only one worker process sent: the other was never asked to help"
