@@ -279,6 +279,10 @@ OUTBOUND_RETRY_BASE_S = config.env_int("BUZON_OUTBOUND_RETRY_BASE", 60)
 OUTBOUND_RETRY_MAX_S = config.env_int("BUZON_OUTBOUND_RETRY_MAX", 6 * 3600)
 OUTBOUND_CLAIM_LEASE_S = config.env_int("BUZON_OUTBOUND_CLAIM_LEASE", 300)
 OUTBOUND_BATCH = config.env_int("BUZON_OUTBOUND_BATCH", 200)
+# A delivery task in a worker goes on claiming for this long after the queue was last found empty
+# (mail sent one message a request then shares a task's fixed costs), for at most LINGER_MAX_S.
+OUTBOUND_LINGER_S = float(config.env_str("BUZON_OUTBOUND_LINGER", "2"))
+OUTBOUND_LINGER_MAX_S = float(config.env_str("BUZON_OUTBOUND_LINGER_MAX", "30"))
 OUTBOUND_CONNECTIONS_PER_ACCOUNT = config.env_int("BUZON_OUTBOUND_CONNECTIONS", 16)
 OUTBOUND_SMTP_TIMEOUT_S = float(config.env_str("BUZON_OUTBOUND_SMTP_TIMEOUT", "30"))
 OUTBOUND_CONFIRM_SENDERS = config.env_bool("BUZON_OUTBOUND_CONFIRM_SENDERS", True)

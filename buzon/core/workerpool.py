@@ -30,6 +30,17 @@ from django import db
 
 log = logging.getLogger("buzon.worker")
 
+# Set while this process's slots run tasks, and once they are asked to stop: a task that would wait
+# for more work to arrive (outbound delivery lingering, buzon.outbound.sender) asks these.
+_serving = threading.Event()
+_stopping = threading.Event()
+
+
+def may_linger() -> bool:
+    """Whether a task may wait here for more work: it runs in a `buzon worker` slot (not in a web
+    request, a command or a test calling it) and the worker has not been asked to stop."""
+    return _serving.is_set() and not _stopping.is_set()
+
 
 class Slot(threading.Thread):
     def __init__(self, index: int, queues: tuple[str, ...]) -> None:
@@ -148,6 +159,7 @@ class Pool:
 
     def _stop(self) -> None:
         self.stopping.set()
+        _stopping.set()
         for slot in self.slots:
             slot.request_stop()
 
@@ -155,6 +167,8 @@ class Pool:
         """Start the slots and wait; 0 once stopped by a signal, 1 if a slot died."""
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        _stopping.clear()
+        _serving.set()
         for slot in self.slots:
             slot.start()
         log.info("worker running %s slot(s): %s", len(self.slots), "; ".join(",".join(s.queues) for s in self.slots))
@@ -168,5 +182,6 @@ class Pool:
                 self._stop()
         for slot in self.slots:
             slot.join()
+        _serving.clear()
         self.leaving = True
         return code

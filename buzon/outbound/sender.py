@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from buzon.core import workerpool
 from buzon.core.crypto import SecretUnreadable
 from buzon.mailboxes.endpoints import MissingServer
 from buzon.mailboxes.models import EmailAccount
@@ -46,6 +47,10 @@ log = logging.getLogger("buzon.outbound")
 # A request may wait this long for others to share its transaction: a commit per message would cost
 # more CPU than composing it, and a connection waiting a few milliseconds for its mark loses little.
 GROUP_S = 0.010
+# A lingering task claims again this long after a claim that found less than a batch: mail sent a
+# message a request is taken several at a time (reading a claim's messages, accounts and records
+# cost more than composing one), for at most this much more time before it leaves.
+POLL_S = 0.200
 
 
 @dataclass
@@ -174,7 +179,7 @@ class _Desk:
         self.requests.put(_Done(outgoing, outcome=queue.Outcome(outgoing, sent=False, permanent=item.permanent,
                                                                 reply=item.reply)))
 
-    def serve(self, block: bool) -> None:
+    def serve(self, block: bool, timeout: float = 1.0) -> None:
         """Commit the requests waiting, as one group. Without `block`, only once `group` of them wait
         (this thread is composing: the window filling up makes it block soon enough); with it, wait
         for one, then up to GROUP_S for the group to fill, while more can come: each message in
@@ -185,7 +190,7 @@ class _Desk:
             return
         try:
             if block:
-                batch.append(self.requests.get(timeout=1.0))
+                batch.append(self.requests.get(timeout=timeout))
                 deadline = time.monotonic() + GROUP_S
                 while (len(batch) < min(self.group, self.inflight)
                        and (left := deadline - time.monotonic()) > 0):
@@ -269,6 +274,48 @@ def _claimed(ids: list[int]) -> list[OutgoingEmail]:
                 .order_by("-priority", "next_attempt_at", "pk"))
 
 
+class _Linger:
+    """Whether a delivery task goes on once the queue is empty, and when it claims next.
+
+    Mail sent one message a request (the API, agents replying) would otherwise get a task each, or
+    nearly: each task's fixed costs (taking it from the queue, the claim, reading its accounts,
+    recording it) then cost more than composing and sending the message. In a worker
+    (workerpool.may_linger) the task goes on claiming, every POLL_S while claims find less than a
+    batch, until the queue has been empty for OUTBOUND_LINGER_S; after OUTBOUND_LINGER_MAX_S it
+    stops lingering and ends at the next empty claim as a task always did, so the other tasks of its
+    slot (Sent-folder copies) wait no longer than that. Mail committed meanwhile still enqueues a
+    task (none waits while this one runs), which finds it claimed or delivers what is left."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.on = limit is None and settings.OUTBOUND_LINGER_S > 0 and workerpool.may_linger()
+        now = time.monotonic()
+        self.until = now + settings.OUTBOUND_LINGER_MAX_S
+        self.quiet_until = now + settings.OUTBOUND_LINGER_S
+        self.next_claim = now
+
+    def wait(self, desk: _Desk) -> None:
+        """Until the next claim, commit what the connections ask meanwhile."""
+        while self.on and (left := self.next_claim - time.monotonic()) > 0:
+            if desk.inflight:
+                desk.serve(block=True, timeout=left)
+            else:
+                time.sleep(left)
+
+    def claimed(self, found: int, size: int) -> bool:
+        """After a claim that found `found` of `size`: whether to go on."""
+        now = time.monotonic()
+        if self.on and (now >= self.until or not workerpool.may_linger()):
+            self.on = False
+        if not self.on:
+            return found > 0
+        if found:
+            self.quiet_until = now + settings.OUTBOUND_LINGER_S
+        elif now >= self.quiet_until:
+            return False
+        self.next_claim = now if found == size else now + POLL_S
+        return True
+
+
 def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: int | None = None,
                 pool: SMTPPool | None = None) -> DeliveryStats:
     """Send every due message (or `limit` of them). Safe to run in many processes at once."""
@@ -279,12 +326,16 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
     home = compose._home_address()
     done = 0
     helped = False
+    lingers = _Linger(limit)
     try:
         while limit is None or done < limit:
+            lingers.wait(desk)
             size = min(batch or settings.OUTBOUND_BATCH, (limit - done) if limit is not None else 10**9)
             ids = queue.claim_due(stats.worker, size)
-            if not ids:
+            if not lingers.claimed(len(ids), size):
                 break
+            if not ids:
+                continue
             if len(ids) == size and limit is None and not helped:
                 helped = True
                 ask_for_help(ids[-1])

@@ -14,7 +14,9 @@ from buzon.core.heartbeat import Heartbeat
 
 @pytest.mark.postgres  # SQLite's test database lives in memory, and Django never closes that one
 @pytest.mark.django_db(transaction=True)
-def test_before_fork_closes_the_database_connection():
+def test_before_fork_closes_the_database_connection(monkeypatch):
+    # alone in its process, as gunicorn's master is (threads earlier tests left here, an SMTP pool's, are not its)
+    monkeypatch.setattr(forking.threading, "enumerate", lambda: [forking.threading.current_thread()])
     connection.ensure_connection()
     forking.before_fork("this test")
     assert connection.connection is None

@@ -1,7 +1,8 @@
 """`buzon worker` (a real process) runs inbound, outbound and housekeeping tasks on slots of their own:
 while a relay takes 8 s to accept a message, mail stored meanwhile becomes a record at once; a
 worker pointed at the outbound queue never runs the pipeline; the worker processes `buzon run`
-starts drain a big outgoing queue together, each message once. On both task backends: the database
+starts drain a big outgoing queue together, each message once; mail sent a message at a time shares
+one delivery task that lingers, and still leaves at once. On both task backends: the database
 queue (SQLite, as a trial site runs) and RQ on Redis."""
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def slow_relay(test_certs) -> Iterator[SMTPServer]:
 
 REDIS_DBS = {"test_a_slow_relay_does_not_hold_up_incoming_mail": 14,
              "test_a_worker_on_the_outbound_queue_never_runs_the_pipeline": 13,
-             "test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_once": 13}
+             "test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_once": 13,
+             "test_mail_sent_a_message_at_a_time_shares_a_lingering_task_and_leaves_at_once": 14}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -187,3 +189,30 @@ def test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_on
     arrived = Counter(m.message["Message-ID"] for m in relay.messages)
     assert arrived == Counter({m.message_id: 1 for m in queued})
     assert relay.handler.most == 2, "only one worker process sent: the other was never asked to help"
+
+
+def test_mail_sent_a_message_at_a_time_shares_a_lingering_task_and_leaves_at_once(backend, smtp_plain, settings,
+                                                                                   tmp_path):
+    account = _account(smtp_plain.port)
+    log = tmp_path / "worker.log"
+    worker = buzon(backend, "worker", log=log)
+    took = []
+    try:
+        _started(worker, log)
+        for n in range(10):  # an agent's replies, or an integration calling the API, one at a time
+            sent = queue_outgoing(to=[f"customer{n}@example.test"], subject=f"Reply {n}", text="Thanks.",
+                                  account=account)
+            began = time.monotonic()
+            wait_for(lambda: any(m.message["Message-ID"] == sent.message_id for m in smtp_plain.messages), 10,
+                     interval=0.01)
+            took.append(time.monotonic() - began)
+            time.sleep(0.1)
+    finally:
+        code = stop(worker)
+    assert code == 0, log.read_text()[-3000:]
+    assert len(smtp_plain.messages) == 10
+    assert max(took) < 1.0, f"queued → at the relay took {max(took):.2f} s"
+    if settings.TASK_BACKEND_NAME != "rq":
+        # the first task delivers them all; the one the next message queued meanwhile finds nothing
+        tasks = DBTaskResult.objects.filter(task_path=settings.OUTBOUND_TASK).count()
+        assert tasks <= 3, f"{tasks} delivery tasks for 10 messages"
