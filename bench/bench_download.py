@@ -265,7 +265,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     notes = [f"mail: {described}", f"Buzón as `buzon run` starts it: buzon web ({run_plan.web_workers()} workers), "
              f"{run_plan.inbound_workers()} buzon worker processes (one for every queue, the others the pipeline "
-             "only), buzon sync; " + ("PostgreSQL, fsync on, synchronous_commit off" if postgres
+             "and delivery), buzon sync; " + ("PostgreSQL, fsync on, synchronous_commit off" if postgres
                                                   else "SQLite WAL synchronous=NORMAL")]
     for row in rows if postgres else []:
         row["figure"] += ", PostgreSQL"

@@ -175,7 +175,7 @@ class Site:
 
     def workers(self) -> list[subprocess.Popen[bytes]]:
         """The workers `buzon run` starts (buzon.core.run_plan): one for every queue, and one for the
-        pipeline alone per further core (BUZON_INBOUND_WORKERS)."""
+        pipeline and delivery per further core (BUZON_INBOUND_WORKERS)."""
         return [self.worker(*args[1:], name=name) for name, args in run_plan.children("127.0.0.1", 0)
                 if args[0] == "worker"]
 
