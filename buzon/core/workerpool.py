@@ -36,10 +36,13 @@ _serving = threading.Event()
 _stopping = threading.Event()
 
 
-def may_linger() -> bool:
-    """Whether a task may wait here for more work: it runs in a `buzon worker` slot (not in a web
-    request, a command or a test calling it) and the worker has not been asked to stop."""
-    return _serving.is_set() and not _stopping.is_set()
+def may_linger(queue: str) -> bool:
+    """Whether a task of `queue` may wait here for more of its work: it runs in a `buzon worker` slot
+    that serves that queue alone (not in a web request, a command or a test calling it, nor in a
+    slot other queues' tasks wait for: `--concurrency 1`), and the worker has not been asked to stop."""
+    slot = threading.current_thread()
+    return (_serving.is_set() and not _stopping.is_set() and isinstance(slot, Slot)
+            and set(slot.queues) == {queue})
 
 
 class Slot(threading.Thread):

@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from buzon.core import workerpool
 from buzon.core.crypto import SecretUnreadable
+from buzon.core.queues import OUTBOUND
 from buzon.mailboxes.endpoints import MissingServer
 from buzon.mailboxes.models import EmailAccount
 from buzon.messages.outbox import enqueue_delivery
@@ -279,15 +280,16 @@ class _Linger:
 
     Mail sent one message a request (the API, agents replying) would otherwise get a task each, or
     nearly: each task's fixed costs (taking it from the queue, the claim, reading its accounts,
-    recording it) then cost more than composing and sending the message. In a worker
-    (workerpool.may_linger) the task goes on claiming, every POLL_S while claims find less than a
-    batch, until the queue has been empty for OUTBOUND_LINGER_S; after OUTBOUND_LINGER_MAX_S it
+    recording it) then cost more than composing and sending the message. In a worker slot that
+    serves outbound alone (workerpool.may_linger: never one inbound mail waits for) the task goes
+    on claiming, every POLL_S while claims find less than a batch, until the queue has been empty
+    for OUTBOUND_LINGER_S; after OUTBOUND_LINGER_MAX_S it
     stops lingering and ends at the next empty claim as a task always did, so the other tasks of its
     slot (Sent-folder copies) wait no longer than that. Mail committed meanwhile still enqueues a
     task (none waits while this one runs), which finds it claimed or delivers what is left."""
 
     def __init__(self, limit: int | None) -> None:
-        self.on = limit is None and settings.OUTBOUND_LINGER_S > 0 and workerpool.may_linger()
+        self.on = limit is None and settings.OUTBOUND_LINGER_S > 0 and workerpool.may_linger(OUTBOUND)
         now = time.monotonic()
         self.until = now + settings.OUTBOUND_LINGER_MAX_S
         self.quiet_until = now + settings.OUTBOUND_LINGER_S
@@ -304,7 +306,7 @@ class _Linger:
     def claimed(self, found: int, size: int) -> bool:
         """After a claim that found `found` of `size`: whether to go on."""
         now = time.monotonic()
-        if self.on and (now >= self.until or not workerpool.may_linger()):
+        if self.on and (now >= self.until or not workerpool.may_linger(OUTBOUND)):
             self.on = False
         if not self.on:
             return found > 0

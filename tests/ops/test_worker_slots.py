@@ -41,3 +41,32 @@ def test_the_default_is_a_slot_per_queue_and_one_per_core(monkeypatch):
     assert default_concurrency(parse_queues("outbound")) == 2
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert default_concurrency(EVERYTHING) == 8
+
+
+@pytest.mark.parametrize(("queues", "lingers"), [(("outbound",), True), (("inbound", "outbound"), False),
+                                                 (("inbound", "housekeeping", "default", "outbound"), False)])
+def test_only_a_slot_that_serves_outbound_alone_lets_a_delivery_task_linger(queues, lingers):
+    """A delivery task that waits for more mail in a slot inbound also uses (`--concurrency 1`, spare
+    slots) would hold the pipeline back: there it ends as soon as the queue is empty."""
+    from buzon.core import workerpool
+
+    seen: list[bool] = []
+
+    class Probe(workerpool.Slot):
+        def work(self) -> None:
+            seen.append(workerpool.may_linger("outbound"))
+
+    assert not workerpool.may_linger("outbound")  # not in a worker at all (a test, a web request)
+    workerpool._serving.set()
+    try:
+        probe = Probe(0, queues)
+        probe.start()
+        probe.join()
+        workerpool._stopping.set()  # asked to stop: no task lingers any more
+        stopping = Probe(1, queues)
+        stopping.start()
+        stopping.join()
+    finally:
+        workerpool._serving.clear()
+        workerpool._stopping.clear()
+    assert seen == [lingers, False]
