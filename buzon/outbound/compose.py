@@ -95,17 +95,26 @@ def reply_home(message: Message, account: EmailAccount, default: str | None = No
     return _home_address() if default is None else default
 
 
+def _author(message: Message, kind: str) -> tuple[str, str]:
+    """The name and address of the person whose mail this is (normal mail written by someone)."""
+    user = message.created_by if kind == "normal" else None
+    return ((user.get_full_name() or user.get_username()) if user else ""), (user.email if user else "")
+
+
+def shown_name(message: Message, account: EmailAccount, kind: str) -> str:
+    """The name the From header shows: the account's, or "<person> via <account>" (module docstring)."""
+    user_name, _email = _author(message, kind)
+    account_name = account.display_name or ""
+    if user_name and not account.always_use_account_address:
+        return _("%(user)s via %(account)s") % {"user": user_name, "account": account_name} \
+            if account_name else user_name
+    return account_name
+
+
 def sender_headers(message: Message, account: EmailAccount, kind: str, home: str | None = None) -> dict[str, str]:
     """From / Reply-To for this message, by the rules in the module docstring."""
-    user = message.created_by if kind == "normal" else None
-    user_name = (user.get_full_name() or user.get_username()) if user else ""
-    user_email = user.email if user else ""
-    account_name = account.display_name or ""
-    shown = account_name
-    if user_name and not account.always_use_account_address:
-        shown = _("%(user)s via %(account)s") % {"user": user_name, "account": account_name} \
-            if account_name else user_name
-    headers = {"From": addresses.format_human(shown, account.email_address)}
+    user_name, user_email = _author(message, kind)
+    headers = {"From": addresses.format_human(shown_name(message, account, kind), account.email_address)}
     if user_email and account.replies_to_agent and user_email.lower() != account.email_address.lower():
         headers["Reply-To"] = addresses.format_human(user_name, user_email)  # the admin chose so
     elif not account.incoming_enabled and kind not in INTERNAL_KINDS:

@@ -38,13 +38,13 @@ import nh3
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from buzon.core import public_url
 from buzon.messages.models import Message, MessageStatus
 from buzon.messages.outbox import ComposeRequest, SendRefused
-from buzon.outbound import addresses, confirm
+from buzon.outbound import addresses, compose, confirm
 from buzon.outbound.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -110,6 +110,10 @@ def check(sends: Sequence[tuple[Message, ComposeRequest]]) -> list[SendRefused |
         assert account is not None
         try:
             _check_addresses(message, request.kind)
+            # The sender's name as composing will write it (in the worker's language): the message
+            # is indexed for search with it once, not again when sending fills it in.
+            with translation.override(settings.LANGUAGE_CODE):
+                message.from_name = compose.shown_name(message, account, request.kind)
             if request.kind == "normal":
                 if account.pk not in confirmed:
                     confirmed[account.pk] = confirm.is_confirmed(account)

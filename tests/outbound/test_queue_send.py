@@ -262,3 +262,25 @@ def test_sending_state_is_committed_before_the_transaction(smtp_starttls: Any, m
     stored = bytes(OutgoingEmail.objects.get(pk=message.pk).mime)
     assert stored.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
     assert smtp_starttls.messages[0].data.replace(b"\r\n", b"\n") == stored.replace(b"\r\n", b"\n")
+
+
+def test_a_queued_message_shows_its_sender_name_and_sending_leaves_it_as_it_was(
+        smtp_plain: Any, make_account: Any, pool: Any, django_user_model: Any) -> None:
+    """The From name is known when the message is queued: the outbox and search show it at once, and
+    the message is not indexed again for search when it is sent (its sender columns do not change)."""
+    import email
+    from email.policy import default
+
+    agent = django_user_model.objects.create_superuser("ana", "ana@tienda.test", "x-Pass-1234567",
+                                                       first_name="Ana", last_name="Pérez")
+    account = make_account(smtp_plain, smtp_security="none", display_name="Tienda Norte")
+    message = queue_outgoing(to=["cliente@example.org"], subject="Pedido", text="Enviado.", account=account,
+                             user=agent)
+    queued = type(message).objects.get(pk=message.pk)
+    assert (queued.from_name, queued.from_address) == ("Ana Pérez via Tienda Norte", account.email_address)
+    assert deliver_due(pool=pool).sent == 1
+    sent = type(message).objects.get(pk=message.pk)
+    assert (sent.status, sent.from_name, sent.from_address) == (MessageStatus.SENT, queued.from_name,
+                                                                queued.from_address)
+    received = email.message_from_bytes(smtp_plain.messages[0].data, policy=default)  # as a mail client reads it
+    assert received["From"].addresses[0].display_name == "Ana Pérez via Tienda Norte"
