@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import re
 import unicodedata
 from collections.abc import Container, Iterable, Mapping, Sequence
@@ -541,8 +542,11 @@ def _another_delivery_waits() -> bool:
     task delivers whatever is due), and the request that queues it a second write. While a delivery
     task is queued and has not yet started, it will claim this committed message too (this is asked
     after the commit, and a task claims mail only once it has started): no second task. On Redis the
-    mark expires after OUTBOUND_COALESCE_S, so a task lost with Redis costs at most that (then the
-    periodic sweep); the database queue is asked directly. OUTBOUND_COALESCE_S = 0: a task each."""
+    mark expires after OUTBOUND_COALESCE_S, plus OUTBOUND_LINGER_MAX_S since the waiting task may
+    wait that long behind one that lingers (buzon.outbound.sender): a mark that expired sooner would
+    let every send past it queue one more task, and under steady sending they would pile up. A task
+    lost with Redis costs at most that (the periodic sweep, every 30 s, sends its mail meanwhile);
+    the database queue is asked directly. OUTBOUND_COALESCE_S = 0: a task each."""
     if settings.OUTBOUND_COALESCE_S <= 0:
         return False
     if settings.TASK_BACKEND_NAME == "db":
@@ -551,9 +555,14 @@ def _another_delivery_waits() -> bool:
     if redis is None:
         return False
     try:
-        return not redis.set(DELIVERY_WAITING_KEY, "1", nx=True, ex=settings.OUTBOUND_COALESCE_S)
+        return not redis.set(DELIVERY_WAITING_KEY, "1", nx=True, ex=delivery_mark_s())
     except Exception:  # Redis unreachable: enqueue as usual (and that reports the outage)
         return False
+
+
+def delivery_mark_s() -> int:
+    """How long the Redis mark of a waiting delivery task lasts (see _another_delivery_waits)."""
+    return settings.OUTBOUND_COALESCE_S + math.ceil(settings.OUTBOUND_LINGER_MAX_S)
 
 
 def _delivery_task_waiting_in_database() -> bool:

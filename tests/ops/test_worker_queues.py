@@ -52,7 +52,8 @@ def slow_relay(test_certs) -> Iterator[SMTPServer]:
 REDIS_DBS = {"test_a_slow_relay_does_not_hold_up_incoming_mail": 14,
              "test_a_worker_on_the_outbound_queue_never_runs_the_pipeline": 13,
              "test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_once": 13,
-             "test_mail_sent_a_message_at_a_time_shares_a_lingering_task_and_leaves_at_once": 14}
+             "test_mail_sent_a_message_at_a_time_shares_a_lingering_task_and_leaves_at_once": 14,
+             "test_on_redis_steady_sending_never_piles_up_delivery_tasks_behind_a_lingering_one": 13}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -216,3 +217,39 @@ def test_mail_sent_a_message_at_a_time_shares_a_lingering_task_and_leaves_at_onc
         # the first task delivers them all; the one the next message queued meanwhile finds nothing
         tasks = DBTaskResult.objects.filter(task_path=settings.OUTBOUND_TASK).count()
         assert tasks <= 3, f"{tasks} delivery tasks for 10 messages"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("backend", ["rq"], indirect=True)
+def test_on_redis_steady_sending_never_piles_up_delivery_tasks_behind_a_lingering_one(backend, smtp_plain, settings,
+                                                                                      tmp_path):
+    """The task a send queues waits behind the lingering one; its Redis mark lasts that long, so the
+    sends after it join it instead of each queueing one more once a shorter mark expired."""
+    from django_tasks.signals import task_enqueued
+
+    settings.OUTBOUND_COALESCE_S, settings.OUTBOUND_LINGER_MAX_S = 1, 3
+    account = _account(smtp_plain.port)
+    log = tmp_path / "worker.log"
+    worker = buzon({**backend, "BUZON_OUTBOUND_LINGER_MAX": "3"}, "worker", "--no-periodic", log=log)
+    queued: list[Any] = []
+
+    def count(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        if task_result.task.module_path == settings.OUTBOUND_TASK:
+            queued.append(task_result.id)
+
+    task_enqueued.connect(count)
+    sent = []
+    try:
+        _started(worker, log)
+        for n in range(48):  # a message every 0.25 s for 12 s
+            sent.append(queue_outgoing(to=[f"customer{n}@example.test"], subject=f"Reply {n}", text="Thanks.",
+                                       account=account).message_id)
+            time.sleep(0.25)
+        wait_for(lambda: len(smtp_plain.messages) >= 48 or None, 30)
+    finally:
+        task_enqueued.disconnect(count)
+        code = stop(worker)
+    assert code == 0, log.read_text()[-3000:]
+    assert Counter(m.message["Message-ID"] for m in smtp_plain.messages) == Counter(sent)
+    # one task per lingering stretch (3 s) or so; a 1 s mark would have let a send queue one each second
+    assert len(queued) <= 8, f"{len(queued)} delivery tasks queued for 48 messages in 12 s"
