@@ -12,9 +12,9 @@ Quick (default): 500 messages per figure. Full (--full or BENCH_FULL=1): 5,000.
   `buzon worker` processes with DKIM on, commit to the last message in the sink; on loopback and
   through a 20 ms round-trip proxy (tests/support/proxy.py, a process of its own).
 Buzón runs the worker processes `buzon run` starts (buzon.core.run_plan: on 2 cores, two serve
-outbound), each opening up to BUZON_OUTBOUND_CONNECTIONS (16) connections to an account.
+outbound), which share BUZON_OUTBOUND_CONNECTIONS (16) connections to an account (8 each).
 Floor in the same run: aiosmtplib with as many connections as those processes open to one account
-together (16 per process): the same text as text and HTML, each message built from one
+together: the same text as text and HTML, each message built from one
 template and signed (dkimpy's canonicalization, 2048-bit RSA in `cryptography`, as Buzón) inside
 the timed run, at each network. Peer: django-post-office (bench/peer_post_office.py).
 The sink (bench/sink.py: aiosmtpd announcing PIPELINING, as real servers do) runs in its own process.
@@ -45,8 +45,8 @@ from bench.site import Site, cleanup_template, full, machine, private_postgres, 
 from buzon.core import run_plan  # noqa: E402
 
 RTT_S = 0.020
-#: Connections to one account: BUZON_OUTBOUND_CONNECTIONS per worker process that delivers (run_plan).
-CONNECTIONS = int(os.environ.get("BUZON_OUTBOUND_CONNECTIONS", "16")) * run_plan.inbound_workers()
+#: Connections to one account, all the workers `buzon run` starts together (run_plan shares them out).
+CONNECTIONS = run_plan.connections_per_worker() * run_plan.inbound_workers()
 DOMAIN = "tienda-norte.example"
 
 

@@ -10,6 +10,7 @@ mail into records and is CPU-bound Python too, in one process per core. So `buzo
   processes: the pipeline, a task at a time each (its own core; threads would share one), and, in a
   slot of its own, delivery: a big outgoing queue is drained by every such process at once
   (buzon.outbound.sender.ask_for_help), while a slow relay holds only that slot, never the pipeline's;
+  each worker opens its share of BUZON_OUTBOUND_CONNECTIONS to an account (`--connections`);
 - `buzon sync`.
 
 Two processes never process one raw message twice: a pipeline task claims its rows (SELECT ... FOR
@@ -44,11 +45,19 @@ def inbound_workers() -> int:
     return max(1, config.env_int("BUZON_INBOUND_WORKERS", cores()))
 
 
+def connections_per_worker() -> int:
+    """SMTP connections to one account per worker: BUZON_OUTBOUND_CONNECTIONS (16) shared among the
+    workers that deliver, so a big queue drained by all of them opens no more than one worker did."""
+    return max(1, config.env_int("BUZON_OUTBOUND_CONNECTIONS", 16) // inbound_workers())
+
+
 def children(host: str, port: int) -> list[tuple[str, list[str]]]:
     """(name, arguments of `buzon`) for each process `buzon run` supervises."""
+    connections = ["--connections", str(connections_per_worker())]
     plan = [("web", ["web", "--host", host, "--port", str(port), "--workers", str(web_workers())]),
-            ("worker", ["worker"])]
-    plan += [(f"inbound-{n}", ["worker", "--queue", "inbound,outbound", "--no-periodic", "--concurrency", "2"])
+            ("worker", ["worker", *connections])]
+    plan += [(f"inbound-{n}", ["worker", "--queue", "inbound,outbound", "--no-periodic", "--concurrency", "2",
+                               *connections])
              for n in range(1, inbound_workers())]
     plan.append(("sync", ["sync"]))
     return plan

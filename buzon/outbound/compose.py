@@ -111,6 +111,13 @@ def shown_name(message: Message, account: EmailAccount, kind: str) -> str:
     return account_name
 
 
+def stored_name(shown: str, address: str) -> str:
+    """The sender's name a Message keeps: as a mail client reads it back from the From header
+    (quotes and runs of spaces undone), cut to the field's length."""
+    name = parseaddr(addresses.format_human(shown, address))[0]
+    return name[:Message._meta.get_field("from_name").max_length]
+
+
 def sender_headers(message: Message, account: EmailAccount, kind: str, home: str | None = None) -> dict[str, str]:
     """From / Reply-To for this message, by the rules in the module docstring."""
     user_name, user_email = _author(message, kind)
@@ -303,7 +310,7 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
     data = mail.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
     from_name, from_address = parseaddr(headers["From"])
     signature = signer.signature(data, from_address) if signer is not None else None
-    message.from_address, message.from_name = from_address, from_name
+    message.from_address, message.from_name = from_address, from_name[:Message._meta.get_field("from_name").max_length]
     message.reply_to = [headers["Reply-To"]] if headers.get("Reply-To") else []
     recipients = [address for address in (_envelope_address(a) for a in [*message.to, *message.cc, *message.bcc])
                   if address]

@@ -113,7 +113,8 @@ def check(sends: Sequence[tuple[Message, ComposeRequest]]) -> list[SendRefused |
             # The sender's name as composing will write it (in the worker's language): the message
             # is indexed for search with it once, not again when sending fills it in.
             with translation.override(settings.LANGUAGE_CODE):
-                message.from_name = compose.shown_name(message, account, request.kind)
+                message.from_name = compose.stored_name(compose.shown_name(message, account, request.kind),
+                                                        account.email_address)
             if request.kind == "normal":
                 if account.pk not in confirmed:
                     confirmed[account.pk] = confirm.is_confirmed(account)
@@ -161,6 +162,17 @@ def maybe_sent_text() -> str:
              "have been delivered. It is sent again (same Message-ID); a recipient may receive it twice.")
 
 
+def _due(now: datetime.datetime) -> Any:
+    stale = now - datetime.timedelta(seconds=settings.OUTBOUND_CLAIM_LEASE_S)
+    return OutgoingEmail.objects.filter(Q(state=QueueState.PENDING) | Q(state__in=IN_HAND, claimed_at__lt=stale),
+                                        next_attempt_at__lte=now)
+
+
+def anything_due(now: datetime.datetime | None = None) -> bool:
+    """Whether `claim_due` would find a message now: a read, no write lock (SQLite) or row locks."""
+    return bool(_due(now or timezone.now()).exists())
+
+
 def claim_due(worker: str, limit: int, now: datetime.datetime | None = None) -> list[int]:
     """Claim up to `limit` due messages (highest priority, then oldest due) for `worker`.
 
@@ -168,12 +180,8 @@ def claim_due(worker: str, limit: int, now: datetime.datetime | None = None) -> 
     module docstring) and claimed like the others.
     """
     now = now or timezone.now()
-    stale = now - datetime.timedelta(seconds=settings.OUTBOUND_CLAIM_LEASE_S)
     with transaction.atomic():
-        due = OutgoingEmail.objects.filter(
-            Q(state=QueueState.PENDING) | Q(state__in=IN_HAND, claimed_at__lt=stale),
-            next_attempt_at__lte=now,
-        ).order_by("-priority", "next_attempt_at", "pk")
+        due = _due(now).order_by("-priority", "next_attempt_at", "pk")
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         rows = list(due.values_list("pk", "state", "attempts")[:limit])

@@ -294,6 +294,7 @@ class _Linger:
         self.until = now + settings.OUTBOUND_LINGER_MAX_S
         self.quiet_until = now + settings.OUTBOUND_LINGER_S
         self.next_claim = now
+        self.idle = False  # lingering, and the last claim found nothing
 
     def wait(self, desk: _Desk) -> None:
         """Until the next claim, commit what the connections ask meanwhile."""
@@ -308,6 +309,7 @@ class _Linger:
         now = time.monotonic()
         if self.on and (now >= self.until or not workerpool.may_linger(OUTBOUND)):
             self.on = False
+        self.idle = self.on and not found
         if not self.on:
             return found > 0
         if found:
@@ -333,7 +335,9 @@ def deliver_due(*, worker: str | None = None, batch: int | None = None, limit: i
         while limit is None or done < limit:
             lingers.wait(desk)
             size = min(batch or settings.OUTBOUND_BATCH, (limit - done) if limit is not None else 10**9)
-            ids = queue.claim_due(stats.worker, size)
+            # A lingering task whose last claim found nothing reads first: on SQLite a claim takes
+            # the write lock, which the pipeline and the web are waiting for.
+            ids = [] if lingers.idle and not queue.anything_due() else queue.claim_due(stats.worker, size)
             if not lingers.claimed(len(ids), size):
                 break
             if not ids:
@@ -367,9 +371,14 @@ def ask_for_help(message_id: int) -> None:
     helpers never pile up; each helper that finds a full batch asks for the next one, as far as
     there are worker slots serving outbound (buzon.core.run_plan). Each process opens up to
     OUTBOUND_CONNECTIONS_PER_ACCOUNT connections per account. A backend that runs tasks in the
-    calling process (immediate, in tests) is not asked: it would deliver here, inside this loop."""
-    if import_string(settings.OUTBOUND_TASK).get_backend().supports_defer:
-        enqueue_delivery(message_id)
+    calling process (immediate, in tests) is not asked: it would deliver here, inside this loop.
+    Help is a bonus: a task queue that cannot take the task (Redis restarting) is logged, and this
+    task goes on delivering what it claimed (an error here would leave its claims to the lease)."""
+    try:
+        if import_string(settings.OUTBOUND_TASK).get_backend().supports_defer:
+            enqueue_delivery(message_id)
+    except Exception:
+        log.warning("could not ask another worker to help deliver", exc_info=True)
 
 
 _scheduled: set[object] = set()

@@ -284,3 +284,40 @@ def test_a_queued_message_shows_its_sender_name_and_sending_leaves_it_as_it_was(
                                                                 queued.from_address)
     received = email.message_from_bytes(smtp_plain.messages[0].data, policy=default)  # as a mail client reads it
     assert received["From"].addresses[0].display_name == "Ana Pérez via Tienda Norte"
+
+
+def test_a_long_sender_name_is_kept_to_its_field_queued_and_sent_alike(
+        smtp_plain: Any, make_account: Any, pool: Any, django_user_model: Any) -> None:
+    agent = django_user_model.objects.create_superuser("bea", "bea@tienda.test", "x-Pass-1234567",
+                                                       first_name="Beatriz " * 18, last_name="  Gómez  ")
+    account = make_account(smtp_plain, smtp_security="none", display_name="Tienda  Norte " * 14)
+    message = queue_outgoing(to=["cliente@example.org"], subject="Pedido", text="Enviado.", account=account,
+                             user=agent)
+    queued = type(message).objects.get(pk=message.pk).from_name
+    assert len(queued) == 320 and "  " not in queued  # as a mail client reads the From header back
+    assert deliver_due(pool=pool).sent == 1
+    assert type(message).objects.get(pk=message.pk).from_name == queued
+
+
+def test_a_task_queue_that_cannot_take_a_helper_never_stops_delivery(
+        smtp_plain: Any, make_account: Any, pool: Any, monkeypatch: Any, settings: Any) -> None:
+    """Asking another worker to help is a bonus: Redis restarting must not leave the claimed mail to the lease."""
+    from buzon.outbound import sender
+
+    settings.OUTBOUND_BATCH = 2
+    account = make_account(smtp_plain, smtp_security="none")
+    for n in range(5):
+        queue_outgoing(to=[f"cliente{n}@example.org"], subject=str(n), text="x", account=account)
+    asked: list[int] = []
+
+    def unreachable(message_id: int, run_after: Any = None) -> None:
+        asked.append(message_id)
+        raise ConnectionError("Redis is restarting")
+
+    real = sender.import_string
+    backend = type("Backend", (), {"supports_defer": True})()
+    monkeypatch.setattr(sender, "import_string", lambda path: type("Task", (), {"get_backend": lambda self: backend})()
+                        if path == settings.OUTBOUND_TASK else real(path))
+    monkeypatch.setattr(sender, "enqueue_delivery", unreachable)
+    assert deliver_due(pool=pool).sent == 5
+    assert len(asked) == 1 and len(smtp_plain.messages) == 5

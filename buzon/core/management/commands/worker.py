@@ -27,6 +27,10 @@ class Command(BaseCommand):
                             help="how often an idle slot looks for a task in the database queue (s): a read")
         parser.add_argument("--no-periodic", action="store_true",
                             help="do not take part in periodic jobs (another worker runs them)")
+        parser.add_argument("--connections", type=int, default=None,
+                            help="SMTP connections this process opens to one account at most "
+                                 "(default: BUZON_OUTBOUND_CONNECTIONS, 16); `buzon run` shares that number "
+                                 "among its workers")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -37,6 +41,10 @@ class Command(BaseCommand):
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1")
         plan = slots.plan(queues, concurrency)
+        if options["connections"] is not None:
+            if options["connections"] < 1:
+                raise CommandError("--connections must be at least 1")
+            settings.OUTBOUND_CONNECTIONS_PER_ACCOUNT = options["connections"]  # before any pool exists
         beat = heartbeat.start(ProcessKind.WORKER)
         slots.publish(plan)
         if not options["no_periodic"]:
