@@ -111,11 +111,14 @@ def shown_name(message: Message, account: EmailAccount, kind: str) -> str:
     return account_name
 
 
+#: The longest sender name a Message keeps (Message.from_name).
+FROM_NAME_MAX = Message._meta.get_field("from_name").max_length
+
+
 def stored_name(shown: str, address: str) -> str:
     """The sender's name a Message keeps: as a mail client reads it back from the From header
-    (quotes and runs of spaces undone), cut to the field's length."""
-    name = parseaddr(addresses.format_human(shown, address))[0]
-    return name[:Message._meta.get_field("from_name").max_length]
+    (quotes and runs of spaces undone), cut to the field's length, as `compose` stores it."""
+    return parseaddr(addresses.format_human(shown, address))[0][:FROM_NAME_MAX]
 
 
 def sender_headers(message: Message, account: EmailAccount, kind: str, home: str | None = None) -> dict[str, str]:
@@ -310,7 +313,7 @@ def compose(outgoing: OutgoingEmail, signer: Signer | None = None, home: str | N
     data = mail.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
     from_name, from_address = parseaddr(headers["From"])
     signature = signer.signature(data, from_address) if signer is not None else None
-    message.from_address, message.from_name = from_address, from_name[:Message._meta.get_field("from_name").max_length]
+    message.from_address, message.from_name = from_address, from_name[:FROM_NAME_MAX]
     message.reply_to = [headers["Reply-To"]] if headers.get("Reply-To") else []
     recipients = [address for address in (_envelope_address(a) for a in [*message.to, *message.cc, *message.bcc])
                   if address]

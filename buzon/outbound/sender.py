@@ -283,10 +283,10 @@ class _Linger:
     recording it) then cost more than composing and sending the message. In a worker slot that
     serves outbound alone (workerpool.may_linger: never one inbound mail waits for) the task goes
     on claiming, every POLL_S while claims find less than a batch, until the queue has been empty
-    for OUTBOUND_LINGER_S; after OUTBOUND_LINGER_MAX_S it
-    stops lingering and ends at the next empty claim as a task always did, so the other tasks of its
-    slot (Sent-folder copies) wait no longer than that. Mail committed meanwhile still enqueues a
-    task (none waits while this one runs), which finds it claimed or delivers what is left."""
+    for OUTBOUND_LINGER_S; after OUTBOUND_LINGER_MAX_S it stops lingering and ends at the next
+    empty claim as a task always did, so the other tasks of its slot (Sent-folder copies) wait no
+    longer than that. Mail committed meanwhile still enqueues a task (none waits while this one
+    runs), which finds it claimed or delivers what is left."""
 
     def __init__(self, limit: int | None) -> None:
         self.on = limit is None and settings.OUTBOUND_LINGER_S > 0 and workerpool.may_linger(OUTBOUND)
@@ -369,8 +369,8 @@ def ask_for_help(message_id: int) -> None:
     queue is composed and signed on more than one core (a process's threads share one). It goes
     through enqueue_delivery's coalescing: while a delivery task waits to start, none is added, so
     helpers never pile up; each helper that finds a full batch asks for the next one, as far as
-    there are worker slots serving outbound (buzon.core.run_plan). Each process opens up to
-    OUTBOUND_CONNECTIONS_PER_ACCOUNT connections per account. A backend that runs tasks in the
+    there are worker slots serving outbound (buzon.core.run_plan, which shares the connections to an
+    account out among the processes). A backend that runs tasks in the
     calling process (immediate, in tests) is not asked: it would deliver here, inside this loop.
     Help is a bonus: a task queue that cannot take the task (Redis restarting) is logged, and this
     task goes on delivering what it claimed (an error here would leave its claims to the lease)."""
