@@ -40,7 +40,7 @@ from buzon.messages import placement, targets
 from buzon.messages.conversations import Conversation
 from buzon.messages.models import Direction, Message
 from buzon.sync import deletion
-from buzon.sync.fastinsert import insert_rows, insert_rows_returning
+from buzon.sync.fastinsert import insert_rows_returning
 from buzon.sync.models import KEY_ONLY, RawContent, RawMessage
 
 logger = logging.getLogger(__name__)
@@ -393,10 +393,11 @@ def _store(contexts: list[Context]) -> list[Conversation]:
             ctx.message.agent_id = ctx.customer.agent_id  # what the assign step would save one by one
     messages = [store.prepare(ctx) for ctx in contexts]
     started = placement.place_many([(ctx.message, ctx.parent) for ctx in contexts])
-    # One prepared statement each (bulk_create compiles SQL per row): counted in their conversations
-    # once the batch is stored (_bulk).
+    # One statement each (bulk_create compiles SQL per row), and one call each of the search index's
+    # statement-level triggers (executemany would insert, and index, attachment by attachment):
+    # counted in their conversations once the batch is stored (_bulk).
     insert_rows_returning(messages)
-    insert_rows([a for ctx in contexts for a in store.attachments(ctx)])
+    insert_rows_returning([a for ctx in contexts for a in store.attachments(ctx)])
     RawMessage.objects.filter(pk__in=[c.raw.pk for c in contexts]).update(
         status=RawMessage.Status.PROCESSED, status_reason="")
     return started

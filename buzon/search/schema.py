@@ -266,6 +266,7 @@ def _postgres_reindex_trigger(source: Source) -> str:
 
 
 def _postgres_dependent_function(source: Source, i: int, dep: Dependent) -> list[str]:
+    """A dependent row deleted or changed: the source rows it fed, and those it feeds now."""
     return [
         f"CREATE OR REPLACE FUNCTION search_{source.name}_d{i}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         f"IF TG_OP <> 'INSERT' THEN {_postgres_dependent_fill(source, dep, f'OLD.{dep.value}')} END IF; "
@@ -273,25 +274,69 @@ def _postgres_dependent_function(source: Source, i: int, dep: Dependent) -> list
         "RETURN NULL; END $$"]
 
 
-def postgres_ddl(source: Source, connection: Any) -> list[str]:
-    table, t, n = source.table_name("postgresql"), source.table, source.name
+#: What a statement-level trigger calls the rows its statement inserted or deleted (its transition
+#: table). ``id = ANY (ARRAY(SELECT ...))`` reads them as an array of unknown length, which the
+#: planner answers with the primary key's index whatever the table's size: a join with the
+#: transition table, of which it has no statistics, could scan a million messages.
+_NEW, _OLD = "search_new_rows", "search_old_rows"
+
+
+def _ids(column: str, rows: str) -> str:
+    return f"ANY (ARRAY(SELECT DISTINCT {column} FROM {rows}))"
+
+
+def _postgres_dependent_inserted(source: Source, i: int, dep: Dependent) -> list[str]:
+    """Dependent rows inserted, per statement: the source rows they feed, each once. The pipeline
+    inserts a chunk's attachments in one statement: their messages' attachment names are indexed in
+    one UPDATE, not once per attachment row."""
+    table, tail = source.table_name("postgresql"), source.tail(dep)
+    ids = _ids(dep.value, _NEW)
+    if tail is None:
+        fill = _postgres_fill(source, f"{dep.key} = {ids}")
+    else:
+        kept = ",".join(sorted({w.lower() for _, w in source.columns[:tail]}))
+        rebuilt = " || ".join(f"search_vector(s.{name}, '{weight}')" for name, weight in source.columns[tail:])
+        chars = " + ".join(f"coalesce(length(s.{column}), 0)" for column in source.names)
+        # as _postgres_after, for every row at once: the partial re-index where it is exact, the
+        # whole one for the others (no entry yet, or positions near PostgreSQL's last)
+        fill = (f"WITH partial AS (UPDATE {table} AS d SET document = ts_filter(d.document, '{{{kept}}}') "  # nosec B608
+                f"|| {rebuilt} FROM search_{source.name}_source s WHERE s.id = {ids} AND d.id = s.id "
+                f"AND {chars} < {TAIL_CHARS} RETURNING d.id) "
+                f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "
+                f"FROM search_{source.name}_source WHERE id = {ids} AND id NOT IN (SELECT id FROM partial) "
+                "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document;")
+    return [f"CREATE OR REPLACE FUNCTION search_{source.name}_d{i}_inserted() RETURNS trigger LANGUAGE plpgsql "
+            f"AS $$ BEGIN {fill} RETURN NULL; END $$"]
+
+
+def _postgres_statement_functions(source: Source) -> list[str]:
+    """The source's rows inserted or deleted, per statement: a bulk insert of a chunk's messages
+    indexes them in one INSERT ... SELECT, not a trigger call, a plan and an executor per row."""
+    table, n = source.table_name("postgresql"), source.name
+    inserted, deleted = _ids("id", _NEW), _ids("id", _OLD)
+    return [
+        f"CREATE OR REPLACE FUNCTION search_{n}_inserted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"{_postgres_fill(source, f'id = {inserted}')} RETURN NULL; END $$",
+        f"CREATE OR REPLACE FUNCTION search_{n}_deleted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "  # nosec B608
+        f"DELETE FROM {table} WHERE id = {deleted}; RETURN NULL; END $$",
+    ]
+
+
+def _postgres_triggers(source: Source) -> list[str]:
+    """Every trigger of the source, as defined today (after ``_postgres_drop_triggers``)."""
+    t, n = source.table, source.name
     statements = [
-        *postgres_functions(connection),
-        f"CREATE VIEW search_{n}_source AS {source.view['postgresql']}",
-        f"CREATE TABLE {table} (id bigint PRIMARY KEY, document tsvector NOT NULL)",
-        f"CREATE INDEX {table}_gin ON {table} USING gin (document)",
-        f"CREATE FUNCTION search_{n}_index() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "  # nosec B608
-        f"IF TG_OP = 'DELETE' THEN DELETE FROM {table} WHERE id = OLD.id; "
-        f"ELSE {_postgres_fill(source, 'id = NEW.id')} END IF; RETURN NULL; END $$",
-        f"CREATE TRIGGER search_{n}_index AFTER INSERT OR DELETE ON {t} FOR EACH ROW "
-        f"EXECUTE FUNCTION search_{n}_index()",
-        *_postgres_reindex_function(source),
+        f"CREATE TRIGGER search_{n}_inserted AFTER INSERT ON {t} REFERENCING NEW TABLE AS {_NEW} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION search_{n}_inserted()",
+        f"CREATE TRIGGER search_{n}_deleted AFTER DELETE ON {t} REFERENCING OLD TABLE AS {_OLD} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION search_{n}_deleted()",
         _postgres_reindex_trigger(source),
     ]
     for i, dep in enumerate(source.dependents):
         statements += [
-            *_postgres_dependent_function(source, i, dep),
-            f"CREATE TRIGGER search_{n}_d{i} AFTER INSERT OR DELETE ON {dep.table} FOR EACH ROW "
+            f"CREATE TRIGGER search_{n}_d{i}_inserted AFTER INSERT ON {dep.table} REFERENCING NEW TABLE AS {_NEW} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION search_{n}_d{i}_inserted()",
+            f"CREATE TRIGGER search_{n}_d{i} AFTER DELETE ON {dep.table} FOR EACH ROW "
             f"EXECUTE FUNCTION search_{n}_d{i}()",
             f"CREATE TRIGGER search_{n}_d{i}_update AFTER UPDATE OF {', '.join(dep.columns)} ON {dep.table} "
             f"FOR EACH ROW WHEN ({_changed(dep.columns, False)}) EXECUTE FUNCTION search_{n}_d{i}()",
@@ -299,15 +344,40 @@ def postgres_ddl(source: Source, connection: Any) -> list[str]:
     return statements
 
 
+def _postgres_drop_triggers(source: Source) -> list[str]:
+    """Every trigger the source has had (``search_<name>_index``: the row-level insert and delete
+    of the first installs)."""
+    t, n = source.table, source.name
+    names = [(f"search_{n}_{what}", t) for what in ("index", "inserted", "deleted", "reindex")]
+    for i, dep in enumerate(source.dependents):
+        names += [(f"search_{n}_d{i}{what}", dep.table) for what in ("", "_inserted", "_update")]
+    return [f"DROP TRIGGER IF EXISTS {name} ON {table}" for name, table in names]
+
+
+def _postgres_functions_of(source: Source) -> list[str]:
+    return [*_postgres_statement_functions(source), *_postgres_reindex_function(source),
+            *(statement for i, dep in enumerate(source.dependents)
+              for statement in (*_postgres_dependent_function(source, i, dep),
+                                *_postgres_dependent_inserted(source, i, dep)))]
+
+
+def postgres_ddl(source: Source, connection: Any) -> list[str]:
+    table, n = source.table_name("postgresql"), source.name
+    return [
+        *postgres_functions(connection),
+        f"CREATE VIEW search_{n}_source AS {source.view['postgresql']}",
+        f"CREATE TABLE {table} (id bigint PRIMARY KEY, document tsvector NOT NULL)",
+        f"CREATE INDEX {table}_gin ON {table} USING gin (document)",
+        *_postgres_functions_of(source),
+        *_postgres_triggers(source),
+    ]
+
+
 def postgres_drop(source: Source) -> list[str]:
     n = source.name
-    statements = [f"DROP TRIGGER IF EXISTS search_{n}_index ON {source.table}",
-                  f"DROP TRIGGER IF EXISTS search_{n}_reindex ON {source.table}"]
-    for i, dep in enumerate(source.dependents):
-        statements += [f"DROP TRIGGER IF EXISTS search_{n}_d{i} ON {dep.table}",
-                       f"DROP TRIGGER IF EXISTS search_{n}_d{i}_update ON {dep.table}",
-                       f"DROP FUNCTION IF EXISTS search_{n}_d{i}()"]
-    return [*statements, f"DROP FUNCTION IF EXISTS search_{n}_index()", f"DROP FUNCTION IF EXISTS search_{n}_reindex()",
+    functions = [f"search_{n}_{what}" for what in ("index", "inserted", "deleted", "reindex")] + [
+        f"search_{n}_d{i}{what}" for i in range(len(source.dependents)) for what in ("", "_inserted")]
+    return [*_postgres_drop_triggers(source), *(f"DROP FUNCTION IF EXISTS {name}()" for name in functions),
             f"DROP TABLE IF EXISTS {source.table_name('postgresql')}", f"DROP VIEW IF EXISTS search_{n}_source"]
 
 
@@ -335,8 +405,8 @@ def install(schema_editor: Any, source: Source) -> None:
 
 
 def refresh(schema_editor: Any, source: Source) -> None:
-    """Re-create an installed source's view (and PostgreSQL's functions) as defined today, for a
-    migration that changes what is indexed or how words are folded. Entries already written keep
+    """Re-create an installed source's view (and PostgreSQL's functions and triggers) as defined
+    today, for a migration that changes what is indexed, how words are folded or when. Entries already written keep
     what they held until their row changes or ``buzon search_index --rebuild``."""
     vendor, n = schema_editor.connection.vendor, source.name
     if vendor == "sqlite":
@@ -344,11 +414,8 @@ def refresh(schema_editor: Any, source: Source) -> None:
     elif vendor == "postgresql":
         _run(schema_editor, [*postgres_functions(schema_editor.connection),
                              f"CREATE OR REPLACE VIEW search_{n}_source AS {source.view['postgresql']}",
-                             *(statement for i, dep in enumerate(source.dependents)
-                               for statement in _postgres_dependent_function(source, i, dep)),
-                             *_postgres_reindex_function(source),
-                             f"DROP TRIGGER IF EXISTS search_{n}_reindex ON {source.table}",
-                             _postgres_reindex_trigger(source)])
+                             *_postgres_drop_triggers(source), f"DROP FUNCTION IF EXISTS search_{n}_index()",
+                             *_postgres_functions_of(source), *_postgres_triggers(source)])
 
 
 def ensure(connection: Any) -> None:

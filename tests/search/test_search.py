@@ -7,6 +7,7 @@ nothing a person types is an error. The same tests run on PostgreSQL with DATABA
 from __future__ import annotations
 
 import re
+from email.utils import make_msgid
 from typing import Any
 
 import pytest
@@ -306,6 +307,55 @@ def test_on_postgresql_attachments_reindex_their_names_alone_and_exactly(world: 
     assert _found(world, "cambiado") == set() and _documents_as_a_whole_reindex_writes_them() == [first.pk]
     Attachment.objects.create(message=long, part=3, filename="segundo.pdf", content_type="x", size=1)
     assert _found(world, "segundo") == {long.conversation_id}
+
+
+def _with_files(account: str, subject: str, body: str, files: list[str]) -> bytes:
+    from email.message import EmailMessage
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "Pilar Gil <pilar@cliente.test>", account, subject
+    message["Message-ID"] = make_msgid(domain="cliente.test")
+    message.set_content(body)
+    for name in files:
+        message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename=name)
+    return message.as_bytes()
+
+
+def _trigger_calls() -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT funcname, calls FROM pg_stat_xact_user_functions WHERE funcname LIKE 'search_%%'")
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.postgres
+def test_on_postgresql_mail_stored_together_is_indexed_by_one_trigger_call_per_statement(
+        world: World, postgres_url: str):
+    """The pipeline stores a chunk's messages in one statement and their attachments in another: each
+    statement indexes its rows in one trigger call (a row-level trigger made one call, one plan and
+    one executor per row), and the documents are the ones a whole re-index writes. Messages deleted
+    together leave the index together."""
+    from buzon.inbound import batch
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL track_functions = 'pl'")  # per-function counts, for this transaction
+    address = world.a.account.email_address
+    raws = [store_raw(_with_files(address, f"Planos {n}", f"Revisión {n} de la cocina acristalada",
+                                  [f"alzado-{n}.pdf", f"planta {n}.pdf"]), world.a.account) for n in range(4)]
+    before = _trigger_calls()
+    assert batch.run_batch([raw.pk for raw in raws])["processed"] == 4
+    calls = {name: count - before.get(name, 0) for name, count in _trigger_calls().items()}
+    assert calls.get("search_message_inserted") == 1 and calls.get("search_message_d0_inserted") == 1, calls
+    assert "search_message_d0" not in calls  # the row-level attachment trigger runs on update and delete only
+    assert _documents_as_a_whole_reindex_writes_them() == []
+    stored = Message.objects.filter(raw__in=raws)
+    assert _found(world, '"planta 2"') == {stored.get(subject="Planos 2").conversation_id}
+    assert len(_found(world, "acristalada")) == len({m.conversation_id for m in stored})
+    ids = list(stored.values_list("pk", flat=True))
+    Attachment.objects.filter(message_id__in=ids).delete()
+    Message.objects.filter(pk__in=ids).delete()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM search_message_document WHERE id = ANY(%s)", [ids])
+        assert cursor.fetchone()[0] == 0
+    assert _found(world, "acristalada") == set()
 
 
 @pytest.mark.postgres
