@@ -31,6 +31,10 @@ _UID = re.compile(rb"UID (\d+)")
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
 
+#: How long the floor waits for one command's whole response: a chunk is at most 16 MB.
+READ_TIMEOUT_S = 120.0
+
+
 class Imap:
     """Just enough IMAP4rev1 for a pipelined download: tagged commands, literals."""
 
@@ -41,7 +45,7 @@ class Imap:
     async def connect(cls, host: str, port: int, cafile: str) -> Imap:
         context = ssl.create_default_context(cafile=cafile)
         reader, writer = await asyncio.open_connection(host, port, ssl=context, limit=1 << 22)
-        await reader.readline()  # greeting
+        await asyncio.wait_for(reader.readline(), READ_TIMEOUT_S)  # greeting
         return cls(reader, writer)
 
     def send(self, command: str) -> bytes:
@@ -51,7 +55,11 @@ class Imap:
         return tag
 
     async def response(self, tag: bytes) -> list[tuple[bytes, bytes | None]]:
-        """Untagged lines up to `tag`'s completion, each with the literal it carried."""
+        """Untagged lines up to `tag`'s completion, each with the literal it carried. A server silent
+        for READ_TIMEOUT_S fails the floor (and the bench) instead of leaving it waiting for ever."""
+        return await asyncio.wait_for(self._response(tag), READ_TIMEOUT_S)
+
+    async def _response(self, tag: bytes) -> list[tuple[bytes, bytes | None]]:
         out: list[tuple[bytes, bytes | None]] = []
         while True:
             line = await self.reader.readline()
