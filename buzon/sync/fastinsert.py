@@ -158,16 +158,25 @@ def _update_statement(model: type[models.Model], names: tuple[str, ...],
 
 
 def update_rows(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
-    """Write ``fields`` of every obj to its row, by primary key, with one prepared statement.
+    """Write ``fields`` of every obj to its row, by primary key: on PostgreSQL in one statement
+    (``UPDATE … FROM unnest``: one array per field), elsewhere with one prepared statement a row.
 
     What bulk_update() does for rows that differ from each other, without its CASE WHEN per field
     and row (an expression tree Django builds and compiles: ~2 ms a row for seven fields). As
-    bulk_update(), it writes the values the objects hold (no auto_now) and sends no signals."""
+    bulk_update(), it writes the values the objects hold (no auto_now) and sends no signals. The
+    objects are distinct rows (one UPDATE … FROM would write a row named twice once)."""
     if not objs:
         return
-    sql, preparers = _update_statement(type(objs[0]), tuple(fields), connection.vendor)
+    model = type(objs[0])
+    sql, preparers = _update_statement(model, tuple(fields), connection.vendor)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [[prepare(obj) for prepare in preparers] for obj in objs])
+        if connection.vendor == "postgresql" and len(objs) > 1:
+            pk = model._meta.pk
+            assert pk is not None
+            cursor.execute(unnest_update_sql(model, fields, (pk.name,)),
+                           [[prepare(obj) for obj in objs] for prepare in preparers])
+        else:
+            cursor.executemany(sql, [[prepare(obj) for prepare in preparers] for obj in objs])
 
 
 def unnest_sql(model: type[models.Model], fields: Sequence[str], alias: str) -> str:

@@ -168,6 +168,22 @@ def test_the_usual_body_record_takes_the_quick_path():
 def test_fast_update_writes_what_bulk_update_writes():
     """update_rows (the pipeline's write of new conversations' counts) leaves each row as
     bulk_update() leaves it: every named field, nothing else, each row its own values."""
+    _fast_update_check()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_on_postgresql_fast_update_writes_what_bulk_update_writes_in_one_statement(postgres_url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert connection.vendor == "postgresql"
+    with CaptureQueriesContext(connection) as queries:
+        _fast_update_check()
+    assert len([q for q in queries.captured_queries if "unnest" in q["sql"]]) == 1  # three rows, one UPDATE
+
+
+def _fast_update_check() -> None:
     from datetime import UTC, datetime
 
     from buzon.messages.conversations import Conversation
