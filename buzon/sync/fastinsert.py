@@ -91,11 +91,17 @@ def _statement(model: type[models.Model], vendor: str) -> tuple[str, str | None,
 
 def insert_rows(objs: Sequence[models.Model]) -> None:
     """Insert `objs`; a single row gets its primary key back (RETURNING, where the database has
-    it), so the caller need not read it back by its natural key."""
+    it), so the caller need not read it back by its natural key. On PostgreSQL, rows without bytes
+    go in one statement of arrays (``_unnest_insert``): one statement, so one call of a table's
+    statement-level triggers, where executemany sends, and the server runs, one INSERT a row."""
     if not objs:
         return
     model = type(objs[0])
     sql, returning, preparers = _statement(model, connection.vendor)
+    if connection.vendor == "postgresql" and len(objs) > 1 and not _has_bytes(model):
+        with connection.cursor() as cursor:
+            cursor.execute(_unnest_insert(model, sql), [[prepare(obj) for obj in objs] for prepare in preparers])
+        return
     params = [[prepare(obj) for prepare in preparers] for obj in objs]
     with pg_binary.bytes_cursor() if _has_bytes(model) else connection.cursor() as cursor:
         if returning and len(objs) == 1:
@@ -103,6 +109,15 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
             objs[0].pk = cursor.fetchone()[0]
         else:
             cursor.executemany(sql, params)
+
+
+def _unnest_insert(model: type[models.Model], sql: str) -> str:
+    """``sql`` (``_statement``'s INSERT … VALUES) as INSERT … SELECT * FROM unnest(…) (PostgreSQL):
+    one array per column. Its text is the same for any number of rows, so psycopg splits it once
+    (a multi-row VALUES of a few KB is split at each call: a sixth of the web's samples in a profile
+    of API batches), and the server reads few parameters. Rows are inserted in the arrays' order."""
+    names = tuple(f.name for f in _fields(model))
+    return f"{sql[:sql.index(' VALUES ')]} SELECT * FROM {unnest_sql(model, names, 'v')}"  # noqa: S608  # nosec B608
 
 
 def insert_rows_returning(objs: Sequence[models.Model]) -> None:
@@ -122,15 +137,9 @@ def insert_rows_returning(objs: Sequence[models.Model]) -> None:
     head = sql[:sql.index(" VALUES ")]
     back = f" RETURNING {connection.ops.quote_name(str(pk.column))}"
     if connection.vendor == "postgresql":
-        # One statement of one array per column (unnest): its text is the same for any number of
-        # rows, so psycopg splits it once (a multi-row VALUES of a few KB is split at each call: a
-        # sixth of the web's samples in a profile of API batches, though the batch's rate did not
-        # move measurably), and the server reads few parameters. Rows come back in the arrays'
-        # order, as Django's own bulk_create on PostgreSQL relies on.
-        names = tuple(f.name for f in _fields(model))
+        # Rows come back in the arrays' order, as Django's own bulk_create on PostgreSQL relies on.
         chunks: list[tuple[str, Sequence[models.Model], list[Any]]] = [(
-            f"{head} SELECT * FROM {unnest_sql(model, names, 'v')}{back}", objs,  # noqa: S608  # nosec B608
-            [[prepare(obj) for obj in objs] for prepare in preparers])]
+            f"{_unnest_insert(model, sql)}{back}", objs, [[prepare(obj) for obj in objs] for prepare in preparers])]
     else:
         per_statement = max(1, (connection.features.max_query_params or 10_000) // len(preparers))
         row_marks = "(" + ", ".join(["%s"] * len(preparers)) + ")"

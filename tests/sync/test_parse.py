@@ -208,3 +208,22 @@ def _fast_update_check() -> None:
         [dict(r, subject=r["subject"][-1]) for r in stored(django)]
     assert [r["message_count"] for r in stored(mine)] == [1, 2, 3]
     assert {r["subject"][:4] for r in stored(mine)} == {"mine"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_on_postgresql_fast_insert_writes_rows_without_bytes_in_one_statement(postgres_url):
+    """insert_rows of many rows (outgoing mail queued by a batch, raw rows a fetch brought) is one
+    statement on PostgreSQL, and each row is written with its own values."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from buzon.messages.conversations import Conversation
+    from buzon.sync.fastinsert import insert_rows
+
+    rows = [Conversation(subject=f"fila {n}", snippet=f"ñ {n}", message_count=n) for n in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(rows)
+    assert len(queries.captured_queries) == 1 and "unnest" in queries.captured_queries[0]["sql"]
+    assert sorted(Conversation.objects.filter(subject__startswith="fila ").values_list(
+        "subject", "snippet", "message_count")) == [("fila 0", "ñ 0", 0), ("fila 1", "ñ 1", 1), ("fila 2", "ñ 2", 2)]
