@@ -91,19 +91,19 @@ def _statement(model: type[models.Model], vendor: str) -> tuple[str, str | None,
 
 def insert_rows(objs: Sequence[models.Model]) -> None:
     """Insert `objs`; a single row gets its primary key back (RETURNING, where the database has
-    it), so the caller need not read it back by its natural key. On PostgreSQL, rows without bytes
-    go in one statement of arrays (``_unnest_insert``): one statement, so one call of a table's
-    statement-level triggers, where executemany sends, and the server runs, one INSERT a row."""
+    it), so the caller need not read it back by its natural key. On PostgreSQL, many rows go in one
+    statement of arrays (``_unnest_insert``; bytes bound as bytes, ``pg_binary``): one statement, so
+    one call of a table's statement-level triggers, where executemany sends, and the server runs,
+    one INSERT a row."""
     if not objs:
         return
     model = type(objs[0])
     sql, returning, preparers = _statement(model, connection.vendor)
-    if connection.vendor == "postgresql" and len(objs) > 1 and not _has_bytes(model):
-        with connection.cursor() as cursor:
-            cursor.execute(_unnest_insert(model, sql), [[prepare(obj) for obj in objs] for prepare in preparers])
-        return
-    params = [[prepare(obj) for prepare in preparers] for obj in objs]
     with pg_binary.bytes_cursor() if _has_bytes(model) else connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and len(objs) > 1:
+            cursor.execute(_unnest_insert(model, sql), [[prepare(obj) for obj in objs] for prepare in preparers])
+            return
+        params = [[prepare(obj) for prepare in preparers] for obj in objs]
         if returning and len(objs) == 1:
             cursor.execute(returning, params[0])
             objs[0].pk = cursor.fetchone()[0]

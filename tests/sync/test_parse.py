@@ -227,3 +227,22 @@ def test_on_postgresql_fast_insert_writes_rows_without_bytes_in_one_statement(po
     assert len(queries.captured_queries) == 1 and "unnest" in queries.captured_queries[0]["sql"]
     assert sorted(Conversation.objects.filter(subject__startswith="fila ").values_list(
         "subject", "snippet", "message_count")) == [("fila 0", "ñ 0", 0), ("fila 1", "ñ 1", 1), ("fila 2", "ñ 2", 2)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_on_postgresql_fast_insert_writes_raw_bytes_in_one_statement_as_they_are(postgres_url):
+    """Raw mail's bytes (any byte, a NUL, a megabyte) go in one statement too, bound as bytes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from buzon.sync.fastinsert import insert_rows
+    from buzon.sync.models import RawContent, RawMessage
+
+    raws = [RawMessage.objects.create(account_address="a@shop.test", folder="INBOX", uidvalidity=1, uid=n, size=0,
+                                      sha256=str(n)) for n in range(3)]
+    payloads = [bytes(range(256)) * 4, b"\x00\r\n" + "ñ".encode() * 500_000, b"x"]
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows([RawContent(raw_id=raw.pk, data=data) for raw, data in zip(raws, payloads, strict=True)])
+    assert len(queries.captured_queries) == 1 and "unnest" in queries.captured_queries[0]["sql"]
+    assert [bytes(RawContent.objects.get(raw_id=raw.pk).data) for raw in raws] == payloads
