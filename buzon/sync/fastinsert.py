@@ -67,11 +67,10 @@ def _fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
             if not (f.primary_key and isinstance(f, models.AutoField | models.BigAutoField))]
 
 
-@cache
 def _has_bytes(model: type[models.Model]) -> bool:
     """Whether rows of `model` carry bytes (raw mail): sent as bytes on PostgreSQL (`pg_binary`), not as
     hex in the query's text."""
-    return any(isinstance(f, models.BinaryField) for f in model._meta.concrete_fields)
+    return bool(_binary_fields(model))
 
 
 @cache
@@ -100,7 +99,7 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     model = type(objs[0])
     sql, returning, preparers = _statement(model, connection.vendor)
     with pg_binary.bytes_cursor() if _has_bytes(model) else connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(objs) > 1:
+        if connection.vendor == "postgresql" and len(objs) > 1 and _bytes(objs) <= UNNEST_BYTES_MAX:
             cursor.execute(_unnest_insert(model, sql), [[prepare(obj) for obj in objs] for prepare in preparers])
             return
         params = [[prepare(obj) for prepare in preparers] for obj in objs]
@@ -109,6 +108,22 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
             objs[0].pk = cursor.fetchone()[0]
         else:
             cursor.executemany(sql, params)
+
+
+#: The most bytes (raw mail) one statement of arrays carries: the server holds each array whole in
+#: memory, and refuses one past 1 GB. Beyond it (many accounts' large mail stored together), rows go
+#: one INSERT each, as the values they are.
+UNNEST_BYTES_MAX = 64 * 1024 * 1024
+
+
+def _bytes(objs: Sequence[models.Model]) -> int:
+    fields = _binary_fields(type(objs[0]))
+    return sum(len(getattr(obj, name) or b"") for obj in objs for name in fields) if fields else 0
+
+
+@cache
+def _binary_fields(model: type[models.Model]) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields if isinstance(f, models.BinaryField))
 
 
 def _unnest_insert(model: type[models.Model], sql: str) -> str:

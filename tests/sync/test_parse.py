@@ -231,11 +231,13 @@ def test_on_postgresql_fast_insert_writes_rows_without_bytes_in_one_statement(po
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-def test_on_postgresql_fast_insert_writes_raw_bytes_in_one_statement_as_they_are(postgres_url):
-    """Raw mail's bytes (any byte, a NUL, a megabyte) go in one statement too, bound as bytes."""
+def test_on_postgresql_fast_insert_writes_raw_bytes_in_one_statement_as_they_are(postgres_url, monkeypatch):
+    """Raw mail's bytes (any byte, a NUL, a megabyte) go in one statement too, bound as bytes; past
+    UNNEST_BYTES_MAX together, one INSERT a row."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from buzon.sync import fastinsert
     from buzon.sync.fastinsert import insert_rows
     from buzon.sync.models import RawContent, RawMessage
 
@@ -245,4 +247,10 @@ def test_on_postgresql_fast_insert_writes_raw_bytes_in_one_statement_as_they_are
     with CaptureQueriesContext(connection) as queries:
         insert_rows([RawContent(raw_id=raw.pk, data=data) for raw, data in zip(raws, payloads, strict=True)])
     assert len(queries.captured_queries) == 1 and "unnest" in queries.captured_queries[0]["sql"]
+    assert [bytes(RawContent.objects.get(raw_id=raw.pk).data) for raw in raws] == payloads
+    RawContent.objects.all().delete()
+    monkeypatch.setattr(fastinsert, "UNNEST_BYTES_MAX", 1_000_000)
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows([RawContent(raw_id=raw.pk, data=data) for raw, data in zip(raws, payloads, strict=True)])
+    assert not any("unnest" in query["sql"] for query in queries.captured_queries)
     assert [bytes(RawContent.objects.get(raw_id=raw.pk).data) for raw in raws] == payloads
