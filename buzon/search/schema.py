@@ -14,7 +14,9 @@ same statement, so the index is current in the same transaction as the row whate
 - PostgreSQL: a table ``search_<name>_document`` (id, tsvector) with a GIN index; the tsvector holds
   each column's words in Spanish and in English (stemmed by both dictionaries), folded by
   ``search_fold`` (as ``buzon.search.words.fold`` folds a word; no extension needed) and weighted
-  per column. Only a message's first ``BODY_CHARS`` characters of text are indexed.
+  per column. Only a message's first ``BODY_CHARS`` characters of text are indexed. Rows inserted
+  or deleted are indexed per statement (transition tables): a bulk insert of a chunk's messages
+  folds and stems them in one INSERT … SELECT; an update re-indexes its row.
 """
 
 from __future__ import annotations
@@ -282,7 +284,7 @@ _NEW, _OLD = "search_new_rows", "search_old_rows"
 
 
 def _ids(column: str, rows: str) -> str:
-    return f"ANY (ARRAY(SELECT DISTINCT {column} FROM {rows}))"
+    return f"ANY (ARRAY(SELECT DISTINCT {column} FROM {rows}))"  # nosec B608  # names from constants
 
 
 def _postgres_dependent_inserted(source: Source, i: int, dep: Dependent) -> list[str]:
