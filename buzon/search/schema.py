@@ -408,8 +408,8 @@ def install(schema_editor: Any, source: Source) -> None:
 
 def refresh(schema_editor: Any, source: Source) -> None:
     """Re-create an installed source's view (and PostgreSQL's functions and triggers) as defined
-    today, for a migration that changes what is indexed, how words are folded or when. Entries already written keep
-    what they held until their row changes or ``buzon search_index --rebuild``."""
+    today, for a migration that changes what is indexed, how words are folded or when. Entries
+    already written keep what they held until their row changes or ``buzon search_index --rebuild``."""
     vendor, n = schema_editor.connection.vendor, source.name
     if vendor == "sqlite":
         _run(schema_editor, [f"DROP VIEW IF EXISTS search_{n}_source", *sqlite_ddl(source)])
