@@ -349,6 +349,10 @@ def test_on_postgresql_mail_stored_together_is_indexed_by_one_trigger_call_per_s
     stored = Message.objects.filter(raw__in=raws)
     assert _found(world, '"planta 2"') == {stored.get(subject="Planos 2").conversation_id}
     assert len(_found(world, "acristalada")) == len({m.conversation_id for m in stored})
+    assert _found(world, "acristalada", "agent_a") == _found(world, "acristalada")  # the store's agent
+    assert _found(world, "acristalada", "agent_b") == set()  # another store's agent finds none of it
+    assert _api(world.client("agent_b"), "acristalada")["results"] == []
+    assert {r["id"] for r in _api(world.client("agent_a"), "planta")["results"]} == _found(world, "planta")
     ids = list(stored.values_list("pk", flat=True))
     Attachment.objects.filter(message_id__in=ids).delete()
     Message.objects.filter(pk__in=ids).delete()
