@@ -2,7 +2,8 @@
 
 From rules: the From address is always the account's, so a customer's answer comes back to the
 shared mailbox Buzón syncs and joins its conversation (and SPF/DKIM/DMARC align with the server that
-sends it). Mail a person writes names them the way helpdesks do, "Ana Pérez via Soporte"; with
+sends it). Mail a person writes names them the way helpdesks do, "Ana Pérez via Soporte" (in the
+language that person chose: "vía" in Spanish; the name is fixed when the mail is queued); with
 `always_use_account_address` only the account is shown. Notifications, bulk mail and auto-replies
 are the organisation speaking: the account alone. The person's own address appears only when the
 account says answers go to them (`replies_to_agent`, as Reply-To). Replies come home: when the
@@ -20,6 +21,7 @@ from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
+from typing import Any
 
 import nh3
 from django.db.models import Q
@@ -95,9 +97,14 @@ def reply_home(message: Message, account: EmailAccount, default: str | None = No
     return _home_address() if default is None else default
 
 
+def author_of(message: Message, kind: str) -> Any:
+    """The person whose mail this is (normal mail written by someone), or None."""
+    return message.created_by if kind == "normal" else None
+
+
 def _author(message: Message, kind: str) -> tuple[str, str]:
     """The name and address of the person whose mail this is (normal mail written by someone)."""
-    user = message.created_by if kind == "normal" else None
+    user = author_of(message, kind)
     return ((user.get_full_name() or user.get_username()) if user else ""), (user.email if user else "")
 
 
@@ -124,7 +131,10 @@ def stored_name(shown: str, address: str) -> str:
 def sender_headers(message: Message, account: EmailAccount, kind: str, home: str | None = None) -> dict[str, str]:
     """From / Reply-To for this message, by the rules in the module docstring."""
     user_name, user_email = _author(message, kind)
-    headers = {"From": addresses.format_human(shown_name(message, account, kind), account.email_address)}
+    # The name queued with the message (queue.check: in the sender's language), as it was shown in
+    # the outbox since; composed here for mail queued without one.
+    name = message.from_name or shown_name(message, account, kind)
+    headers = {"From": addresses.format_human(name, account.email_address)}
     if user_email and account.replies_to_agent and user_email.lower() != account.email_address.lower():
         headers["Reply-To"] = addresses.format_human(user_name, user_email)  # the admin chose so
     elif not account.incoming_enabled and kind not in INTERNAL_KINDS:

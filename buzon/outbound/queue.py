@@ -42,6 +42,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from buzon.core import public_url
+from buzon.core.language import language_of
 from buzon.messages.models import Message, MessageStatus
 from buzon.messages.outbox import ComposeRequest, SendRefused
 from buzon.outbound import addresses, compose, confirm
@@ -104,15 +105,21 @@ def check(sends: Sequence[tuple[Message, ComposeRequest]]) -> list[SendRefused |
     per account, however many messages name it."""
     confirmed: dict[int, bool] = {}
     unsubscribed: dict[int, set[str]] = {}
+    languages: dict[int | None, str] = {}
     verdicts: list[SendRefused | None] = []
     for message, request in sends:
         account = message.account
         assert account is not None
         try:
             _check_addresses(message, request.kind)
-            # The sender's name as composing will write it (in the worker's language): the message
-            # is indexed for search with it once, not again when sending fills it in.
-            with translation.override(settings.LANGUAGE_CODE):
+            # The sender's name, which composing writes in the From header: "Ana vía Tienda" in the
+            # language of the person sending (their choice, or the site's), read once per person.
+            # The message is indexed for search with it once, not again when sending fills it in.
+            author = compose.author_of(message, request.kind)
+            key = author.pk if author is not None else None
+            if key not in languages:
+                languages[key] = language_of(author)
+            with translation.override(languages[key]):
                 message.from_name = compose.stored_name(compose.shown_name(message, account, request.kind),
                                                         account.email_address)
             if request.kind == "normal":

@@ -286,6 +286,35 @@ def test_a_queued_message_shows_its_sender_name_and_sending_leaves_it_as_it_was(
     assert received["From"].addresses[0].display_name == "Ana Pérez via Tienda Norte"
 
 
+def test_the_sender_name_is_written_in_the_language_of_the_person_sending(
+        smtp_plain: Any, make_account: Any, pool: Any, django_user_model: Any) -> None:
+    """"Marta vía Tienda Norte" for an agent who chose Spanish, "Tom via Tienda Norte" for one who
+    chose English, whatever the worker's language: queued, shown and in the From header alike."""
+    import email
+    from email.policy import default
+
+    from django.utils import translation
+
+    from buzon.core.models import UserPreferences
+
+    account = make_account(smtp_plain, smtp_security="none", display_name="Tienda Norte")
+    sent = {}
+    for username, first, language in (("marta", "Marta", "es"), ("tom", "Tom", "en")):
+        agent = django_user_model.objects.create_superuser(username, f"{username}@tienda.test", "x-Pass-1234567",
+                                                           first_name=first)
+        UserPreferences.objects.create(user=agent, language=language)
+        with translation.override("en" if language == "es" else "es"):  # the request's language is not theirs
+            message = queue_outgoing(to=["cliente@example.org"], subject=f"Pedido {first}", text="Enviado.",
+                                     account=account, user=agent)
+        sent[first] = type(message).objects.get(pk=message.pk).from_name
+    assert sent == {"Marta": "Marta vía Tienda Norte", "Tom": "Tom via Tienda Norte"}
+    with translation.override("en"):
+        assert deliver_due(pool=pool).sent == 2
+    received = {m["Subject"]: m["From"].addresses[0].display_name  # as a mail client reads the header
+                for m in (email.message_from_bytes(x.data, policy=default) for x in smtp_plain.messages)}
+    assert received == {"Pedido Marta": "Marta vía Tienda Norte", "Pedido Tom": "Tom via Tienda Norte"}
+
+
 def test_a_long_sender_name_is_kept_to_its_field_queued_and_sent_alike(
         smtp_plain: Any, make_account: Any, pool: Any, django_user_model: Any) -> None:
     agent = django_user_model.objects.create_superuser("bea", "bea@tienda.test", "x-Pass-1234567",
