@@ -231,14 +231,20 @@ def _postgres_after(source: Source, first: int, value: str) -> str:
     re-index gives, without reading, folding and stemming the earlier columns again (a message's
     body: most of the cost). A row with no entry yet, or text long enough for positions to reach
     PostgreSQL's last one (where they merge), gets the whole re-index."""
+    return (f"{_postgres_partial(source, first, f's.id = {value}')}; "
+            f"IF NOT FOUND THEN {_postgres_fill(source, f'id = {value}')} END IF;")
+
+
+def _postgres_partial(source: Source, first: int, rows: str) -> str:
+    """The UPDATE of ``_postgres_after`` for the source rows ``rows`` (a condition on ``s.id``) names,
+    where it is exact (an entry there, positions short of the last)."""
     table = source.table_name("postgresql")
     kept = ",".join(sorted({w.lower() for _, w in source.columns[:first]}))
     rebuilt = " || ".join(f"search_vector(s.{name}, '{weight}')" for name, weight in source.columns[first:])
     chars = " + ".join(f"coalesce(length(s.{column}), 0)" for column in source.names)
     return (f"UPDATE {table} AS d SET document = ts_filter(d.document, '{{{kept}}}') || {rebuilt} "  # nosec B608
             f"FROM search_{source.name}_source s "
-            f"WHERE s.id = {value} AND d.id = s.id AND {chars} < {TAIL_CHARS}; "
-            f"IF NOT FOUND THEN {_postgres_fill(source, f'id = {value}')} END IF;")
+            f"WHERE {rows} AND d.id = s.id AND {chars} < {TAIL_CHARS}")
 
 
 def _postgres_dependent_fill(source: Source, dependent: Dependent, value: str) -> str:
@@ -296,15 +302,10 @@ def _postgres_dependent_inserted(source: Source, i: int, dep: Dependent) -> list
     if tail is None:
         fill = _postgres_fill(source, f"{dep.key} = {ids}")
     else:
-        kept = ",".join(sorted({w.lower() for _, w in source.columns[:tail]}))
-        rebuilt = " || ".join(f"search_vector(s.{name}, '{weight}')" for name, weight in source.columns[tail:])
-        chars = " + ".join(f"coalesce(length(s.{column}), 0)" for column in source.names)
         # as _postgres_after, for every row at once: the partial re-index where it is exact, the
         # whole one for the others (no entry yet, or positions near PostgreSQL's last)
-        fill = (f"WITH partial AS (UPDATE {table} AS d SET document = ts_filter(d.document, '{{{kept}}}') "  # nosec B608
-                f"|| {rebuilt} FROM search_{source.name}_source s WHERE s.id = {ids} AND d.id = s.id "
-                f"AND {chars} < {TAIL_CHARS} RETURNING d.id) "
-                f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "
+        fill = (f"WITH partial AS ({_postgres_partial(source, tail, f's.id = {ids}')} RETURNING d.id) "
+                f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "  # nosec B608
                 f"FROM search_{source.name}_source WHERE id = {ids} AND id NOT IN (SELECT id FROM partial) "
                 "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document;")
     return [f"CREATE OR REPLACE FUNCTION search_{source.name}_d{i}_inserted() RETURNS trigger LANGUAGE plpgsql "
