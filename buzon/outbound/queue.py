@@ -54,7 +54,15 @@ from buzon.outbound.models import (
     QueueState,
     Unsubscribe,
 )
-from buzon.sync.fastinsert import column, insert_rows, insert_rows_returning, model_field, preparer, unnest_sql
+from buzon.sync.fastinsert import (
+    column,
+    cursor_for,
+    insert_rows,
+    insert_rows_returning,
+    model_field,
+    preparer,
+    unnest_sql,
+)
 
 
 def _drop_unsubscribed(message: Message, gone: set[str]) -> None:
@@ -372,16 +380,15 @@ def commit(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, byt
     return states, marked
 
 
-#: The most message bytes a group commit sends as one statement. Bound on the client, they are
-#: written out inside an array literal in bytea's escape format (up to 8 characters a byte: about
-#: 64 MB at most), far below PostgreSQL's 1 GB for a query; a group of larger messages goes
-#: statement by statement.
+#: The most message bytes a group commit sends as one statement (an array of them, in binary
+#: format: ``fastinsert.unnest_sql``), far below PostgreSQL's 1 GB for a parameter; a group of larger
+#: messages goes statement by statement.
 ONE_STATEMENT_MAX_BYTES = 8 * 1024 * 1024
 
 
 def _one_statement_fits(outcomes: Sequence[Outcome], marks: Sequence[tuple[OutgoingEmail, bytes]]) -> bool:
     """PostgreSQL (one statement that writes several tables: data-modifying WITH), and a group small
-    enough. Client-side binding (Django's default for psycopg 3) sends the bytes inside the query."""
+    enough."""
     if connection.vendor != "postgresql":
         return False
     size = sum(len(o.mime) for o in outcomes if o.mime is not None)
@@ -454,7 +461,7 @@ def _commit_in_one_statement(outcomes: Sequence[Outcome], marks: Sequence[tuple[
         [data if o.mime is None else None for o, data in marks], *in_hand, worker]
     recorded: set[int] = set()
     try:
-        with connection.cursor() as cursor:
+        with cursor_for(OutgoingEmail) as cursor:  # the messages' bytes bound as they are
             cursor.execute(_group_commit_sql(), params)
             rows = cursor.fetchall()
         recorded = {pk for was_outcome, pk in rows if was_outcome}

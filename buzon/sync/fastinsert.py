@@ -67,12 +67,6 @@ def _fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
             if not (f.primary_key and isinstance(f, models.AutoField | models.BigAutoField))]
 
 
-def _has_bytes(model: type[models.Model]) -> bool:
-    """Whether rows of `model` carry bytes (raw mail): sent as bytes on PostgreSQL (`pg_binary`), not as
-    hex in the query's text."""
-    return bool(_binary_fields(model))
-
-
 @cache
 def _statement(model: type[models.Model], vendor: str) -> tuple[str, str | None, list[Callable[[models.Model], Any]]]:
     fields = _fields(model)
@@ -98,7 +92,7 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
         return
     model = type(objs[0])
     sql, returning, preparers = _statement(model, connection.vendor)
-    with pg_binary.bytes_cursor() if _has_bytes(model) else connection.cursor() as cursor:
+    with cursor_for(model) as cursor:  # bytes as they are (pg_binary), not hex in the query's text
         if connection.vendor == "postgresql" and len(objs) > 1 and _bytes(objs) <= UNNEST_BYTES_MAX:
             cursor.execute(_unnest_insert(model, sql), [[prepare(obj) for obj in objs] for prepare in preparers])
             return
@@ -110,10 +104,11 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
             cursor.executemany(sql, params)
 
 
-#: The most bytes one statement of arrays carries. Arrays of bytes are slow to build on both sides
-#: (a chunk of raw mail, 148 MB in all: `buzon sync` stored 116 msg/s that way against 334 with one
-#: INSERT a row), so only rows with few bytes go together (queued mail, whose bytes are written when
-#: it is sent); raw mail goes one INSERT a row, its bytes sent as they are.
+#: The most bytes one statement of arrays carries. A large array of bytes costs the server more to
+#: build and unpack than one INSERT a row costs (100 raw messages of 30 KB: 38-43 ms as one array in
+#: binary format, 18-24 ms with executemany, PostgreSQL 15), so only rows with few bytes go together
+#: (queued mail, whose bytes are written when it is sent); raw mail goes one INSERT a row, its bytes
+#: sent as they are.
 UNNEST_BYTES_MAX = 256 * 1024
 
 
@@ -162,7 +157,7 @@ def insert_rows_returning(objs: Sequence[models.Model]) -> None:
         chunks = [(f"{head} VALUES {', '.join([row_marks] * len(chunk))}{back}", chunk,  # nosec B608
                    [prepare(obj) for obj in chunk for prepare in preparers])
                   for chunk in (objs[start:start + per_statement] for start in range(0, len(objs), per_statement))]
-    with connection.cursor() as cursor:
+    with cursor_for(model) as cursor:
         for statement, chunk, params in chunks:
             cursor.execute(statement, params)
             for obj, (key,) in zip(chunk, cursor.fetchall(), strict=True):
@@ -194,7 +189,7 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str]) -> None:
         return
     model = type(objs[0])
     sql, preparers = _update_statement(model, tuple(fields), connection.vendor)
-    with connection.cursor() as cursor:
+    with cursor_for(model, fields) as cursor:
         if connection.vendor == "postgresql" and len(objs) > 1:
             pk = model._meta.pk
             assert pk is not None
@@ -208,9 +203,30 @@ def unnest_sql(model: type[models.Model], fields: Sequence[str], alias: str) -> 
     """`unnest(%s::type[], …) AS alias(column, …)` (PostgreSQL): rows passed as one array per field,
     each cast to an array of its column's type, strings to text (a NULL has no type of its own, and a
     cast to varchar(n) would cut a long value where the column refuses it). The text does not
-    depend on the number of rows, so psycopg parses it once and the parameters stay few."""
-    return (f"unnest({', '.join(f'%s::{_cast(model, name)}[]' for name in fields)}) "
+    depend on the number of rows, so psycopg parses it once and the parameters stay few.
+
+    An array of bytes (a BinaryField's) is bound in binary format (``%b``): its bytes as they are.
+    In text format psycopg writes each one hex-escaped and backslash-quoted into the array's
+    literal, in Python (about 40 ms a MB, and the server parses it all back; binary: about 1 ms).
+    So SQL naming a BinaryField runs on ``pg_binary.bytes_cursor()`` (``binds_bytes``), whose
+    parameters are bound on the server: a client-side binding cursor has no binary format."""
+    binary = set(_binary_fields(model))
+    marks = (f"%{'b' if model_field(model, name).attname in binary else 's'}::{_cast(model, name)}[]"
+             for name in fields)
+    return (f"unnest({', '.join(marks)}) "
             f"AS {alias}({', '.join(column(model, name) for name in fields)})")
+
+
+def binds_bytes(model: type[models.Model], fields: Sequence[str] | None = None) -> bool:
+    """Whether ``unnest_sql`` of these fields of ``model`` (by default all of them) binds bytes in
+    binary format, so must run on ``pg_binary.bytes_cursor()``."""
+    binary = set(_binary_fields(model))
+    return bool(binary) and (fields is None or any(model_field(model, name).attname in binary for name in fields))
+
+
+def cursor_for(model: type[models.Model], fields: Sequence[str] | None = None) -> Any:
+    """The cursor for statements writing ``fields`` of ``model`` (``binds_bytes``)."""
+    return pg_binary.bytes_cursor() if binds_bytes(model, fields) else connection.cursor()
 
 
 def unnest_update_sql(model: type[models.Model], fields: Sequence[str], keys: Sequence[str]) -> str:

@@ -98,6 +98,10 @@ def test_send_queued_command(make_account: Any, smtp_starttls: Any, capsys: Any)
     assert "sent 1" in capsys.readouterr().out
 
 
+#: A message's bytes as a mail server may be sent them: 8-bit, a NUL, what array literals quote.
+MARKED = b"marked bytes \x00 \\ \"{a,b}\" NULL \xff\xfe " + "ñ".encode("latin-1")
+
+
 def _group_commit_scenario(account: Any, commit: Any) -> tuple[Any, ...]:
     """Six claimed messages: one sent, one to retry, one failed for good, one marked sending, one
     reported and marked in the same group (recorded, so no longer held: not marked), and one taken
@@ -118,7 +122,7 @@ def _group_commit_scenario(account: Any, commit: Any) -> tuple[Any, ...]:
                 queue.Outcome(rows[ids[2]], sent=False, permanent=True, code=550, reply="550 no", server="smtp"),
                 queue.Outcome(rows[ids[4]], sent=False, code=421, reply="421 busy", server="smtp"),
                 queue.Outcome(rows[ids[5]], sent=True, code=250, reply="250 ok", server="smtp")]
-    marks = [(rows[ids[3]], b"marked bytes"), (rows[ids[4]], b"again"), (rows[ids[5]], b"late")]
+    marks = [(rows[ids[3]], MARKED), (rows[ids[4]], b"again"), (rows[ids[5]], b"late")]
     states, marked = commit(outcomes, marks)
     outgoing = [(o.state, o.attempts, o.sent_at is not None, o.next_attempt_at is not None, o.last_code, o.last_reply,
                  o.claimed_by, o.claimed_at is not None, bytes(o.mime) if o.mime is not None else None)
@@ -156,6 +160,8 @@ def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_
         with CaptureQueriesContext(connection) as queries:
             result = queue.commit(outcomes, marks, [], "w")
         assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]  # one statement, atomic alone
+        # the bytes are bound as they are, not written into the statement's text as hex
+        assert MARKED[:12].hex() not in queries.captured_queries[0]["sql"]
         assert (taken_over.state, taken_over.attempts, taken_over.message.status) == ("claimed", 0, "sending")
         return result
 
@@ -172,7 +178,7 @@ def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_
     assert one_query == _group_commit_scenario(account, one_by_one)
     states, marked, outgoing, _messages, _dated, attempts = one_query
     assert states == {0: "sent", 1: "pending", 2: "failed", 4: "pending"} and marked == [3]
-    assert outgoing[0][-1] == b"sent bytes" and outgoing[3][0] == "sending" and outgoing[3][-1] == b"marked bytes"
+    assert outgoing[0][-1] == b"sent bytes" and outgoing[3][0] == "sending" and outgoing[3][-1] == MARKED
     assert outgoing[4][0] == "pending" and outgoing[4][6] == "" and outgoing[4][-1] is None
     assert outgoing[5][0] == "claimed" and outgoing[5][6] == "other" and outgoing[5][-1] is None
     assert [a[0] for a in attempts] == [0, 1, 2, 4] and [a[2] for a in attempts] == ["sent", "retry", "failed", "retry"]
@@ -181,8 +187,8 @@ def test_a_group_commit_on_postgres_writes_what_the_statement_by_statement_path_
 
 
 def test_a_group_of_large_messages_is_not_sent_as_one_statement(make_account: Any) -> None:
-    """Hex doubles the bytes in a query; PostgreSQL takes at most 1 GB in one: a group over the bound
-    goes statement by statement (and SQLite always does)."""
+    """PostgreSQL takes at most 1 GB in a parameter, and a large array of bytes costs it more than a
+    statement a row: a group over the bound goes statement by statement (and SQLite always does)."""
     big = b"x" * (queue.ONE_STATEMENT_MAX_BYTES + 1)
     outgoing = OutgoingEmail()
     assert not queue._one_statement_fits([], [(outgoing, big)])
