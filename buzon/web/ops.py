@@ -7,9 +7,11 @@ the endpoint is often scraped without a login, and addresses are personal data.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -60,11 +62,18 @@ def _check_database() -> None:
         _schema_current = True
 
 
-def _check_redis() -> None:
+@functools.cache
+def _probe_client(url: str) -> Any:
+    """One client per URL and process for the probe, kept: redis-py's client pools its socket, so a
+    probe every few seconds reuses one connection instead of opening (and leaving to the server to
+    close) one a probe. Short timeouts: a Redis that does not answer fails the probe in 2 s."""
     import redis
 
-    url = settings.REDIS_URL or "redis://127.0.0.1:6379/0"
-    redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+
+
+def _check_redis() -> None:
+    _probe_client(settings.REDIS_URL or "redis://127.0.0.1:6379/0").ping()
 
 
 def _check_task_backend() -> None:

@@ -45,6 +45,25 @@ def test_readyz_is_503_naming_redis_when_it_is_down(client, settings):
     assert "ConnectionError" in body["checks"]["redis"]
 
 
+def test_readyz_probes_redis_through_one_connection(client, settings, redis_url):
+    """A probe every few seconds (a load balancer, Kubernetes) reuses the web process's connection to
+    the real Redis, seen through a proxy that counts connections: ten probes open one."""
+    from urllib.parse import urlsplit
+
+    from tests.support.proxy import Proxy
+
+    target = urlsplit(redis_url)
+    proxy = Proxy(target.port or 6379, target_host=target.hostname or "127.0.0.1").start()
+    try:
+        settings.REDIS_URL = f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}"
+        for _ in range(10):
+            response = client.get("/readyz")
+            assert response.status_code == 200 and response.json()["checks"]["redis"] == "ok"
+        assert proxy.connections == 1
+    finally:
+        proxy.stop()
+
+
 def test_readyz_names_the_task_backend_on_rq(client, settings):
     settings.TASK_BACKEND_NAME, settings.REDIS_URL = "rq", f"redis://127.0.0.1:{free_port()}/0"
     body = client.get("/readyz").json()
