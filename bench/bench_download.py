@@ -47,6 +47,7 @@ from bench.site import (  # noqa: E402
     machine,
     pg_connect,
     private_postgres,
+    stop_on_term,
     with_database,
     write_results,
 )
@@ -226,6 +227,7 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="the sites and the floors on a private PostgreSQL cluster instead of SQLite")
     args = parser.parse_args()
+    stop_on_term()
     n = args.accounts * args.per_account
     timeout = 600 + n * 0.2
     work = Path(tempfile.mkdtemp(prefix="buzon-bench-download-"))

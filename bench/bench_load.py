@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.mailgen import MailGen  # noqa: E402
-from bench.site import full, machine, write_results  # noqa: E402
+from bench.site import full, machine, stop_on_term, write_results  # noqa: E402
 from tests.chaos.scenario import Outcome, Scenario, run  # noqa: E402
 from tests.support.certs import make_certs  # noqa: E402
 
@@ -93,7 +92,7 @@ def _mail(max_mb: float | None) -> object:
 
 
 def one_run(sc: Scenario, label: str) -> Outcome:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the servers are cleaned up
+    stop_on_term()  # so the servers are cleaned up
     work = Path(tempfile.mkdtemp(prefix="buzon-load-"))
     started, load_start = time.monotonic(), os.getloadavg()
     print(f"== {label}", flush=True)

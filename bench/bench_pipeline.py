@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import floors  # noqa: E402
 from bench.mailgen import MailGen, corpus_messages, distribution  # noqa: E402
-from bench.site import Site, cleanup_template, full, machine, write_results  # noqa: E402
+from bench.site import Site, cleanup_template, full, machine, stop_on_term, write_results  # noqa: E402
 
 CHUNK = 250
 
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--max-mb", type=float, default=None if full() else 2.0)
     parser.add_argument("--corpus", action="store_true")
     args = parser.parse_args()
+    stop_on_term()
     site = Site()
     os.environ.update(site.env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "buzon.settings"

@@ -27,6 +27,7 @@ import argparse
 import binascii
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -42,7 +43,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import floors, peers  # noqa: E402
 from bench.mailtext import ANSWERS, legal, paragraphs, signature  # noqa: E402
 from bench.sink import Sink  # noqa: E402
-from bench.site import Site, cleanup_template, full, machine, private_postgres, write_results  # noqa: E402
+from bench.site import (  # noqa: E402
+    Site,
+    cleanup_template,
+    full,
+    machine,
+    private_postgres,
+    stop_on_term,
+    write_results,
+)
 from buzon.core import run_plan  # noqa: E402
 
 RTT_S = 0.020
@@ -128,6 +137,7 @@ def main() -> None:
                         help="skip the one-message-a-request figures (to profile the batch and the drain); "
                              "the figures go to send(-postgres)-partial.json, which bench/report.py leaves out")
     args = parser.parse_args()
+    stop_on_term()
     n, text = args.n, reply_text()
     work = Path(tempfile.mkdtemp(prefix="buzon-bench-send-"))
     postgres = None
@@ -281,6 +291,7 @@ def main() -> None:
         proxy.terminate()
         if postgres is not None:
             postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the cluster's files: about 300 MB a run
     notes = [f"send: {n} messages per figure, a {len(text.encode())}-byte reply (text; Buzón adds its HTML)",
              f"Buzón as `buzon run` starts it: buzon web ({run_plan.web_workers()} workers, 4 threads each) and "
              f"{run_plan.inbound_workers()} buzon worker processes, each delivering through up to "

@@ -32,6 +32,13 @@ RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "var" / "bench"))
 _TEMPLATE: Path | None = None  # one migrated data directory, copied for each fresh site
 
 
+def stop_on_term() -> None:
+    """SIGTERM (a `timeout`, a `kill`) ends a bench as Ctrl-C does, through its `finally` blocks, which
+    stop its sites' processes, its sink and its private PostgreSQL cluster; by default SIGTERM ends
+    Python at once and leaves them running (a cluster under /tmp/buzon-bench-*, holding its port)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def full() -> bool:
     """Full size when BENCH_FULL=1 (or --full); quick, small defaults otherwise."""
     return os.environ.get("BENCH_FULL", "") in {"1", "true", "yes"} or "--full" in sys.argv
