@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.permissions import IsAdminUser
 
+from buzon.api.fields import ModelSerializer
 from buzon.mailboxes.audit import described_changes
 from buzon.mailboxes.models import AuditEntry
 
@@ -21,7 +22,7 @@ class AuditChangeSerializer(serializers.Serializer[dict[str, Any]]):
     new = serializers.JSONField(required=False, help_text="Absent for secrets.")
 
 
-class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
+class AuditEntrySerializer(ModelSerializer[AuditEntry]):
     actor = serializers.CharField(source="actor_name", help_text="User name; empty when the system did it.")
     changes = serializers.SerializerMethodField()
 

@@ -18,13 +18,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from buzon.api.fields import ModelSerializer
 from buzon.workspace import canned
 from buzon.workspace.actions import ActionRefused
 from buzon.workspace.history import person
 from buzon.workspace.models import CannedResponse
 
 
-class CannedResponseSerializer(serializers.ModelSerializer[CannedResponse]):
+class CannedResponseSerializer(ModelSerializer[CannedResponse]):
     owner_name = serializers.SerializerMethodField()
     store_name = serializers.SerializerMethodField()
     editable = serializers.SerializerMethodField()

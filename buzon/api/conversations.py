@@ -18,13 +18,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from buzon.api.fields import ModelSerializer
 from buzon.messages.conversations import Conversation, ConversationStatus
 from buzon.messages.models import Message
 from buzon.workspace import actions, bulk, forwarding, merging, reads
 from buzon.workspace.access import access_conversation
 
 
-class ConversationSerializer(serializers.ModelSerializer[Conversation]):
+class ConversationSerializer(ModelSerializer[Conversation]):
     customer_name = serializers.SerializerMethodField()
     agent_name = serializers.SerializerMethodField()
     unread = serializers.SerializerMethodField()
@@ -52,7 +53,7 @@ class ConversationSerializer(serializers.ModelSerializer[Conversation]):
         return {"type": kind.model, "id": row.record_id}
 
 
-class ThreadMessageSerializer(serializers.ModelSerializer[Message]):
+class ThreadMessageSerializer(ModelSerializer[Message]):
     class Meta:
         model = Message
         fields = ["id", "direction", "from_address", "from_name", "to", "cc", "subject", "date", "created_at",

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from buzon.api.fields import IdField, ModelSerializer
 from buzon.api.people import ManagesPeople, guarded
 from buzon.api.permissions import ManagesAgents, VisibleRowsMixin
 from buzon.core.language import language_of
@@ -75,7 +76,7 @@ class StoreWallsMixin:
         return super().create(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
 
-class CustomerSerializer(serializers.ModelSerializer[Customer]):
+class CustomerSerializer(ModelSerializer[Customer]):
     emails = EmailsField(child=serializers.EmailField(), required=False,
                                    help_text="The customer's addresses; mail from any of them links to the customer.")
     undeliverable = serializers.SerializerMethodField()
@@ -163,7 +164,7 @@ class RecordMessagesMixin:
         return Response(MessageBriefSerializer(rows.order_by("created_at", "id")[:500], many=True).data)
 
 
-class MessageBriefSerializer(serializers.ModelSerializer[Message]):
+class MessageBriefSerializer(ModelSerializer[Message]):
     class Meta:
         model = Message
         fields = ("id", "direction", "status", "classification", "from_address", "from_name", "to", "subject",
@@ -187,7 +188,7 @@ class CreatorKeepsSightMixin:
                 created.save(update_fields=["agent"])
 
 
-class CustomerConversationSerializer(serializers.ModelSerializer[Conversation]):
+class CustomerConversationSerializer(ModelSerializer[Conversation]):
     """A conversation as a customer's card lists it (read by one query for the page: reads.page)."""
 
     agent_name = serializers.SerializerMethodField()
@@ -206,7 +207,7 @@ class CustomerConversationSerializer(serializers.ModelSerializer[Conversation]):
         return bool(getattr(row, "unread", False))
 
 
-class AddressSerializer(serializers.ModelSerializer[CustomerEmail]):
+class AddressSerializer(ModelSerializer[CustomerEmail]):
     class Meta:
         model = CustomerEmail
         fields = ("address", "undeliverable")
@@ -280,7 +281,7 @@ class CustomerViewSet(StoreWallsMixin, CreatorKeepsSightMixin, RecordMessagesMix
         return queryset
 
 
-class ContactSerializer(serializers.ModelSerializer[Contact]):
+class ContactSerializer(ModelSerializer[Contact]):
     class Meta:
         model = Contact
         fields = ("id", "customer", "name", "email", "phone", "undeliverable", "created_at")
@@ -293,7 +294,7 @@ class ContactViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Contact]):
     permission_classes = [permissions.IsAuthenticated]
 
 
-class TicketSerializer(serializers.ModelSerializer[Ticket]):
+class TicketSerializer(ModelSerializer[Ticket]):
     token = serializers.SerializerMethodField(help_text="Put this in a subject to file mail under the ticket.")
 
     class Meta:
@@ -321,7 +322,7 @@ class TicketViewSet(StoreWallsMixin, CreatorKeepsSightMixin, RecordMessagesMixin
         return queryset.filter(status=status_filter) if status_filter else queryset
 
 
-class JobApplicantSerializer(serializers.ModelSerializer[JobApplicant]):
+class JobApplicantSerializer(ModelSerializer[JobApplicant]):
     class Meta:
         model = JobApplicant
         fields = ("id", "name", "email", "subject", "store", "created_at")
@@ -334,7 +335,7 @@ class JobApplicantViewSet(RecordMessagesMixin, VisibleRowsMixin, viewsets.ModelV
     permission_classes = [permissions.IsAuthenticated]
 
 
-class AgentSerializer(serializers.ModelSerializer[Agent]):
+class AgentSerializer(ModelSerializer[Agent]):
     username = serializers.CharField(source="user.username", read_only=True)
     name = serializers.SerializerMethodField()
 
@@ -442,8 +443,8 @@ class AgentViewSet(VisibleRowsMixin, viewsets.ModelViewSet[Agent]):
         return Response(AgentSerializer(agent).data)
 
 
-class AgentGroupSerializer(serializers.ModelSerializer[AgentGroup]):
-    agents = serializers.PrimaryKeyRelatedField(many=True, queryset=Agent.objects.all(), required=False)
+class AgentGroupSerializer(ModelSerializer[AgentGroup]):
+    agents = IdField(many=True, queryset=Agent.objects.all(), required=False)
 
     class Meta:
         model = AgentGroup
@@ -485,7 +486,7 @@ class AgentGroupViewSet(VisibleRowsMixin, viewsets.ModelViewSet[AgentGroup]):
         guarded(lambda: agent_groups.delete_group(self.request.user, instance))
 
 
-class NotificationSerializer(serializers.ModelSerializer[Notification]):
+class NotificationSerializer(ModelSerializer[Notification]):
     text = serializers.SerializerMethodField(help_text="In the reader's own language.")
 
     class Meta:

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 import buzon.mailboxes.services as services
 from buzon.api.errors import service_error
+from buzon.api.fields import ModelSerializer
 from buzon.crm import roles
 from buzon.mailboxes.models import DEFAULT_FIELDS, EmailAccount, EmailDomain
 from buzon.sync.progress import account_progress
@@ -34,7 +35,7 @@ STATE_FIELDS = ("state", "last_error", "last_error_code", "last_synced_at", "pro
                 "is_system", "template_role", "created_at", "updated_at")
 
 
-class EmailDomainSerializer(serializers.ModelSerializer[EmailDomain]):
+class EmailDomainSerializer(ModelSerializer[EmailDomain]):
     class Meta:
         model = EmailDomain
         fields = (
@@ -68,7 +69,7 @@ class ProgressSerializer(serializers.Serializer[dict[str, Any]]):
     eta_s = serializers.IntegerField(allow_null=True)
 
 
-class EmailAccountSerializer(serializers.ModelSerializer[EmailAccount]):
+class EmailAccountSerializer(ModelSerializer[EmailAccount]):
     # Write-only: accepted, encrypted by the services, never returned.
     password = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=False, style={"input_type": "password"},

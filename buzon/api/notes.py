@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from buzon.api.fields import ModelSerializer
 from buzon.workspace import actions
 from buzon.workspace.access import access_conversation
 from buzon.workspace.history import person
@@ -24,7 +25,7 @@ from buzon.workspace.models import ConversationNote
 MAX_NOTES = 500
 
 
-class NoteSerializer(serializers.ModelSerializer[ConversationNote]):
+class NoteSerializer(ModelSerializer[ConversationNote]):
     author_name = serializers.SerializerMethodField()
 
     class Meta:

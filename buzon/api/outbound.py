@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from rest_framework.views import APIView
 
+from buzon.api.fields import IdField, ModelSerializer
 from buzon.api.permissions import AdminOnly, IsStaffOrReadOnly
 from buzon.crm import roles
 from buzon.mailboxes.errors import MailServerError
@@ -55,7 +56,7 @@ def visible_record(user: Any, ref: dict[str, Any]) -> Any:
     return record if record is not None and roles.can_see(user, record) else None
 
 
-class SendableAccountField(serializers.PrimaryKeyRelatedField):  # type: ignore[type-arg]
+class SendableAccountField(IdField):
     """An account id, looked up among the accounts the requesting user may send through (roles):
     another store's account is refused with the very words used for an id that does not exist."""
 
@@ -177,7 +178,7 @@ def sent(message: Any) -> dict[str, Any]:
             "account": str(message.account)}
 
 
-class AttemptSerializer(serializers.ModelSerializer[DeliveryAttempt]):
+class AttemptSerializer(ModelSerializer[DeliveryAttempt]):
     class Meta:
         model = DeliveryAttempt
         fields = ["number", "at", "outcome", "code", "reply", "server"]
@@ -202,7 +203,7 @@ def _render(template: EmailTemplate, context: dict[str, Any]) -> mail_templates.
         raise ValidationError({"template": [str(exc)]}) from exc
 
 
-class EmailTemplateSerializer(serializers.ModelSerializer[EmailTemplate]):
+class EmailTemplateSerializer(ModelSerializer[EmailTemplate]):
     problems = serializers.SerializerMethodField(
         help_text="Part (subject, body, body_html) -> what it names that templates may not use; such a name "
                   "renders empty. Only templates saved before the allow-list existed can have any.")

@@ -18,6 +18,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from buzon.api.fields import IdField
 from buzon.core import public_url
 from buzon.core.models import UserPreferences
 from buzon.crm import people, roles
@@ -55,8 +56,8 @@ class UserSerializer(serializers.Serializer[Any]):
                                    help_text="The invitation and notifications are sent here.")
     language = serializers.ChoiceField(choices=[("", "the site's"), *settings.LANGUAGES], required=False,
                                        allow_blank=True, help_text="Of their pages, notifications and invitation.")
-    stores = serializers.PrimaryKeyRelatedField(many=True, queryset=Store.objects.all(), required=False)
-    groups = serializers.PrimaryKeyRelatedField(many=True, queryset=AgentGroup.objects.all(), required=False,
+    stores = IdField(many=True, queryset=Store.objects.all(), required=False)
+    groups = IdField(many=True, queryset=AgentGroup.objects.all(), required=False,
                                                 help_text="Agent groups (new customers are spread across them).")
     is_supervisor = serializers.BooleanField(required=False)
     is_admin = serializers.BooleanField(required=False, help_text="Only administrators set it.")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 
 from buzon.api.errors import service_error
+from buzon.api.fields import ModelSerializer
 from buzon.api.permissions import IsStaffOrReadOnly, VisibleRowsMixin
 from buzon.crm import store_deletion
 from buzon.crm.models import Store
 
 
-class StoreSerializer(serializers.ModelSerializer[Store]):
+class StoreSerializer(ModelSerializer[Store]):
     class Meta:
         model = Store
         fields = ("id", "name", "email", "created_at")

@@ -7,6 +7,7 @@ batch" is the batch's doing.
 
 from __future__ import annotations
 
+import json
 from email import message_from_bytes, policy
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
-from buzon.crm.models import Agent, Store
+from buzon.crm.models import Agent, Customer, Store
 from buzon.messages.models import Message
 from buzon.outbound.models import OutgoingEmail
 from buzon.outbound.sender import deliver_due
@@ -227,3 +228,44 @@ def test_a_batch_makes_no_query_per_message(world, django_capture_on_commit_call
     assert counts[1] - counts[0] <= 8, counts
     assert Message.objects.filter(conversation__isnull=True).count() == 0
     assert OutgoingEmail.objects.count() == 103
+
+
+WHOLE_NUMBER = "Give the email account's id, a whole number."
+
+
+@pytest.mark.parametrize(("raw", "answer"), [
+    ("1e999", WHOLE_NUMBER), ("-1e999", WHOLE_NUMBER),  # infinities: raised in the database look-up (a 500)
+    ("{pk}.5", WHOLE_NUMBER),  # was read as the account {pk} and sent through it
+    ("true", WHOLE_NUMBER), ('"{pk}.0"', WHOLE_NUMBER), ("[{pk}]", WHOLE_NUMBER),
+    ("18446744073709551616", NO_ACCOUNT), ("0", NO_ACCOUNT),  # whole numbers no key holds: no such account
+])
+def test_an_account_id_that_is_not_one_is_refused_alone_and_the_others_are_sent(
+        world, smtp_starttls, pool, django_capture_on_commit_callbacks, raw, answer):  # noqa: F811
+    """Raw JSON, as any client may send it: the item is refused with the single send's words and the
+    batch's other items are queued and reach the SMTP server; a single send gets the same 400."""
+    lucia = _client("lucia", world["north"])
+    value = raw.format(pk=world["norte"].pk)
+    good = json.dumps(_mail(0, account=world["norte"].pk))
+    bad = json.dumps(_mail(1))[:-1] + f', "account": {value}}}'
+    with django_capture_on_commit_callbacks(execute=True):
+        response = lucia.post(URL, f"[{good}, {bad}]", content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert response.json()[1] == {"status": "refused", "errors": {"account": [answer]}}
+    assert response.json()[0]["status"] == "queued"
+    single = lucia.post("/api/v1/messages/send/", bad, content_type="application/json")
+    assert single.status_code == 400 and single.json() == {"account": [answer]}, single.content
+    assert Message.objects.count() == 1
+    assert _received(smtp_starttls, pool) == {"Pedido 0": "norte@example.test"}
+
+
+@pytest.mark.parametrize("raw", ["1e999", "2.5", "18446744073709551616", '"abc"'])
+def test_any_related_id_the_api_takes_is_refused_as_a_400_not_a_500(world, raw):
+    """Every relation a model serializer writes takes its id the same way (buzon.api.fields.IdField):
+    a customer's store given as an infinity, a fraction, a number past 64 bits or text."""
+    admin = get_user_model().objects.create_superuser("jefa", "jefa@personal.example", "pw-admin-12345")
+    client = APIClient()
+    client.force_authenticate(admin)
+    response = client.post("/api/v1/customers/", f'{{"name": "Ana", "store": {raw}}}', content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["store"]
+    assert not Customer.objects.exists()
