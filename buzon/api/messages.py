@@ -7,7 +7,8 @@ extends the list one, so other contexts add their fields by subclassing `Message
 
 from __future__ import annotations
 
-from email.utils import formataddr
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -21,12 +22,23 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 
+from buzon.api.fields import ModelSerializer
 from buzon.crm import roles
 from buzon.messages.models import Message
 from buzon.sync import truncate
 
 
-class MessageSerializer(serializers.ModelSerializer[Message]):
+def shown_address(name: str, address: str) -> str:
+    """"Name <address>" as a mail client shows it: the name as written, quoted where a header would
+    quote it (a comma, a quote), never in its RFC 2047 form ("=?utf-8?q?...?="), which is for the
+    wire: mail Buzón sent has no raw headers to show, and its name is often not ASCII ("vía")."""
+    try:
+        return str(Address(display_name=name, addr_spec=address))
+    except (ValueError, IndexError, HeaderParseError):  # an address the parser does not take as written
+        return f"{name} <{address}>" if name else address
+
+
+class MessageSerializer(ModelSerializer[Message]):
     folder = serializers.SerializerMethodField()
     size = serializers.SerializerMethodField()
     flags = serializers.SerializerMethodField()
@@ -49,7 +61,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     def get_from(self, message: Message) -> str:
         if message.raw is not None and message.raw.from_header:
             return message.raw.from_header
-        return formataddr((message.from_name, message.from_address)) if message.from_address else ""
+        return shown_address(message.from_name, message.from_address) if message.from_address else ""
 
     def get_folder(self, message: Message) -> str:
         return message.raw.folder if message.raw is not None else ""

@@ -115,8 +115,9 @@ def _outcome(outgoing: OutgoingEmail, result: SendOutcome) -> queue.Outcome:
     if result.sent and result.refused:
         reply += "\n" + _("Refused recipients: %(list)s") % {"list": "; ".join(
             f"{k}: {v}" for k, v in result.refused.items())}
+    account = outgoing.message.account  # the server the attempt went to, as the delivery log shows it
     return queue.Outcome(outgoing, result.sent, result.permanent, result.code, reply,
-                         str(outgoing.message.account or ""))
+                         f"{account.smtp_host}:{account.smtp_port}" if account is not None else "")
 
 
 @dataclass(eq=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -39,7 +40,7 @@ def test_send_returns_202_and_status_follows_delivery(api: APIClient, smtp_start
     deliver_due(pool=pool)
     assert Message.objects.get(pk=pk).status == MessageStatus.SENT
     log = api.get(f"/api/v1/messages/{pk}/delivery/").json()
-    assert [(a["outcome"], a["code"]) for a in log] == [("sent", 250)]
+    assert [(a["outcome"], a["code"], a["server"]) for a in log] == [("sent", 250, f"localhost:{smtp_starttls.port}")]
     assert smtp_starttls.messages[0].message["Subject"] == "Hola"
 
 
@@ -124,3 +125,31 @@ def test_attachments_over_the_accounts_limit_are_refused_before_queueing(api: AP
     assert not OutgoingEmail.objects.exists() and not Message.objects.exists()
     payload["attachments"][0]["content_base64"] = base64.b64encode(b"x" * 1024 * 1024).decode()  # exactly 1 MB
     assert api.post("/api/v1/messages/send/", payload, format="json").status_code == 202
+
+
+def test_the_api_shows_a_sent_messages_sender_as_a_mail_client_shows_it(
+        smtp_starttls: Any, make_account: Any, pool: Any) -> None:
+    """A Spanish-speaking agent's mail leaves as "Marta Núñez vía Tienda Norte" (an RFC 2047 header);
+    the messages API shows that name as written, in the list and in the message, not its encoded form."""
+    from email import message_from_bytes, policy
+
+    from buzon.core.models import UserPreferences
+
+    account = make_account(smtp_starttls, display_name="Tienda Norte")
+    user = get_user_model().objects.create_user("marta", "marta@example.org", "pw", is_staff=True,
+                                                first_name="Marta", last_name="Núñez")
+    UserPreferences.objects.create(user=user, language="es")
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.post("/api/v1/messages/send/", {"to": ["c@example.org"], "subject": "Hola", "text": "Cuerpo",
+                                                      "account": account.pk}, format="json")
+    assert response.status_code == 202, response.content
+    pk = response.json()["id"]
+    deliver_due(pool=pool)
+    sent = message_from_bytes(smtp_starttls.messages[0].data, policy=policy.default)
+    headers = re.split(rb"\r?\n\r?\n", smtp_starttls.messages[0].data, maxsplit=1)[0]
+    assert b"From: Marta =?utf-8?" in headers  # the name on the wire: RFC 2047
+    shown = f"Marta Núñez vía Tienda Norte <{account.email_address}>"
+    assert str(sent["From"]) == shown
+    assert client.get(f"/api/v1/messages/{pk}/").json()["from"] == shown
+    assert [m["from"] for m in client.get("/api/v1/messages/").json()["results"] if m["id"] == pk] == [shown]
