@@ -15,9 +15,10 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 
-from buzon.core import api_tokens, invitations
+from buzon.core import api_tokens, invitations, signin
 from buzon.core.signin import TOKEN_USERNAME
 
 
@@ -32,11 +33,10 @@ class ApiTokenAuthentication(TokenAuthentication):  # type: ignore[misc]
         http_request = request._request
         credentials = get_credentials(TOKEN_USERNAME)
         if not AxesProxyHandler.is_allowed(http_request, credentials):
-            minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
-            raise exceptions.Throttled(
-                wait=settings.AXES_COOLOFF_TIME.total_seconds(),
-                detail=_("Too many wrong API tokens from this address. Wait %(minutes)s minutes and try again.")
-                % {"minutes": minutes})
+            refused = exceptions.Throttled(wait=settings.AXES_COOLOFF_TIME.total_seconds())  # Retry-After
+            # the wait in words once, not followed by DRF's "Expected available in 900 seconds."
+            refused.detail = ErrorDetail(signin.tokens_locked_out_text(), code="throttled")
+            raise refused
         try:
             user, row = super().authenticate(request)
         except exceptions.AuthenticationFailed:

@@ -29,6 +29,19 @@ from django.utils import timezone
 TOKEN_USERNAME = "(API token)"
 
 
+def lockout_minutes() -> int:
+    return max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
+
+
+def tokens_locked_out_text() -> str:
+    """What an API client is told once its address has sent too many wrong tokens: from the failure
+    that reaches the limit on, whatever token it sends."""
+    from django.utils.translation import gettext as _
+
+    return _("Too many wrong API tokens from this address. Wait %(minutes)s minutes and try again.") % {
+        "minutes": lockout_minutes()}
+
+
 class LockoutBackend(AxesStandaloneBackend):
     """Axes' check, skipped only for authenticate() calls that carry no request.
 

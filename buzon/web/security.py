@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_otp import device_classes
 
+from buzon.core import signin
 from buzon.web.next_url import is_local_path
 
 Handler = Callable[[HttpRequest], HttpResponse]
@@ -99,8 +100,12 @@ class SecondFactorMiddleware:
 def locked_out(request: HttpRequest, response: HttpResponse | None = None,
                credentials: dict[str, object] | None = None) -> HttpResponse:
     """django-axes' answer once a (username, address) pair is locked out: a page, or JSON for the API."""
-    minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
-    text = _("Too many failed sign-ins. Wait %(minutes)s minutes and try again.") % {"minutes": minutes}
+    minutes = signin.lockout_minutes()
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": text}, status=429)
+        tokens = credentials is not None and credentials.get("username") == signin.TOKEN_USERNAME
+        text = signin.tokens_locked_out_text() if tokens else _(
+            "Too many failed sign-ins. Wait %(minutes)s minutes and try again.") % {"minutes": minutes}
+        answer = JsonResponse({"detail": text}, status=429)
+        answer["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+        return answer
     return render(request, "web/security/locked_out.html", {"lockout_minutes": minutes}, status=429)

@@ -257,11 +257,16 @@ def test_wrong_tokens_are_throttled_per_address(agent: Any, settings: Any) -> No
     token = api_tokens.create(agent)[1]
     guesser = "203.0.113.50"
     for attempt in range(settings.LOGIN_ADDRESS_FAILURE_LIMIT):
-        status = _works(f"{attempt:064x}", guesser)
-        assert status in (401, 429)
-    assert status == 429  # the failure that reached the limit is answered as locked out
+        last = _api(f"{attempt:064x}", guesser).get("/api/v1/messages/", HTTP_ACCEPT_LANGUAGE="es")
+        assert last.status_code in (401, 429)
+    # The failure that reached the limit is answered as locked out, and so is the right token after
+    # it: the same words, about API tokens (not sign-ins), the wait said once, and Retry-After.
     refused = _api(token, guesser).get("/api/v1/messages/", HTTP_ACCEPT_LANGUAGE="es")
-    assert refused.status_code == 429 and "Demasiados" in refused.json()["detail"]  # even the right token
+    wait = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    for answer in (last, refused):
+        assert answer.status_code == 429 and answer["Retry-After"] == wait
+        assert answer.json() == {"detail": "Demasiados tokens de la API incorrectos desde esta dirección. "
+                                           "Espera 15 minutos y vuelve a intentarlo."}, answer.json()
     assert _works(token, "198.51.100.20") == 200  # another address is not affected
     # ...and the address's sign-ins are not locked by its wrong API tokens.
     assert Client(REMOTE_ADDR=guesser).post("/login/", {"username": "agente",
