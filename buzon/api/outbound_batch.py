@@ -84,6 +84,10 @@ class BatchSendView(APIView):
         # copies its fields, which cost more than checking an item.
         form = SendSerializer(context={"request": request, "sendable_accounts": accounts})
         for index, item in enumerate(items):
+            if not isinstance(item, dict):  # DRF would say "This field may not be null." of a null item
+                results[index] = _refused({"detail": [_("Each item is one message: a JSON object like a single "
+                                                        "send's.")]})
+                continue
             try:
                 valid.append((index, send_arguments(form.run_validation(item), request.user)))
             except ValidationError as exc:
