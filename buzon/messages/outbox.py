@@ -173,6 +173,8 @@ def choose_account(*, account: EmailAccount | None, kind: str, record: models.Mo
     if kind in SYSTEM_KINDS:
         chosen = notice_account(about_store) if kind == "notification" else default_outgoing_account()
         if chosen is None:
+            if user is not None and not roles.may_choose_default_accounts(user):  # the advice is for those who can
+                raise _no_account_for_user()
             raise SendRefused(_("No default outgoing email account is set up, so notifications cannot be sent."))
         if not usable(chosen):
             raise _no_account_for_user()

@@ -111,6 +111,9 @@ def test_a_user_in_no_store_sends_nothing_through_a_stores_account(world, smtp_s
     # the advice fits who reads it: only an administrator can set up the default outgoing account
     assert second == {"status": "refused", "errors": {"detail": [
         "There is no outgoing email account you may send this from. Ask an administrator to give you one."]}}
+    lucia = _client("lucia", world["north"])  # a store's agent asking for a notification, with no default
+    notice = _post(lucia, [_mail(3, kind="notification")], django_capture_on_commit_callbacks)
+    assert notice.json() == [second]
     admin = get_user_model().objects.create_superuser("jefa", "jefa@personal.example", "pw-admin-12345")
     client = APIClient()
     client.force_authenticate(admin)
