@@ -15,7 +15,7 @@ from django.db import connection as default_connection
 from django.db import transaction
 
 from buzon.search.ranking import Hit
-from buzon.search.schema import SOURCES, Source, postgres_vector
+from buzon.search.schema import SOURCES, Source, postgres_select
 from buzon.search.words import Term
 
 #: Rows indexed per statement (and per transaction) by a rebuild.
@@ -39,8 +39,8 @@ def fill(source: Source, connection: Any = None, *, progress: Callable[[int], No
         insert = (f"INSERT OR REPLACE INTO {table} (rowid, {cols}) SELECT id, {cols} FROM search_{source.name}_source "  # nosec B608
                   "WHERE id > %s AND id <= %s")
     else:
-        insert = (f"INSERT INTO {table} (id, document) SELECT id, {postgres_vector(source)} "  # nosec B608
-                  f"FROM search_{source.name}_source WHERE id > %s AND id <= %s "
+        insert = (f"INSERT INTO {table} (id, document) {postgres_select(source)} "  # nosec B608
+                  "WHERE s.id > %s AND s.id <= %s "
                   "ON CONFLICT (id) DO UPDATE SET document = EXCLUDED.document")
     top = until
     if top is None:
