@@ -10,6 +10,7 @@ into Buzón's). Run: python bench/peer_post_office.py PORT N THREADS   prints JS
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -34,14 +35,17 @@ def main(port: int, n: int, threads: int) -> None:
     from post_office import mail
     from post_office.models import Email
 
-    call_command("migrate", verbosity=0)
-    text = sys.stdin.read()
-    mail.send_many([{"sender": "pedidos@tienda-norte.example", "recipients": [f"cliente{i}@example.test"],
-                     "subject": f"post-office {i}", "message": text} for i in range(n)])
-    started = time.perf_counter()
-    call_command("send_queued_mail", processes=1, verbosity=0)
-    seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "sent": Email.objects.filter(status=0).count()}))
+    try:
+        call_command("migrate", verbosity=0)
+        text = sys.stdin.read()
+        mail.send_many([{"sender": "pedidos@tienda-norte.example", "recipients": [f"cliente{i}@example.test"],
+                         "subject": f"post-office {i}", "message": text} for i in range(n)])
+        started = time.perf_counter()
+        call_command("send_queued_mail", processes=1, verbosity=0)
+        seconds = time.perf_counter() - started
+        print(json.dumps({"seconds": seconds, "sent": Email.objects.filter(status=0).count()}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # its queue's database, one a run
 
 
 if __name__ == "__main__":
