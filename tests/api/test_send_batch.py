@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/messages/send/batch/"
 NO_ACCOUNT = "There is no email account with this id that you can send from."
-NO_ACCOUNT_ES = "No hay ninguna cuenta de correo con este id desde la que puedas enviar."
+NO_ACCOUNT_ES = "No hay ninguna cuenta de correo con este id desde la que pueda enviar."
 
 
 @pytest.fixture
@@ -134,11 +134,11 @@ def test_item_errors_are_in_spanish(world, django_capture_on_commit_callbacks):
 
 
 @pytest.mark.parametrize(("body", "english", "spanish"), [
-    ([], "The list is empty: give at least one message.", "La lista está vacía: incluye al menos un mensaje."),
+    ([], "The list is empty: give at least one message.", "La lista está vacía: incluya al menos un mensaje."),
     ({"to": ["a@cliente.example"], "text": "x"}, "Send a JSON list of messages, each like a single send's.",
-     "Envía una lista JSON de mensajes, cada uno como en un envío suelto."),
+     "Envíe una lista JSON de mensajes, cada uno como en un envío suelto."),
     ([_mail(n) for n in range(501)], "A batch holds at most 500 messages; this one has 501. Split it.",
-     "Un lote admite como mucho 500 mensajes; este tiene 501. Divídelo."),
+     "Un lote admite como mucho 500 mensajes; este tiene 501. Divídalo."),
 ])
 def test_a_body_that_is_not_a_batch_is_a_400_that_queues_nothing(world, django_capture_on_commit_callbacks,
                                                                  body, english, spanish):

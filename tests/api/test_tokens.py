@@ -266,7 +266,7 @@ def test_wrong_tokens_are_throttled_per_address(agent: Any, settings: Any) -> No
     for answer in (last, refused):
         assert answer.status_code == 429 and answer["Retry-After"] == wait
         assert answer.json() == {"detail": "Demasiados tokens de la API incorrectos desde esta dirección. "
-                                           "Espera 15 minutos y vuelve a intentarlo."}, answer.json()
+                                           "Espere 15 minutos y vuelva a intentarlo."}, answer.json()
     assert _works(token, "198.51.100.20") == 200  # another address is not affected
     # ...and the address's sign-ins are not locked by its wrong API tokens.
     assert Client(REMOTE_ADDR=guesser).post("/login/", {"username": "agente",

@@ -91,7 +91,7 @@ def test_mentions_tell_colleagues_who_may_see_it_in_their_language_and_nobody_el
     assert answer.status_code == 201
     told = _mentions(world.users["supervisor_a"])
     assert len(told) == 1 and told[0].url == f"/conversations/{conversation.pk}/"
-    assert "te mencionó en una nota" in told[0].text and conversation.subject in told[0].text
+    assert "le mencionó en una nota" in told[0].text and conversation.subject in told[0].text
     admin = _mentions(world.users["admin"])
     assert len(admin) == 1 and "mentioned you in a note" in admin[0].text  # English: no preference
     for outsider in ("agent_b", "supervisor_b", "nobody", "agent_a"):  # other store, no store, the author
