@@ -15,7 +15,6 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox.auth import TokenAuthentication
 from rest_framework import exceptions
 from rest_framework.authentication import get_authorization_header
-from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 
 from buzon.core import api_tokens, invitations, signin
@@ -35,7 +34,7 @@ class ApiTokenAuthentication(TokenAuthentication):  # type: ignore[misc]
         if not AxesProxyHandler.is_allowed(http_request, credentials):
             refused = exceptions.Throttled(wait=settings.AXES_COOLOFF_TIME.total_seconds())  # Retry-After
             # the wait in words once, not followed by DRF's "Expected available in 900 seconds."
-            refused.detail = ErrorDetail(signin.tokens_locked_out_text(), code="throttled")
+            refused.detail = exceptions.ErrorDetail(signin.tokens_locked_out_text(), code="throttled")
             raise refused
         try:
             user, row = super().authenticate(request)

@@ -6,14 +6,15 @@ from typing import Any
 
 from django.conf import settings
 
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, float], Any] = {}
 
 
-def client(url: str | None = None) -> Any:
-    """The client for ``url`` (settings.REDIS_URL by default)."""
-    url = url or settings.REDIS_URL
-    if url not in _clients:
+def client(url: str | None = None, *, timeout: float = 5) -> Any:
+    """The client for ``url`` (settings.REDIS_URL by default) whose connects and replies time out
+    after ``timeout`` seconds (/readyz waits 2)."""
+    key = (url or settings.REDIS_URL, timeout)
+    if key not in _clients:
         import redis
 
-        _clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return _clients[url]
+        _clients[key] = redis.Redis.from_url(key[0], socket_timeout=timeout, socket_connect_timeout=timeout)
+    return _clients[key]

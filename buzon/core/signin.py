@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 #: The username failed API token authentications are recorded under (no user can be called this).
 TOKEN_USERNAME = "(API token)"
@@ -36,8 +37,6 @@ def lockout_minutes() -> int:
 def tokens_locked_out_text() -> str:
     """What an API client is told once its address has sent too many wrong tokens: from the failure
     that reaches the limit on, whatever token it sends."""
-    from django.utils.translation import gettext as _
-
     return _("Too many wrong API tokens from this address. Wait %(minutes)s minutes and try again.") % {
         "minutes": lockout_minutes()}
 

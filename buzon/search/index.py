@@ -15,7 +15,7 @@ from django.db import connection as default_connection
 from django.db import transaction
 
 from buzon.search.ranking import Hit
-from buzon.search.schema import SOURCES, Source, postgres_select
+from buzon.search.schema import SOURCES, Source, postgres_select, postgres_stems
 from buzon.search.words import Term
 
 #: Rows indexed per statement (and per transaction) by a rebuild.
@@ -106,8 +106,9 @@ def source_rows(hits: Sequence[Hit], terms: Sequence[Term] = ()) -> tuple[Rows, 
     text = " ".join(w for t in terms for w in t.words)
     if postgres and text:
         padding = ["NULL"] * (width - 1)
-        parts.append("SELECT '#stems', NULL, array_to_string(tsvector_to_array(to_tsvector('spanish', "
-                     f"search_fold(%s)) || to_tsvector('english', search_fold(%s))), ' '), {', '.join(padding)}")
+        query_stems = postgres_stems("search_fold(%s)")  # its two %s: the text, twice
+        parts.append(f"SELECT '#stems', NULL, array_to_string(tsvector_to_array({query_stems}), ' '), "
+                     f"{', '.join(padding)}")
         params += [text, text]
     found: Rows = {}
     stems: tuple[str, ...] = ()

@@ -7,11 +7,9 @@ the endpoint is often scraped without a login, and addresses are personal data.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -28,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, gener
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from buzon.core import redis_client
 from buzon.core.models import ProcessHeartbeat
 from buzon.core.queues import ALL_QUEUES, LEGACY, waiting_by_queue
 from buzon.mailboxes.models import EmailAccount
@@ -62,18 +61,10 @@ def _check_database() -> None:
         _schema_current = True
 
 
-@functools.cache
-def _probe_client(url: str) -> Any:
-    """One client per URL and process for the probe, kept: redis-py's client pools its socket, so a
-    probe every few seconds reuses one connection instead of opening (and leaving to the server to
-    close) one a probe. Short timeouts: a Redis that does not answer fails the probe in 2 s."""
-    import redis
-
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-
-
 def _check_redis() -> None:
-    _probe_client(settings.REDIS_URL or "redis://127.0.0.1:6379/0").ping()
+    # the process's client, kept (a probe every few seconds reuses its connection), with short
+    # timeouts: a Redis that does not answer fails the probe in 2 s
+    redis_client.client(settings.REDIS_URL or "redis://127.0.0.1:6379/0", timeout=2).ping()
 
 
 def _check_task_backend() -> None:
