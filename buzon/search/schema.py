@@ -197,7 +197,7 @@ def postgres_functions(connection: Any) -> list[str]:
         "CREATE OR REPLACE FUNCTION search_fold(text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ "
         f"SELECT regexp_replace(replace(lower(regexp_replace(normalize(coalesce($1, ''), NFKD), "
         f"'{combining_marks()}+', '', 'g'){icu}), 'ß', 'ss'), '[!-/:-@[-`{{-~]+', ' ', 'g') $$",
-        'CREATE OR REPLACE FUNCTION search_vector(text, "char") RETURNS tsvector LANGUAGE sql IMMUTABLE '
+        'CREATE OR REPLACE FUNCTION search_vector(text, "char") RETURNS tsvector LANGUAGE sql IMMUTABLE '  # nosec B608  # constants only
         f"PARALLEL SAFE AS $$ SELECT setweight({postgres_stems('folded')}, $2) FROM search_fold($1) AS folded $$",
     ]
 
