@@ -35,6 +35,12 @@ UID_MAX = 2**32 - 1
 #: (RFC 7162 asks clients to keep command lines under 8,192 octets).
 DELETE_BATCH = 5_000
 UID_SET_CHARS = 6_500  # checked every 50 UIDs, each at most 22 characters more
+#: A pass's first chunk holds at most this many messages and bytes, and each next one twice as many,
+#: up to the full chunk: the pipeline starts on the first messages of a big first download while
+#: the rest are on the wire, instead of waiting for a whole chunk (up to 16 MB) to arrive and be
+#: stored. More chunks cost nothing on the wire: FETCH_DEPTH of them are in flight at once.
+FIRST_CHUNK = 25
+FIRST_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,15 +58,20 @@ class FolderOptions:
     only_new: bool = False  # the folder's first pass brings in nothing already there: the cursor starts at the top
 
 
-def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int) -> list[list[int]]:
+def chunks(uids: list[int], sizes: dict[int, int], count: int, max_bytes: int, *,
+           first: tuple[int, int] | None = None) -> list[list[int]]:
+    """`uids` in chunks of at most `count` messages and `max_bytes` (a bigger message alone);
+    `first`: the first chunk's own limits (messages, bytes), doubled chunk by chunk up to those."""
     out: list[list[int]] = []
     current: list[int] = []
     used = 0
+    limit, byte_limit = (min(count, first[0]), min(max_bytes, first[1])) if first else (count, max_bytes)
     for uid in uids:
         size = sizes.get(uid, 0)
-        if current and (len(current) >= count or used + size > max_bytes):
+        if current and (len(current) >= limit or used + size > byte_limit):
             out.append(current)
             current, used = [], 0
+            limit, byte_limit = min(count, limit * 2), min(max_bytes, byte_limit * 2)
         current.append(uid)
         used += size
     if current:
@@ -155,7 +166,7 @@ async def _download(conn: ImapConnection, opts: FolderOptions, uids: list[int], 
     """Fetch in chunks with FETCH_DEPTH of them on the wire at once, and store them in UID order,
     each committed with the cursor that covers it (the last one closes the pass)."""
     box = Mailbox(opts.account_id, opts.address, opts.folder, cursor.uidvalidity)
-    batches = chunks(uids, sizes, opts.chunk, opts.chunk_bytes)
+    batches = chunks(uids, sizes, opts.chunk, opts.chunk_bytes, first=(FIRST_CHUNK, FIRST_CHUNK_BYTES))
     depth = max(1, opts.depth)
     budget = fetched()
     inflight = deque(asyncio.ensure_future(_fetch_reserved(conn, opts, batch, sizes, budget))

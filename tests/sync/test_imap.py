@@ -120,6 +120,26 @@ def test_message_deleted_in_buzon_never_comes_back(dovecot):
     assert stored(account, "Keep").get().deleted_at is not None
 
 
+def test_a_first_download_hands_its_oldest_messages_to_the_pipeline_first_in_small_chunks(dovecot, settings,
+                                                                                           monkeypatch):
+    """The pipeline starts on a big mailbox's first messages while the rest are on the wire: the
+    pass's chunks (each stored, committed and enqueued on its own) grow 4, 8, 16 up to the full size."""
+    from django_tasks_db.models import DBTaskResult
+
+    from buzon.sync import imap
+
+    monkeypatch.setattr(imap, "FIRST_CHUNK", 4)
+    settings.SYNC_FETCH_CHUNK, settings.INBOUND_TASK_BATCH = 10, 200
+    account = make_account(dovecot)
+    for i in range(30):
+        dovecot.deliver(account.email_address, make_mail(i))
+    sync(account)
+    uid_of = dict(stored(account).values_list("id", "uid"))
+    tasks = DBTaskResult.objects.filter(task_path="buzon.inbound.tasks.process_raw_messages").order_by("enqueued_at")
+    batches = [[uid_of[pk] for pk in task.args_kwargs["args"][0]] for task in tasks]
+    assert batches == [list(range(1, 5)), list(range(5, 13)), list(range(13, 23)), list(range(23, 31))]
+
+
 def test_stored_messages_reach_the_pipeline_in_batches_each_exactly_once(dovecot, settings):
     from django_tasks_db.models import DBTaskResult
 

@@ -42,6 +42,14 @@ def test_chunks_respect_count_and_bytes():
     assert chunks([1, 2, 3, 4], sizes, 10, 50) == [[1, 2], [3], [4]]
 
 
+def test_a_pass_starts_with_small_chunks_that_double_up_to_the_full_size():
+    uids = list(range(1, 201))
+    sizes = dict.fromkeys(uids, 10)
+    assert [len(c) for c in chunks(uids, sizes, 64, 10_000, first=(8, 10_000))] == [8, 16, 32, 64, 64, 16]
+    # the bytes double too: 30, then 60, then the full 100
+    assert [len(c) for c in chunks(uids[:20], sizes, 100, 100, first=(100, 30))] == [3, 6, 10, 1]
+
+
 def test_unreadable_headers_never_block():
     assert parse_header_fields(b"").subject == ""
     fields = parse_header_fields(b"Subject: =?utf-8?b?w7FhbmTDug==?=\r\nDate: not a date\r\nFrom: \xff\xfe\r\n\r\nx")
