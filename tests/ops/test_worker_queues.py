@@ -33,8 +33,9 @@ from tests.support.smtpd import SlowHandler, SMTPServer
 from tests.sync.helpers import make_mail, wait_for
 from tests.sync.procs import buzon, buzon_env, stop
 
-# The Redis cases use Redis databases 13 and 14, each emptied first: one xdist worker runs them all.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("redis-dbs-13-14")]
+# The Redis cases use Redis databases 10 to 14, one a test, each emptied first (a worker left over
+# from one test could never take another's tasks): one xdist worker runs them all.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("redis-dbs-10-14")]
 
 RELAY_S = 8.0  # the slow relay's time per message
 RECORD_WITHIN_S = 2.0  # stored → record, while the relay holds outbound
@@ -49,11 +50,11 @@ def slow_relay(test_certs) -> Iterator[SMTPServer]:
     server.stop()
 
 
-REDIS_DBS = {"test_a_slow_relay_does_not_hold_up_incoming_mail": 14,
-             "test_a_worker_on_the_outbound_queue_never_runs_the_pipeline": 13,
-             "test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_once": 13,
-             "test_mail_sent_a_message_at_a_time_shares_a_lingering_task_and_leaves_at_once": 14,
-             "test_on_redis_steady_sending_never_piles_up_delivery_tasks_behind_a_lingering_one": 13}
+REDIS_DBS = {"test_a_slow_relay_does_not_hold_up_incoming_mail": 10,
+             "test_a_worker_on_the_outbound_queue_never_runs_the_pipeline": 11,
+             "test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_once": 12,
+             "test_mail_sent_a_message_at_a_time_shares_a_lingering_task_and_leaves_at_once": 13,
+             "test_on_redis_steady_sending_never_piles_up_delivery_tasks_behind_a_lingering_one": 14}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -41,6 +41,13 @@ def run_buzon(env: dict[str, str], *args: str) -> str:
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    """Signal the process and wait for it; one still running after `timeout` is killed (so it can
+    take no later test's work) and the wait's TimeoutExpired raised."""
     if process.poll() is None:
         process.send_signal(sig)
-    return process.wait(timeout)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
