@@ -91,6 +91,10 @@ def test_run_on_another_port_writes_links_its_web_process_answers(tmp_path: Path
                                                method="POST")
             with urllib.request.urlopen(one_click, timeout=20) as response:  # noqa: S310
                 assert response.status == 200
+            # the site's missing public address is said once, naming the port it runs on
+            said = (tmp_path / "run.log").read_text()
+            assert said.count("buzon.W001") == 1, said
+            assert f"start with http://localhost:{port} or" in said and "localhost:8000" not in said, said
         finally:
             os.killpg(run.pid, 15)
             run.wait(30)

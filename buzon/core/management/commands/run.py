@@ -14,6 +14,9 @@ from buzon.core.supervisor import Child, Supervisor, buzon_argv, inherit_env
 class Command(BaseCommand):
     help = ("Migrate, then run the web UI, the task workers (one more for the pipeline per extra core) and the "
             "sync engine as one process tree.")
+    # Checked once the served address is known (handle): checked before it, the warning of a site
+    # without BUZON_BASE_URL named port 8000 whatever --port said.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=config.env_str("BUZON_HOST", "127.0.0.1"))
@@ -24,11 +27,12 @@ class Command(BaseCommand):
         inherit_env()
         # The children use the data directory this process announced, and do not announce it again.
         os.environ["BUZON_DATA_DIR"] = str(settings.DATA_DIR)
-        os.environ[QUIET_START] = "1"
-        if not options["no_migrate"]:
-            call_command("migrate", interactive=False, verbosity=0)
         host, port = options["host"], options["port"]
         self._serve_links_at(public_url.served_url(host, port))
+        self.check()  # said once, here: the processes it starts do not repeat it (buzon.core.checks)
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        os.environ[QUIET_START] = "1"
         shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0"} else host  # noqa: S104  # nosec B104
         self.stdout.write(f"Buzón is running at http://{shown_host}:{port}/  (data in {settings.DATA_DIR})")
         if first_run.needs_setup():
@@ -53,6 +57,3 @@ class Command(BaseCommand):
         name = f"[{name}]" if ":" in name else name  # an IPv6 literal, as ALLOWED_HOSTS writes it
         if "BUZON_ALLOWED_HOSTS" not in os.environ and name not in settings.ALLOWED_HOSTS:
             os.environ["BUZON_ALLOWED_HOSTS"] = ",".join([*settings.ALLOWED_HOSTS, name])
-        warning = public_url.missing_warning()
-        if warning:
-            self.stderr.write(warning)
