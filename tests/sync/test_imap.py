@@ -123,7 +123,7 @@ def test_message_deleted_in_buzon_never_comes_back(dovecot):
 def test_a_first_download_hands_its_oldest_messages_to_the_pipeline_first_in_small_chunks(dovecot, settings,
                                                                                            monkeypatch):
     """The pipeline starts on a big mailbox's first messages while the rest are on the wire: the
-    pass's chunks (each stored, committed and enqueued on its own) grow 4, 8, 16 up to the full size."""
+    pass's chunks (each stored, committed and enqueued on its own) grow 4, 8, then the full 10."""
     from django_tasks_db.models import DBTaskResult
 
     from buzon.sync import imap
