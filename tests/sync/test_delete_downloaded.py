@@ -78,7 +78,12 @@ def pop3_subjects(dovecot, address: str) -> list[str]:
         count, _ = client.stat()
         subjects = []
         for number in range(1, count + 1):
-            _, lines, _ = client.top(number, 0)
+            try:
+                _, lines, _ = client.top(number, 0)
+            except poplib.error_proto as error:  # Buzón's own POP3 session deleted it meanwhile: gone
+                if b"expunged" not in error.args[0]:
+                    raise
+                continue
             subjects += [line.decode().split(":", 1)[1].strip() for line in lines if line.startswith(b"Subject:")]
         return sorted(subjects)
     finally:
