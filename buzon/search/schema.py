@@ -216,10 +216,10 @@ def _vector(columns: tuple[tuple[str, str], ...]) -> str:
     return " || ".join(f"setweight({postgres_stems(f'f.{name}')}, '{weight}')" for name, weight in columns)
 
 
-def _folded(columns: tuple[tuple[str, str], ...], row: str = "s") -> str:
+def _folded(columns: tuple[tuple[str, str], ...]) -> str:
     """``LATERAL (SELECT search_fold(s.<column>) AS <column>, …) f``: each column folded once for both
     dictionaries (OFFSET 0 keeps the planner from copying the fold into each of its two uses)."""
-    folds = ", ".join(f"search_fold({row}.{name}) AS {name}" for name, _ in columns)
+    folds = ", ".join(f"search_fold(s.{name}) AS {name}" for name, _ in columns)
     return f"LATERAL (SELECT {folds} OFFSET 0) f"
 
 
@@ -441,6 +441,14 @@ def refresh(schema_editor: Any, source: Source) -> None:
                              f"CREATE OR REPLACE VIEW search_{n}_source AS {source.view['postgresql']}",
                              *_postgres_drop_triggers(source), f"DROP FUNCTION IF EXISTS search_{n}_index()",
                              *_postgres_functions_of(source), *_postgres_triggers(source)])
+
+
+def refresh_messages_and_notes(apps: Any, schema_editor: Any) -> None:
+    """``refresh`` of both installed sources: a migration's RunPython for a change to how either is
+    indexed (search 0005 to 0007)."""
+    refresh(schema_editor, MESSAGES)
+    refresh(schema_editor, NOTES)
+
 
 
 def ensure(connection: Any) -> None:

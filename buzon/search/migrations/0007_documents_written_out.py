@@ -8,11 +8,6 @@ from django.db import migrations
 from buzon.search import schema
 
 
-def refresh(apps, schema_editor):
-    schema.refresh(schema_editor, schema.MESSAGES)
-    schema.refresh(schema_editor, schema.NOTES)
-
-
 class Migration(migrations.Migration):
     dependencies = [("search", "0006_statement_triggers")]
-    operations = [migrations.RunPython(refresh, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(schema.refresh_messages_and_notes, migrations.RunPython.noop)]
