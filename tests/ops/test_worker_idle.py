@@ -51,3 +51,49 @@ def test_an_idle_slot_takes_no_write_lock_and_claims_a_ready_task_once(monkeypat
         slot.request_stop()
         slot.join(5)
     assert not slot.is_alive()  # a stop reaches an idle slot at once, not after a poll of the lock
+
+
+def test_a_workers_idle_slots_share_one_read_per_poll_and_each_still_gets_its_queues_tasks(settings: Any) -> None:
+    """Three idle slots of one process (the housekeeping, inbound and outbound queues) cost one query
+    per poll between them, not each its own (and a connection health check each): `buzon worker` with
+    nothing to do was about a seventh of a core on a 2-core machine. A task then reaches the slot of
+    its queue within a poll or so."""
+    from django.db.backends.signals import connection_created
+
+    from buzon.core.workerpool import ReadyQueues
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
+    statements: list[str] = []
+
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    def counted(connection: Any, **_: Any) -> None:
+        connection.execute_wrappers.append(count)
+
+    connection_created.connect(counted)
+    watch = ReadyQueues(0.05)
+    slots = [DatabaseSlot(i, (queue,), worker_id="idle-test", interval=0.05, watch=watch)
+             for i, queue in enumerate(("housekeeping", "inbound", "outbound"))]
+    try:
+        for slot in slots:
+            slot.start()
+        time.sleep(0.5)  # connected, each slot has looked once and waits
+        statements.clear()
+        time.sleep(1.0)  # twenty polls
+        assert all(slot.is_alive() for slot in slots)
+        assert 10 <= len(statements) <= 25, len(statements)  # one read a poll; alone, each slot made two
+        queued = presence_sweep_task.enqueue()  # the housekeeping queue's
+        began = time.monotonic()
+        done = wait_for(lambda: DBTaskResult.objects.filter(
+            pk=queued.id, status=TaskResultStatus.SUCCESSFUL).first(), 10)
+        assert time.monotonic() - began < 1.0
+        assert done.worker_ids == ["idle-test"]
+    finally:
+        connection_created.disconnect(counted)
+        for slot in slots:
+            slot.request_stop()
+        for slot in slots:
+            slot.join(5)
+    assert not any(slot.is_alive() for slot in slots)

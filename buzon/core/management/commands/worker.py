@@ -9,7 +9,7 @@ from django_tasks.signals import task_finished, task_started
 from buzon.core import heartbeat, slots
 from buzon.core.models import ProcessKind
 from buzon.core.periodic import Scheduler
-from buzon.core.workerpool import DatabaseSlot, Pool, RedisSlot, Slot
+from buzon.core.workerpool import DatabaseSlot, Pool, ReadyQueues, RedisSlot, Slot
 
 
 class Command(BaseCommand):
@@ -24,7 +24,8 @@ class Command(BaseCommand):
                             help="tasks run at once (threads); default: one per queue served and at least one "
                                  "per core. Each queue has a slot of its own while there are enough.")
         parser.add_argument("--interval", type=float, default=0.05,
-                            help="how often an idle slot looks for a task in the database queue (s): a read")
+                            help="how often the process looks for a task in the database queue while a slot is "
+                                 "idle (s): one read for all its idle slots")
         parser.add_argument("--no-periodic", action="store_true",
                             help="do not take part in periodic jobs (another worker runs them)")
         parser.add_argument("--connections", type=int, default=None,
@@ -61,7 +62,9 @@ class Command(BaseCommand):
                     for i, q in enumerate(plan)]
         elif settings.TASK_BACKEND_NAME == "db":
             # One worker id for every slot: a task is the process's, recovered when its heartbeat dies.
-            pool = [DatabaseSlot(i, q, worker_id=beat.id, interval=options["interval"]) for i, q in enumerate(plan)]
+            watch = ReadyQueues(options["interval"])  # one look for every idle slot of the process
+            pool = [DatabaseSlot(i, q, worker_id=beat.id, interval=options["interval"], watch=watch)
+                    for i, q in enumerate(plan)]
         else:
             raise CommandError(f"BUZON_TASKS={settings.TASK_BACKEND_NAME} runs tasks without a worker")
         sys.exit(Pool(pool).run())
