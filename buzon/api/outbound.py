@@ -105,7 +105,12 @@ class SendSerializer(serializers.Serializer[Any]):
     text = BodyField(allow_blank=True, default="")
     html = BodyField(allow_blank=True, default="")
     attachments = AttachmentSerializer(many=True, default=list)
-    account = SendableAccountField(required=False, allow_null=True)
+    account = SendableAccountField(
+        required=False, allow_null=True,
+        help_text="Id of an email account you may send through. Left out or null, Buzón chooses: the account "
+                  "of the conversation (the message in_reply_to names, else the record's latest), then your own "
+                  "account, then your store's, then the default outgoing account; never one you may not send "
+                  "through. Notifications and bulk mail always leave through the default outgoing account.")
     record = RecordRefSerializer(required=False, allow_null=True)
     in_reply_to = serializers.CharField(required=False, allow_blank=True, max_length=998,
                                         help_text="Buzón message id, or a Message-ID header")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django.urls import include, path
@@ -49,3 +51,17 @@ def test_schema_and_docs_served(client, django_user_model):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert not from_elsewhere(html) and any("/static/drf_spectacular_sidecar/" in url for url in loaded(html))
+
+
+def test_the_send_schema_says_which_account_a_send_without_one_leaves_through(tmp_path):
+    """An API user reading the schema learns what `"account": null` (or no account) does."""
+    out = tmp_path / "schema.json"
+    call_command("spectacular", "--format", "openapi-json", "--file", str(out))
+    schemas = json.loads(out.read_text())["components"]["schemas"]
+    send = [s for s in schemas.values() if {"in_reply_to", "account", "record"} <= set(s.get("properties", {}))]
+    assert send
+    for schema in send:
+        account = schema["properties"]["account"]
+        assert account.get("nullable") is True
+        assert "Left out or null" in account["description"]
+        assert "default outgoing account" in account["description"]
