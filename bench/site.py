@@ -75,7 +75,8 @@ def private_postgres(work: Path) -> Any:
     with (postgres.dir / "postgresql.conf").open("a") as conf:  # the last line wins
         conf.write("fsync = on\nfull_page_writes = on\n")
         if _statements():  # statements inside the triggers' functions too
-            conf.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n")
+            conf.write("shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = all\n"
+                       "pg_stat_statements.track_planning = on\n")
     return postgres.start()
 
 
@@ -234,13 +235,14 @@ class Site:
 
     def print_statements(self, top: int) -> None:
         rows = self.query(
-            "SELECT round(total_exec_time)::int, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
+            "SELECT round(total_exec_time + total_plan_time)::int, round(total_plan_time)::int, calls, rows, "
+            "left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "ORDER BY total_exec_time DESC LIMIT ?", (top,))
-        print(f"  server time by statement ({self.env['DATABASE_URL'].rsplit('/', 1)[1]}): ms, calls, rows",
-              flush=True)
-        for ms, calls, count, text in rows:
-            print(f"    {ms:7d} {calls:6d} {count:7d}  {text}", flush=True)
+            "ORDER BY total_exec_time + total_plan_time DESC LIMIT ?", (top,))
+        print(f"  server time by statement ({self.env['DATABASE_URL'].rsplit('/', 1)[1]}): ms (of which planning), "
+              "calls, rows", flush=True)
+        for ms, planning, calls, count, text in rows:
+            print(f"    {ms:7d} ({planning:5d}) {calls:6d} {count:7d}  {text}", flush=True)
 
     def post_json(self, path: str, body: Any) -> tuple[int, Any]:
         """POST `body` as JSON with the site's token, over this thread's kept-alive connection (as an
