@@ -110,9 +110,8 @@ class ReadyQueues:
                     waiting = [slot for slot in self._slots if slot.idle.is_set()]
                 if waiting:
                     ready = self._ready(sorted({queue for slot in waiting for queue in slot.queues}))
-                    for slot in waiting:
-                        if ready.intersection(slot.queues):
-                            slot.wake.set()
+                    for slot in _to_wake(waiting, ready):
+                        slot.wake.set()
                 time.sleep(self.interval)
         finally:
             db.connections.close_all()
@@ -148,6 +147,21 @@ class ReadyQueues:
                    "AND backend_name = 'default' AND queue_name = %s AND (run_after = %s OR run_after <= %s))")
             self._sql[queues] = " UNION ALL ".join([one] * len(queues))
         return self._sql[queues]
+
+
+def _to_wake(waiting: Sequence[DatabaseSlot], ready: set[str]) -> set[DatabaseSlot]:
+    """For each queue with a task ready, the idle slots that serve the fewest queues among those
+    serving it: a queue's own slot before a spare one that serves every queue. A delivery task in
+    the outbound slot waits there for the next message sent (buzon.outbound.sender lingers only in
+    a slot that serves outbound alone), so on a machine with spare slots one message sent at a time
+    still shares a task; a spare slot takes the queue's tasks while its own slots are busy."""
+    chosen: set[DatabaseSlot] = set()
+    for queue in ready:
+        serving = [slot for slot in waiting if queue in slot.queues]
+        if serving:
+            fewest = min(len(slot.queues) for slot in serving)
+            chosen.update(slot for slot in serving if len(slot.queues) == fewest)
+    return chosen
 
 
 class DatabaseSlot(Slot):

@@ -97,3 +97,38 @@ def test_a_workers_idle_slots_share_one_read_per_poll_and_each_still_gets_its_qu
         for slot in slots:
             slot.join(5)
     assert not any(slot.is_alive() for slot in slots)
+
+
+def test_a_queues_own_idle_slot_takes_its_tasks_before_a_spare_slot_that_serves_every_queue(settings: Any) -> None:
+    """On a machine with more cores than queues, `buzon worker` has spare slots serving every queue.
+    Woken together with a queue's own slot, a spare one took about half of that queue's tasks; a
+    delivery task lingers for the next message sent only in the outbound slot, so one message sent
+    at a time paid a task each half the time. The queue's own slot is woken first; the spare one
+    serves it while the queue's own slots are busy."""
+    from buzon.core.workerpool import ReadyQueues
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
+    watch = ReadyQueues(0.05)
+    own = DatabaseSlot(0, ("housekeeping",), worker_id="own-first", interval=0.05, watch=watch)
+    spare = DatabaseSlot(1, ("inbound", "outbound", "housekeeping"), worker_id="own-first", interval=0.05,
+                         watch=watch)
+    ran: list[str] = []
+    for slot in (own, spare):
+        def recording(task: Any, run: Any = slot.worker.run_task, name: str = slot.name) -> Any:
+            ran.append(name)
+            return run(task)
+        slot.worker.run_task = recording
+    try:
+        own.start()
+        spare.start()
+        for _ in range(6):
+            time.sleep(0.3)  # both idle again, waiting to be woken
+            queued = presence_sweep_task.enqueue()
+            wait_for(lambda: DBTaskResult.objects.filter(pk=queued.id, status=TaskResultStatus.SUCCESSFUL).first(),
+                     10)
+        assert ran == [own.name] * 6
+    finally:
+        for slot in (own, spare):
+            slot.request_stop()
+        for slot in (own, spare):
+            slot.join(5)
