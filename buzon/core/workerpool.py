@@ -176,7 +176,6 @@ class DatabaseSlot(Slot):
         from django_tasks_db.management.commands.db_worker import Worker
 
         super().__init__(index, queues)
-        self.interval = interval
         self.watch = watch or ReadyQueues(interval)
         self.idle = threading.Event()  # waiting to be woken (ReadyQueues looks for its queues)
         self.wake = threading.Event()

@@ -450,7 +450,6 @@ def refresh_messages_and_notes(apps: Any, schema_editor: Any) -> None:
     refresh(schema_editor, NOTES)
 
 
-
 def ensure(connection: Any) -> None:
     """After every ``migrate`` (post_migrate): on SQLite, re-create any trigger of an installed
     source that a migration's table rebuild dropped. (PostgreSQL alters tables in place; a column

@@ -6,7 +6,7 @@ poll of being queued."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,8 +22,19 @@ from tests.sync.helpers import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_an_idle_slot_takes_no_write_lock_and_claims_a_ready_task_once(monkeypatch: Any, settings: Any) -> None:
+@pytest.fixture(autouse=True)
+def database_queue(settings: Any) -> None:
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
+
+
+def _stop(slots: Sequence[DatabaseSlot]) -> None:
+    for slot in slots:
+        slot.request_stop()
+    for slot in slots:
+        slot.join(5)
+
+
+def test_an_idle_slot_takes_no_write_lock_and_claims_a_ready_task_once(monkeypatch: Any) -> None:
     locks: list[float] = []
     exclusive = utils.exclusive_transaction
 
@@ -53,7 +64,7 @@ def test_an_idle_slot_takes_no_write_lock_and_claims_a_ready_task_once(monkeypat
     assert not slot.is_alive()  # a stop reaches an idle slot at once, not after a poll of the lock
 
 
-def test_a_workers_idle_slots_share_one_read_per_poll_and_each_still_gets_its_queues_tasks(settings: Any) -> None:
+def test_a_workers_idle_slots_share_one_read_per_poll_and_each_still_gets_its_queues_tasks() -> None:
     """Three idle slots of one process (the housekeeping, inbound and outbound queues) cost one query
     per poll between them, not each its own (and a connection health check each): `buzon worker` with
     nothing to do was about a seventh of a core on a 2-core machine. A task then reaches the slot of
@@ -62,7 +73,6 @@ def test_a_workers_idle_slots_share_one_read_per_poll_and_each_still_gets_its_qu
 
     from buzon.core.workerpool import ReadyQueues
 
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     statements: list[str] = []
 
     def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -92,14 +102,11 @@ def test_a_workers_idle_slots_share_one_read_per_poll_and_each_still_gets_its_qu
         assert done.worker_ids == ["idle-test"]
     finally:
         connection_created.disconnect(counted)
-        for slot in slots:
-            slot.request_stop()
-        for slot in slots:
-            slot.join(5)
+        _stop(slots)
     assert not any(slot.is_alive() for slot in slots)
 
 
-def test_a_queues_own_idle_slot_takes_its_tasks_before_a_spare_slot_that_serves_every_queue(settings: Any) -> None:
+def test_a_queues_own_idle_slot_takes_its_tasks_before_a_spare_slot_that_serves_every_queue() -> None:
     """On a machine with more cores than queues, `buzon worker` has spare slots serving every queue.
     Woken together with a queue's own slot, a spare one took about half of that queue's tasks; a
     delivery task lingers for the next message sent only in the outbound slot, so one message sent
@@ -107,7 +114,6 @@ def test_a_queues_own_idle_slot_takes_its_tasks_before_a_spare_slot_that_serves_
     serves it while the queue's own slots are busy."""
     from buzon.core.workerpool import ReadyQueues
 
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": settings.TASK_QUEUES}}
     watch = ReadyQueues(0.05)
     own = DatabaseSlot(0, ("housekeeping",), worker_id="own-first", interval=0.05, watch=watch)
     spare = DatabaseSlot(1, ("inbound", "outbound", "housekeeping"), worker_id="own-first", interval=0.05,
@@ -128,7 +134,4 @@ def test_a_queues_own_idle_slot_takes_its_tasks_before_a_spare_slot_that_serves_
                      10)
         assert ran == [own.name] * 6
     finally:
-        for slot in (own, spare):
-            slot.request_stop()
-        for slot in (own, spare):
-            slot.join(5)
+        _stop((own, spare))
