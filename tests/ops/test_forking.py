@@ -62,3 +62,32 @@ def test_heartbeat_reads_stats_only_of_modules_already_imported(settings):
     stats = Heartbeat("web", interval=60)._stats()
     assert never not in sys.modules  # not even tried: importing takes the module's lock in the heartbeat
     assert stats == {"steps": {str(k): float(v) for k, v in pipeline.STEP_SECONDS.items()}}
+
+
+_WARM = """
+import os, sys
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "buzon.settings")
+django.setup()
+from django.core.validators import EmailValidator
+from django.db import connection
+from django.utils.functional import empty
+from buzon.core import forking
+from buzon.core.management.commands import web
+cold = [name for name in ("buzon.urls", "buzon.api.urls") if name in sys.modules]
+web._warm()
+print("cold:", cold)
+print("imported:", "buzon.urls" in sys.modules and "buzon.api.urls" in sys.modules)
+print("compiled:", EmailValidator.domain_regex._wrapped is not empty)
+print("connected:", connection.connection is not None)
+forking.before_fork("gunicorn's master")
+print("may fork")
+"""
+
+
+def test_buzon_webs_master_warms_what_every_worker_needs_before_it_forks_them():
+    # In a fresh interpreter: this test process imported the URLconf long ago.
+    done = subprocess.run([sys.executable, "-c", _WARM], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:5] == ["cold: []", "imported: True", "compiled: True", "connected: False",
+                                           "may fork"]

@@ -28,6 +28,7 @@ from buzon.mailboxes.models import EmailAccount
 from buzon.messages.models import Message
 from buzon.messages.outbox import queue_many, queue_outgoing
 from buzon.outbound import confirm
+from buzon.outbound.models import OutgoingEmail
 from buzon.sync.models import RawMessage
 from tests.support.smtpd import SlowHandler, SMTPServer
 from tests.sync.helpers import make_mail, wait_for
@@ -187,12 +188,20 @@ def test_the_workers_buzon_run_starts_drain_a_big_queue_together_each_message_on
         assert served == [{"inbound": 1.0, "outbound": 1.0}, {"inbound": 1.0, "outbound": 1.0, "housekeeping": 1.0}]
         queued = queue_many([{"to": [f"customer{n}@example.test"], "subject": f"Offer {n}", "text": "Hello.",
                               "account": account} for n in range(12)])  # one delivery task for the twelve
-        wait_for(lambda: len(relay.messages) >= 12 or None, 60)
+        try:
+            wait_for(lambda: len(relay.messages) >= 12 or None, 60)
+            late = ""
+        except AssertionError:  # kept with the queue's rows and the workers' logs, read once they stop
+            late = (f"{len(relay.messages)} of 12 at the relay after 60 s; queue: "
+                    f"{list(OutgoingEmail.objects.values_list('message_id', 'state', 'attempts', 'claimed_by'))}; "
+                    f"tasks: {list(DBTaskResult.objects.values_list('queue_name', 'status'))}")
         time.sleep(1)  # time enough for a second copy of any of them to arrive
     finally:
         codes = {name: stop(w) for name, w in workers.items()}
         relay.stop()
-    assert codes == {name: 0 for name in workers}, {n: (tmp_path / f"{n}.log").read_text()[-3000:] for n in workers}
+    logs = {n: (tmp_path / f"{n}.log").read_text()[-3000:] for n in workers}
+    assert not late, (late, logs)
+    assert codes == {name: 0 for name in workers}, logs
     arrived = Counter(m.message["Message-ID"] for m in relay.messages)
     assert arrived == Counter({m.message_id: 1 for m in queued})
     assert relay.handler.most == 2, "only one worker process sent: the other was never asked to help"

@@ -2,6 +2,8 @@ import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.core.validators import validate_email
+from django.urls import get_resolver
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -15,6 +17,18 @@ from buzon.wsgi import application
 # started once it is a worker, and says goodbye when it leaves.
 def _pre_fork(_server: Any, _worker: Any) -> None:
     forking.before_fork("gunicorn's master")
+
+
+def _warm() -> None:
+    """What each worker would otherwise do at its first request, done once by the master before it
+    forks them, so they share it: the URLs' reverse table and the e-mail validator's lazily compiled
+    patterns (0.1 s of CPU a worker, measured; the URLconf and every view it imports are already
+    loaded by the system checks, unless they are skipped). It opens no database connection and starts
+    no thread, so the fork stays safe (buzon.core.forking)."""
+    resolver = get_resolver()
+    resolver.url_patterns  # noqa: B018  # the property imports the URLconf and with it every view
+    resolver.reverse_dict  # noqa: B018  # the property builds the reverse table
+    validate_email("warm-up@example.com")  # compiles its lazily compiled patterns
 
 
 def _post_worker_init(_worker: Any) -> None:
@@ -71,6 +85,7 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=config.env_int("BUZON_WEB_THREADS", 4))
 
     def handle(self, *args: Any, **options: Any) -> None:
+        _warm()
         _Gunicorn(
             {
                 "bind": f"{options['host']}:{options['port']}",
