@@ -71,20 +71,20 @@ def test_raw_mail_goes_to_postgresql_and_back_as_bytes(postgres_url, monkeypatch
 
     with connection.cursor() as cursor:  # the premise: Django's own cursor binds on the client
         assert isinstance(cursor.cursor, psycopg.ClientCursor)
-    with pg_binary.bytes_cursor() as cursor:
+    with pg_binary.binary_cursor() as cursor:
         assert isinstance(cursor.cursor, psycopg.Cursor) and not isinstance(cursor.cursor, psycopg.ClientCursor)
     account = EmailAccount.objects.create(email_address="pedidos@example.test")
     blobs = [bytes(range(256)) * 3, b"\x00", os.urandom(3_000_000), b"Subject: \xf1and\xfa\r\n\r\n\\x41'\"", b""]
     raws = [RawMessage.objects.create(account=account, account_address=account.email_address, folder="INBOX",
                                       uidvalidity=1, uid=i + 1, size=len(blob),
                                       sha256=hashlib.sha256(blob).hexdigest()) for i, blob in enumerate(blobs)]
-    used, original = [], pg_binary.bytes_cursor
+    used, original = [], pg_binary.binary_cursor
 
     def watched():  # the cursor the sync's insert writes the bytes with
         with original() as cursor:
             used.append(type(cursor.cursor))
             yield cursor
-    monkeypatch.setattr(pg_binary, "bytes_cursor", contextlib.contextmanager(watched))
+    monkeypatch.setattr(pg_binary, "binary_cursor", contextlib.contextmanager(watched))
     insert_rows([RawContent(raw_id=raw.pk, data=blob) for raw, blob in zip(raws, blobs, strict=True) if blob])
     assert len(used) == 1 and not issubclass(used[0], psycopg.ClientCursor)
     expected = {raw.pk: blob for raw, blob in zip(raws, blobs, strict=True) if blob}

@@ -41,7 +41,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from buzon.core import public_url
+from buzon.core import pg_binary, public_url
 from buzon.core.language import language_of
 from buzon.messages.models import Message, MessageStatus
 from buzon.messages.outbox import ComposeRequest, SendRefused
@@ -56,7 +56,6 @@ from buzon.outbound.models import (
 )
 from buzon.sync.fastinsert import (
     column,
-    cursor_for,
     insert_rows,
     insert_rows_returning,
     model_field,
@@ -461,7 +460,7 @@ def _commit_in_one_statement(outcomes: Sequence[Outcome], marks: Sequence[tuple[
         [data if o.mime is None else None for o, data in marks], *in_hand, worker]
     recorded: set[int] = set()
     try:
-        with cursor_for(OutgoingEmail) as cursor:  # the messages' bytes bound as they are
+        with pg_binary.binary_cursor() as cursor:  # arrays and the messages' bytes in binary format
             cursor.execute(_group_commit_sql(), params)
             rows = cursor.fetchall()
         recorded = {pk for was_outcome, pk in rows if was_outcome}

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from buzon.core import pg_binary
 from buzon.sync import deletion, lease
 from buzon.sync.enqueue import enqueue_processing
 from buzon.sync.fastinsert import insert_rows, insert_rows_returning, unnest_update_sql
@@ -200,7 +201,7 @@ def _move_cursors(batches: Sequence[Batch]) -> None:
         return
     moved, keys = ("last_uid", "uidvalidity", "highest_modseq", "initial_done"), ("account", "folder")
     params = [[*move, account_id, folder] for (account_id, folder), move in moves.items()]
-    with connection.cursor() as cursor:
+    with pg_binary.binary_cursor() as cursor:
         if connection.vendor == "postgresql":  # all of them in one statement, one array per column
             cursor.execute(unnest_update_sql(FolderCursor, moved, keys),
                            [list(column) for column in zip(*params, strict=True)])
