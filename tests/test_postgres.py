@@ -123,3 +123,34 @@ def test_rows_inserted_together_get_their_own_ids_in_one_statement(postgres_url,
         assert (stored.uid, stored.subject, stored.from_header, stored.deleted_at, stored.folder) == (
             row.uid, row.subject, row.from_header, row.deleted_at, row.folder)
     assert len({row.pk for row in rows}) == len(rows) and not rows[0]._state.adding
+
+
+def test_the_kept_group_columns_call_no_function_for_a_row_pointing_at_no_customer(postgres_url):
+    """buzon.messages.reach on PostgreSQL: a store-less message to an address that is no customer
+    leaves its customer group null without calling the trigger's function (each call was planned
+    anew); one with a customer in a group gets the group, and a row moved into a store loses it."""
+    from buzon.crm.models import AgentGroup, Customer, Store
+    from buzon.messages.models import Message
+
+    def calls() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT coalesce(pg_stat_get_xact_function_calls("
+                           "'kept_message_customer_group'::regproc), 0)")
+            return cursor.fetchone()[0]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL track_functions = 'pl'")  # counted within this test's transaction
+    group = AgentGroup.objects.create(name="Equipo")
+    customer = Customer.objects.create(name="Cliente", agent_group=group)
+    account = EmailAccount.objects.create(email_address="avisos@sin-tienda.test")
+    nobody = Message.objects.create(direction="out", account=account, subject="Aviso")
+    assert calls() == 0
+    known = Message.objects.create(direction="out", account=account, customer=customer, subject="Respuesta")
+    assert calls() == 1
+    Message.objects.filter(pk=nobody.pk).update(subject="Aviso de nuevo")  # no watched column: no call
+    assert calls() == 1
+    Message.objects.filter(pk=known.pk).update(store=Store.objects.create(name="Norte"))
+    assert calls() == 2
+    assert dict(Message.objects.values_list("pk", "customer_group_id")) == {nobody.pk: None, known.pk: None}
+    Message.objects.filter(pk=known.pk).update(store=None)
+    assert Message.objects.get(pk=known.pk).customer_group_id == group.pk

@@ -32,6 +32,10 @@ def install(schema_editor: Any) -> None:
     kept_columns.install(schema_editor, *COLUMNS)
 
 
+def refresh(schema_editor: Any) -> None:
+    kept_columns.refresh(schema_editor, *COLUMNS)
+
+
 def uninstall(schema_editor: Any) -> None:
     kept_columns.uninstall(schema_editor, *COLUMNS)
 
