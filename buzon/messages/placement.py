@@ -32,7 +32,23 @@ _SPACE_RE = re.compile(r"\s+")
 
 def snippet(message: Message) -> str:
     text = message.text or strip_tags(message.html or "")
-    return _SPACE_RE.sub(" ", text).strip()[:SNIPPET_LENGTH]
+    return collapsed_start(text, SNIPPET_LENGTH)
+
+
+def collapsed_start(text: str, length: int) -> str:
+    """``text`` with each run of white space made one space, stripped, cut to ``length``: read from
+    as much of its start as that needs, not from all of a message's text (a long quoted history
+    made the inbox snippet cost as much as the rest of writing a message's conversation).
+
+    Exact: collapsing a start of the text gives a start of the collapsed text (a run cut in two is
+    one space either way), so once that holds more than ``length`` characters after stripping, the
+    first ``length`` of them are the answer's."""
+    size = 2 * length
+    while True:
+        found = _SPACE_RE.sub(" ", text[:size]).strip()
+        if len(found) > length or size >= len(text):
+            return found[:length]
+        size *= 4
 
 
 def _record_key(message: Message) -> tuple[int, int] | None:
