@@ -139,6 +139,9 @@ def test_the_kept_group_columns_call_no_function_for_a_row_pointing_at_no_custom
             return cursor.fetchone()[0]
 
     with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('is_superuser')")
+        if cursor.fetchone()[0] != "on":
+            pytest.skip("counting a function's calls (track_functions) needs a superuser's session")
         cursor.execute("SET LOCAL track_functions = 'pl'")  # counted within this test's transaction
     group = AgentGroup.objects.create(name="Equipo")
     customer = Customer.objects.create(name="Cliente", agent_group=group)

@@ -141,11 +141,18 @@ def install(schema_editor: Any, *columns: KeptColumn) -> None:
 
 def refresh(schema_editor: Any, *columns: KeptColumn) -> None:
     """Create ``columns``' PostgreSQL triggers again as this module writes them now (from a migration
-    that changes them); the copies they keep are already right. SQLite's are unchanged."""
+    that changes them); the copies they keep are already right. SQLite's are unchanged. A column
+    its table does not have yet (added by a later migration, which installs it) is left alone."""
     connection = schema_editor.connection
-    if connection.vendor == "postgresql":
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
         for kept in columns:
-            _run(connection, [*postgres_drop(kept), *postgres_ddl(kept)])
+            cursor.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                           "AND table_name = %s AND column_name = %s", [kept.table, kept.column])
+            if cursor.fetchone() is not None:
+                for statement in [*postgres_drop(kept), *postgres_ddl(kept)]:
+                    cursor.execute(statement)
 
 
 def uninstall(schema_editor: Any, *columns: KeptColumn) -> None:

@@ -43,6 +43,8 @@ def collapsed_start(text: str, length: int) -> str:
     Exact: collapsing a start of the text gives a start of the collapsed text (a run cut in two is
     one space either way), so once that holds more than ``length`` characters after stripping, the
     first ``length`` of them are the answer's."""
+    if length <= 0:  # nothing to read ahead for
+        return _SPACE_RE.sub(" ", text).strip()[:length]
     size = 2 * length
     while True:
         found = _SPACE_RE.sub(" ", text[:size]).strip()

@@ -79,6 +79,9 @@ web._warm()
 print("cold:", cold)
 print("imported:", "buzon.urls" in sys.modules and "buzon.api.urls" in sys.modules)
 print("compiled:", EmailValidator.domain_regex._wrapped is not empty)
+from django.conf import settings
+from django.urls import get_resolver
+print("reversed:", sorted(get_resolver()._reverse_dict) == sorted(code for code, _ in settings.LANGUAGES))
 print("connected:", connection.connection is not None)
 forking.before_fork("gunicorn's master")
 print("may fork")
@@ -89,5 +92,5 @@ def test_buzon_webs_master_warms_what_every_worker_needs_before_it_forks_them():
     # In a fresh interpreter: this test process imported the URLconf long ago.
     done = subprocess.run([sys.executable, "-c", _WARM], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:5] == ["cold: []", "imported: True", "compiled: True", "connected: False",
-                                           "may fork"]
+    assert done.stdout.split("\n")[:6] == ["cold: []", "imported: True", "compiled: True", "reversed: True",
+                                           "connected: False", "may fork"]
