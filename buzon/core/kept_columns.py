@@ -146,13 +146,11 @@ def refresh(schema_editor: Any, *columns: KeptColumn) -> None:
     connection = schema_editor.connection
     if connection.vendor != "postgresql":
         return
-    with connection.cursor() as cursor:
-        for kept in columns:
-            cursor.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-                           "AND table_name = %s AND column_name = %s", [kept.table, kept.column])
-            if cursor.fetchone() is not None:
-                for statement in [*postgres_drop(kept), *postgres_ddl(kept)]:
-                    cursor.execute(statement)
+    for kept in columns:
+        with connection.cursor() as cursor:
+            present = {column.name for column in connection.introspection.get_table_description(cursor, kept.table)}
+        if kept.column in present:
+            _run(connection, [*postgres_drop(kept), *postgres_ddl(kept)])
 
 
 def uninstall(schema_editor: Any, *columns: KeptColumn) -> None:
